@@ -1,0 +1,433 @@
+//! The story state machine: one pure function from (state, action, actor, context) to the
+//! next state or the reason it is refused.
+//!
+//! Order of checks, the same for every action: the caller's role, then custody (who the
+//! caller is relative to the story), then the claim fence (epoch and lease), then state.
+//! Persisting the result as a compare-and-set is the store's job.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::{AgentStatus, CustodyMode, DomainError, Role, Settings, VerifiedStatus};
+
+/// Everything about a story that the lifecycle reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoryState {
+    pub agent_status: AgentStatus,
+    pub verified_status: VerifiedStatus,
+    pub assigned_agent_id: Option<Uuid>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub reported_done_at: Option<DateTime<Utc>>,
+    pub reported_by_agent_id: Option<Uuid>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub rejected_at: Option<DateTime<Utc>>,
+    pub rejection_reason: Option<String>,
+    /// Fencing token: rises at every claim, unclaim and reclaim.
+    pub claim_epoch: i64,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Rejections over the story's life; only rises.
+    pub iteration_count: i32,
+    /// Rejections since a user last cleared an escalation.
+    pub rejections_since_clear: i32,
+    pub escalated: bool,
+    pub escalated_at: Option<DateTime<Utc>>,
+    pub escalation_locked: bool,
+    pub review_requested_at: Option<DateTime<Utc>>,
+    pub last_review_at: Option<DateTime<Utc>>,
+}
+
+/// Who is asking: the key's role and the agent identity behind it, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub role: Role,
+    pub agent_id: Option<Uuid>,
+}
+
+/// A lifecycle command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Contract { story_title: Option<String>, ac_count: Option<usize> },
+    Claim,
+    Start,
+    Heartbeat,
+    RequestReview,
+    Report,
+    Unclaim,
+    ForceUnclaim,
+    ReviewComplete,
+    Verify,
+    Reject { reason: String },
+    Backfill { reason: String },
+    ClearEscalation,
+    /// Run by the server itself when a lease has expired.
+    ReclaimExpired,
+}
+
+impl Action {
+    /// The verb used in messages and audit rows.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Contract { .. } => "contract",
+            Action::Claim => "claim",
+            Action::Start => "start",
+            Action::Heartbeat => "heartbeat",
+            Action::RequestReview => "request_review",
+            Action::Report => "report",
+            Action::Unclaim => "unclaim",
+            Action::ForceUnclaim => "force_unclaim",
+            Action::ReviewComplete => "review_complete",
+            Action::Verify => "verify",
+            Action::Reject { .. } => "reject",
+            Action::Backfill { .. } => "backfill",
+            Action::ClearEscalation => "clear_escalation",
+            Action::ReclaimExpired => "reclaim_expired",
+        }
+    }
+
+    /// The roles that may make this call at all (WIRE.md, "Roles on the story lifecycle").
+    pub fn allowed_roles(&self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            Action::Contract { .. }
+            | Action::Claim
+            | Action::Start
+            | Action::Heartbeat
+            | Action::RequestReview
+            | Action::Report
+            | Action::Unclaim => &[Agent, Orchestrator],
+            Action::ForceUnclaim
+            | Action::ReviewComplete
+            | Action::Verify
+            | Action::Reject { .. }
+            | Action::Backfill { .. } => &[Orchestrator, User, Superadmin],
+            Action::ClearEscalation => &[User, Superadmin],
+            Action::ReclaimExpired => &[Orchestrator, User, Superadmin],
+        }
+    }
+
+    fn role_hint(&self) -> &'static str {
+        match self.allowed_roles() {
+            [Role::Agent, Role::Orchestrator] => "use an agent or orchestrator key",
+            [Role::User, Role::Superadmin] => "use a user (human) key",
+            _ => "use an orchestrator or user key",
+        }
+    }
+}
+
+/// Facts the caller read alongside the state.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub now: DateTime<Utc>,
+    pub settings: &'a Settings,
+    pub story_title: &'a str,
+    pub ac_count: usize,
+    /// Every story and epic this story depends on is verified.
+    pub dependencies_met: bool,
+    /// The `X-Claim-Epoch` the caller sent, if any.
+    pub claim_epoch: Option<i64>,
+}
+
+/// Applies `action` by `actor` to `state`.
+///
+/// # Errors
+/// The first rule the call breaks, in the order role, custody, claim fence, state.
+pub fn apply(
+    state: &StoryState,
+    action: &Action,
+    actor: &Actor,
+    ctx: &Context<'_>,
+) -> Result<StoryState, DomainError> {
+    if !action.allowed_roles().contains(&actor.role) {
+        return Err(DomainError::Forbidden {
+            role: actor.role,
+            action: action.name(),
+            hint: action.role_hint(),
+        });
+    }
+    check_custody(state, action, actor, ctx)?;
+    let mut next = state.clone();
+    match action {
+        Action::Contract { story_title, ac_count } => {
+            refuse_if_locked(state)?;
+            expect_status(state, action, &[AgentStatus::Pending], "only pending stories can be contracted")?;
+            if actor.role == Role::Agent && (story_title.is_none() || ac_count.is_none()) {
+                return Err(DomainError::Validation(
+                    "contract needs story_title and ac_count; read the story and send both".into(),
+                ));
+            }
+            if let Some(title) = story_title
+                && title.trim() != ctx.story_title.trim()
+            {
+                return Err(DomainError::ContractTitleMismatch { expected: ctx.story_title.to_string() });
+            }
+            if let Some(provided) = *ac_count
+                && provided != ctx.ac_count
+            {
+                return Err(DomainError::ContractMismatch { expected: ctx.ac_count, provided });
+            }
+            next.agent_status = AgentStatus::Contracted;
+        }
+        Action::Claim => {
+            refuse_if_locked(state)?;
+            if state.agent_status == AgentStatus::Pending {
+                return Err(DomainError::MustContractFirst);
+            }
+            expect_status(state, action, &[AgentStatus::Contracted], "the story is already claimed; see `loopctl status`")?;
+            if !ctx.dependencies_met {
+                return Err(DomainError::DependenciesNotMet);
+            }
+            let agent_id = actor.agent_id.ok_or_else(|| {
+                DomainError::Validation("this key has no agent identity; register one with `loopctl agent register` first".into())
+            })?;
+            next.agent_status = AgentStatus::Assigned;
+            next.assigned_agent_id = Some(agent_id);
+            next.assigned_at = Some(ctx.now);
+            next.claim_epoch = state.claim_epoch + 1;
+            next.lease_expires_at = Some(lease_until(ctx));
+            next.review_requested_at = None;
+        }
+        Action::Start => {
+            match state.agent_status {
+                AgentStatus::Pending => return Err(DomainError::MustContractFirst),
+                AgentStatus::Contracted => return Err(DomainError::MustClaimFirst),
+                _ => {}
+            }
+            check_claimant(state, action, actor, ctx)?;
+            expect_status(state, action, &[AgentStatus::Assigned], "work has already started")?;
+            next.agent_status = AgentStatus::Implementing;
+            next.lease_expires_at = Some(lease_until(ctx));
+        }
+        Action::Heartbeat => {
+            check_claimant(state, action, actor, ctx)?;
+            expect_status(state, action, &[AgentStatus::Assigned, AgentStatus::Implementing], "only a claimed story has a lease")?;
+            next.lease_expires_at = Some(lease_until(ctx));
+        }
+        Action::RequestReview => {
+            check_claimant(state, action, actor, ctx)?;
+            expect_status(state, action, &[AgentStatus::Implementing], "start the story before requesting review")?;
+            next.review_requested_at = Some(ctx.now);
+        }
+        Action::Report => {
+            if matches!(state.agent_status, AgentStatus::Pending | AgentStatus::Contracted) {
+                return Err(DomainError::MustClaimFirst);
+            }
+            if is_assignee(state, actor) {
+                check_claimant(state, action, actor, ctx)?;
+            } else if actor.role == Role::Agent && ctx.settings.custody_mode == CustodyMode::Seed {
+                return Err(DomainError::NotAssignee { action: action.name() });
+            }
+            expect_status(state, action, &[AgentStatus::Implementing], "run `loopctl start` before reporting")?;
+            next.agent_status = AgentStatus::ReportedDone;
+            next.reported_done_at = Some(ctx.now);
+            next.reported_by_agent_id = actor.agent_id;
+            next.lease_expires_at = None;
+        }
+        Action::Unclaim => {
+            if state.agent_status == AgentStatus::Contracted {
+                return Err(DomainError::NotAssignee { action: action.name() });
+            }
+            expect_status(
+                state,
+                action,
+                &[AgentStatus::Assigned, AgentStatus::Implementing, AgentStatus::ReportedDone],
+                "the story is not claimed",
+            )?;
+            check_claimant(state, action, actor, ctx)?;
+            if state.verified_status == VerifiedStatus::Verified {
+                return Err(invalid(state, action, "a verified story cannot be unclaimed"));
+            }
+            reset_to_pending(&mut next);
+        }
+        Action::ForceUnclaim => {
+            if state.verified_status == VerifiedStatus::Verified {
+                return Err(invalid(state, action, "a verified story is done and cannot be reclaimed"));
+            }
+            if state.agent_status != AgentStatus::Pending {
+                reset_to_pending(&mut next);
+            }
+        }
+        Action::ReclaimExpired => {
+            let expired = state.lease_expires_at.is_some_and(|until| until <= ctx.now);
+            if !state.agent_status.in_flight() || !expired {
+                return Err(invalid(state, action, "only stories whose lease has expired can be reclaimed"));
+            }
+            reset_to_pending(&mut next);
+        }
+        Action::ReviewComplete => {
+            expect_status(state, action, &[AgentStatus::ReportedDone], "a story is reviewed after it is reported done")?;
+            if state.verified_status == VerifiedStatus::Verified {
+                return Err(invalid(state, action, "the story is already verified"));
+            }
+            next.last_review_at = Some(ctx.now);
+        }
+        Action::Verify => {
+            expect_status(state, action, &[AgentStatus::ReportedDone], "only reported_done stories can be verified")?;
+            if state.verified_status == VerifiedStatus::Verified {
+                return Err(invalid(state, action, "the story is already verified"));
+            }
+            if ctx.settings.custody_mode == CustodyMode::Strict {
+                let reviewed_after_report = match (state.last_review_at, state.reported_done_at) {
+                    (Some(review), Some(report)) => review >= report,
+                    _ => false,
+                };
+                if !reviewed_after_report {
+                    return Err(DomainError::ReviewNotConducted);
+                }
+            }
+            next.verified_status = VerifiedStatus::Verified;
+            next.verified_at = Some(ctx.now);
+            next.rejected_at = None;
+            next.rejection_reason = None;
+        }
+        Action::Reject { reason } => {
+            let reason = required_reason(reason)?;
+            let rejectable = state.agent_status == AgentStatus::ReportedDone
+                || state.verified_status == VerifiedStatus::Verified;
+            if !rejectable {
+                return Err(invalid(state, action, "only reported_done or verified stories can be rejected"));
+            }
+            next.verified_status = VerifiedStatus::Rejected;
+            next.verified_at = None;
+            next.rejected_at = Some(ctx.now);
+            next.rejection_reason = Some(reason);
+            next.iteration_count = state.iteration_count + 1;
+            next.rejections_since_clear = state.rejections_since_clear + 1;
+            let rejections = u32::try_from(next.rejections_since_clear).unwrap_or(u32::MAX);
+            if rejections >= ctx.settings.escalate_after_rejections && !state.escalated {
+                next.escalated = true;
+                next.escalated_at = Some(ctx.now);
+            }
+            if rejections >= ctx.settings.max_review_cycles {
+                next.escalated = true;
+                next.escalated_at = next.escalated_at.or(Some(ctx.now));
+                next.escalation_locked = true;
+            }
+            reset_to_pending(&mut next);
+        }
+        Action::Backfill { reason } => {
+            required_reason(reason)?;
+            let untouched = state.agent_status == AgentStatus::Pending
+                && state.verified_status == VerifiedStatus::Unverified
+                && state.assigned_agent_id.is_none();
+            if !untouched {
+                return Err(invalid(state, action, "only pending, unverified, unassigned stories can be backfilled"));
+            }
+            next.agent_status = AgentStatus::ReportedDone;
+            next.verified_status = VerifiedStatus::Verified;
+            next.reported_done_at = Some(ctx.now);
+            next.reported_by_agent_id = actor.agent_id;
+            next.verified_at = Some(ctx.now);
+        }
+        Action::ClearEscalation => {
+            if !state.escalated && !state.escalation_locked {
+                return Err(invalid(state, action, "the story is not escalated"));
+            }
+            next.escalated = false;
+            next.escalated_at = None;
+            next.escalation_locked = false;
+            next.rejections_since_clear = 0;
+        }
+    }
+    Ok(next)
+}
+
+/// Custody: the implementer never reviews, verifies or rejects its own story, and in the
+/// strict flow never reports it either.
+fn check_custody(
+    state: &StoryState,
+    action: &Action,
+    actor: &Actor,
+    ctx: &Context<'_>,
+) -> Result<(), DomainError> {
+    let implementer = is_assignee(state, actor);
+    match action {
+        Action::ReviewComplete if implementer => Err(DomainError::SelfReviewBlocked),
+        Action::Verify | Action::Reject { .. } if implementer => Err(DomainError::SelfVerifyBlocked),
+        Action::Report if implementer && ctx.settings.custody_mode == CustodyMode::Strict => {
+            Err(DomainError::SelfReportBlocked)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn is_assignee(state: &StoryState, actor: &Actor) -> bool {
+    actor.agent_id.is_some() && actor.agent_id == state.assigned_agent_id
+}
+
+/// A write by the claimant: the epoch it holds must be current and its lease alive.
+fn check_claimant(
+    state: &StoryState,
+    action: &Action,
+    actor: &Actor,
+    ctx: &Context<'_>,
+) -> Result<(), DomainError> {
+    if let Some(epoch) = ctx.claim_epoch
+        && epoch != state.claim_epoch
+    {
+        return Err(DomainError::StaleClaim { current: state.claim_epoch });
+    }
+    if !is_assignee(state, actor) {
+        return Err(DomainError::NotAssignee { action: action.name() });
+    }
+    if state.agent_status.in_flight() && state.lease_expires_at.is_some_and(|until| until <= ctx.now) {
+        return Err(DomainError::StaleClaim { current: state.claim_epoch });
+    }
+    Ok(())
+}
+
+fn refuse_if_locked(state: &StoryState) -> Result<(), DomainError> {
+    if state.escalation_locked {
+        return Err(DomainError::EscalationLocked {
+            rejections: u32::try_from(state.rejections_since_clear).unwrap_or(0),
+        });
+    }
+    Ok(())
+}
+
+fn expect_status(
+    state: &StoryState,
+    action: &Action,
+    allowed: &[AgentStatus],
+    hint: &'static str,
+) -> Result<(), DomainError> {
+    if allowed.contains(&state.agent_status) {
+        Ok(())
+    } else {
+        Err(invalid(state, action, hint))
+    }
+}
+
+fn invalid(state: &StoryState, action: &Action, hint: &'static str) -> DomainError {
+    DomainError::InvalidTransition {
+        action: action.name(),
+        agent_status: state.agent_status,
+        verified_status: state.verified_status,
+        hint,
+    }
+}
+
+fn required_reason(reason: &str) -> Result<String, DomainError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(DomainError::Validation("reason is required and cannot be blank".into()));
+    }
+    if reason.chars().count() > 2000 {
+        return Err(DomainError::Validation("reason is longer than 2000 characters; shorten it".into()));
+    }
+    Ok(reason.to_string())
+}
+
+fn lease_until(ctx: &Context<'_>) -> DateTime<Utc> {
+    ctx.now + Duration::seconds(i64::from(ctx.settings.claim_lease_seconds))
+}
+
+/// Back to the queue: no assignee, no lease, and a new epoch so the old holder is fenced off.
+fn reset_to_pending(next: &mut StoryState) {
+    next.agent_status = AgentStatus::Pending;
+    next.assigned_agent_id = None;
+    next.assigned_at = None;
+    next.reported_done_at = None;
+    next.lease_expires_at = None;
+    next.review_requested_at = None;
+    next.claim_epoch += 1;
+}
