@@ -1,1 +1,137 @@
-//! stub
+//! The embedded SQLite store: the default for `loopctl serve` and `loopctl up`.
+//!
+//! One writer, many readers (see PERFORMANCE.md): every write batch goes through a single
+//! connection owned by a writer task, which takes every batch waiting in its queue and
+//! commits them together in one transaction (group commit), each batch inside its own
+//! savepoint so one refused batch never undoes another. Reads use a small pool; WAL mode
+//! lets them run beside the writer.
+
+mod apply;
+mod migrate;
+mod read;
+mod row;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use loopctl_store::{StoreError, WriteBatch};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most batches one commit takes from the queue; bounds the latency of the first in line.
+const MAX_GROUP: usize = 128;
+
+type Job = (WriteBatch, oneshot::Sender<Result<Vec<i64>, StoreError>>);
+
+/// A loopctl store on one SQLite file.
+pub struct SqliteStore {
+    readers: SqlitePool,
+    writer: mpsc::Sender<Job>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` and migrates it.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or a migration fails.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options).await
+    }
+
+    /// Opens a `sqlite://…` URL.
+    ///
+    /// # Errors
+    /// When the URL is malformed or the database cannot be opened.
+    pub async fn open_url(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(row::backend)?;
+        Self::open_with(options).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode loses nothing when the process is killed; only a power
+            // cut can lose the last commits, and it never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .disable_statement_logging();
+        let mut writer = SqliteConnection::connect_with(&options).await.map_err(row::backend)?;
+        migrate::run(&mut writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(row::backend)?;
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(write_loop(writer, rx));
+        Ok(SqliteStore { readers, writer: tx })
+    }
+
+    async fn submit(&self, batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send((batch, reply))
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite writer dropped the batch".into()))?
+    }
+}
+
+async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_group(&mut conn, &jobs).await;
+        for ((_, reply), outcome) in jobs.into_iter().zip(outcomes) {
+            // The caller may have gone away (timeout, disconnect); the write stands.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Runs every batch in one transaction, each in a savepoint; answers only after COMMIT.
+async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Vec<Result<Vec<i64>, StoreError>> {
+    if let Err(err) = exec(conn, "BEGIN IMMEDIATE").await {
+        return jobs.iter().map(|_| Err(err.clone())).collect();
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (batch, _) in jobs {
+        let outcome = match exec(conn, "SAVEPOINT batch").await {
+            Err(err) => Err(err),
+            Ok(()) => match apply::batch(conn, batch).await {
+                Ok(cursors) => exec(conn, "RELEASE batch").await.map(|()| cursors),
+                Err(err) => {
+                    let _ = exec(conn, "ROLLBACK TO batch").await;
+                    let _ = exec(conn, "RELEASE batch").await;
+                    Err(err)
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    match exec(conn, "COMMIT").await {
+        Ok(()) => outcomes,
+        Err(err) => {
+            let _ = exec(conn, "ROLLBACK").await;
+            outcomes.iter().map(|_| Err(err.clone())).collect()
+        }
+    }
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::raw_sql(sql).execute(&mut *conn).await.map(|_| ()).map_err(row::map_err)
+}

@@ -1,1 +1,85 @@
-//! stub
+//! The storage contract of loopctl: one `Store` trait, the records it moves, and the
+//! conformance suite (feature `testkit`) that every backend must pass unchanged.
+//!
+//! Writes are declarative: the service layer decides what to write (a `WriteBatch` of
+//! `WriteOp`s, computed by the pure core) and the store applies the batch atomically.
+//! Story transitions are compare-and-set on `lock_version`, so two racing writers can
+//! never both succeed, whichever backend and however many server processes.
+//! Nothing here knows SQL; nothing above the store sees a database error.
+
+mod error;
+mod record;
+mod write;
+
+#[cfg(feature = "testkit")]
+pub mod conformance;
+
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use error::StoreError;
+pub use record::*;
+pub use write::{InFlightGuard, WriteBatch, WriteOp};
+
+use uuid::Uuid;
+
+/// A boxed future, so that `Store` stays usable as `dyn Store`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The result of a store call.
+pub type StoreResult<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// Persistence for loopctl. Every read is scoped by tenant except the key lookup, which is
+/// how a request finds its tenant in the first place.
+pub trait Store: Send + Sync {
+    /// `"sqlite"` or `"postgres"`, for `/health` and logs.
+    fn backend(&self) -> &'static str;
+
+    /// Applies every op of the batch in one transaction, or none of them.
+    /// Answers the change-feed cursors of the events the batch appended, in order.
+    fn commit(&self, batch: WriteBatch) -> StoreResult<'_, Vec<i64>>;
+
+    /// Checks the database answers.
+    fn ping(&self) -> StoreResult<'_, ()>;
+
+    fn tenant(&self, id: Uuid) -> StoreResult<'_, Option<TenantRecord>>;
+    fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<'_, Option<ApiKeyRecord>>;
+    fn api_keys(&self, tenant_id: Uuid, include_revoked: bool) -> StoreResult<'_, Vec<ApiKeyRecord>>;
+    fn agent(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<AgentRecord>>;
+    fn agents(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<AgentRecord>>;
+
+    fn project(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<ProjectRecord>>;
+    fn project_by_slug(&self, tenant_id: Uuid, slug: &str) -> StoreResult<'_, Option<ProjectRecord>>;
+    fn projects(&self, tenant_id: Uuid, include_archived: bool) -> StoreResult<'_, Vec<ProjectRecord>>;
+
+    fn epic(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<EpicRecord>>;
+    /// Epics of a project, by position then number.
+    fn epics(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<EpicRecord>>;
+
+    fn story(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<StoryRecord>>;
+    fn story_by_number(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        number: &str,
+    ) -> StoreResult<'_, Option<StoryRecord>>;
+    /// Stories matching the filter, by sort key, and the total count before paging.
+    fn stories(&self, tenant_id: Uuid, filter: StoryFilter) -> StoreResult<'_, (Vec<StoryRecord>, i64)>;
+
+    /// Dependency edges of a project at both levels.
+    fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies>;
+
+    fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>>;
+    fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>>;
+    fn verifications(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRecord>>;
+
+    fn orchestrator_state(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        state_key: &str,
+    ) -> StoreResult<'_, Option<OrchestratorStateRecord>>;
+
+    /// Change feed and audit log: events after `since`, oldest first.
+    fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>>;
+}

@@ -1,0 +1,275 @@
+//! Applying a write batch on the writer's connection (inside the caller's savepoint).
+
+use loopctl_store::*;
+use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteQueryResult;
+
+use crate::row::{json, map_err, micros, opt_micros};
+
+pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
+    let mut cursors = Vec::new();
+    for op in ops {
+        if let Some(cursor) = one(conn, op).await? {
+            cursors.push(cursor);
+        }
+    }
+    Ok(cursors)
+}
+
+fn expect_row(result: SqliteQueryResult, what: &str) -> Result<(), StoreError> {
+    if result.rows_affected() == 0 {
+        return Err(StoreError::NotFound { what: what.to_string() });
+    }
+    Ok(())
+}
+
+async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, StoreError> {
+    let conn = &mut *conn;
+    match op {
+        WriteOp::InsertTenant(t) => {
+            sqlx::query("INSERT INTO tenants (id, name, slug, email, settings, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(t.id).bind(&t.name).bind(&t.slug).bind(&t.email).bind(json(&t.settings)).bind(&t.status)
+                .bind(micros(t.created_at)).bind(micros(t.updated_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateTenant(t) => {
+            let res = sqlx::query("UPDATE tenants SET name = ?, slug = ?, email = ?, settings = ?, status = ?, updated_at = ? WHERE id = ?")
+                .bind(&t.name).bind(&t.slug).bind(&t.email).bind(json(&t.settings)).bind(&t.status)
+                .bind(micros(t.updated_at)).bind(t.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "tenant")?;
+        }
+        WriteOp::InsertAgent(a) => {
+            sqlx::query("INSERT INTO agents (id, tenant_id, name, agent_type, status, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(a.id).bind(a.tenant_id).bind(&a.name).bind(&a.agent_type).bind(&a.status).bind(json(&a.metadata))
+                .bind(micros(a.created_at)).bind(micros(a.updated_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateAgent(a) => {
+            let res = sqlx::query("UPDATE agents SET name = ?, agent_type = ?, status = ?, metadata = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+                .bind(&a.name).bind(&a.agent_type).bind(&a.status).bind(json(&a.metadata)).bind(micros(a.updated_at))
+                .bind(a.tenant_id).bind(a.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "agent")?;
+        }
+        WriteOp::InsertApiKey(k) => {
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, key_prefix, role, agent_id, expires_at, revoked_at, last_used_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(k.id).bind(k.tenant_id).bind(&k.name).bind(&k.key_hash).bind(&k.key_prefix).bind(k.role.as_str())
+                .bind(k.agent_id).bind(opt_micros(k.expires_at)).bind(opt_micros(k.revoked_at))
+                .bind(opt_micros(k.last_used_at)).bind(micros(k.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::EndApiKey { tenant_id, id, revoked_at, expires_at } => {
+            let res = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(?, revoked_at), expires_at = COALESCE(?, expires_at) WHERE tenant_id = ? AND id = ?")
+                .bind(opt_micros(*revoked_at)).bind(opt_micros(*expires_at)).bind(tenant_id).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "api key")?;
+        }
+        WriteOp::TouchApiKey { id, at } => {
+            sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+                .bind(micros(*at)).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertProject(p) => {
+            sqlx::query("INSERT INTO projects (id, tenant_id, name, slug, repo_url, description, tech_stack, mission, status, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(p.id).bind(p.tenant_id).bind(&p.name).bind(&p.slug).bind(&p.repo_url).bind(&p.description)
+                .bind(&p.tech_stack).bind(&p.mission).bind(&p.status).bind(json(&p.metadata))
+                .bind(micros(p.created_at)).bind(micros(p.updated_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateProject(p) => {
+            let res = sqlx::query("UPDATE projects SET name = ?, repo_url = ?, description = ?, tech_stack = ?, mission = ?, status = ?, metadata = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+                .bind(&p.name).bind(&p.repo_url).bind(&p.description).bind(&p.tech_stack).bind(&p.mission)
+                .bind(&p.status).bind(json(&p.metadata)).bind(micros(p.updated_at)).bind(p.tenant_id).bind(p.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "project")?;
+        }
+        WriteOp::InsertEpic(e) => {
+            sqlx::query("INSERT INTO epics (id, tenant_id, project_id, number, title, description, phase, position, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(e.id).bind(e.tenant_id).bind(e.project_id).bind(e.number).bind(&e.title).bind(&e.description)
+                .bind(&e.phase).bind(e.position).bind(json(&e.metadata)).bind(micros(e.created_at)).bind(micros(e.updated_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateEpic(e) => {
+            let res = sqlx::query("UPDATE epics SET title = ?, description = ?, phase = ?, position = ?, metadata = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+                .bind(&e.title).bind(&e.description).bind(&e.phase).bind(e.position).bind(json(&e.metadata))
+                .bind(micros(e.updated_at)).bind(e.tenant_id).bind(e.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "epic")?;
+        }
+        WriteOp::DeleteEpic { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM epics WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "epic")?;
+        }
+        WriteOp::InsertStory(s) => {
+            let st = &s.state;
+            sqlx::query("INSERT INTO stories (id, tenant_id, project_id, epic_id, number, sort_key, title, description, acceptance_criteria, estimated_hours, metadata, agent_status, verified_status, assigned_agent_id, reported_done_at, reported_by_agent_id, verified_at, lock_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(s.id).bind(s.tenant_id).bind(s.project_id).bind(s.epic_id).bind(&s.number).bind(s.sort_key)
+                .bind(&s.title).bind(&s.description).bind(json(&s.acceptance_criteria)).bind(s.estimated_hours)
+                .bind(json(&s.metadata)).bind(st.agent_status.as_str()).bind(st.verified_status.as_str())
+                .bind(st.assigned_agent_id).bind(opt_micros(st.reported_done_at)).bind(st.reported_by_agent_id)
+                .bind(opt_micros(st.verified_at)).bind(s.lock_version).bind(micros(s.created_at)).bind(micros(s.updated_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateStoryContent(s) => {
+            let res = sqlx::query("UPDATE stories SET epic_id = ?, title = ?, description = ?, acceptance_criteria = ?, estimated_hours = ?, metadata = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+                .bind(s.epic_id).bind(&s.title).bind(&s.description).bind(json(&s.acceptance_criteria))
+                .bind(s.estimated_hours).bind(json(&s.metadata)).bind(micros(s.updated_at)).bind(s.tenant_id).bind(s.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "story")?;
+        }
+        WriteOp::DeleteStory { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM stories WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "story")?;
+        }
+        WriteOp::TransitionStory { tenant_id, story_id, expected_version, state, updated_at, guard } => {
+            transition(conn, *tenant_id, *story_id, *expected_version, state, *updated_at, *guard).await?;
+        }
+        WriteOp::InsertStoryDependency(d) => {
+            sqlx::query("INSERT INTO story_dependencies (id, tenant_id, project_id, story_id, depends_on_story_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                .bind(d.id).bind(d.tenant_id).bind(d.project_id).bind(d.from_id).bind(d.to_id).bind(micros(d.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertEpicDependency(d) => {
+            sqlx::query("INSERT INTO epic_dependencies (id, tenant_id, project_id, epic_id, depends_on_epic_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+                .bind(d.id).bind(d.tenant_id).bind(d.project_id).bind(d.from_id).bind(d.to_id).bind(micros(d.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::DeleteStoryDependency { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM story_dependencies WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "story dependency")?;
+        }
+        WriteOp::DeleteEpicDependency { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM epic_dependencies WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "epic dependency")?;
+        }
+        WriteOp::InsertArtifact(a) => {
+            sqlx::query("INSERT INTO artifacts (id, tenant_id, story_id, reported_by, reporter_agent_id, artifact_type, path, \"exists\", details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(a.id).bind(a.tenant_id).bind(a.story_id).bind(&a.reported_by).bind(a.reporter_agent_id)
+                .bind(&a.artifact_type).bind(&a.path).bind(a.exists).bind(json(&a.details)).bind(micros(a.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertReview(r) => {
+            sqlx::query("INSERT INTO reviews (id, tenant_id, story_id, reviewer_agent_id, review_type, findings_count, fixes_count, disproved_count, summary, findings, completed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.reviewer_agent_id).bind(&r.review_type)
+                .bind(r.findings_count).bind(r.fixes_count).bind(r.disproved_count).bind(&r.summary).bind(json(&r.findings))
+                .bind(micros(r.completed_at)).bind(micros(r.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertVerification(v) => {
+            sqlx::query("INSERT INTO verifications (id, tenant_id, story_id, verifier_agent_id, result, summary, findings, review_type, iteration, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(v.id).bind(v.tenant_id).bind(v.story_id).bind(v.verifier_agent_id).bind(&v.result).bind(&v.summary)
+                .bind(json(&v.findings)).bind(&v.review_type).bind(v.iteration).bind(micros(v.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::SaveOrchestratorState { record: r, expected_version } => {
+            if *expected_version == 0 {
+                sqlx::query("INSERT INTO orchestrator_states (id, tenant_id, project_id, state_key, state_data, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                    .bind(r.id).bind(r.tenant_id).bind(r.project_id).bind(&r.state_key).bind(json(&r.state_data))
+                    .bind(r.version).bind(micros(r.created_at)).bind(micros(r.updated_at))
+                    .execute(conn).await
+                    .map_err(|err| match map_err(err) {
+                        StoreError::Duplicate { .. } => StoreError::VersionConflict { what: "orchestrator state".into() },
+                        other => other,
+                    })?;
+            } else {
+                let res = sqlx::query("UPDATE orchestrator_states SET state_data = ?, version = ?, updated_at = ? WHERE tenant_id = ? AND project_id = ? AND state_key = ? AND version = ?")
+                    .bind(json(&r.state_data)).bind(r.version).bind(micros(r.updated_at))
+                    .bind(r.tenant_id).bind(r.project_id).bind(&r.state_key).bind(expected_version)
+                    .execute(conn).await.map_err(map_err)?;
+                if res.rows_affected() == 0 {
+                    return Err(StoreError::VersionConflict { what: "orchestrator state".into() });
+                }
+            }
+        }
+        WriteOp::AppendEvent(e) => {
+            let res = sqlx::query("INSERT INTO events (id, tenant_id, project_id, entity_type, entity_id, action, actor_type, actor_key_id, actor_agent_id, actor_role, actor_label, old_state, new_state, metadata, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(e.id).bind(e.tenant_id).bind(e.project_id).bind(&e.entity_type).bind(e.entity_id).bind(&e.action)
+                .bind(&e.actor.actor_type).bind(e.actor.key_id).bind(e.actor.agent_id).bind(e.actor.role.map(|r| r.as_str()))
+                .bind(&e.actor.label).bind(json(&e.old_state)).bind(json(&e.new_state)).bind(json(&e.metadata))
+                .bind(micros(e.inserted_at))
+                .execute(conn).await.map_err(map_err)?;
+            return Ok(Some(res.last_insert_rowid()));
+        }
+    }
+    Ok(None)
+}
+
+async fn transition(
+    conn: &mut SqliteConnection,
+    tenant_id: uuid::Uuid,
+    story_id: uuid::Uuid,
+    expected_version: i64,
+    st: &loopctl_core::StoryState,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    guard: Option<InFlightGuard>,
+) -> Result<(), StoreError> {
+    let res = sqlx::query(
+        "UPDATE stories SET agent_status = ?1, verified_status = ?2, assigned_agent_id = ?3, assigned_at = ?4, \
+         reported_done_at = ?5, reported_by_agent_id = ?6, verified_at = ?7, rejected_at = ?8, rejection_reason = ?9, \
+         claim_epoch = ?10, lease_expires_at = ?11, iteration_count = ?12, rejections_since_clear = ?13, escalated = ?14, \
+         escalated_at = ?15, escalation_locked = ?16, review_requested_at = ?17, last_review_at = ?18, \
+         lock_version = lock_version + 1, updated_at = ?19 \
+         WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 \
+         AND (?23 IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = ?23 AND o.id <> ?21 \
+              AND o.agent_status IN ('assigned', 'implementing')) < ?24)",
+    )
+    .bind(st.agent_status.as_str())
+    .bind(st.verified_status.as_str())
+    .bind(st.assigned_agent_id)
+    .bind(opt_micros(st.assigned_at))
+    .bind(opt_micros(st.reported_done_at))
+    .bind(st.reported_by_agent_id)
+    .bind(opt_micros(st.verified_at))
+    .bind(opt_micros(st.rejected_at))
+    .bind(&st.rejection_reason)
+    .bind(st.claim_epoch)
+    .bind(opt_micros(st.lease_expires_at))
+    .bind(st.iteration_count)
+    .bind(st.rejections_since_clear)
+    .bind(st.escalated)
+    .bind(opt_micros(st.escalated_at))
+    .bind(st.escalation_locked)
+    .bind(opt_micros(st.review_requested_at))
+    .bind(opt_micros(st.last_review_at))
+    .bind(micros(updated_at))
+    .bind(tenant_id)
+    .bind(story_id)
+    .bind(expected_version)
+    .bind(guard.map(|g| g.project_id))
+    .bind(guard.map(|g| i64::from(g.limit)))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if res.rows_affected() == 1 {
+        return Ok(());
+    }
+    let version: Option<i64> = sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = ? AND id = ?")
+        .bind(tenant_id)
+        .bind(story_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    match (version, guard) {
+        (None, _) => Err(StoreError::NotFound { what: "story".into() }),
+        (Some(v), Some(guard)) if v == expected_version => {
+            let in_flight: Vec<String> = sqlx::query_scalar(
+                "SELECT number FROM stories WHERE project_id = ? AND agent_status IN ('assigned', 'implementing') ORDER BY sort_key",
+            )
+            .bind(guard.project_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Err(StoreError::ConcurrencyLimit { limit: guard.limit, in_flight })
+        }
+        _ => Err(StoreError::VersionConflict { what: "story".into() }),
+    }
+}

@@ -1,0 +1,34 @@
+//! Embedded migrations, applied in order on open, each in its own transaction.
+
+use loopctl_store::StoreError;
+use sqlx::{Connection, SqliteConnection};
+
+use crate::row;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+
+pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS loopctl_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        .execute(&mut *conn)
+        .await
+        .map_err(row::backend)?;
+    for &(version, sql) in MIGRATIONS {
+        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM loopctl_migrations WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(row::backend)?;
+        if applied.is_some() {
+            continue;
+        }
+        let mut tx = conn.begin().await.map_err(row::backend)?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(row::backend)?;
+        sqlx::query("INSERT INTO loopctl_migrations (version, applied_at) VALUES (?, datetime('now'))")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(row::backend)?;
+        tx.commit().await.map_err(row::backend)?;
+    }
+    Ok(())
+}

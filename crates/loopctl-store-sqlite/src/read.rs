@@ -1,0 +1,346 @@
+//! The `Store` trait on SQLite: reads on the pool, writes through the writer task.
+
+use loopctl_store::*;
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+use crate::SqliteStore;
+use crate::row::{self, map_err, story_columns};
+
+fn all<T>(rows: Vec<SqliteRow>, decode: fn(&SqliteRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect()
+}
+
+fn one<T>(row: Option<SqliteRow>, decode: fn(&SqliteRow) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    row.as_ref().map(decode).transpose()
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn commit(&self, batch: WriteBatch) -> StoreResult<'_, Vec<i64>> {
+        Box::pin(self.submit(batch))
+    }
+
+    fn ping(&self) -> StoreResult<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&self.readers).await.map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn tenant(&self, id: Uuid) -> StoreResult<'_, Option<TenantRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM tenants WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::tenant)
+        })
+    }
+
+    fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<'_, Option<ApiKeyRecord>> {
+        let hash = hash.to_vec();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::api_key)
+        })
+    }
+
+    fn api_keys(&self, tenant_id: Uuid, include_revoked: bool) -> StoreResult<'_, Vec<ApiKeyRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM api_keys WHERE tenant_id = ? AND (? OR revoked_at IS NULL) ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(include_revoked)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::api_key)
+        })
+    }
+
+    fn agent(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<AgentRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM agents WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::agent)
+        })
+    }
+
+    fn agents(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<AgentRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = ? ORDER BY created_at, id")
+                .bind(tenant_id)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::agent)
+        })
+    }
+
+    fn project(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<ProjectRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM projects WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::project)
+        })
+    }
+
+    fn project_by_slug(&self, tenant_id: Uuid, slug: &str) -> StoreResult<'_, Option<ProjectRecord>> {
+        let slug = slug.to_string();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM projects WHERE tenant_id = ? AND slug = ?")
+                .bind(tenant_id)
+                .bind(slug)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::project)
+        })
+    }
+
+    fn projects(&self, tenant_id: Uuid, include_archived: bool) -> StoreResult<'_, Vec<ProjectRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM projects WHERE tenant_id = ? AND (? OR status = 'active') ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(include_archived)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::project)
+        })
+    }
+
+    fn epic(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<EpicRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM epics WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::epic)
+        })
+    }
+
+    fn epics(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<EpicRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM epics WHERE tenant_id = ? AND project_id = ? ORDER BY position, number",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::epic)
+        })
+    }
+
+    fn story(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<StoryRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(concat!("SELECT ", story_columns!(), " FROM stories WHERE tenant_id = ? AND id = ?"))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::story)
+        })
+    }
+
+    fn story_by_number(&self, tenant_id: Uuid, project_id: Uuid, number: &str) -> StoreResult<'_, Option<StoryRecord>> {
+        let number = number.to_string();
+        Box::pin(async move {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE tenant_id = ? AND project_id = ? AND number = ?"
+            ))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(number)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+            one(row, row::story)
+        })
+    }
+
+    fn stories(&self, tenant_id: Uuid, filter: StoryFilter) -> StoreResult<'_, (Vec<StoryRecord>, i64)> {
+        Box::pin(async move {
+            let agent_status = filter.agent_status.map(|s| s.as_str());
+            let verified_status = filter.verified_status.map(|s| s.as_str());
+            // Static SQL with optional filters (`?n IS NULL OR col = ?n`): no string building.
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories s WHERE s.tenant_id = ?1 \
+                AND (?2 IS NULL OR s.project_id = ?2) AND (?3 IS NULL OR s.epic_id = ?3) \
+                AND (?4 IS NULL OR s.agent_status = ?4) AND (?5 IS NULL OR s.verified_status = ?5) \
+                ORDER BY (SELECT e.position FROM epics e WHERE e.id = s.epic_id), \
+                (SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.sort_key LIMIT ?6 OFFSET ?7"
+            ))
+            .bind(tenant_id)
+            .bind(filter.project_id)
+            .bind(filter.epic_id)
+            .bind(agent_status)
+            .bind(verified_status)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            let total: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM stories s WHERE s.tenant_id = ?1 \
+                AND (?2 IS NULL OR s.project_id = ?2) AND (?3 IS NULL OR s.epic_id = ?3) \
+                AND (?4 IS NULL OR s.agent_status = ?4) AND (?5 IS NULL OR s.verified_status = ?5)",
+            )
+            .bind(tenant_id)
+            .bind(filter.project_id)
+            .bind(filter.epic_id)
+            .bind(agent_status)
+            .bind(verified_status)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)?;
+            Ok((all(rows, row::story)?, total))
+        })
+    }
+
+    fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
+        Box::pin(async move {
+            let stories = sqlx::query(
+                "SELECT id, tenant_id, project_id, story_id AS from_id, depends_on_story_id AS to_id, created_at \
+                 FROM story_dependencies WHERE tenant_id = ? AND project_id = ? ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            let epics = sqlx::query(
+                "SELECT id, tenant_id, project_id, epic_id AS from_id, depends_on_epic_id AS to_id, created_at \
+                 FROM epic_dependencies WHERE tenant_id = ? AND project_id = ? ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            Ok(Dependencies { stories: all(stories, row::dependency)?, epics: all(epics, row::dependency)? })
+        })
+    }
+
+    fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM artifacts WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
+                .bind(tenant_id)
+                .bind(story_id)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::artifact)
+        })
+    }
+
+    fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM reviews WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
+                .bind(tenant_id)
+                .bind(story_id)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::review)
+        })
+    }
+
+    fn verifications(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM verifications WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::verification)
+        })
+    }
+
+    fn orchestrator_state(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        state_key: &str,
+    ) -> StoreResult<'_, Option<OrchestratorStateRecord>> {
+        let state_key = state_key.to_string();
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT * FROM orchestrator_states WHERE tenant_id = ? AND project_id = ? AND state_key = ?",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(state_key)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(map_err)?;
+            one(row, row::orchestrator_state)
+        })
+    }
+
+    fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
+        Box::pin(async move {
+            let after_time = filter.after_time.map(row::micros);
+            let query = if filter.newest_first {
+                sqlx::query(
+                    "SELECT * FROM events WHERE tenant_id = ?1 AND (?2 IS NULL OR project_id = ?2) \
+                     AND (?3 IS NULL OR entity_type = ?3) AND (?4 IS NULL OR entity_id = ?4) \
+                     AND (?5 IS NULL OR action = ?5) AND (?6 IS NULL OR cursor > ?6) \
+                     AND (?7 IS NULL OR inserted_at > ?7) ORDER BY cursor DESC LIMIT ?8",
+                )
+            } else {
+                sqlx::query(
+                    "SELECT * FROM events WHERE tenant_id = ?1 AND (?2 IS NULL OR project_id = ?2) \
+                     AND (?3 IS NULL OR entity_type = ?3) AND (?4 IS NULL OR entity_id = ?4) \
+                     AND (?5 IS NULL OR action = ?5) AND (?6 IS NULL OR cursor > ?6) \
+                     AND (?7 IS NULL OR inserted_at > ?7) ORDER BY cursor ASC LIMIT ?8",
+                )
+            };
+            let rows = query
+                .bind(tenant_id)
+                .bind(filter.project_id)
+                .bind(filter.entity_type)
+                .bind(filter.entity_id)
+                .bind(filter.action)
+                .bind(filter.after_cursor)
+                .bind(after_time)
+                .bind(filter.limit)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::event)
+        })
+    }
+}

@@ -1,0 +1,675 @@
+//! The store conformance suite: every backend runs these cases unchanged.
+//!
+//! A backend's test file invokes `conformance_tests!(fresh_store)`, where `fresh_store`
+//! is an `async fn() -> Arc<dyn Store>` that opens an empty, migrated store. Each case
+//! makes its own tenant, so cases never see each other's rows. A behaviour of the store
+//! exists when it has a case here.
+
+#![expect(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test code: a failed expectation is the report")]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use loopctl_core::{AgentStatus, Role, StoryNumber, StoryState, VerifiedStatus};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::*;
+
+/// Expands to one `#[tokio::test]` per conformance case.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@cases $fresh;
+            keys_are_found_by_hash_and_scoped_by_tenant,
+            reads_never_cross_tenants,
+            duplicates_are_refused,
+            a_batch_is_all_or_nothing,
+            transition_is_compare_and_set,
+            fifty_concurrent_claims_have_one_winner,
+            in_flight_guard_refuses_over_the_limit,
+            stories_list_filters_pages_and_orders_numerically,
+            dependencies_round_trip_and_refuse_self_edges,
+            evidence_rows_round_trip,
+            orchestrator_state_is_versioned,
+            events_page_by_cursor_time_and_filters,
+            database_refuses_self_review_and_self_verification,
+            counters_only_rise_in_the_database,
+            deleting_an_epic_removes_its_stories,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::conformance::$case($fresh().await).await;
+            }
+        )*
+    };
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+/// A tenant with a project, an epic and two agents, ready for stories.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub tenant: Uuid,
+    pub project: Uuid,
+    pub epic: Uuid,
+    pub agents: [Uuid; 2],
+}
+
+impl Fixture {
+    pub async fn new(store: Arc<dyn Store>) -> Fixture {
+        let tenant = Uuid::now_v7();
+        let project = Uuid::now_v7();
+        let epic = Uuid::now_v7();
+        let agents = [Uuid::now_v7(), Uuid::now_v7()];
+        let slug = format!("t-{}", tenant.simple());
+        let mut batch = vec![
+            WriteOp::InsertTenant(TenantRecord {
+                id: tenant,
+                name: "Acme".into(),
+                slug,
+                email: None,
+                settings: json!({}),
+                status: "active".into(),
+                created_at: t0(),
+                updated_at: t0(),
+            }),
+            WriteOp::InsertProject(project_record(tenant, project, "web")),
+            WriteOp::InsertEpic(epic_record(tenant, project, epic, 1)),
+        ];
+        for (idx, agent) in agents.iter().enumerate() {
+            batch.push(WriteOp::InsertAgent(AgentRecord {
+                id: *agent,
+                tenant_id: tenant,
+                name: format!("agent-{idx}"),
+                agent_type: "implementer".into(),
+                status: "active".into(),
+                metadata: json!({}),
+                created_at: t0(),
+                updated_at: t0(),
+            }));
+        }
+        store.commit(batch).await.unwrap();
+        Fixture { store, tenant, project, epic, agents }
+    }
+
+    pub fn story_record(&self, number: &str) -> StoryRecord {
+        story_record(self.tenant, self.project, self.epic, number)
+    }
+
+    pub async fn story(&self, number: &str) -> StoryRecord {
+        let record = self.story_record(number);
+        self.store.commit(vec![WriteOp::InsertStory(record.clone())]).await.unwrap();
+        record
+    }
+
+    /// Moves a story to `state` from the version read now.
+    pub async fn force_state(&self, story: Uuid, state: StoryState) {
+        let current = self.store.story(self.tenant, story).await.unwrap().unwrap();
+        self.store
+            .commit(vec![transition(&current, state, None)])
+            .await
+            .unwrap();
+    }
+}
+
+pub fn project_record(tenant: Uuid, id: Uuid, slug: &str) -> ProjectRecord {
+    ProjectRecord {
+        id,
+        tenant_id: tenant,
+        name: slug.to_uppercase(),
+        slug: slug.into(),
+        repo_url: None,
+        description: None,
+        tech_stack: None,
+        mission: None,
+        status: "active".into(),
+        metadata: json!({}),
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+pub fn epic_record(tenant: Uuid, project: Uuid, id: Uuid, number: i64) -> EpicRecord {
+    EpicRecord {
+        id,
+        tenant_id: tenant,
+        project_id: project,
+        number,
+        title: format!("Epic {number}"),
+        description: None,
+        phase: None,
+        position: number,
+        metadata: json!({}),
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+pub fn story_record(tenant: Uuid, project: Uuid, epic: Uuid, number: &str) -> StoryRecord {
+    StoryRecord {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        project_id: project,
+        epic_id: epic,
+        number: number.into(),
+        sort_key: StoryNumber::parse(number).unwrap().sort_key(),
+        title: format!("Story {number}"),
+        description: Some("as a user…".into()),
+        acceptance_criteria: json!([{"id": "AC-1", "criterion": "works"}]),
+        estimated_hours: Some(2.5),
+        metadata: json!({"area": "core"}),
+        state: StoryState::default(),
+        lock_version: 0,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+pub fn transition(current: &StoryRecord, state: StoryState, guard: Option<InFlightGuard>) -> WriteOp {
+    WriteOp::TransitionStory {
+        tenant_id: current.tenant_id,
+        story_id: current.id,
+        expected_version: current.lock_version,
+        state,
+        updated_at: t0(),
+        guard,
+    }
+}
+
+fn claimed_by(agent: Uuid, from: &StoryState) -> StoryState {
+    StoryState {
+        agent_status: AgentStatus::Assigned,
+        assigned_agent_id: Some(agent),
+        assigned_at: Some(t0()),
+        claim_epoch: from.claim_epoch + 1,
+        lease_expires_at: Some(t0() + Duration::minutes(30)),
+        ..from.clone()
+    }
+}
+
+fn event(tenant: Uuid, project: Option<Uuid>, entity: Uuid, action: &str, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        project_id: project,
+        entity_type: "story".into(),
+        entity_id: entity,
+        action: action.into(),
+        actor: ActorStamp {
+            actor_type: "api_key".into(),
+            key_id: Some(Uuid::now_v7()),
+            agent_id: None,
+            role: Some(Role::Orchestrator),
+            label: "orchestrator:main".into(),
+        },
+        old_state: json!({"agent_status": "pending"}),
+        new_state: json!({"agent_status": "contracted"}),
+        metadata: json!({}),
+        inserted_at: at,
+    }
+}
+
+pub async fn keys_are_found_by_hash_and_scoped_by_tenant(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let other = Fixture::new(store.clone()).await;
+    let key = ApiKeyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: Some(fx.tenant),
+        name: "impl-1".into(),
+        key_hash: vec![7; 32],
+        key_prefix: "lc_abcde".into(),
+        role: Role::Agent,
+        agent_id: Some(fx.agents[0]),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        created_at: t0(),
+    };
+    store.commit(vec![WriteOp::InsertApiKey(key.clone())]).await.unwrap();
+    assert_eq!(store.api_key_by_hash(&[7; 32]).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.api_key_by_hash(&[8; 32]).await.unwrap(), None);
+    assert_eq!(store.api_keys(fx.tenant, false).await.unwrap(), vec![key.clone()]);
+    assert!(store.api_keys(other.tenant, true).await.unwrap().is_empty());
+
+    // Another tenant cannot revoke it.
+    let foreign = WriteOp::EndApiKey { tenant_id: other.tenant, id: key.id, revoked_at: Some(t0()), expires_at: None };
+    assert!(matches!(store.commit(vec![foreign]).await, Err(StoreError::NotFound { .. })));
+    let revoke = WriteOp::EndApiKey { tenant_id: fx.tenant, id: key.id, revoked_at: Some(t0()), expires_at: None };
+    store.commit(vec![revoke]).await.unwrap();
+    assert!(store.api_keys(fx.tenant, false).await.unwrap().is_empty());
+    let revoked = store.api_key_by_hash(&[7; 32]).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(t0()));
+    assert_eq!(store.api_keys(fx.tenant, true).await.unwrap().len(), 1);
+}
+
+pub async fn reads_never_cross_tenants(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let other = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    assert!(store.project(other.tenant, fx.project).await.unwrap().is_none());
+    assert!(store.epic(other.tenant, fx.epic).await.unwrap().is_none());
+    assert!(store.story(other.tenant, story.id).await.unwrap().is_none());
+    assert!(store.story_by_number(other.tenant, fx.project, "1.1").await.unwrap().is_none());
+    assert!(store.agent(other.tenant, fx.agents[0]).await.unwrap().is_none());
+    let filter = StoryFilter { project_id: Some(fx.project), limit: 100, ..StoryFilter::default() };
+    assert_eq!(store.stories(other.tenant, filter).await.unwrap().1, 0);
+    assert!(store.epics(other.tenant, fx.project).await.unwrap().is_empty());
+    let mine = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(mine, story);
+    // A write addressed to another tenant's row finds nothing.
+    let steal = WriteOp::TransitionStory {
+        tenant_id: other.tenant,
+        story_id: story.id,
+        expected_version: 0,
+        state: claimed_by(other.agents[0], &story.state),
+        updated_at: t0(),
+        guard: None,
+    };
+    assert!(matches!(store.commit(vec![steal]).await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn duplicates_are_refused(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    fx.story("1.1").await;
+    let dup_story = fx.story_record("1.1");
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertStory(dup_story)]).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let dup_epic = epic_record(fx.tenant, fx.project, Uuid::now_v7(), 1);
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertEpic(dup_epic)]).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let dup_project = project_record(fx.tenant, Uuid::now_v7(), "web");
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertProject(dup_project)]).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    // The same slug in another tenant is fine.
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.project_by_slug(other.tenant, "web").await.unwrap().is_some());
+}
+
+pub async fn a_batch_is_all_or_nothing(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    fx.story("1.1").await;
+    let fresh = fx.story_record("1.2");
+    let duplicate = fx.story_record("1.1");
+    let outcome = store
+        .commit(vec![
+            WriteOp::InsertStory(fresh.clone()),
+            WriteOp::AppendEvent(event(fx.tenant, Some(fx.project), fresh.id, "created", t0())),
+            WriteOp::InsertStory(duplicate),
+        ])
+        .await;
+    assert!(outcome.is_err());
+    assert!(store.story(fx.tenant, fresh.id).await.unwrap().is_none());
+    let filter = EventFilter { limit: 100, ..EventFilter::default() };
+    assert!(store.events(fx.tenant, filter).await.unwrap().is_empty());
+}
+
+pub async fn transition_is_compare_and_set(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let claimed = claimed_by(fx.agents[0], &story.state);
+    store.commit(vec![transition(&story, claimed.clone(), None)]).await.unwrap();
+    let after = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(after.state, claimed);
+    assert_eq!(after.lock_version, story.lock_version + 1);
+    // The same write from the old version loses.
+    let stale = transition(&story, claimed_by(fx.agents[1], &story.state), None);
+    assert!(matches!(store.commit(vec![stale]).await, Err(StoreError::VersionConflict { .. })));
+    let unchanged = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(unchanged.state.assigned_agent_id, Some(fx.agents[0]));
+}
+
+pub async fn fifty_concurrent_claims_have_one_winner(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        let tenant = fx.tenant;
+        let story_id = story.id;
+        tasks.push(tokio::spawn(async move {
+            let agent = Uuid::now_v7();
+            let current = store.story(tenant, story_id).await.unwrap().unwrap();
+            if current.state.agent_status != AgentStatus::Pending {
+                return None;
+            }
+            let claim = transition(&current, claimed_by(agent, &current.state), None);
+            store.commit(vec![claim]).await.ok().map(|_| agent)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(agent) = task.await.unwrap() {
+            winners.push(agent);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins");
+    let after = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(after.state.assigned_agent_id, Some(winners[0]));
+    assert_eq!(after.state.claim_epoch, 1);
+    assert_eq!(after.lock_version, 1);
+}
+
+pub async fn in_flight_guard_refuses_over_the_limit(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let first = fx.story("1.1").await;
+    let second = fx.story("1.2").await;
+    let guard = Some(InFlightGuard { project_id: fx.project, limit: 1 });
+    store
+        .commit(vec![transition(&first, claimed_by(fx.agents[0], &first.state), guard)])
+        .await
+        .unwrap();
+    let refused = store
+        .commit(vec![transition(&second, claimed_by(fx.agents[1], &second.state), guard)])
+        .await;
+    assert_eq!(refused, Err(StoreError::ConcurrencyLimit { limit: 1, in_flight: vec!["1.1".into()] }));
+    // Re-writing the story already in flight does not count against itself.
+    let first_now = store.story(fx.tenant, first.id).await.unwrap().unwrap();
+    let started = StoryState { agent_status: AgentStatus::Implementing, ..first_now.state.clone() };
+    store.commit(vec![transition(&first_now, started, guard)]).await.unwrap();
+}
+
+pub async fn stories_list_filters_pages_and_orders_numerically(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let second_epic = Uuid::now_v7();
+    let mut early = epic_record(fx.tenant, fx.project, second_epic, 2);
+    early.position = 0; // placed before epic 1
+    store.commit(vec![WriteOp::InsertEpic(early)]).await.unwrap();
+    for number in ["1.10", "1.9", "1.2"] {
+        fx.story(number).await;
+    }
+    let mut first_of_early = story_record(fx.tenant, fx.project, second_epic, "2.1");
+    first_of_early.state = StoryState::default();
+    store.commit(vec![WriteOp::InsertStory(first_of_early)]).await.unwrap();
+
+    let all = StoryFilter { project_id: Some(fx.project), limit: 100, ..StoryFilter::default() };
+    let (stories, total) = store.stories(fx.tenant, all.clone()).await.unwrap();
+    let numbers: Vec<_> = stories.iter().map(|s| s.number.as_str()).collect();
+    assert_eq!(numbers, ["2.1", "1.2", "1.9", "1.10"]);
+    assert_eq!(total, 4);
+
+    let page = StoryFilter { limit: 2, offset: 1, ..all.clone() };
+    let (stories, total) = store.stories(fx.tenant, page).await.unwrap();
+    let numbers: Vec<_> = stories.iter().map(|s| s.number.as_str()).collect();
+    assert_eq!((numbers, total), (vec!["1.2", "1.9"], 4));
+
+    let in_epic = StoryFilter { epic_id: Some(fx.epic), ..all.clone() };
+    assert_eq!(store.stories(fx.tenant, in_epic).await.unwrap().1, 3);
+
+    let story = store.story_by_number(fx.tenant, fx.project, "1.9").await.unwrap().unwrap();
+    fx.force_state(story.id, claimed_by(fx.agents[0], &story.state)).await;
+    let assigned = StoryFilter { agent_status: Some(AgentStatus::Assigned), ..all.clone() };
+    let (stories, total) = store.stories(fx.tenant, assigned).await.unwrap();
+    assert_eq!((stories[0].number.as_str(), total), ("1.9", 1));
+    let verified = StoryFilter { verified_status: Some(VerifiedStatus::Verified), ..all };
+    assert_eq!(store.stories(fx.tenant, verified).await.unwrap().1, 0);
+}
+
+pub async fn dependencies_round_trip_and_refuse_self_edges(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let a = fx.story("1.1").await;
+    let b = fx.story("1.2").await;
+    let edge = DependencyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        from_id: b.id,
+        to_id: a.id,
+        created_at: t0(),
+    };
+    store.commit(vec![WriteOp::InsertStoryDependency(edge.clone())]).await.unwrap();
+    let again = DependencyRecord { id: Uuid::now_v7(), ..edge.clone() };
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertStoryDependency(again)]).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let selfish = DependencyRecord { id: Uuid::now_v7(), to_id: b.id, ..edge.clone() };
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertStoryDependency(selfish)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+    let epic_b = Uuid::now_v7();
+    store
+        .commit(vec![WriteOp::InsertEpic(epic_record(fx.tenant, fx.project, epic_b, 2))])
+        .await
+        .unwrap();
+    let epic_edge = DependencyRecord { id: Uuid::now_v7(), from_id: epic_b, to_id: fx.epic, ..edge.clone() };
+    store.commit(vec![WriteOp::InsertEpicDependency(epic_edge.clone())]).await.unwrap();
+    let deps = store.dependencies(fx.tenant, fx.project).await.unwrap();
+    assert_eq!(deps, Dependencies { stories: vec![edge.clone()], epics: vec![epic_edge] });
+    store
+        .commit(vec![WriteOp::DeleteStoryDependency { tenant_id: fx.tenant, id: edge.id }])
+        .await
+        .unwrap();
+    assert!(store.dependencies(fx.tenant, fx.project).await.unwrap().stories.is_empty());
+}
+
+pub async fn evidence_rows_round_trip(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let artifact = ArtifactRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reported_by: "agent".into(),
+        reporter_agent_id: Some(fx.agents[0]),
+        artifact_type: "commit_diff".into(),
+        path: None,
+        exists: true,
+        details: json!({"commit_sha": "abc123"}),
+        created_at: t0(),
+    };
+    let review = ReviewRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reviewer_agent_id: Some(fx.agents[1]),
+        review_type: "standard".into(),
+        findings_count: 2,
+        fixes_count: 1,
+        disproved_count: 1,
+        summary: Some("two nits".into()),
+        findings: json!({"nits": 2}),
+        completed_at: t0(),
+        created_at: t0(),
+    };
+    let verification = VerificationRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        verifier_agent_id: Some(fx.agents[1]),
+        result: "pass".into(),
+        summary: Some("all good".into()),
+        findings: json!({}),
+        review_type: Some("standard".into()),
+        iteration: 1,
+        created_at: t0(),
+    };
+    store
+        .commit(vec![
+            WriteOp::InsertArtifact(artifact.clone()),
+            WriteOp::InsertReview(review.clone()),
+            WriteOp::InsertVerification(verification.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.artifacts(fx.tenant, story.id).await.unwrap(), vec![artifact]);
+    assert_eq!(store.reviews(fx.tenant, story.id).await.unwrap(), vec![review]);
+    assert_eq!(store.verifications(fx.tenant, story.id).await.unwrap(), vec![verification]);
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.artifacts(other.tenant, story.id).await.unwrap().is_empty());
+}
+
+pub async fn orchestrator_state_is_versioned(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let record = OrchestratorStateRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        state_key: "main".into(),
+        state_data: json!({"phase": "one"}),
+        version: 1,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let save = |record: OrchestratorStateRecord, expected_version| WriteOp::SaveOrchestratorState { record, expected_version };
+    store.commit(vec![save(record.clone(), 0)]).await.unwrap();
+    assert!(matches!(
+        store.commit(vec![save(record.clone(), 0)]).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    let second = OrchestratorStateRecord { state_data: json!({"phase": "two"}), version: 2, ..record.clone() };
+    store.commit(vec![save(second.clone(), 1)]).await.unwrap();
+    assert!(matches!(
+        store.commit(vec![save(second.clone(), 1)]).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    let loaded = store.orchestrator_state(fx.tenant, fx.project, "main").await.unwrap().unwrap();
+    assert_eq!((loaded.version, loaded.state_data), (2, json!({"phase": "two"})));
+    assert!(store.orchestrator_state(fx.tenant, fx.project, "other").await.unwrap().is_none());
+}
+
+pub async fn events_page_by_cursor_time_and_filters(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let other = Fixture::new(store.clone()).await;
+    let entity = Uuid::now_v7();
+    let mut cursors = Vec::new();
+    for minute in 0..5 {
+        let project = if minute % 2 == 0 { Some(fx.project) } else { None };
+        let at = t0() + Duration::minutes(minute);
+        let action = if minute == 4 { "verified" } else { "status_changed" };
+        let got = store
+            .commit(vec![WriteOp::AppendEvent(event(fx.tenant, project, entity, action, at))])
+            .await
+            .unwrap();
+        cursors.extend(got);
+    }
+    store
+        .commit(vec![WriteOp::AppendEvent(event(other.tenant, Some(other.project), entity, "x", t0()))])
+        .await
+        .unwrap();
+    assert_eq!(cursors.len(), 5);
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "cursors rise: {cursors:?}");
+
+    let all = EventFilter { limit: 100, ..EventFilter::default() };
+    let events = store.events(fx.tenant, all.clone()).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.cursor).collect::<Vec<_>>(), cursors);
+    assert_eq!(events[0].event.actor.role, Some(Role::Orchestrator));
+
+    let after = EventFilter { after_cursor: Some(cursors[2]), ..all.clone() };
+    assert_eq!(store.events(fx.tenant, after).await.unwrap().len(), 2);
+    let since = EventFilter { after_time: Some(t0() + Duration::minutes(1)), ..all.clone() };
+    assert_eq!(store.events(fx.tenant, since).await.unwrap().len(), 3);
+    let in_project = EventFilter { project_id: Some(fx.project), ..all.clone() };
+    assert_eq!(store.events(fx.tenant, in_project).await.unwrap().len(), 3);
+    let verified = EventFilter { action: Some("verified".into()), ..all.clone() };
+    assert_eq!(store.events(fx.tenant, verified).await.unwrap().len(), 1);
+    let limited = EventFilter { limit: 2, ..all.clone() };
+    assert_eq!(store.events(fx.tenant, limited).await.unwrap().len(), 2);
+    let newest = EventFilter { newest_first: true, limit: 1, ..all };
+    assert_eq!(store.events(fx.tenant, newest).await.unwrap()[0].cursor, cursors[4]);
+}
+
+pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let implementer = fx.agents[0];
+    let reported = StoryState {
+        agent_status: AgentStatus::ReportedDone,
+        assigned_agent_id: Some(implementer),
+        reported_done_at: Some(t0()),
+        claim_epoch: 1,
+        ..StoryState::default()
+    };
+    fx.force_state(story.id, reported).await;
+    let self_review = ReviewRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reviewer_agent_id: Some(implementer),
+        review_type: "standard".into(),
+        findings_count: 0,
+        fixes_count: 0,
+        disproved_count: 0,
+        summary: None,
+        findings: json!({}),
+        completed_at: t0(),
+        created_at: t0(),
+    };
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertReview(self_review)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+    let self_verify = VerificationRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        verifier_agent_id: Some(implementer),
+        result: "pass".into(),
+        summary: None,
+        findings: json!({}),
+        review_type: None,
+        iteration: 1,
+        created_at: t0(),
+    };
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertVerification(self_verify)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+    // Verified is only reachable from reported_done.
+    let fresh = fx.story("1.2").await;
+    let skip = StoryState { verified_status: VerifiedStatus::Verified, ..StoryState::default() };
+    assert!(matches!(
+        store.commit(vec![transition(&fresh, skip, None)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+    // Two assignees cannot be expressed; one assignee only while claimed.
+    let orphan = StoryState { agent_status: AgentStatus::Implementing, ..StoryState::default() };
+    assert!(matches!(
+        store.commit(vec![transition(&fresh, orphan, None)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+}
+
+pub async fn counters_only_rise_in_the_database(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let raised = StoryState { iteration_count: 2, claim_epoch: 3, ..StoryState::default() };
+    fx.force_state(story.id, raised).await;
+    let current = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    let lowered = StoryState { iteration_count: 1, ..current.state.clone() };
+    assert!(matches!(
+        store.commit(vec![transition(&current, lowered, None)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+    let epoch_back = StoryState { claim_epoch: 2, ..current.state.clone() };
+    assert!(matches!(
+        store.commit(vec![transition(&current, epoch_back, None)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+}
+
+pub async fn deleting_an_epic_removes_its_stories(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    store
+        .commit(vec![WriteOp::DeleteEpic { tenant_id: fx.tenant, id: fx.epic }])
+        .await
+        .unwrap();
+    assert!(store.story(fx.tenant, story.id).await.unwrap().is_none());
+    assert!(matches!(
+        store.commit(vec![WriteOp::DeleteEpic { tenant_id: fx.tenant, id: fx.epic }]).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -1,0 +1,246 @@
+//! Rows as the store hands them over. Plain data: validation happens before a record is
+//! built, in the service layer and the core.
+
+use chrono::{DateTime, Utc};
+use loopctl_core::{AgentStatus, Role, StoryState, VerifiedStatus};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub email: Option<String>,
+    /// Raw settings as stored (a JSON object); defaults are applied by the service layer.
+    pub settings: Value,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    /// `orchestrator` or `implementer`.
+    pub agent_type: String,
+    pub status: String,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    /// `None` only for superadmin keys.
+    pub tenant_id: Option<Uuid>,
+    pub name: String,
+    /// SHA-256 of the raw key; the raw key is never stored.
+    pub key_hash: Vec<u8>,
+    pub key_prefix: String,
+    pub role: Role,
+    pub agent_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub repo_url: Option<String>,
+    pub description: Option<String>,
+    pub tech_stack: Option<String>,
+    pub mission: Option<String>,
+    /// `active` or `archived`.
+    pub status: String,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpicRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Uuid,
+    pub number: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub phase: Option<String>,
+    pub position: i64,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Uuid,
+    pub epic_id: Uuid,
+    /// Canonical form, e.g. `2.1`.
+    pub number: String,
+    pub sort_key: i64,
+    pub title: String,
+    pub description: Option<String>,
+    /// A JSON array of criterion objects.
+    pub acceptance_criteria: Value,
+    pub estimated_hours: Option<f64>,
+    pub metadata: Value,
+    pub state: StoryState,
+    /// Raised by every transition; the compare-and-set token.
+    pub lock_version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoryRecord {
+    pub fn ac_count(&self) -> usize {
+        self.acceptance_criteria.as_array().map_or(0, Vec::len)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Uuid,
+    /// The story (or epic) that waits.
+    pub from_id: Uuid,
+    /// The story (or epic) it waits for.
+    pub to_id: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dependencies {
+    pub stories: Vec<DependencyRecord>,
+    pub epics: Vec<DependencyRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    /// `agent` or `orchestrator`: the role of the reporter.
+    pub reported_by: String,
+    pub reporter_agent_id: Option<Uuid>,
+    pub artifact_type: String,
+    pub path: Option<String>,
+    pub exists: bool,
+    pub details: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    pub reviewer_agent_id: Option<Uuid>,
+    pub review_type: String,
+    pub findings_count: i64,
+    pub fixes_count: i64,
+    pub disproved_count: i64,
+    pub summary: Option<String>,
+    pub findings: Value,
+    pub completed_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    pub verifier_agent_id: Option<Uuid>,
+    /// `pass`, `fail` or `partial`.
+    pub result: String,
+    pub summary: Option<String>,
+    pub findings: Value,
+    pub review_type: Option<String>,
+    pub iteration: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrchestratorStateRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Uuid,
+    pub state_key: String,
+    pub state_data: Value,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An event to append to the change feed / audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub entity_type: String,
+    pub entity_id: Uuid,
+    pub action: String,
+    pub actor: ActorStamp,
+    pub old_state: Value,
+    pub new_state: Value,
+    pub metadata: Value,
+    pub inserted_at: DateTime<Utc>,
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorStamp {
+    /// `api_key` or `system`.
+    pub actor_type: String,
+    pub key_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub role: Option<Role>,
+    /// `"<role>:<key name>"`, or `system:<what>`.
+    pub label: String,
+}
+
+/// An event as read back, with its cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub cursor: i64,
+    pub event: NewEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoryFilter {
+    pub project_id: Option<Uuid>,
+    pub epic_id: Option<Uuid>,
+    pub agent_status: Option<AgentStatus>,
+    pub verified_status: Option<VerifiedStatus>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventFilter {
+    pub project_id: Option<Uuid>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<Uuid>,
+    pub action: Option<String>,
+    /// Events with a cursor greater than this.
+    pub after_cursor: Option<i64>,
+    /// Events inserted strictly after this time.
+    pub after_time: Option<DateTime<Utc>>,
+    pub limit: i64,
+    /// Newest first instead of oldest first (audit queries).
+    pub newest_first: bool,
+}
