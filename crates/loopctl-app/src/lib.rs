@@ -1,1 +1,201 @@
-//! stub
+//! loopctl's use cases, shared by every face (HTTP, MCP, CLI through HTTP).
+//!
+//! Each use case authenticates nothing itself: it takes the `Principal` the face
+//! resolved, checks the caller's role and the custody rules (through `loopctl-core`),
+//! reads what it needs, writes one atomic batch with its change-feed events, and only
+//! after the commit publishes those events to live subscribers.
+
+mod error;
+pub mod keys;
+pub mod view;
+
+mod auth;
+mod bootstrap;
+mod deps;
+mod feed;
+mod import;
+mod lifecycle;
+mod queries;
+mod settings;
+mod state;
+mod tenancy;
+mod work;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use loopctl_core::Role;
+use loopctl_store::{ActorStamp, NewEvent, Store, StoryRecord, WriteOp};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+pub use auth::Principal;
+pub use bootstrap::{Bootstrap, BootstrapRequest};
+pub use deps::*;
+pub use error::{AppError, ERROR_CODES};
+pub use feed::*;
+pub use import::*;
+pub use lifecycle::*;
+pub use queries::*;
+pub use settings::{effective_settings, settings_json};
+pub use state::*;
+pub use tenancy::*;
+pub use work::*;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// A committed change, as live subscribers (SSE, webhooks) receive it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub tenant_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub cursor: i64,
+    pub event: view::EventView,
+}
+
+/// The service layer over one store.
+#[derive(Clone)]
+pub struct App {
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<Published>,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>) -> App {
+        let (events, _) = broadcast::channel(4096);
+        App { store, events }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Live feed of committed events, for SSE.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.events.subscribe()
+    }
+
+    /// Commits a batch and publishes its events after the commit, never before.
+    async fn commit(&self, batch: Vec<WriteOp>) -> AppResult<Vec<i64>> {
+        let events: Vec<NewEvent> = batch
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::AppendEvent(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        let cursors = self.store.commit(batch).await?;
+        for (event, cursor) in events.into_iter().zip(cursors.iter().copied()) {
+            let record = loopctl_store::EventRecord { cursor, event };
+            let _ = self.events.send(Published {
+                tenant_id: record.event.tenant_id,
+                project_id: record.event.project_id,
+                cursor,
+                event: view::EventView::from(&record),
+            });
+        }
+        Ok(cursors)
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// Builds the change-feed event of a mutation by `who`.
+fn event(
+    who: &Principal,
+    project_id: Option<Uuid>,
+    entity: (&str, Uuid),
+    action: &str,
+    old_state: Value,
+    new_state: Value,
+) -> WriteOp {
+    WriteOp::AppendEvent(NewEvent {
+        id: Uuid::now_v7(),
+        tenant_id: who.tenant_id,
+        project_id,
+        entity_type: entity.0.to_string(),
+        entity_id: entity.1,
+        action: action.to_string(),
+        actor: stamp(who),
+        old_state,
+        new_state,
+        metadata: Value::Object(Default::default()),
+        inserted_at: now(),
+    })
+}
+
+fn stamp(who: &Principal) -> ActorStamp {
+    ActorStamp {
+        actor_type: who.actor_type().into(),
+        key_id: Some(who.key_id),
+        agent_id: who.agent_id,
+        role: Some(who.role),
+        label: format!("{}:{}", who.role, who.key_name),
+    }
+}
+
+/// The story's status fields, as old/new state of an event.
+fn story_status(story: &StoryRecord) -> Value {
+    let st = &story.state;
+    serde_json::json!({
+        "number": story.number,
+        "agent_status": st.agent_status.as_str(),
+        "verified_status": st.verified_status.as_str(),
+        "assigned_agent_id": st.assigned_agent_id,
+        "claim_epoch": st.claim_epoch,
+        "iteration_count": st.iteration_count,
+        "escalated": st.escalated,
+        "escalation_locked": st.escalation_locked,
+    })
+}
+
+/// Refuses unless the caller's role is one of `roles`.
+fn require(who: &Principal, roles: &[Role], what: &str) -> AppResult<()> {
+    if roles.contains(&who.role) {
+        return Ok(());
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    Err(AppError::forbidden(format!(
+        "the {} role may not {what}; this needs a {} key",
+        who.role,
+        names.join(" or ")
+    )))
+}
+
+/// Roles at or above orchestrator: the ones that manage work.
+const MANAGERS: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
+/// Humans only.
+const HUMANS: &[Role] = &[Role::User, Role::Superadmin];
+/// Everyone with a tenant key.
+const ANYONE: &[Role] = &[Role::Agent, Role::Orchestrator, Role::User, Role::Superadmin];
+
+/// Checks the length and presence of a text field.
+fn text(field: &str, value: &str, max: usize) -> AppResult<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(AppError::field(field, "can't be blank"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(AppError::field(field, format!("is longer than {max} characters")));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn opt_text(field: &str, value: Option<&str>, max: usize) -> AppResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.chars().count() > max => Err(AppError::field(field, format!("is longer than {max} characters"))),
+        Some(v) => Ok(Some(v.to_string())),
+    }
+}
+
+fn object(field: &str, value: Option<Value>) -> AppResult<Value> {
+    match value {
+        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(AppError::field(field, "must be a JSON object")),
+    }
+}

@@ -88,13 +88,8 @@ impl Action {
     pub fn allowed_roles(&self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::Contract { .. }
-            | Action::Claim
-            | Action::Start
-            | Action::Heartbeat
-            | Action::RequestReview
-            | Action::Report
-            | Action::Unclaim => &[Agent, Orchestrator],
+            Action::Contract { .. } | Action::Report => &[Agent, Orchestrator],
+            Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview | Action::Unclaim => &[Agent],
             Action::ForceUnclaim
             | Action::ReviewComplete
             | Action::Verify
@@ -107,6 +102,7 @@ impl Action {
 
     fn role_hint(&self) -> &'static str {
         match self.allowed_roles() {
+            [Role::Agent] => "use an agent key",
             [Role::Agent, Role::Orchestrator] => "use an agent or orchestrator key",
             [Role::User, Role::Superadmin] => "use a user (human) key",
             _ => "use an orchestrator or user key",
@@ -429,5 +425,7 @@ fn reset_to_pending(next: &mut StoryState) {
     next.reported_done_at = None;
     next.lease_expires_at = None;
     next.review_requested_at = None;
+    // A review belongs to one round: a new report needs a new review.
+    next.last_review_at = None;
     next.claim_epoch += 1;
 }

@@ -1,1 +1,97 @@
-//! stub
+//! The PostgreSQL store: for deployments where several `loopctl serve` processes share one
+//! database.
+//!
+//! Every write batch runs in its own READ COMMITTED transaction taken from the pool; there
+//! is no single-writer task as on SQLite. What SQLite gets from having one writer, this
+//! backend gets from the database itself: story transitions are compare-and-set on
+//! `lock_version`, claims under an in-flight limit are serialised per project, and
+//! event-writing transactions are serialised per tenant so change-feed cursors become
+//! visible in order (see `apply`). Those guarantees hold across processes, not only
+//! within one.
+//!
+//! Cross-instance fan-out of live events (LISTEN/NOTIFY) is not here yet.
+
+mod apply;
+mod migrate;
+mod read;
+mod row;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use loopctl_store::{StoreError, WriteBatch};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
+
+/// Connections per store; several server processes may share the database's limit.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// Session settings every pooled connection gets before first use.
+///
+/// READ COMMITTED regardless of the database's default: the in-flight guard and the feed
+/// lock in `apply` rely on each statement taking a fresh snapshot after the lock it waited
+/// for. Custom plans: the reads use optional filters (`$2 IS NULL OR col = $2`), and a
+/// cached generic plan cannot drop the unused ones, which would turn a change-feed poll
+/// into a scan of the tenant's whole history.
+async fn configure(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+         SET plan_cache_mode = force_custom_plan",
+    )
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// A loopctl store on one PostgreSQL database.
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://…` URL and migrates the database. Several processes may
+    /// connect at once; the migrations run once.
+    ///
+    /// # Errors
+    /// When the URL is malformed, the database does not answer, or a migration fails.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(row::backend)?
+            .application_name("loopctl")
+            .disable_statement_logging();
+        let mut conn = options.connect().await.map_err(row::backend)?;
+        migrate::run(&mut conn).await?;
+        // Closing politely also drops the session-level migration lock, if still held.
+        sqlx::Connection::close(conn).await.map_err(row::backend)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
+            .connect_with(options)
+            .await
+            .map_err(row::backend)?;
+        Ok(PgStore { pool })
+    }
+
+    /// Waits for the pool's connections to close.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn commit_batch(&self, batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(row::map_err)?;
+        match apply::batch(&mut tx, &batch).await {
+            Ok(cursors) => {
+                tx.commit().await.map_err(row::map_err)?;
+                Ok(cursors)
+            }
+            Err(err) => {
+                // The transaction is unusable after a refused statement; a failed rollback
+                // only means the connection is gone, and the pool discards it.
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+}

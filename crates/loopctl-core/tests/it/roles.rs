@@ -61,20 +61,6 @@ fn wire_roles(action: &Action) -> &'static [Role] {
     }
 }
 
-/// Calls WIRE.md gives to agents alone that the code also opens to orchestrator keys. They are
-/// left out of the role table here and described in the test report.
-fn open_question(action: &Action, role: Role) -> bool {
-    role == Role::Orchestrator
-        && matches!(
-            action,
-            Action::Claim
-                | Action::Start
-                | Action::Heartbeat
-                | Action::RequestReview
-                | Action::Unclaim
-        )
-}
-
 fn key_for(role: Role, agent_side_id: Option<Uuid>) -> loopctl_core::Actor {
     match role {
         Role::Agent | Role::Orchestrator => key(role, agent_side_id),
@@ -87,9 +73,6 @@ fn every_role_for_every_action_follows_the_wire_table() {
     for action in every_action() {
         let (state, facts, agent_side_id) = scene(&action);
         for role in Role::ALL {
-            if open_question(&action, role) {
-                continue;
-            }
             let actor = key_for(role, agent_side_id);
             let outcome = apply(&state, &action, &actor, &facts.ctx());
             if wire_roles(&action).contains(&role) {
@@ -100,7 +83,11 @@ fn every_role_for_every_action_follows_the_wire_table() {
                 );
             } else {
                 match outcome {
-                    Err(DomainError::Forbidden { role: refused, action: name, hint }) => {
+                    Err(DomainError::Forbidden {
+                        role: refused,
+                        action: name,
+                        hint,
+                    }) => {
                         assert_eq!(refused, role);
                         assert_eq!(name, action.name());
                         assert!(hint.starts_with("use "), "hint `{hint}` says what to do");
@@ -135,12 +122,9 @@ fn the_role_check_is_exactly_allowed_roles_and_comes_before_state() {
 }
 
 #[test]
-fn allowed_roles_agree_with_the_wire_table_apart_from_orchestrators_on_agent_calls() {
+fn allowed_roles_agree_with_the_wire_table() {
     for action in every_action() {
         for role in Role::ALL {
-            if open_question(&action, role) {
-                continue;
-            }
             assert_eq!(
                 action.allowed_roles().contains(&role),
                 wire_roles(&action).contains(&role),
@@ -156,7 +140,12 @@ fn the_role_is_checked_before_custody() {
     // An agent key of the implementer asking to verify is refused for its role, not custody.
     let state = story(AgentStatus::ReportedDone, VerifiedStatus::Unverified);
     for action in [Action::Verify, reject("fine"), Action::ReviewComplete] {
-        check(&state, &action, &agent(IMPLEMENTER), Expect::Err("forbidden"));
+        check(
+            &state,
+            &action,
+            &agent(IMPLEMENTER),
+            Expect::Err("forbidden"),
+        );
     }
 }
 
@@ -164,8 +153,15 @@ fn the_role_is_checked_before_custody() {
 fn the_role_is_checked_before_the_claim_fence() {
     // A stale epoch and an expired lease, but a user key: the role answers first.
     let state = story(AgentStatus::Implementing, VerifiedStatus::Unverified);
-    let facts = Facts::default().epoch(FIXTURE_EPOCH - 1).at(at(LEASE_END_MIN + 5));
-    for action in [Action::Heartbeat, Action::Report, Action::Start, Action::Unclaim] {
+    let facts = Facts::default()
+        .epoch(FIXTURE_EPOCH - 1)
+        .at(at(LEASE_END_MIN + 5));
+    for action in [
+        Action::Heartbeat,
+        Action::Report,
+        Action::Start,
+        Action::Unclaim,
+    ] {
         check_with(&facts, &state, &action, &user(), Expect::Err("forbidden"));
     }
 }
@@ -174,7 +170,13 @@ fn the_role_is_checked_before_the_claim_fence() {
 fn only_a_human_may_clear_an_escalation() {
     let (state, facts, _) = scene(&Action::ClearEscalation);
     for actor in [agent(OTHER_AGENT), orchestrator()] {
-        check_with(&facts, &state, &Action::ClearEscalation, &actor, Expect::Err("forbidden"));
+        check_with(
+            &facts,
+            &state,
+            &Action::ClearEscalation,
+            &actor,
+            Expect::Err("forbidden"),
+        );
     }
     for actor in [user(), superadmin(), key(Role::User, Some(OTHER_AGENT))] {
         let next = success(&facts, &state, &Action::ClearEscalation, &actor);
@@ -209,14 +211,32 @@ fn actions_carry_the_verbs_used_in_messages_and_audit_rows() {
 #[test]
 fn a_forbidden_message_names_the_role_the_call_and_what_to_use() {
     let state = story(AgentStatus::ReportedDone, VerifiedStatus::Unverified);
-    let error = refusal(&Facts::default(), &state, &Action::Verify, &agent(OTHER_AGENT));
+    let error = refusal(
+        &Facts::default(),
+        &state,
+        &Action::Verify,
+        &agent(OTHER_AGENT),
+    );
     assert_eq!(
         error.to_string(),
         "the agent role may not verify; use an orchestrator or user key"
     );
-    let error = refusal(&Facts::default(), &StoryState::default(), &Action::Claim, &user());
-    assert_eq!(error.to_string(), "the user role may not claim; use an agent or orchestrator key");
-    let error = refusal(&Facts::default(), &state, &Action::ClearEscalation, &orchestrator());
+    let error = refusal(
+        &Facts::default(),
+        &StoryState::default(),
+        &Action::Claim,
+        &user(),
+    );
+    assert_eq!(
+        error.to_string(),
+        "the user role may not claim; use an agent key"
+    );
+    let error = refusal(
+        &Facts::default(),
+        &state,
+        &Action::ClearEscalation,
+        &orchestrator(),
+    );
     assert_eq!(
         error.to_string(),
         "the orchestrator role may not clear_escalation; use a user (human) key"

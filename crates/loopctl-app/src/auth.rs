@@ -1,0 +1,80 @@
+//! Who is calling: a bearer key resolved to tenant, role and agent identity.
+
+use chrono::{DateTime, Utc};
+use loopctl_core::{Actor, Role, Settings};
+use loopctl_store::TenantRecord;
+use uuid::Uuid;
+
+use crate::{App, AppError, AppResult, keys, now, settings::effective_settings};
+
+/// The resolved caller of a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub key_name: String,
+    pub key_prefix: String,
+    pub role: Role,
+    pub agent_id: Option<Uuid>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub settings: Settings,
+    pub tenant: TenantRecord,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor { role: self.role, agent_id: self.agent_id }
+    }
+
+    pub(crate) fn actor_type(&self) -> &'static str {
+        if self.role == Role::Superadmin { "superadmin" } else { "api_key" }
+    }
+}
+
+impl App {
+    /// Resolves `Authorization: Bearer <key>` to its principal.
+    ///
+    /// # Errors
+    /// `unauthorized` for an unknown key, `token_revoked` / `token_expired` for a key that
+    /// was valid once, `forbidden` for a tenant that is not active.
+    pub async fn authenticate(&self, raw_key: &str) -> AppResult<Principal> {
+        let hash = keys::hash(raw_key.trim());
+        let key = self
+            .store
+            .api_key_by_hash(&hash)
+            .await?
+            .filter(|key| keys::same_hash(&key.key_hash, &hash))
+            .ok_or_else(|| AppError::unauthorized("invalid API key; check LOOPCTL_API_KEY or run `loopctl auth login`"))?;
+        let at = now();
+        if key.revoked_at.is_some_and(|revoked| revoked <= at) {
+            return Err(AppError::new(401, "token_revoked", "this API key was revoked; ask a user for a new one"));
+        }
+        if key.expires_at.is_some_and(|expires| expires <= at) {
+            return Err(AppError::new(401, "token_expired", "this API key has expired; ask for a new one"));
+        }
+        let Some(tenant_id) = key.tenant_id else {
+            return Err(AppError::forbidden(
+                "superadmin keys operate on tenants through `loopctl admin`, not the tenant API",
+            ));
+        };
+        let tenant = self
+            .store
+            .tenant(tenant_id)
+            .await?
+            .ok_or_else(|| AppError::unauthorized("the tenant of this key no longer exists"))?;
+        if tenant.status != "active" {
+            return Err(AppError::forbidden(format!("tenant {} is {}; access denied", tenant.slug, tenant.status)));
+        }
+        Ok(Principal {
+            tenant_id,
+            key_id: key.id,
+            key_name: key.name,
+            key_prefix: key.key_prefix,
+            role: key.role,
+            agent_id: key.agent_id,
+            expires_at: key.expires_at,
+            settings: effective_settings(&tenant.settings),
+            tenant,
+        })
+    }
+}

@@ -1,0 +1,547 @@
+//! Story lifecycle use cases: read, apply the pure state machine, compare-and-set.
+//!
+//! Every transition reads the story, asks `loopctl_core::apply` what follows, and writes
+//! the new state with the version it read. Losing that race (another writer got there
+//! first) means reading again and re-deciding, so the loser gets the error the new state
+//! calls for (already claimed, stale claim…), never a silent overwrite.
+
+use chrono::{DateTime, Utc};
+use loopctl_core::graph::{ProjectGraph, StoryNode};
+use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
+use loopctl_store::{
+    ArtifactRecord, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::view::StoryView;
+use crate::{App, AppError, AppResult, Principal, event, now, object, story_status};
+
+/// How often a transition re-reads after losing a compare-and-set before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct ContractRequest {
+    pub story_title: Option<String>,
+    #[schema(value_type = i64)]
+    pub ac_count: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ArtifactInput {
+    pub artifact_type: String,
+    pub path: Option<String>,
+    pub exists: Option<bool>,
+    #[schema(value_type = Object)]
+    pub details: Option<Value>,
+    /// Shorthand some clients send at the top level instead of in `details`.
+    pub commit_sha: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct ReportRequest {
+    pub artifact: Option<ArtifactInput>,
+    pub artifacts: Option<Vec<ArtifactInput>>,
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct ReviewRequest {
+    pub review_type: Option<String>,
+    pub findings_count: Option<i64>,
+    pub fixes_count: Option<i64>,
+    pub disproved_count: Option<i64>,
+    pub summary: Option<String>,
+    #[schema(value_type = Object)]
+    pub findings: Option<Value>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct VerifyRequest {
+    pub summary: Option<String>,
+    pub review_type: Option<String>,
+    #[schema(value_type = Object)]
+    pub findings: Option<Value>,
+    /// `pass` (default) or `partial`.
+    pub result: Option<String>,
+    pub commit_sha: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct RejectRequest {
+    pub reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub findings: Option<Value>,
+    pub review_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct BackfillRequest {
+    pub reason: Option<String>,
+    pub evidence_url: Option<String>,
+    #[schema(value_type = i64)]
+    pub pr_number: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct ReasonRequest {
+    pub reason: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ClaimNextRequest {
+    pub project_id: Uuid,
+    pub epic_id: Option<Uuid>,
+}
+
+/// A call the caller can make next, with what it needs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NextAction {
+    pub action: String,
+    pub method: String,
+    pub path: String,
+    #[schema(value_type = Object)]
+    pub required_body: Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransitionOutcome {
+    pub story: StoryView,
+    pub next_actions: Vec<NextAction>,
+}
+
+impl App {
+    /// Runs one lifecycle action with the evidence rows it writes.
+    async fn transition<F>(
+        &self,
+        who: &Principal,
+        story_id: Uuid,
+        action: Action,
+        claim_epoch: Option<i64>,
+        note: Option<&str>,
+        evidence: F,
+    ) -> AppResult<StoryRecord>
+    where
+        F: Fn(&StoryRecord, &StoryState) -> AppResult<Vec<WriteOp>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let story = self.story_of(who, story_id).await?;
+            let dependencies_met = match action {
+                Action::Claim => self.dependencies_met(who, &story).await?,
+                _ => true,
+            };
+            let at = now();
+            let ctx = Context {
+                now: at,
+                settings: &who.settings,
+                story_title: &story.title,
+                ac_count: story.ac_count(),
+                dependencies_met,
+                claim_epoch,
+            };
+            let next = apply(&story.state, &action, &who.actor(), &ctx)?;
+            let mut batch = evidence(&story, &next)?;
+            let guard = (action == Action::Claim)
+                .then_some(InFlightGuard { project_id: story.project_id, limit: who.settings.max_concurrent_agents });
+            batch.push(WriteOp::TransitionStory {
+                tenant_id: who.tenant_id,
+                story_id,
+                expected_version: story.lock_version,
+                state: next.clone(),
+                updated_at: at,
+                guard,
+            });
+            let updated = StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
+            batch.extend(transition_events(who, &story, &updated, &action, note));
+            match self.commit(batch).await {
+                Ok(_) => return Ok(updated),
+                Err(err) if err.code == "version_conflict" => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(AppError::conflict("version_conflict", "the story is changing too fast; read it again and retry"))
+    }
+
+    async fn dependencies_met(&self, who: &Principal, story: &StoryRecord) -> AppResult<bool> {
+        let graph = self.project_graph(who, story.project_id).await?;
+        Ok(graph.blockers(story.id).is_empty())
+    }
+
+    pub(crate) async fn project_graph(&self, who: &Principal, project_id: Uuid) -> AppResult<ProjectGraph> {
+        let stories = self.all_stories(who, project_id).await?;
+        self.graph_of(who, project_id, &stories).await
+    }
+
+    pub(crate) async fn graph_of(&self, who: &Principal, project_id: Uuid, stories: &[StoryRecord]) -> AppResult<ProjectGraph> {
+        let deps = self.store.dependencies(who.tenant_id, project_id).await?;
+        let story_edges: Vec<(Uuid, Uuid)> = deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
+        let epic_edges: Vec<(Uuid, Uuid)> = deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
+        let nodes = stories.iter().map(|s| StoryNode {
+            id: s.id,
+            epic_id: s.epic_id,
+            agent_status: s.state.agent_status,
+            verified_status: s.state.verified_status,
+            escalation_locked: s.state.escalation_locked,
+        });
+        Ok(ProjectGraph::new(nodes, &story_edges, &epic_edges))
+    }
+
+    fn outcome(&self, who: &Principal, story: &StoryRecord) -> TransitionOutcome {
+        TransitionOutcome { story: StoryView::from(story), next_actions: next_actions(who, story) }
+    }
+
+    pub async fn contract_story(&self, who: &Principal, id: Uuid, request: ContractRequest) -> AppResult<TransitionOutcome> {
+        let ac_count = match request.ac_count {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(n.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                AppError::field("ac_count", "must be a whole number, 0 or more")
+            })?),
+            Some(Value::String(s)) => Some(s.trim().parse().map_err(|_| AppError::field("ac_count", "must be a whole number"))?),
+            Some(_) => return Err(AppError::field("ac_count", "must be a whole number")),
+        };
+        let action = Action::Contract { story_title: request.story_title, ac_count };
+        let story = self.transition(who, id, action, None, None, |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn claim_story(&self, who: &Principal, id: Uuid) -> AppResult<TransitionOutcome> {
+        let story = self.transition(who, id, Action::Claim, None, None, |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn start_story(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
+        let story = self.transition(who, id, Action::Start, epoch, None, |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn heartbeat_story(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
+        let story = self.transition(who, id, Action::Heartbeat, epoch, None, |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn request_review(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
+        let story = self.transition(who, id, Action::RequestReview, epoch, None, |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn report_story(&self, who: &Principal, id: Uuid, request: ReportRequest, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
+        let mut inputs: Vec<ArtifactInput> = request.artifacts.unwrap_or_default();
+        inputs.extend(request.artifact);
+        if inputs.len() > 100 {
+            return Err(AppError::field("artifacts", "at most 100 artifacts per report"));
+        }
+        let reported_by = if who.role == Role::Agent { "agent" } else { "orchestrator" };
+        let summary = request.summary;
+        let story = self
+            .transition(who, id, Action::Report, epoch, None, |story, _| {
+                inputs
+                    .iter()
+                    .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref()))
+                    .collect()
+            })
+            .await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn unclaim_story(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
+        let story = self.transition(who, id, Action::Unclaim, epoch, None, |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn force_unclaim_story(&self, who: &Principal, id: Uuid, request: ReasonRequest) -> AppResult<TransitionOutcome> {
+        let reason = request.reason.or(request.note).unwrap_or_default();
+        if reason.trim().is_empty() {
+            return Err(AppError::field("reason", "say why the story is taken back; it goes to the audit log"));
+        }
+        let story = self.transition(who, id, Action::ForceUnclaim, None, Some(reason.trim()), |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn review_complete(&self, who: &Principal, id: Uuid, request: ReviewRequest) -> AppResult<crate::view::ReviewView> {
+        let findings = request.findings_count.unwrap_or(0);
+        let fixes = request.fixes_count.unwrap_or(0);
+        let disproved = request.disproved_count.unwrap_or(0);
+        if findings < 0 || fixes < 0 || disproved < 0 {
+            return Err(AppError::validation("findings_count, fixes_count and disproved_count must be 0 or more"));
+        }
+        if findings > 0 && fixes + disproved < findings {
+            return Err(AppError::field("fixes_count", "fixes_count + disproved_count must account for every finding"));
+        }
+        let review_type = request.review_type.unwrap_or_else(|| "standard".into());
+        let review_type = crate::text("review_type", &review_type, 100)?;
+        let findings_json = object("findings", request.findings)?;
+        let at = now();
+        let completed_at = request.completed_at.unwrap_or(at).min(at);
+        let review = ReviewRecord {
+            id: Uuid::now_v7(),
+            tenant_id: who.tenant_id,
+            story_id: id,
+            reviewer_agent_id: who.agent_id,
+            review_type,
+            findings_count: findings,
+            fixes_count: fixes,
+            disproved_count: disproved,
+            summary: request.summary,
+            findings: findings_json,
+            completed_at,
+            created_at: at,
+        };
+        let record = review.clone();
+        self.transition(who, id, Action::ReviewComplete, None, None, move |_, _| Ok(vec![WriteOp::InsertReview(record.clone())]))
+            .await?;
+        Ok(crate::view::ReviewView::from(&review))
+    }
+
+    pub async fn verify_story(&self, who: &Principal, id: Uuid, request: VerifyRequest) -> AppResult<TransitionOutcome> {
+        let result = match request.result.as_deref() {
+            None | Some("pass") => "pass",
+            Some("partial") => "partial",
+            Some(other) => {
+                return Err(AppError::field("result", format!("`{other}` is not a verify result; use pass or partial, or reject the story")));
+            }
+        };
+        let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
+        let findings = object("findings", request.findings)?;
+        let mut findings = findings;
+        if let Some(sha) = request.commit_sha {
+            findings["commit_sha"] = json!(sha);
+        }
+        let story = self
+            .transition(who, id, Action::Verify, None, None, |story, _| {
+                Ok(vec![WriteOp::InsertVerification(VerificationRecord {
+                    id: Uuid::now_v7(),
+                    tenant_id: who.tenant_id,
+                    story_id: story.id,
+                    verifier_agent_id: who.agent_id,
+                    result: result.into(),
+                    summary: request.summary.clone(),
+                    findings: findings.clone(),
+                    review_type: request.review_type.clone(),
+                    iteration,
+                    created_at: now(),
+                })])
+            })
+            .await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn reject_story(&self, who: &Principal, id: Uuid, request: RejectRequest) -> AppResult<TransitionOutcome> {
+        let reason = request.reason.unwrap_or_default();
+        let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
+        let findings = object("findings", request.findings)?;
+        let story = self
+            .transition(who, id, Action::Reject { reason: reason.clone() }, None, None, |story, next| {
+                Ok(vec![WriteOp::InsertVerification(VerificationRecord {
+                    id: Uuid::now_v7(),
+                    tenant_id: who.tenant_id,
+                    story_id: story.id,
+                    verifier_agent_id: who.agent_id,
+                    result: "fail".into(),
+                    summary: next.rejection_reason.clone(),
+                    findings: findings.clone(),
+                    review_type: request.review_type.clone(),
+                    iteration,
+                    created_at: now(),
+                })])
+            })
+            .await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn backfill_story(&self, who: &Principal, id: Uuid, request: BackfillRequest) -> AppResult<TransitionOutcome> {
+        let reason = request.reason.unwrap_or_default();
+        if let Some(url) = &request.evidence_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(AppError::field("evidence_url", "must be an http(s) URL"));
+        }
+        let pr_number = match &request.pr_number {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(crate::work::epic_number("pr_number", value)?),
+        };
+        let at = now();
+        let story = self
+            .transition(who, id, Action::Backfill { reason: reason.clone() }, None, None, |story, _| {
+                let mut content = story.clone();
+                let mut metadata = story.metadata.clone();
+                if !metadata.is_object() {
+                    metadata = json!({});
+                }
+                metadata["backfill"] = json!({
+                    "reason": reason.trim(),
+                    "evidence_url": request.evidence_url,
+                    "pr_number": pr_number,
+                    "backfilled_at": at,
+                });
+                content.metadata = metadata;
+                content.updated_at = at;
+                Ok(vec![WriteOp::UpdateStoryContent(content)])
+            })
+            .await?;
+        let mut story = story;
+        story.metadata["backfill"] = json!({"reason": reason.trim(), "evidence_url": request.evidence_url, "pr_number": pr_number, "backfilled_at": at});
+        Ok(self.outcome(who, &story))
+    }
+
+    pub async fn clear_escalation(&self, who: &Principal, id: Uuid, request: ReasonRequest) -> AppResult<TransitionOutcome> {
+        let note = request.note.or(request.reason).unwrap_or_default();
+        if note.trim().is_empty() {
+            return Err(AppError::field("note", "say why the escalation is cleared"));
+        }
+        let story = self.transition(who, id, Action::ClearEscalation, None, Some(note.trim()), |_, _| Ok(Vec::new())).await?;
+        Ok(self.outcome(who, &story))
+    }
+
+    /// Returns stories whose lease expired to the queue, so a crashed agent never holds
+    /// one forever. Answers the numbers reclaimed.
+    pub async fn reclaim_expired(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<String>> {
+        let at = now();
+        let filter = loopctl_store::StoryFilter { project_id: Some(project_id), limit: i64::MAX, ..Default::default() };
+        let (stories, _) = self.store.stories(who.tenant_id, filter).await?;
+        let mut reclaimed = Vec::new();
+        for story in stories {
+            let expired = story.state.agent_status.in_flight() && story.state.lease_expires_at.is_some_and(|until| until <= at);
+            if !expired {
+                continue;
+            }
+            let system = Principal { role: Role::Orchestrator, agent_id: None, ..who.clone() };
+            match self.transition(&system, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {
+                Ok(_) => reclaimed.push(story.number.clone()),
+                // Someone heartbeated or reclaimed it meanwhile: nothing to do.
+                Err(err) if err.code == "invalid_transition" => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(reclaimed)
+    }
+
+    /// Picks the first ready story and contracts and claims it in one write.
+    pub async fn claim_next(&self, who: &Principal, request: ClaimNextRequest) -> AppResult<TransitionOutcome> {
+        crate::require(who, &[Role::Agent, Role::Orchestrator], "claim stories")?;
+        self.project_of(who, request.project_id).await?;
+        self.reclaim_expired(who, request.project_id).await?;
+        let ready = self.ready_records(who, request.project_id).await?;
+        for candidate in ready.into_iter().filter(|s| request.epic_id.is_none_or(|e| s.epic_id == e)) {
+            match self.contract_and_claim(who, &candidate).await {
+                Ok(story) => return Ok(self.outcome(who, &story)),
+                Err(ClaimNextError::Lost) => continue,
+                Err(ClaimNextError::Refused(err)) => return Err(err),
+            }
+        }
+        Err(AppError::new(404, "nothing_ready", "no story is ready to claim; see `loopctl blocked` for what waits on what"))
+    }
+
+    async fn contract_and_claim(&self, who: &Principal, story: &StoryRecord) -> Result<StoryRecord, ClaimNextError> {
+        let at = now();
+        let ctx = Context {
+            now: at,
+            settings: &who.settings,
+            story_title: &story.title,
+            ac_count: story.ac_count(),
+            dependencies_met: true,
+            claim_epoch: None,
+        };
+        let contract = Action::Contract { story_title: Some(story.title.clone()), ac_count: Some(story.ac_count()) };
+        let contracted = apply(&story.state, &contract, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
+        let claimed = apply(&contracted, &Action::Claim, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
+        let updated = StoryRecord { state: claimed.clone(), lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
+        let mut batch = vec![WriteOp::TransitionStory {
+            tenant_id: who.tenant_id,
+            story_id: story.id,
+            expected_version: story.lock_version,
+            state: claimed,
+            updated_at: at,
+            guard: Some(InFlightGuard { project_id: story.project_id, limit: who.settings.max_concurrent_agents }),
+        }];
+        batch.extend(transition_events(who, story, &updated, &Action::Claim, None));
+        match self.commit(batch).await {
+            Ok(_) => Ok(updated),
+            Err(err) if err.code == "version_conflict" => Err(ClaimNextError::Lost),
+            Err(err) => Err(ClaimNextError::Refused(err)),
+        }
+    }
+}
+
+enum ClaimNextError {
+    Lost,
+    Refused(AppError),
+}
+
+fn artifact_op(who: &Principal, story_id: Uuid, reported_by: &str, input: &ArtifactInput, summary: Option<&str>) -> AppResult<WriteOp> {
+    let artifact_type = crate::text("artifact.artifact_type", &input.artifact_type, 100)?;
+    let mut details = object("artifact.details", input.details.clone())?;
+    if let Some(sha) = &input.commit_sha {
+        details["commit_sha"] = json!(sha);
+    }
+    if let Some(summary) = summary {
+        details["summary"] = json!(summary);
+    }
+    Ok(WriteOp::InsertArtifact(ArtifactRecord {
+        id: Uuid::now_v7(),
+        tenant_id: who.tenant_id,
+        story_id,
+        reported_by: reported_by.into(),
+        reporter_agent_id: who.agent_id,
+        artifact_type,
+        path: crate::opt_text("artifact.path", input.path.as_deref(), 2000)?,
+        exists: input.exists.unwrap_or(true),
+        details,
+        created_at: now(),
+    }))
+}
+
+/// The change-feed events of a transition: one status event, plus escalation when it starts.
+fn transition_events(who: &Principal, before: &StoryRecord, after: &StoryRecord, action: &Action, note: Option<&str>) -> Vec<WriteOp> {
+    let name = match action {
+        Action::Contract { .. } | Action::Claim | Action::Start | Action::Report | Action::Unclaim => "status_changed",
+        Action::Heartbeat => "heartbeat",
+        Action::RequestReview => "review_requested",
+        Action::ForceUnclaim => "force_unclaimed",
+        Action::ReclaimExpired => "lease_expired",
+        Action::ReviewComplete => "review_completed",
+        Action::Verify => "verified",
+        Action::Reject { .. } => "rejected",
+        Action::Backfill { .. } => "backfilled",
+        Action::ClearEscalation => "escalation_cleared",
+    };
+    let mut status = story_status(after);
+    status["transition"] = json!(action.name());
+    if let Some(note) = note {
+        status["note"] = json!(note);
+    }
+    let mut events = vec![event(who, Some(after.project_id), ("story", after.id), name, story_status(before), status)];
+    if after.state.escalated && !before.state.escalated {
+        events.push(event(who, Some(after.project_id), ("story", after.id), "escalated", story_status(before), story_status(after)));
+    }
+    events
+}
+
+fn next_actions(who: &Principal, story: &StoryRecord) -> Vec<NextAction> {
+    let path = |verb: &str| format!("/api/v1/stories/{}/{verb}", story.id);
+    let post = |action: &str, verb: &str, body: Value| NextAction {
+        action: action.into(),
+        method: "POST".into(),
+        path: path(verb),
+        required_body: body,
+    };
+    let st = &story.state;
+    let manager = matches!(who.role, Role::Orchestrator | Role::User | Role::Superadmin);
+    match st.agent_status {
+        AgentStatus::Pending if !st.escalation_locked => {
+            vec![post("contract", "contract", json!({"story_title": story.title, "ac_count": story.ac_count()}))]
+        }
+        AgentStatus::Contracted => vec![post("claim", "claim", json!({}))],
+        AgentStatus::Assigned => vec![post("start", "start", json!({}))],
+        AgentStatus::Implementing => vec![post("report", "report", json!({"artifact": {"artifact_type": "commit_diff"}}))],
+        AgentStatus::ReportedDone if manager && st.verified_status != VerifiedStatus::Verified => vec![
+            post("verify", "verify", json!({"summary": "…"})),
+            post("reject", "reject", json!({"reason": "…"})),
+        ],
+        _ => Vec::new(),
+    }
+}
+

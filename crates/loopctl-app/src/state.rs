@@ -1,0 +1,132 @@
+//! Orchestrator checkpoints: versioned JSON per project and key, with history.
+
+use loopctl_core::Role;
+use loopctl_store::{EventFilter, OrchestratorStateRecord, WriteOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::view::OrchestratorStateView;
+use crate::{App, AppError, AppResult, Principal, event, now, require};
+
+const STATE_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
+/// Checkpoints are for crash recovery, not bulk storage.
+const MAX_STATE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SaveState {
+    pub state_key: Option<String>,
+    #[schema(value_type = Object)]
+    pub state_data: Value,
+    /// The version you read; absent, the save always succeeds (history keeps the old one).
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StateVersion {
+    pub version: i64,
+    #[schema(value_type = Object)]
+    pub state_data: Value,
+    pub saved_by: String,
+    pub saved_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn key_of(state_key: Option<&str>) -> AppResult<String> {
+    let key = state_key.unwrap_or("main").trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(AppError::field("state_key", "must be 1 to 255 characters"));
+    }
+    Ok(key.to_string())
+}
+
+impl App {
+    pub async fn save_state(&self, who: &Principal, project_id: Uuid, request: SaveState) -> AppResult<OrchestratorStateView> {
+        require(who, STATE_ROLES, "save orchestrator state")?;
+        self.project_of(who, project_id).await?;
+        let state_key = key_of(request.state_key.as_deref())?;
+        if !request.state_data.is_object() {
+            return Err(AppError::field("state_data", "must be a JSON object"));
+        }
+        if request.state_data.to_string().len() > MAX_STATE_BYTES {
+            return Err(AppError::field("state_data", "is larger than 1 MiB"));
+        }
+        for _ in 0..8 {
+            let current = self.store.orchestrator_state(who.tenant_id, project_id, &state_key).await?;
+            let current_version = current.as_ref().map_or(0, |s| s.version);
+            if let Some(expected) = request.version
+                && expected != current_version
+            {
+                return Err(AppError::conflict(
+                    "version_conflict",
+                    format!("the saved state is at version {current_version}, not {expected}; load it, merge, and save again"),
+                )
+                .with_context(json!({"current_version": current_version})));
+            }
+            let at = now();
+            let record = OrchestratorStateRecord {
+                id: current.as_ref().map_or_else(Uuid::now_v7, |s| s.id),
+                tenant_id: who.tenant_id,
+                project_id,
+                state_key: state_key.clone(),
+                state_data: request.state_data.clone(),
+                version: current_version + 1,
+                created_at: current.as_ref().map_or(at, |s| s.created_at),
+                updated_at: at,
+            };
+            let audit = event(
+                who,
+                Some(project_id),
+                ("orchestrator_state", record.id),
+                "saved",
+                json!({"version": current_version}),
+                json!({"state_key": state_key, "version": record.version, "state_data": record.state_data}),
+            );
+            let save = WriteOp::SaveOrchestratorState { record: record.clone(), expected_version: current_version };
+            match self.commit(vec![save, audit]).await {
+                Ok(_) => return Ok(OrchestratorStateView::from(&record)),
+                // Without an expected version a concurrent save just means: go again on top.
+                Err(err) if err.code == "version_conflict" && request.version.is_none() => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(AppError::conflict("version_conflict", "the state is being saved concurrently; retry"))
+    }
+
+    pub async fn load_state(&self, who: &Principal, project_id: Uuid, state_key: Option<&str>) -> AppResult<OrchestratorStateView> {
+        require(who, STATE_ROLES, "load orchestrator state")?;
+        self.project_of(who, project_id).await?;
+        let state_key = key_of(state_key)?;
+        let state = self.store.orchestrator_state(who.tenant_id, project_id, &state_key).await?;
+        state
+            .as_ref()
+            .map(OrchestratorStateView::from)
+            .ok_or_else(|| AppError::not_found(format!("orchestrator state `{state_key}` (nothing saved yet)")))
+    }
+
+    pub async fn state_history(&self, who: &Principal, project_id: Uuid, state_key: Option<&str>, limit: i64) -> AppResult<Vec<StateVersion>> {
+        require(who, STATE_ROLES, "read orchestrator state")?;
+        self.project_of(who, project_id).await?;
+        let state_key = key_of(state_key)?;
+        let Some(state) = self.store.orchestrator_state(who.tenant_id, project_id, &state_key).await? else {
+            return Ok(Vec::new());
+        };
+        let filter = EventFilter {
+            entity_type: Some("orchestrator_state".into()),
+            entity_id: Some(state.id),
+            limit: limit.clamp(1, 1000),
+            newest_first: true,
+            ..EventFilter::default()
+        };
+        let events = self.store.events(who.tenant_id, filter).await?;
+        Ok(events
+            .into_iter()
+            .map(|e| StateVersion {
+                version: e.event.new_state["version"].as_i64().unwrap_or(0),
+                state_data: e.event.new_state["state_data"].clone(),
+                saved_by: e.event.actor.label,
+                saved_at: e.event.inserted_at,
+            })
+            .collect())
+    }
+}

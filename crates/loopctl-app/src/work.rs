@@ -1,0 +1,606 @@
+//! The work breakdown: projects, epics and stories (content, never status).
+
+use loopctl_core::{AgentStatus, StoryNumber, StoryState, VerifiedStatus};
+use loopctl_store::{EpicRecord, ProjectRecord, StoryFilter, StoryRecord, WriteOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::bootstrap::valid_slug;
+use crate::view::{EpicView, ProjectView, StoryBrief, StoryView};
+use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, object, opt_text, require, story_status, text};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateProject {
+    pub name: String,
+    pub slug: Option<String>,
+    pub repo_url: Option<String>,
+    pub description: Option<String>,
+    pub tech_stack: Option<String>,
+    pub mission: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct UpdateProject {
+    pub name: Option<String>,
+    pub repo_url: Option<String>,
+    pub description: Option<String>,
+    pub tech_stack: Option<String>,
+    pub mission: Option<String>,
+    /// `active` or `archived`.
+    pub status: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateEpic {
+    #[schema(value_type = i64)]
+    pub number: Value,
+    pub title: String,
+    pub description: Option<String>,
+    pub phase: Option<String>,
+    pub position: Option<i64>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct UpdateEpic {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub phase: Option<String>,
+    pub position: Option<i64>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CreateStory {
+    #[schema(value_type = String)]
+    pub number: Value,
+    pub title: String,
+    pub description: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub acceptance_criteria: Option<Value>,
+    #[schema(value_type = f64)]
+    pub estimated_hours: Option<Value>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+    /// Only for `POST /projects/:id/stories`: which epic the story goes in.
+    #[schema(value_type = i64)]
+    pub epic_number: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
+pub struct UpdateStory {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub acceptance_criteria: Option<Value>,
+    #[schema(value_type = f64)]
+    pub estimated_hours: Option<Value>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<Value>,
+}
+
+/// Story list query (`GET /stories`).
+#[derive(Debug, Clone, Default)]
+pub struct StoryQuery {
+    pub project_id: Uuid,
+    pub epic_id: Option<Uuid>,
+    pub agent_status: Option<String>,
+    pub verified_status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub meta: PageMeta,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PageMeta {
+    pub total_count: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Progress {
+    pub total_stories: usize,
+    #[schema(value_type = Object)]
+    pub stories_by_agent_status: Value,
+    #[schema(value_type = Object)]
+    pub stories_by_verified_status: Value,
+    pub total_epics: usize,
+    pub epics_completed: usize,
+    pub verification_percentage: f64,
+    pub estimated_hours_total: f64,
+    pub estimated_hours_completed: f64,
+    pub in_flight: usize,
+    pub escalated: usize,
+}
+
+impl App {
+    /// Finds a project by UUID, slug or name.
+    pub async fn resolve_project(&self, who: &Principal, reference: &str) -> AppResult<ProjectRecord> {
+        let reference = reference.trim();
+        if let Ok(id) = Uuid::parse_str(reference) {
+            return self.project_of(who, id).await;
+        }
+        if let Some(project) = self.store.project_by_slug(who.tenant_id, reference).await? {
+            return Ok(project);
+        }
+        let projects = self.store.projects(who.tenant_id, true).await?;
+        projects
+            .into_iter()
+            .find(|p| p.name.eq_ignore_ascii_case(reference))
+            .ok_or_else(|| AppError::not_found(format!("project `{reference}`")))
+    }
+
+    pub(crate) async fn project_of(&self, who: &Principal, id: Uuid) -> AppResult<ProjectRecord> {
+        self.store.project(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("project"))
+    }
+
+    pub(crate) async fn epic_of(&self, who: &Principal, id: Uuid) -> AppResult<EpicRecord> {
+        self.store.epic(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("epic"))
+    }
+
+    pub(crate) async fn story_of(&self, who: &Principal, id: Uuid) -> AppResult<StoryRecord> {
+        self.store.story(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("story"))
+    }
+
+    /// Finds a story by UUID, or by number (`2.1`, `US-2.1`) within a project.
+    pub async fn resolve_story(&self, who: &Principal, project: Option<Uuid>, reference: &str) -> AppResult<StoryRecord> {
+        if let Ok(id) = Uuid::parse_str(reference.trim()) {
+            return self.story_of(who, id).await;
+        }
+        let number = StoryNumber::parse(reference).map_err(AppError::validation)?;
+        let project = project.ok_or_else(|| {
+            AppError::validation(format!("story {number} is named by number; say which project (project_id)"))
+        })?;
+        self.store
+            .story_by_number(who.tenant_id, project, &number.to_string())
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("story {number}")))
+    }
+
+    pub async fn create_project(&self, who: &Principal, request: CreateProject) -> AppResult<ProjectView> {
+        require(who, MANAGERS, "create projects")?;
+        let name = text("name", &request.name, 255)?;
+        let slug = request.slug.unwrap_or_else(|| crate::bootstrap::slugify(&name));
+        if !valid_slug(&slug) {
+            return Err(AppError::field("slug", "must be 2 to 64 lowercase letters, digits or dashes"));
+        }
+        let at = now();
+        let project = ProjectRecord {
+            id: Uuid::now_v7(),
+            tenant_id: who.tenant_id,
+            name,
+            slug,
+            repo_url: opt_text("repo_url", request.repo_url.as_deref(), 2000)?,
+            description: opt_text("description", request.description.as_deref(), 50_000)?,
+            tech_stack: opt_text("tech_stack", request.tech_stack.as_deref(), 2000)?,
+            mission: opt_text("mission", request.mission.as_deref(), 2000)?,
+            status: "active".into(),
+            metadata: object("metadata", request.metadata)?,
+            created_at: at,
+            updated_at: at,
+        };
+        let audit = event(who, Some(project.id), ("project", project.id), "created", json!({}), json!({"slug": project.slug}));
+        self.commit(vec![WriteOp::InsertProject(project.clone()), audit]).await.map_err(|err| {
+            if err.code == "conflict" {
+                AppError::conflict("conflict", format!("a project with slug `{}` already exists; pick another slug", project.slug))
+            } else {
+                err
+            }
+        })?;
+        Ok(ProjectView::from(&project))
+    }
+
+    pub async fn list_projects(&self, who: &Principal, include_archived: bool) -> AppResult<Vec<ProjectView>> {
+        require(who, ANYONE, "list projects")?;
+        Ok(self.store.projects(who.tenant_id, include_archived).await?.iter().map(ProjectView::from).collect())
+    }
+
+    pub async fn get_project(&self, who: &Principal, id: Uuid) -> AppResult<ProjectView> {
+        require(who, ANYONE, "read projects")?;
+        let project = self.project_of(who, id).await?;
+        let epics = self.store.epics(who.tenant_id, id).await?;
+        let filter = StoryFilter { project_id: Some(id), limit: 0, ..StoryFilter::default() };
+        let (_, story_count) = self.store.stories(who.tenant_id, filter).await?;
+        let mut view = ProjectView::from(&project);
+        view.epic_count = Some(epics.len());
+        view.story_count = Some(story_count);
+        Ok(view)
+    }
+
+    pub async fn update_project(&self, who: &Principal, id: Uuid, patch: UpdateProject) -> AppResult<ProjectView> {
+        require(who, MANAGERS, "change projects")?;
+        let mut project = self.project_of(who, id).await?;
+        if let Some(name) = patch.name {
+            project.name = text("name", &name, 255)?;
+        }
+        if patch.repo_url.is_some() {
+            project.repo_url = opt_text("repo_url", patch.repo_url.as_deref(), 2000)?;
+        }
+        if patch.description.is_some() {
+            project.description = opt_text("description", patch.description.as_deref(), 50_000)?;
+        }
+        if patch.tech_stack.is_some() {
+            project.tech_stack = opt_text("tech_stack", patch.tech_stack.as_deref(), 2000)?;
+        }
+        if patch.mission.is_some() {
+            project.mission = opt_text("mission", patch.mission.as_deref(), 2000)?;
+        }
+        if let Some(status) = patch.status {
+            if !matches!(status.as_str(), "active" | "archived") {
+                return Err(AppError::field("status", "must be active or archived"));
+            }
+            project.status = status;
+        }
+        if patch.metadata.is_some() {
+            project.metadata = object("metadata", patch.metadata)?;
+        }
+        project.updated_at = now();
+        let audit = event(who, Some(id), ("project", id), "updated", json!({}), json!({"status": project.status}));
+        self.commit(vec![WriteOp::UpdateProject(project.clone()), audit]).await?;
+        Ok(ProjectView::from(&project))
+    }
+
+    /// Archiving keeps everything; the project leaves default listings.
+    pub async fn archive_project(&self, who: &Principal, id: Uuid) -> AppResult<ProjectView> {
+        require(who, HUMANS, "archive projects")?;
+        let patch = UpdateProject { status: Some("archived".into()), ..UpdateProject::default() };
+        self.update_project(who, id, patch).await
+    }
+
+    pub async fn create_epic(&self, who: &Principal, project_id: Uuid, request: CreateEpic) -> AppResult<EpicView> {
+        require(who, MANAGERS, "create epics")?;
+        let project = self.project_of(who, project_id).await?;
+        let number = epic_number("number", &request.number)?;
+        let at = now();
+        let epic = EpicRecord {
+            id: Uuid::now_v7(),
+            tenant_id: who.tenant_id,
+            project_id: project.id,
+            number,
+            title: text("title", &request.title, 500)?,
+            description: opt_text("description", request.description.as_deref(), 50_000)?,
+            phase: opt_text("phase", request.phase.as_deref(), 255)?,
+            position: position(request.position.unwrap_or(0))?,
+            metadata: object("metadata", request.metadata)?,
+            created_at: at,
+            updated_at: at,
+        };
+        let audit = event(who, Some(project.id), ("epic", epic.id), "created", json!({}), json!({"number": number}));
+        self.commit(vec![WriteOp::InsertEpic(epic.clone()), audit]).await.map_err(|err| {
+            if err.code == "conflict" {
+                AppError::conflict("duplicate_number", format!("epic {number} already exists in this project; pick a different number"))
+            } else {
+                err
+            }
+        })?;
+        Ok(EpicView::from(&epic))
+    }
+
+    pub async fn list_epics(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<EpicView>> {
+        require(who, ANYONE, "list epics")?;
+        self.project_of(who, project_id).await?;
+        let epics = self.store.epics(who.tenant_id, project_id).await?;
+        let stories = self.all_stories(who, project_id).await?;
+        Ok(epics
+            .iter()
+            .map(|epic| {
+                let mine: Vec<&StoryRecord> = stories.iter().filter(|s| s.epic_id == epic.id).collect();
+                let verified = mine.iter().filter(|s| s.state.verified_status == VerifiedStatus::Verified).count();
+                let mut view = EpicView::from(epic);
+                view.story_count = Some(mine.len());
+                view.completion_percentage = Some(percentage(verified, mine.len()));
+                view
+            })
+            .collect())
+    }
+
+    pub async fn get_epic(&self, who: &Principal, id: Uuid) -> AppResult<EpicView> {
+        require(who, ANYONE, "read epics")?;
+        let epic = self.epic_of(who, id).await?;
+        let filter = StoryFilter { epic_id: Some(id), limit: i64::MAX, ..StoryFilter::default() };
+        let (stories, _) = self.store.stories(who.tenant_id, filter).await?;
+        let mut view = EpicView::from(&epic);
+        view.story_count = Some(stories.len());
+        view.stories = Some(stories.iter().map(StoryBrief::from).collect());
+        Ok(view)
+    }
+
+    pub async fn update_epic(&self, who: &Principal, id: Uuid, patch: UpdateEpic) -> AppResult<EpicView> {
+        require(who, MANAGERS, "change epics")?;
+        let mut epic = self.epic_of(who, id).await?;
+        if let Some(title) = patch.title {
+            epic.title = text("title", &title, 500)?;
+        }
+        if patch.description.is_some() {
+            epic.description = opt_text("description", patch.description.as_deref(), 50_000)?;
+        }
+        if patch.phase.is_some() {
+            epic.phase = opt_text("phase", patch.phase.as_deref(), 255)?;
+        }
+        if let Some(pos) = patch.position {
+            epic.position = position(pos)?;
+        }
+        if patch.metadata.is_some() {
+            epic.metadata = object("metadata", patch.metadata)?;
+        }
+        epic.updated_at = now();
+        let audit = event(who, Some(epic.project_id), ("epic", id), "updated", json!({}), json!({"title": epic.title}));
+        self.commit(vec![WriteOp::UpdateEpic(epic.clone()), audit]).await?;
+        Ok(EpicView::from(&epic))
+    }
+
+    pub async fn delete_epic(&self, who: &Principal, id: Uuid) -> AppResult<()> {
+        require(who, HUMANS, "delete epics")?;
+        let epic = self.epic_of(who, id).await?;
+        let audit = event(who, Some(epic.project_id), ("epic", id), "deleted", json!({"number": epic.number}), json!({}));
+        self.commit(vec![WriteOp::DeleteEpic { tenant_id: who.tenant_id, id }, audit]).await?;
+        Ok(())
+    }
+
+    /// Creates a story in an epic (`epic_id`), or in a project by `epic_number`.
+    pub async fn create_story(&self, who: &Principal, epic_id: Option<Uuid>, project_id: Option<Uuid>, request: CreateStory) -> AppResult<StoryView> {
+        require(who, MANAGERS, "create stories")?;
+        let epic = match (epic_id, project_id) {
+            (Some(epic_id), _) => self.epic_of(who, epic_id).await?,
+            (None, Some(project_id)) => {
+                self.project_of(who, project_id).await?;
+                let raw = request.epic_number.as_ref().ok_or_else(|| AppError::field("epic_number", "is required"))?;
+                let number = epic_number("epic_number", raw)?;
+                let epics = self.store.epics(who.tenant_id, project_id).await?;
+                epics.into_iter().find(|e| e.number == number).ok_or_else(|| {
+                    AppError::field("epic_number", format!("epic {number} not found in this project; create it first"))
+                })?
+            }
+            (None, None) => return Err(AppError::validation("say which epic or project the story belongs to")),
+        };
+        let number = story_number("number", &request.number)?;
+        let at = now();
+        let story = StoryRecord {
+            id: Uuid::now_v7(),
+            tenant_id: who.tenant_id,
+            project_id: epic.project_id,
+            epic_id: epic.id,
+            number: number.to_string(),
+            sort_key: number.sort_key(),
+            title: text("title", &request.title, 500)?,
+            description: opt_text("description", request.description.as_deref(), 50_000)?,
+            acceptance_criteria: criteria("acceptance_criteria", request.acceptance_criteria)?,
+            estimated_hours: hours(request.estimated_hours.as_ref())?,
+            metadata: object("metadata", request.metadata)?,
+            state: StoryState::default(),
+            lock_version: 0,
+            created_at: at,
+            updated_at: at,
+        };
+        let audit = event(who, Some(story.project_id), ("story", story.id), "created", json!({}), story_status(&story));
+        self.commit(vec![WriteOp::InsertStory(story.clone()), audit]).await.map_err(|err| {
+            if err.code == "conflict" {
+                AppError::conflict(
+                    "duplicate_number",
+                    format!("story {number} already exists in this project; pick a different number, or import with merge=true to update it"),
+                )
+            } else {
+                err
+            }
+        })?;
+        Ok(StoryView::from(&story))
+    }
+
+    pub async fn list_stories(&self, who: &Principal, query: StoryQuery) -> AppResult<Page<StoryView>> {
+        require(who, ANYONE, "list stories")?;
+        self.project_of(who, query.project_id).await?;
+        let agent_status = query
+            .agent_status
+            .as_deref()
+            .map(str::parse::<AgentStatus>)
+            .transpose()
+            .map_err(|m| AppError::field("agent_status", m))?;
+        let verified_status = query
+            .verified_status
+            .as_deref()
+            .map(str::parse::<VerifiedStatus>)
+            .transpose()
+            .map_err(|m| AppError::field("verified_status", m))?;
+        let limit = query.limit.unwrap_or(100).clamp(1, 500);
+        let offset = query.offset.unwrap_or(0).max(0);
+        let filter = StoryFilter {
+            project_id: Some(query.project_id),
+            epic_id: query.epic_id,
+            agent_status,
+            verified_status,
+            limit,
+            offset,
+        };
+        let (stories, total_count) = self.store.stories(who.tenant_id, filter).await?;
+        Ok(Page { data: stories.iter().map(StoryView::from).collect(), meta: PageMeta { total_count, limit, offset } })
+    }
+
+    pub async fn update_story(&self, who: &Principal, id: Uuid, patch: UpdateStory) -> AppResult<StoryView> {
+        require(who, MANAGERS, "change stories")?;
+        let mut story = self.story_of(who, id).await?;
+        if let Some(title) = patch.title {
+            story.title = text("title", &title, 500)?;
+        }
+        if patch.description.is_some() {
+            story.description = opt_text("description", patch.description.as_deref(), 50_000)?;
+        }
+        if patch.acceptance_criteria.is_some() {
+            story.acceptance_criteria = criteria("acceptance_criteria", patch.acceptance_criteria)?;
+        }
+        if patch.estimated_hours.is_some() {
+            story.estimated_hours = hours(patch.estimated_hours.as_ref())?;
+        }
+        if patch.metadata.is_some() {
+            story.metadata = object("metadata", patch.metadata)?;
+        }
+        story.updated_at = now();
+        let audit = event(who, Some(story.project_id), ("story", id), "updated", json!({}), json!({"title": story.title}));
+        self.commit(vec![WriteOp::UpdateStoryContent(story.clone()), audit]).await?;
+        Ok(StoryView::from(&story))
+    }
+
+    pub async fn delete_story(&self, who: &Principal, id: Uuid) -> AppResult<()> {
+        require(who, HUMANS, "delete stories")?;
+        let story = self.story_of(who, id).await?;
+        let audit = event(who, Some(story.project_id), ("story", id), "deleted", story_status(&story), json!({}));
+        self.commit(vec![WriteOp::DeleteStory { tenant_id: who.tenant_id, id }, audit]).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn all_stories(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<StoryRecord>> {
+        let filter = StoryFilter { project_id: Some(project_id), limit: i64::MAX, ..StoryFilter::default() };
+        Ok(self.store.stories(who.tenant_id, filter).await?.0)
+    }
+
+    pub async fn project_progress(&self, who: &Principal, project_id: Uuid) -> AppResult<Progress> {
+        require(who, ANYONE, "read progress")?;
+        self.project_of(who, project_id).await?;
+        let epics = self.store.epics(who.tenant_id, project_id).await?;
+        let stories = self.all_stories(who, project_id).await?;
+        let epics_completed = epics
+            .iter()
+            .filter(|epic| {
+                let mut mine = stories.iter().filter(|s| s.epic_id == epic.id).peekable();
+                mine.peek().is_some() && mine.all(|s| s.state.verified_status == VerifiedStatus::Verified)
+            })
+            .count();
+        Ok(progress(&stories, epics.len(), epics_completed))
+    }
+}
+
+pub(crate) fn progress(stories: &[StoryRecord], total_epics: usize, epics_completed: usize) -> Progress {
+    let count_agent = |status: AgentStatus| stories.iter().filter(|s| s.state.agent_status == status).count();
+    let count_verified = |status: VerifiedStatus| stories.iter().filter(|s| s.state.verified_status == status).count();
+    let verified = count_verified(VerifiedStatus::Verified);
+    let hours_total: f64 = stories.iter().filter_map(|s| s.estimated_hours).sum();
+    let hours_done: f64 = stories
+        .iter()
+        .filter(|s| s.state.verified_status == VerifiedStatus::Verified)
+        .filter_map(|s| s.estimated_hours)
+        .sum();
+    Progress {
+        total_stories: stories.len(),
+        stories_by_agent_status: json!({
+            "pending": count_agent(AgentStatus::Pending),
+            "contracted": count_agent(AgentStatus::Contracted),
+            "assigned": count_agent(AgentStatus::Assigned),
+            "implementing": count_agent(AgentStatus::Implementing),
+            "reported_done": count_agent(AgentStatus::ReportedDone),
+        }),
+        stories_by_verified_status: json!({
+            "unverified": count_verified(VerifiedStatus::Unverified),
+            "verified": verified,
+            "rejected": count_verified(VerifiedStatus::Rejected),
+        }),
+        total_epics,
+        epics_completed,
+        verification_percentage: percentage(verified, stories.len()),
+        estimated_hours_total: hours_total,
+        estimated_hours_completed: hours_done,
+        in_flight: stories.iter().filter(|s| s.state.agent_status.in_flight()).count(),
+        escalated: stories.iter().filter(|s| s.state.escalated).count(),
+    }
+}
+
+fn percentage(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "story counts are far below 2^52")]
+    let ratio = part as f64 * 100.0 / whole as f64;
+    (ratio * 10.0).round() / 10.0
+}
+
+fn position(value: i64) -> AppResult<i64> {
+    if value < 0 {
+        return Err(AppError::field("position", "must be 0 or more"));
+    }
+    Ok(value)
+}
+
+/// Epic numbers are positive integers; clients send them as numbers or numeric strings.
+pub(crate) fn epic_number(field: &str, value: &Value) -> AppResult<i64> {
+    let parsed = match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(AppError::field(field, "must be a positive whole number")),
+    }
+}
+
+/// Story numbers are `E.S` strings; integers are accepted and stringified.
+pub(crate) fn story_number(field: &str, value: &Value) -> AppResult<StoryNumber> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err(AppError::field(field, "must be a story number like \"2.1\"")),
+    };
+    StoryNumber::parse(&text).map_err(|m| AppError::field(field, m))
+}
+
+/// Acceptance criteria: an array of objects; `description` is kept as `criterion` too,
+/// as the reference stores it.
+pub(crate) fn criteria(field: &str, value: Option<Value>) -> AppResult<Value> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(json!([])),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(AppError::field(field, "must be an array of objects like [{\"id\":\"AC-1\",\"description\":\"Feature works\"}]"));
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (idx, item) in items.into_iter().enumerate() {
+        match item {
+            Value::Object(mut map) => {
+                if !map.contains_key("criterion")
+                    && let Some(description) = map.get("description").cloned()
+                {
+                    map.insert("criterion".into(), description);
+                }
+                if !map.contains_key("id") {
+                    map.insert("id".into(), json!(format!("AC-{}", idx + 1)));
+                }
+                out.push(Value::Object(map));
+            }
+            Value::String(criterion) => out.push(json!({"id": format!("AC-{}", idx + 1), "criterion": criterion})),
+            _ => {
+                return Err(AppError::field(
+                    &format!("{field}[{idx}]"),
+                    "must be an object like {\"id\":\"AC-1\",\"description\":\"Feature works\"}",
+                ));
+            }
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+pub(crate) fn hours(value: Option<&Value>) -> AppResult<Option<f64>> {
+    let parsed = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => None,
+    };
+    match parsed {
+        Some(h) if h.is_finite() && h >= 0.0 => Ok(Some(h)),
+        _ => Err(AppError::field("estimated_hours", "must be a number of hours, 0 or more")),
+    }
+}
+

@@ -1,0 +1,414 @@
+//! Applying a write batch inside the caller's transaction, op by op, with the same
+//! semantics and error mapping as the SQLite store.
+//!
+//! Transactions run at READ COMMITTED, and several server processes may write at once.
+//! Two rules need more than a single statement to hold under that isolation level; each
+//! takes a transaction-scoped advisory lock (released at COMMIT or ROLLBACK, after the
+//! transaction's rows are visible):
+//! - a claim under an in-flight limit locks its project before counting (see `transition`);
+//! - the first event a batch appends for a tenant locks that tenant's change feed first
+//!   (see `append_event`).
+
+use chrono::{DateTime, Utc};
+use loopctl_core::StoryState;
+use loopctl_store::*;
+use sqlx::PgConnection;
+use sqlx::postgres::PgQueryResult;
+use uuid::Uuid;
+
+use crate::row::{json, map_err};
+
+/// Advisory-lock class of in-flight claims, keyed by project.
+const LOCK_CLASS_IN_FLIGHT: i32 = 0x6c63_0002;
+/// Advisory-lock class of change-feed appends, keyed by tenant.
+const LOCK_CLASS_EVENTS: i32 = 0x6c63_0003;
+
+pub(crate) async fn batch(
+    conn: &mut PgConnection,
+    ops: &[WriteOp],
+) -> Result<Vec<i64>, StoreError> {
+    let mut cursors = Vec::new();
+    let mut feeds_locked: Vec<Uuid> = Vec::new();
+    for op in ops {
+        if let WriteOp::AppendEvent(event) = op
+            && !feeds_locked.contains(&event.tenant_id)
+        {
+            lock_feed(conn, event.tenant_id).await?;
+            feeds_locked.push(event.tenant_id);
+        }
+        if let Some(cursor) = one(conn, op).await? {
+            cursors.push(cursor);
+        }
+    }
+    Ok(cursors)
+}
+
+/// Folds an id into the 32-bit key of the two-key advisory lock functions. Two ids that
+/// share a key only wait for each other more than they must.
+fn lock_key(id: Uuid) -> i32 {
+    let v = id.as_u128();
+    let folded = (v ^ (v >> 32) ^ (v >> 64) ^ (v >> 96)) as u32;
+    i32::from_ne_bytes(folded.to_ne_bytes())
+}
+
+async fn advisory_xact_lock(
+    conn: &mut PgConnection,
+    class: i32,
+    id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(class)
+        .bind(lock_key(id))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Cursors come from a sequence: they are handed out in insertion order, but transactions
+/// commit in any order. Without this lock, a reader polling `events(after_cursor = N)` could
+/// see N+2 committed while N+1 is still to come, move its cursor past N+1, and never see it.
+/// Holding a per-tenant lock from the first append until COMMIT makes the event-writing
+/// transactions of one tenant take their cursors and commit one after another, so within a
+/// tenant (every feed read is scoped to one) cursors become visible in order. Other tenants
+/// are not held up.
+async fn lock_feed(conn: &mut PgConnection, tenant_id: Uuid) -> Result<(), StoreError> {
+    advisory_xact_lock(conn, LOCK_CLASS_EVENTS, tenant_id).await
+}
+
+async fn append_event(conn: &mut PgConnection, e: &NewEvent) -> Result<i64, StoreError> {
+    sqlx::query_scalar(
+        "INSERT INTO events (id, tenant_id, project_id, entity_type, entity_id, action, actor_type, actor_key_id, \
+         actor_agent_id, actor_role, actor_label, old_state, new_state, metadata, inserted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING cursor",
+    )
+    .bind(e.id)
+    .bind(e.tenant_id)
+    .bind(e.project_id)
+    .bind(&e.entity_type)
+    .bind(e.entity_id)
+    .bind(&e.action)
+    .bind(&e.actor.actor_type)
+    .bind(e.actor.key_id)
+    .bind(e.actor.agent_id)
+    .bind(e.actor.role.map(|r| r.as_str()))
+    .bind(&e.actor.label)
+    .bind(json(&e.old_state))
+    .bind(json(&e.new_state))
+    .bind(json(&e.metadata))
+    .bind(e.inserted_at)
+    .fetch_one(conn)
+    .await
+    .map_err(map_err)
+}
+
+fn expect_row(result: PgQueryResult, what: &str) -> Result<(), StoreError> {
+    if result.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            what: what.to_string(),
+        });
+    }
+    Ok(())
+}
+
+async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, StoreError> {
+    let conn = &mut *conn;
+    match op {
+        WriteOp::InsertTenant(t) => {
+            sqlx::query("INSERT INTO tenants (id, name, slug, email, settings, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(t.id).bind(&t.name).bind(&t.slug).bind(&t.email).bind(json(&t.settings)).bind(&t.status)
+                .bind(t.created_at).bind(t.updated_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateTenant(t) => {
+            let res = sqlx::query("UPDATE tenants SET name = $1, slug = $2, email = $3, settings = $4, status = $5, updated_at = $6 WHERE id = $7")
+                .bind(&t.name).bind(&t.slug).bind(&t.email).bind(json(&t.settings)).bind(&t.status)
+                .bind(t.updated_at).bind(t.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "tenant")?;
+        }
+        WriteOp::InsertAgent(a) => {
+            sqlx::query("INSERT INTO agents (id, tenant_id, name, agent_type, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(a.id).bind(a.tenant_id).bind(&a.name).bind(&a.agent_type).bind(&a.status).bind(json(&a.metadata))
+                .bind(a.created_at).bind(a.updated_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateAgent(a) => {
+            let res = sqlx::query("UPDATE agents SET name = $1, agent_type = $2, status = $3, metadata = $4, updated_at = $5 WHERE tenant_id = $6 AND id = $7")
+                .bind(&a.name).bind(&a.agent_type).bind(&a.status).bind(json(&a.metadata)).bind(a.updated_at)
+                .bind(a.tenant_id).bind(a.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "agent")?;
+        }
+        WriteOp::InsertApiKey(k) => {
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, key_prefix, role, agent_id, expires_at, revoked_at, last_used_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(k.id).bind(k.tenant_id).bind(&k.name).bind(&k.key_hash).bind(&k.key_prefix).bind(k.role.as_str())
+                .bind(k.agent_id).bind(k.expires_at).bind(k.revoked_at).bind(k.last_used_at).bind(k.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::EndApiKey {
+            tenant_id,
+            id,
+            revoked_at,
+            expires_at,
+        } => {
+            let res = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE($1, revoked_at), expires_at = COALESCE($2, expires_at) WHERE tenant_id = $3 AND id = $4")
+                .bind(*revoked_at).bind(*expires_at).bind(tenant_id).bind(id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "api key")?;
+        }
+        WriteOp::TouchApiKey { id, at } => {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(*at)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+        }
+        WriteOp::InsertProject(p) => {
+            sqlx::query("INSERT INTO projects (id, tenant_id, name, slug, repo_url, description, tech_stack, mission, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                .bind(p.id).bind(p.tenant_id).bind(&p.name).bind(&p.slug).bind(&p.repo_url).bind(&p.description)
+                .bind(&p.tech_stack).bind(&p.mission).bind(&p.status).bind(json(&p.metadata))
+                .bind(p.created_at).bind(p.updated_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateProject(p) => {
+            let res = sqlx::query("UPDATE projects SET name = $1, repo_url = $2, description = $3, tech_stack = $4, mission = $5, status = $6, metadata = $7, updated_at = $8 WHERE tenant_id = $9 AND id = $10")
+                .bind(&p.name).bind(&p.repo_url).bind(&p.description).bind(&p.tech_stack).bind(&p.mission)
+                .bind(&p.status).bind(json(&p.metadata)).bind(p.updated_at).bind(p.tenant_id).bind(p.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "project")?;
+        }
+        WriteOp::InsertEpic(e) => {
+            sqlx::query("INSERT INTO epics (id, tenant_id, project_id, number, title, description, phase, position, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(e.id).bind(e.tenant_id).bind(e.project_id).bind(e.number).bind(&e.title).bind(&e.description)
+                .bind(&e.phase).bind(e.position).bind(json(&e.metadata)).bind(e.created_at).bind(e.updated_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateEpic(e) => {
+            let res = sqlx::query("UPDATE epics SET title = $1, description = $2, phase = $3, position = $4, metadata = $5, updated_at = $6 WHERE tenant_id = $7 AND id = $8")
+                .bind(&e.title).bind(&e.description).bind(&e.phase).bind(e.position).bind(json(&e.metadata))
+                .bind(e.updated_at).bind(e.tenant_id).bind(e.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "epic")?;
+        }
+        WriteOp::DeleteEpic { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM epics WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            expect_row(res, "epic")?;
+        }
+        WriteOp::InsertStory(s) => {
+            let st = &s.state;
+            sqlx::query("INSERT INTO stories (id, tenant_id, project_id, epic_id, number, sort_key, title, description, acceptance_criteria, estimated_hours, metadata, agent_status, verified_status, assigned_agent_id, reported_done_at, reported_by_agent_id, verified_at, lock_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)")
+                .bind(s.id).bind(s.tenant_id).bind(s.project_id).bind(s.epic_id).bind(&s.number).bind(s.sort_key)
+                .bind(&s.title).bind(&s.description).bind(json(&s.acceptance_criteria)).bind(s.estimated_hours)
+                .bind(json(&s.metadata)).bind(st.agent_status.as_str()).bind(st.verified_status.as_str())
+                .bind(st.assigned_agent_id).bind(st.reported_done_at).bind(st.reported_by_agent_id)
+                .bind(st.verified_at).bind(s.lock_version).bind(s.created_at).bind(s.updated_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::UpdateStoryContent(s) => {
+            let res = sqlx::query("UPDATE stories SET epic_id = $1, title = $2, description = $3, acceptance_criteria = $4, estimated_hours = $5, metadata = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9")
+                .bind(s.epic_id).bind(&s.title).bind(&s.description).bind(json(&s.acceptance_criteria))
+                .bind(s.estimated_hours).bind(json(&s.metadata)).bind(s.updated_at).bind(s.tenant_id).bind(s.id)
+                .execute(conn).await.map_err(map_err)?;
+            expect_row(res, "story")?;
+        }
+        WriteOp::DeleteStory { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM stories WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            expect_row(res, "story")?;
+        }
+        WriteOp::TransitionStory {
+            tenant_id,
+            story_id,
+            expected_version,
+            state,
+            updated_at,
+            guard,
+        } => {
+            let target = Target {
+                tenant_id: *tenant_id,
+                story_id: *story_id,
+                expected_version: *expected_version,
+            };
+            transition(conn, target, state, *updated_at, *guard).await?;
+        }
+        WriteOp::InsertStoryDependency(d) => {
+            sqlx::query("INSERT INTO story_dependencies (id, tenant_id, project_id, story_id, depends_on_story_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(d.id).bind(d.tenant_id).bind(d.project_id).bind(d.from_id).bind(d.to_id).bind(d.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertEpicDependency(d) => {
+            sqlx::query("INSERT INTO epic_dependencies (id, tenant_id, project_id, epic_id, depends_on_epic_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(d.id).bind(d.tenant_id).bind(d.project_id).bind(d.from_id).bind(d.to_id).bind(d.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::DeleteStoryDependency { tenant_id, id } => {
+            let res =
+                sqlx::query("DELETE FROM story_dependencies WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?;
+            expect_row(res, "story dependency")?;
+        }
+        WriteOp::DeleteEpicDependency { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM epic_dependencies WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            expect_row(res, "epic dependency")?;
+        }
+        WriteOp::InsertArtifact(a) => {
+            sqlx::query("INSERT INTO artifacts (id, tenant_id, story_id, reported_by, reporter_agent_id, artifact_type, path, \"exists\", details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(a.id).bind(a.tenant_id).bind(a.story_id).bind(&a.reported_by).bind(a.reporter_agent_id)
+                .bind(&a.artifact_type).bind(&a.path).bind(a.exists).bind(json(&a.details)).bind(a.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertReview(r) => {
+            sqlx::query("INSERT INTO reviews (id, tenant_id, story_id, reviewer_agent_id, review_type, findings_count, fixes_count, disproved_count, summary, findings, completed_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.reviewer_agent_id).bind(&r.review_type)
+                .bind(r.findings_count).bind(r.fixes_count).bind(r.disproved_count).bind(&r.summary).bind(json(&r.findings))
+                .bind(r.completed_at).bind(r.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertVerification(v) => {
+            sqlx::query("INSERT INTO verifications (id, tenant_id, story_id, verifier_agent_id, result, summary, findings, review_type, iteration, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(v.id).bind(v.tenant_id).bind(v.story_id).bind(v.verifier_agent_id).bind(&v.result).bind(&v.summary)
+                .bind(json(&v.findings)).bind(&v.review_type).bind(v.iteration).bind(v.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::SaveOrchestratorState {
+            record: r,
+            expected_version,
+        } => {
+            if *expected_version == 0 {
+                sqlx::query("INSERT INTO orchestrator_states (id, tenant_id, project_id, state_key, state_data, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(r.id).bind(r.tenant_id).bind(r.project_id).bind(&r.state_key).bind(json(&r.state_data))
+                    .bind(r.version).bind(r.created_at).bind(r.updated_at)
+                    .execute(conn).await
+                    .map_err(|err| match map_err(err) {
+                        StoreError::Duplicate { .. } => StoreError::VersionConflict { what: "orchestrator state".into() },
+                        other => other,
+                    })?;
+            } else {
+                let res = sqlx::query("UPDATE orchestrator_states SET state_data = $1, version = $2, updated_at = $3 WHERE tenant_id = $4 AND project_id = $5 AND state_key = $6 AND version = $7")
+                    .bind(json(&r.state_data)).bind(r.version).bind(r.updated_at)
+                    .bind(r.tenant_id).bind(r.project_id).bind(&r.state_key).bind(expected_version)
+                    .execute(conn).await.map_err(map_err)?;
+                if res.rows_affected() == 0 {
+                    return Err(StoreError::VersionConflict {
+                        what: "orchestrator state".into(),
+                    });
+                }
+            }
+        }
+        WriteOp::AppendEvent(e) => return append_event(conn, e).await.map(Some),
+    }
+    Ok(None)
+}
+
+/// The story a transition applies to, and the version it was read at.
+#[derive(Clone, Copy)]
+struct Target {
+    tenant_id: Uuid,
+    story_id: Uuid,
+    expected_version: i64,
+}
+
+async fn transition(
+    conn: &mut PgConnection,
+    target: Target,
+    st: &StoryState,
+    updated_at: DateTime<Utc>,
+    guard: Option<InFlightGuard>,
+) -> Result<(), StoreError> {
+    if let Some(guard) = guard {
+        // Under READ COMMITTED two claims of different stories would each count the other's
+        // story as not yet in flight and both pass. The lock queues them; the UPDATE below
+        // is a new statement with a new snapshot, so it counts every claim committed before
+        // the lock was granted.
+        advisory_xact_lock(conn, LOCK_CLASS_IN_FLIGHT, guard.project_id).await?;
+    }
+    let res = sqlx::query(
+        "UPDATE stories SET agent_status = $1, verified_status = $2, assigned_agent_id = $3, assigned_at = $4, \
+         reported_done_at = $5, reported_by_agent_id = $6, verified_at = $7, rejected_at = $8, rejection_reason = $9, \
+         claim_epoch = $10, lease_expires_at = $11, iteration_count = $12, rejections_since_clear = $13, escalated = $14, \
+         escalated_at = $15, escalation_locked = $16, review_requested_at = $17, last_review_at = $18, \
+         lock_version = lock_version + 1, updated_at = $19 \
+         WHERE tenant_id = $20 AND id = $21 AND lock_version = $22 \
+         AND ($23::uuid IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
+              AND o.agent_status IN ('assigned', 'implementing')) < $24)",
+    )
+    .bind(st.agent_status.as_str())
+    .bind(st.verified_status.as_str())
+    .bind(st.assigned_agent_id)
+    .bind(st.assigned_at)
+    .bind(st.reported_done_at)
+    .bind(st.reported_by_agent_id)
+    .bind(st.verified_at)
+    .bind(st.rejected_at)
+    .bind(&st.rejection_reason)
+    .bind(st.claim_epoch)
+    .bind(st.lease_expires_at)
+    .bind(st.iteration_count)
+    .bind(st.rejections_since_clear)
+    .bind(st.escalated)
+    .bind(st.escalated_at)
+    .bind(st.escalation_locked)
+    .bind(st.review_requested_at)
+    .bind(st.last_review_at)
+    .bind(updated_at)
+    .bind(target.tenant_id)
+    .bind(target.story_id)
+    .bind(target.expected_version)
+    .bind(guard.map(|g| g.project_id))
+    .bind(guard.map(|g| i64::from(g.limit)))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if res.rows_affected() == 1 {
+        return Ok(());
+    }
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = $1 AND id = $2")
+            .bind(target.tenant_id)
+            .bind(target.story_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    match (version, guard) {
+        (None, _) => Err(StoreError::NotFound {
+            what: "story".into(),
+        }),
+        (Some(v), Some(guard)) if v == target.expected_version => {
+            let in_flight: Vec<String> = sqlx::query_scalar(
+                "SELECT number FROM stories WHERE project_id = $1 AND agent_status IN ('assigned', 'implementing') \
+                 ORDER BY sort_key",
+            )
+            .bind(guard.project_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Err(StoreError::ConcurrencyLimit {
+                limit: guard.limit,
+                in_flight,
+            })
+        }
+        _ => Err(StoreError::VersionConflict {
+            what: "story".into(),
+        }),
+    }
+}

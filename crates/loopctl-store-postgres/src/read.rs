@@ -1,0 +1,396 @@
+//! The `Store` trait on PostgreSQL: reads and write batches both on the pool.
+
+use loopctl_store::*;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::PgStore;
+use crate::row::{self, map_err, story_columns};
+
+fn all<T>(
+    rows: Vec<PgRow>,
+    decode: fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect()
+}
+
+/// SQLite reads a negative LIMIT as "no limit" where PostgreSQL refuses it; `LIMIT NULL`
+/// is PostgreSQL's "no limit". (A negative OFFSET, which PostgreSQL also refuses, is
+/// clamped to 0 as SQLite does.)
+fn limit_or_all(limit: i64) -> Option<i64> {
+    (limit >= 0).then_some(limit)
+}
+
+fn one<T>(
+    row: Option<PgRow>,
+    decode: fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    row.as_ref().map(decode).transpose()
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn commit(&self, batch: WriteBatch) -> StoreResult<'_, Vec<i64>> {
+        Box::pin(self.commit_batch(batch))
+    }
+
+    fn ping(&self) -> StoreResult<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn tenant(&self, id: Uuid) -> StoreResult<'_, Option<TenantRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::tenant)
+        })
+    }
+
+    fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<'_, Option<ApiKeyRecord>> {
+        let hash = hash.to_vec();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::api_key)
+        })
+    }
+
+    fn api_keys(
+        &self,
+        tenant_id: Uuid,
+        include_revoked: bool,
+    ) -> StoreResult<'_, Vec<ApiKeyRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 OR revoked_at IS NULL) ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(include_revoked)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::api_key)
+        })
+    }
+
+    fn agent(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<AgentRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::agent)
+        })
+    }
+
+    fn agents(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<AgentRecord>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+            all(rows, row::agent)
+        })
+    }
+
+    fn project(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<ProjectRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM projects WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::project)
+        })
+    }
+
+    fn project_by_slug(
+        &self,
+        tenant_id: Uuid,
+        slug: &str,
+    ) -> StoreResult<'_, Option<ProjectRecord>> {
+        let slug = slug.to_string();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM projects WHERE tenant_id = $1 AND slug = $2")
+                .bind(tenant_id)
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::project)
+        })
+    }
+
+    fn projects(
+        &self,
+        tenant_id: Uuid,
+        include_archived: bool,
+    ) -> StoreResult<'_, Vec<ProjectRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM projects WHERE tenant_id = $1 AND ($2 OR status = 'active') ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(include_archived)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::project)
+        })
+    }
+
+    fn epic(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<EpicRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM epics WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::epic)
+        })
+    }
+
+    fn epics(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<EpicRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM epics WHERE tenant_id = $1 AND project_id = $2 ORDER BY position, number",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::epic)
+        })
+    }
+
+    fn story(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<StoryRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            one(row, row::story)
+        })
+    }
+
+    fn story_by_number(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        number: &str,
+    ) -> StoreResult<'_, Option<StoryRecord>> {
+        let number = number.to_string();
+        Box::pin(async move {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE tenant_id = $1 AND project_id = $2 AND number = $3"
+            ))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            one(row, row::story)
+        })
+    }
+
+    fn stories(
+        &self,
+        tenant_id: Uuid,
+        filter: StoryFilter,
+    ) -> StoreResult<'_, (Vec<StoryRecord>, i64)> {
+        Box::pin(async move {
+            let agent_status = filter.agent_status.map(|s| s.as_str());
+            let verified_status = filter.verified_status.map(|s| s.as_str());
+            let (limit, offset) = (limit_or_all(filter.limit), filter.offset.max(0));
+            // Static SQL with optional filters (`$n IS NULL OR col = $n`): no string building.
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories s WHERE s.tenant_id = $1 \
+                AND ($2 IS NULL OR s.project_id = $2) AND ($3 IS NULL OR s.epic_id = $3) \
+                AND ($4 IS NULL OR s.agent_status = $4) AND ($5 IS NULL OR s.verified_status = $5) \
+                ORDER BY (SELECT e.position FROM epics e WHERE e.id = s.epic_id), \
+                (SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.sort_key, s.id LIMIT $6 OFFSET $7"
+            ))
+            .bind(tenant_id)
+            .bind(filter.project_id)
+            .bind(filter.epic_id)
+            .bind(agent_status)
+            .bind(verified_status)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let total: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM stories s WHERE s.tenant_id = $1 \
+                AND ($2 IS NULL OR s.project_id = $2) AND ($3 IS NULL OR s.epic_id = $3) \
+                AND ($4 IS NULL OR s.agent_status = $4) AND ($5 IS NULL OR s.verified_status = $5)",
+            )
+            .bind(tenant_id)
+            .bind(filter.project_id)
+            .bind(filter.epic_id)
+            .bind(agent_status)
+            .bind(verified_status)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok((all(rows, row::story)?, total))
+        })
+    }
+
+    fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
+        Box::pin(async move {
+            let stories = sqlx::query(
+                "SELECT id, tenant_id, project_id, story_id AS from_id, depends_on_story_id AS to_id, created_at \
+                 FROM story_dependencies WHERE tenant_id = $1 AND project_id = $2 ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let epics = sqlx::query(
+                "SELECT id, tenant_id, project_id, epic_id AS from_id, depends_on_epic_id AS to_id, created_at \
+                 FROM epic_dependencies WHERE tenant_id = $1 AND project_id = $2 ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(Dependencies {
+                stories: all(stories, row::dependency)?,
+                epics: all(epics, row::dependency)?,
+            })
+        })
+    }
+
+    fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM artifacts WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id")
+                .bind(tenant_id)
+                .bind(story_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::artifact)
+        })
+    }
+
+    fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM reviews WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id")
+                .bind(tenant_id)
+                .bind(story_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::review)
+        })
+    }
+
+    fn verifications(
+        &self,
+        tenant_id: Uuid,
+        story_id: Uuid,
+    ) -> StoreResult<'_, Vec<VerificationRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM verifications WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::verification)
+        })
+    }
+
+    fn orchestrator_state(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        state_key: &str,
+    ) -> StoreResult<'_, Option<OrchestratorStateRecord>> {
+        let state_key = state_key.to_string();
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT * FROM orchestrator_states WHERE tenant_id = $1 AND project_id = $2 AND state_key = $3",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(state_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            one(row, row::orchestrator_state)
+        })
+    }
+
+    fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
+        Box::pin(async move {
+            let limit = limit_or_all(filter.limit);
+            let query = if filter.newest_first {
+                sqlx::query(
+                    "SELECT * FROM events WHERE tenant_id = $1 AND ($2 IS NULL OR project_id = $2) \
+                     AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4) \
+                     AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR cursor > $6) \
+                     AND ($7 IS NULL OR inserted_at > $7) ORDER BY cursor DESC LIMIT $8",
+                )
+            } else {
+                sqlx::query(
+                    "SELECT * FROM events WHERE tenant_id = $1 AND ($2 IS NULL OR project_id = $2) \
+                     AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4) \
+                     AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR cursor > $6) \
+                     AND ($7 IS NULL OR inserted_at > $7) ORDER BY cursor ASC LIMIT $8",
+                )
+            };
+            let rows = query
+                .bind(tenant_id)
+                .bind(filter.project_id)
+                .bind(filter.entity_type)
+                .bind(filter.entity_id)
+                .bind(filter.action)
+                .bind(filter.after_cursor)
+                .bind(filter.after_time)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::event)
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! Decoding rows into records, and database errors into `StoreError`.
+
+use chrono::{DateTime, Utc};
+use loopctl_core::{AgentStatus, Role, StoryState, VerifiedStatus};
+use loopctl_store::*;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::{PgDatabaseError, PgRow};
+
+/// Story columns in the order `story` decodes them.
+macro_rules! story_columns {
+    () => {
+        "id, tenant_id, project_id, epic_id, number, sort_key, title, description, acceptance_criteria, \
+         estimated_hours, metadata, agent_status, verified_status, assigned_agent_id, assigned_at, \
+         reported_done_at, reported_by_agent_id, verified_at, rejected_at, rejection_reason, claim_epoch, \
+         lease_expires_at, iteration_count, rejections_since_clear, escalated, escalated_at, \
+         escalation_locked, review_requested_at, last_review_at, lock_version, created_at, updated_at"
+    };
+}
+pub(crate) use story_columns;
+
+/// A JSON document as a `jsonb` parameter.
+pub(crate) fn json(value: &Value) -> sqlx::types::Json<&Value> {
+    sqlx::types::Json(value)
+}
+
+pub(crate) fn backend(err: sqlx::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+/// Maps a database error to what it means for the caller, by SQLSTATE.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound { what: "row".into() },
+        sqlx::Error::Database(db) => {
+            let message = db.message().to_string();
+            let pg = db.try_downcast_ref::<PgDatabaseError>();
+            match db.code().as_deref() {
+                Some("23505") => StoreError::Duplicate {
+                    what: pg.map_or_else(|| "row".into(), unique_subject),
+                },
+                Some("23503") => StoreError::NotFound {
+                    what: "a referenced row".into(),
+                },
+                Some("23514" | "23502") => StoreError::Invariant(message),
+                // RAISE EXCEPTION in our triggers; the message is the refusal, e.g.
+                // `custody: self_review_blocked`.
+                Some("P0001") => StoreError::Invariant(message),
+                Some("40001" | "40P01") => StoreError::Retryable(message),
+                _ => StoreError::Backend(message),
+            }
+        }
+        _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+/// `Key (project_id, number)=(…) already exists.` on `epics` → `epics.number`, the same
+/// subject the SQLite store reports.
+fn unique_subject(pg: &PgDatabaseError) -> String {
+    let column = pg
+        .detail()
+        .and_then(|detail| detail.strip_prefix("Key ("))
+        .and_then(|rest| rest.split_once(")=("))
+        .and_then(|(cols, _)| cols.split(", ").last())
+        .map(str::to_string);
+    match (pg.table(), column) {
+        (Some(table), Some(column)) => format!("{table}.{column}"),
+        _ => pg.constraint().unwrap_or("row").to_string(),
+    }
+}
+
+fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(col).map_err(backend)
+}
+
+fn parsed<T: std::str::FromStr<Err = String>>(row: &PgRow, col: &str) -> Result<T, StoreError> {
+    let text: String = get(row, col)?;
+    text.parse().map_err(StoreError::Backend)
+}
+
+fn ts(row: &PgRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
+    get(row, col)
+}
+
+fn opt_ts(row: &PgRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get(row, col)
+}
+
+fn json_col(row: &PgRow, col: &str) -> Result<Value, StoreError> {
+    get(row, col)
+}
+
+pub(crate) fn tenant(row: &PgRow) -> Result<TenantRecord, StoreError> {
+    Ok(TenantRecord {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        slug: get(row, "slug")?,
+        email: get(row, "email")?,
+        settings: json_col(row, "settings")?,
+        status: get(row, "status")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn agent(row: &PgRow) -> Result<AgentRecord, StoreError> {
+    Ok(AgentRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        name: get(row, "name")?,
+        agent_type: get(row, "agent_type")?,
+        status: get(row, "status")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn api_key(row: &PgRow) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        name: get(row, "name")?,
+        key_hash: get(row, "key_hash")?,
+        key_prefix: get(row, "key_prefix")?,
+        role: parsed::<Role>(row, "role")?,
+        agent_id: get(row, "agent_id")?,
+        expires_at: opt_ts(row, "expires_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn project(row: &PgRow) -> Result<ProjectRecord, StoreError> {
+    Ok(ProjectRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        name: get(row, "name")?,
+        slug: get(row, "slug")?,
+        repo_url: get(row, "repo_url")?,
+        description: get(row, "description")?,
+        tech_stack: get(row, "tech_stack")?,
+        mission: get(row, "mission")?,
+        status: get(row, "status")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn epic(row: &PgRow) -> Result<EpicRecord, StoreError> {
+    Ok(EpicRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        project_id: get(row, "project_id")?,
+        number: get(row, "number")?,
+        title: get(row, "title")?,
+        description: get(row, "description")?,
+        phase: get(row, "phase")?,
+        position: get(row, "position")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn story(row: &PgRow) -> Result<StoryRecord, StoreError> {
+    let state = StoryState {
+        agent_status: parsed::<AgentStatus>(row, "agent_status")?,
+        verified_status: parsed::<VerifiedStatus>(row, "verified_status")?,
+        assigned_agent_id: get(row, "assigned_agent_id")?,
+        assigned_at: opt_ts(row, "assigned_at")?,
+        reported_done_at: opt_ts(row, "reported_done_at")?,
+        reported_by_agent_id: get(row, "reported_by_agent_id")?,
+        verified_at: opt_ts(row, "verified_at")?,
+        rejected_at: opt_ts(row, "rejected_at")?,
+        rejection_reason: get(row, "rejection_reason")?,
+        claim_epoch: get(row, "claim_epoch")?,
+        lease_expires_at: opt_ts(row, "lease_expires_at")?,
+        iteration_count: get(row, "iteration_count")?,
+        rejections_since_clear: get(row, "rejections_since_clear")?,
+        escalated: get(row, "escalated")?,
+        escalated_at: opt_ts(row, "escalated_at")?,
+        escalation_locked: get(row, "escalation_locked")?,
+        review_requested_at: opt_ts(row, "review_requested_at")?,
+        last_review_at: opt_ts(row, "last_review_at")?,
+    };
+    Ok(StoryRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        project_id: get(row, "project_id")?,
+        epic_id: get(row, "epic_id")?,
+        number: get(row, "number")?,
+        sort_key: get(row, "sort_key")?,
+        title: get(row, "title")?,
+        description: get(row, "description")?,
+        acceptance_criteria: json_col(row, "acceptance_criteria")?,
+        estimated_hours: get(row, "estimated_hours")?,
+        metadata: json_col(row, "metadata")?,
+        state,
+        lock_version: get(row, "lock_version")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn dependency(row: &PgRow) -> Result<DependencyRecord, StoreError> {
+    Ok(DependencyRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        project_id: get(row, "project_id")?,
+        from_id: get(row, "from_id")?,
+        to_id: get(row, "to_id")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn artifact(row: &PgRow) -> Result<ArtifactRecord, StoreError> {
+    Ok(ArtifactRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        story_id: get(row, "story_id")?,
+        reported_by: get(row, "reported_by")?,
+        reporter_agent_id: get(row, "reporter_agent_id")?,
+        artifact_type: get(row, "artifact_type")?,
+        path: get(row, "path")?,
+        exists: get(row, "exists")?,
+        details: json_col(row, "details")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn review(row: &PgRow) -> Result<ReviewRecord, StoreError> {
+    Ok(ReviewRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        story_id: get(row, "story_id")?,
+        reviewer_agent_id: get(row, "reviewer_agent_id")?,
+        review_type: get(row, "review_type")?,
+        findings_count: get(row, "findings_count")?,
+        fixes_count: get(row, "fixes_count")?,
+        disproved_count: get(row, "disproved_count")?,
+        summary: get(row, "summary")?,
+        findings: json_col(row, "findings")?,
+        completed_at: ts(row, "completed_at")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn verification(row: &PgRow) -> Result<VerificationRecord, StoreError> {
+    Ok(VerificationRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        story_id: get(row, "story_id")?,
+        verifier_agent_id: get(row, "verifier_agent_id")?,
+        result: get(row, "result")?,
+        summary: get(row, "summary")?,
+        findings: json_col(row, "findings")?,
+        review_type: get(row, "review_type")?,
+        iteration: get(row, "iteration")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn orchestrator_state(row: &PgRow) -> Result<OrchestratorStateRecord, StoreError> {
+    Ok(OrchestratorStateRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        project_id: get(row, "project_id")?,
+        state_key: get(row, "state_key")?,
+        state_data: json_col(row, "state_data")?,
+        version: get(row, "version")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn event(row: &PgRow) -> Result<EventRecord, StoreError> {
+    let role: Option<String> = get(row, "actor_role")?;
+    Ok(EventRecord {
+        cursor: get(row, "cursor")?,
+        event: NewEvent {
+            id: get(row, "id")?,
+            tenant_id: get(row, "tenant_id")?,
+            project_id: get(row, "project_id")?,
+            entity_type: get(row, "entity_type")?,
+            entity_id: get(row, "entity_id")?,
+            action: get(row, "action")?,
+            actor: ActorStamp {
+                actor_type: get(row, "actor_type")?,
+                key_id: get(row, "actor_key_id")?,
+                agent_id: get(row, "actor_agent_id")?,
+                role: role
+                    .map(|r| r.parse())
+                    .transpose()
+                    .map_err(StoreError::Backend)?,
+                label: get(row, "actor_label")?,
+            },
+            old_state: json_col(row, "old_state")?,
+            new_state: json_col(row, "new_state")?,
+            metadata: json_col(row, "metadata")?,
+            inserted_at: ts(row, "inserted_at")?,
+        },
+    })
+}

@@ -1,0 +1,515 @@
+//! PostgreSQL-specific behaviour beyond the conformance suite: what several server
+//! processes sharing one database rely on (each `PgStore` below stands for one process),
+//! and how database refusals are reported.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, TimeZone, Utc};
+use loopctl_core::{AgentStatus, Role, StoryState};
+use loopctl_store::conformance::{Fixture, project_record, transition};
+use loopctl_store::*;
+use loopctl_store_postgres::PgStore;
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::support::TestDb;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+fn claimed_by(agent: Uuid, from: &StoryState) -> StoryState {
+    StoryState {
+        agent_status: AgentStatus::Assigned,
+        assigned_agent_id: Some(agent),
+        assigned_at: Some(t0()),
+        claim_epoch: from.claim_epoch + 1,
+        ..from.clone()
+    }
+}
+
+fn event(tenant: Uuid, action: &str) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        project_id: None,
+        entity_type: "story".into(),
+        entity_id: Uuid::now_v7(),
+        action: action.into(),
+        actor: ActorStamp {
+            actor_type: "system".into(),
+            key_id: None,
+            agent_id: None,
+            role: None,
+            label: "system:test".into(),
+        },
+        old_state: json!({}),
+        new_state: json!({"n": 1}),
+        metadata: json!({}),
+        inserted_at: t0(),
+    }
+}
+
+/// Opens every connection of the store's pool, so that racing writes run in parallel
+/// rather than queue for connections being opened.
+async fn warm_up(store: &dyn Store, tenant: Uuid) {
+    let reads = (0..16).map(|_| {
+        store.stories(
+            tenant,
+            StoryFilter {
+                limit: 1,
+                ..StoryFilter::default()
+            },
+        )
+    });
+    for read in futures_util::future::join_all(reads).await {
+        read.expect("warm-up read");
+    }
+}
+
+async fn two_processes(db: &TestDb) -> [Arc<dyn Store>; 2] {
+    [Arc::new(db.store().await), Arc::new(db.store().await)]
+}
+
+#[tokio::test]
+async fn pg_smoke_round_trips_and_answers_cursors_in_order() {
+    let db = TestDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    assert_eq!(store.backend(), "postgres");
+    store.ping().await.expect("ping");
+    let fx = Fixture::new(store.clone()).await;
+    let tenant = store
+        .tenant(fx.tenant)
+        .await
+        .expect("read tenant")
+        .expect("tenant exists");
+    assert_eq!(
+        (tenant.name.as_str(), tenant.settings.clone()),
+        ("Acme", json!({}))
+    );
+    let story = fx.story("1.1").await;
+    assert_eq!(
+        store.story(fx.tenant, story.id).await.expect("read story"),
+        Some(story.clone())
+    );
+    let cursors = store
+        .commit(vec![
+            WriteOp::AppendEvent(event(fx.tenant, "a")),
+            transition(&story, claimed_by(fx.agents[0], &story.state), None),
+            WriteOp::AppendEvent(event(fx.tenant, "b")),
+            WriteOp::AppendEvent(event(fx.tenant, "c")),
+        ])
+        .await
+        .expect("commit");
+    assert_eq!(cursors.len(), 3);
+    assert!(
+        cursors.windows(2).all(|w| w[0] < w[1]),
+        "cursors rise: {cursors:?}"
+    );
+    let all = EventFilter {
+        limit: 10,
+        ..EventFilter::default()
+    };
+    let events = store.events(fx.tenant, all).await.expect("read events");
+    let actions: Vec<_> = events.iter().map(|e| e.event.action.as_str()).collect();
+    assert_eq!(actions, ["a", "b", "c"]);
+    assert_eq!(events.iter().map(|e| e.cursor).collect::<Vec<_>>(), cursors);
+}
+
+#[tokio::test]
+async fn pg_negative_limits_mean_no_limit_as_on_sqlite() {
+    let db = TestDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let fx = Fixture::new(store.clone()).await;
+    for number in ["1.1", "1.2", "1.3"] {
+        fx.story(number).await;
+    }
+    let filter = StoryFilter {
+        limit: -1,
+        offset: -5,
+        ..StoryFilter::default()
+    };
+    let (stories, total) = store
+        .stories(fx.tenant, filter)
+        .await
+        .expect("list stories");
+    assert_eq!((stories.len(), total), (3, 3));
+    store
+        .commit(vec![
+            WriteOp::AppendEvent(event(fx.tenant, "a")),
+            WriteOp::AppendEvent(event(fx.tenant, "b")),
+        ])
+        .await
+        .expect("append");
+    let events = store
+        .events(
+            fx.tenant,
+            EventFilter {
+                limit: -1,
+                ..EventFilter::default()
+            },
+        )
+        .await;
+    assert_eq!(events.expect("read events").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_migrations_run_once_when_servers_start_together() {
+    let db = TestDb::create().await;
+    let starts = (0..4).map(|_| PgStore::connect(&db.url));
+    let stores = futures_util::future::join_all(starts).await;
+    for store in &stores {
+        assert!(
+            store.is_ok(),
+            "every process starts: {:?}",
+            store.as_ref().err()
+        );
+    }
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM loopctl_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count migrations");
+    assert_eq!(applied, 1);
+    let _ = conn.close().await;
+    for store in stores.into_iter().flatten() {
+        store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_in_flight_limit_holds_across_processes() {
+    let db = TestDb::create().await;
+    let stores = two_processes(&db).await;
+    let fx = Fixture::new(stores[0].clone()).await;
+    let mut stories = Vec::new();
+    for idx in 1..=16 {
+        stories.push(fx.story(&format!("1.{idx}")).await);
+    }
+    for store in &stores {
+        warm_up(store.as_ref(), fx.tenant).await;
+    }
+    let guard = Some(InFlightGuard {
+        project_id: fx.project,
+        limit: 3,
+    });
+    let start = Arc::new(tokio::sync::Barrier::new(stories.len()));
+    let mut tasks = Vec::new();
+    for (idx, story) in stories.into_iter().enumerate() {
+        let store = stores[idx % 2].clone();
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            // As in the service, the claim's batch also records it; the extra statements
+            // between the count and COMMIT widen the window a missing lock would leave open.
+            let claim = transition(&story, claimed_by(Uuid::now_v7(), &story.state), guard);
+            let recorded = WriteOp::AppendEvent(event(story.tenant_id, "claimed"));
+            store.commit(vec![claim, recorded]).await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.expect("claim task") {
+            Ok(_) => won += 1,
+            Err(StoreError::ConcurrencyLimit {
+                limit: 3,
+                in_flight,
+            }) => assert_eq!(in_flight.len(), 3),
+            Err(other) => panic!("unexpected refusal: {other:?}"),
+        }
+    }
+    assert_eq!(won, 3, "exactly the limit of claims win");
+    let assigned = StoryFilter {
+        project_id: Some(fx.project),
+        agent_status: Some(AgentStatus::Assigned),
+        limit: 100,
+        ..StoryFilter::default()
+    };
+    assert_eq!(
+        stores[1]
+            .stories(fx.tenant, assigned)
+            .await
+            .expect("list")
+            .1,
+        3
+    );
+}
+
+/// A reader that pages the feed by cursor while several processes append must end up with
+/// every event: if cursor N+1 became visible before N, the reader would move past N and
+/// never see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_change_feed_cursors_become_visible_in_order() {
+    const WRITERS: usize = 8;
+    const BATCHES: usize = 40;
+    let db = TestDb::create().await;
+    let stores = two_processes(&db).await;
+    let fx = Fixture::new(stores[0].clone()).await;
+    let tenant = fx.tenant;
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let store = stores[1].clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut last = None;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let filter = EventFilter {
+                    after_cursor: last,
+                    limit: 1000,
+                    ..EventFilter::default()
+                };
+                let page = store.events(tenant, filter).await.expect("poll the feed");
+                if let Some(newest) = page.last() {
+                    last = Some(newest.cursor);
+                }
+                seen.extend(page.iter().map(|e| e.cursor));
+                if finished && page.is_empty() {
+                    return seen;
+                }
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let store = stores[writer % 2].clone();
+        writers.push(tokio::spawn(async move {
+            for _ in 0..BATCHES {
+                let batch = vec![
+                    WriteOp::AppendEvent(event(tenant, "a")),
+                    WriteOp::AppendEvent(event(tenant, "b")),
+                ];
+                store.commit(batch).await.expect("append events");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = reader.await.expect("reader task");
+    let all = stores[0]
+        .events(
+            tenant,
+            EventFilter {
+                limit: -1,
+                ..EventFilter::default()
+            },
+        )
+        .await;
+    let all: BTreeSet<i64> = all
+        .expect("read the feed")
+        .iter()
+        .map(|e| e.cursor)
+        .collect();
+    assert_eq!(all.len(), WRITERS * BATCHES * 2);
+    let seen: BTreeSet<i64> = seen.into_iter().collect();
+    let missed: Vec<_> = all.difference(&seen).collect();
+    assert!(missed.is_empty(), "the reader skipped cursors {missed:?}");
+}
+
+#[tokio::test]
+async fn pg_refusals_map_to_store_errors() {
+    let db = TestDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+
+    let dup = project_record(fx.tenant, Uuid::now_v7(), "web");
+    let refused = store.commit(vec![WriteOp::InsertProject(dup)]).await;
+    assert_eq!(
+        refused,
+        Err(StoreError::Duplicate {
+            what: "projects.slug".into()
+        })
+    );
+    let refused = store
+        .commit(vec![WriteOp::InsertStory(fx.story_record("1.1"))])
+        .await;
+    assert_eq!(
+        refused,
+        Err(StoreError::Duplicate {
+            what: "stories.number".into()
+        })
+    );
+
+    let orphan = StoryRecord {
+        epic_id: Uuid::now_v7(),
+        ..fx.story_record("1.2")
+    };
+    let refused = store.commit(vec![WriteOp::InsertStory(orphan)]).await;
+    assert_eq!(
+        refused,
+        Err(StoreError::NotFound {
+            what: "a referenced row".into()
+        })
+    );
+
+    let robot = AgentRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        name: "robot".into(),
+        agent_type: "robot".into(),
+        status: "active".into(),
+        metadata: json!({}),
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let refused = store.commit(vec![WriteOp::InsertAgent(robot)]).await;
+    assert!(
+        matches!(refused, Err(StoreError::Invariant(_))),
+        "{refused:?}"
+    );
+
+    let implementer = fx.agents[0];
+    fx.force_state(story.id, claimed_by(implementer, &story.state))
+        .await;
+    let review = ReviewRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reviewer_agent_id: Some(implementer),
+        review_type: "standard".into(),
+        findings_count: 0,
+        fixes_count: 0,
+        disproved_count: 0,
+        summary: None,
+        findings: json!({}),
+        completed_at: t0(),
+        created_at: t0(),
+    };
+    match store.commit(vec![WriteOp::InsertReview(review)]).await {
+        Err(StoreError::Invariant(message)) => assert!(
+            message.starts_with("custody: self_review_blocked"),
+            "{message}"
+        ),
+        other => panic!("self review was not refused: {other:?}"),
+    }
+    let verification = VerificationRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        verifier_agent_id: Some(implementer),
+        result: "fail".into(),
+        summary: None,
+        findings: json!({}),
+        review_type: None,
+        iteration: 1,
+        created_at: t0(),
+    };
+    match store
+        .commit(vec![WriteOp::InsertVerification(verification)])
+        .await
+    {
+        Err(StoreError::Invariant(message)) => assert!(
+            message.starts_with("custody: self_verify_blocked"),
+            "{message}"
+        ),
+        other => panic!("self verification was not refused: {other:?}"),
+    }
+    // Another agent may review.
+    let other_review = ReviewRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reviewer_agent_id: Some(fx.agents[1]),
+        review_type: "standard".into(),
+        findings_count: 0,
+        fixes_count: 0,
+        disproved_count: 0,
+        summary: None,
+        findings: json!({}),
+        completed_at: t0(),
+        created_at: t0(),
+    };
+    store
+        .commit(vec![WriteOp::InsertReview(other_review)])
+        .await
+        .expect("review by another agent");
+
+    let missing = WriteOp::TransitionStory {
+        tenant_id: fx.tenant,
+        story_id: Uuid::now_v7(),
+        expected_version: 0,
+        state: StoryState::default(),
+        updated_at: t0(),
+        guard: Some(InFlightGuard {
+            project_id: fx.project,
+            limit: 1,
+        }),
+    };
+    assert_eq!(
+        store.commit(vec![missing]).await,
+        Err(StoreError::NotFound {
+            what: "story".into()
+        })
+    );
+}
+
+/// Rules no write op can break today, checked directly in SQL.
+#[tokio::test]
+async fn pg_triggers_keep_roles_and_the_audit_log() {
+    let db = TestDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let fx = Fixture::new(store.clone()).await;
+    let key = ApiKeyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: Some(fx.tenant),
+        name: "impl".into(),
+        key_hash: vec![1; 32],
+        key_prefix: "lc_x".into(),
+        role: Role::Agent,
+        agent_id: Some(fx.agents[0]),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        created_at: t0(),
+    };
+    store
+        .commit(vec![
+            WriteOp::InsertApiKey(key.clone()),
+            WriteOp::AppendEvent(event(fx.tenant, "a")),
+        ])
+        .await
+        .expect("insert key and event");
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    let refusals = [
+        (
+            "UPDATE api_keys SET role = 'orchestrator'",
+            "api key role is immutable",
+        ),
+        (
+            "UPDATE events SET action = 'forged'",
+            "the audit log is append-only",
+        ),
+        ("DELETE FROM events", "the audit log is append-only"),
+        ("TRUNCATE events", "the audit log is append-only"),
+    ];
+    for (sql, expected) in refusals {
+        let err = sqlx::raw_sql(sql).execute(&mut conn).await.expect_err(sql);
+        let db_err = err.as_database_error().expect("a database error");
+        assert_eq!(
+            (db_err.code().as_deref(), db_err.message()),
+            (Some("P0001"), expected),
+            "{sql}"
+        );
+    }
+    // The same role, and other columns, may be written.
+    sqlx::raw_sql("UPDATE api_keys SET role = role, name = 'renamed'")
+        .execute(&mut conn)
+        .await
+        .expect("update");
+    let _ = conn.close().await;
+}
+
+#[tokio::test]
+async fn pg_connect_reports_an_unreachable_server() {
+    let refused = PgStore::connect("postgres://postgres@127.0.0.1:1/nothing").await;
+    assert!(matches!(refused, Err(StoreError::Backend(_))));
+}
