@@ -604,3 +604,51 @@ pub(crate) fn hours(value: Option<&Value>) -> AppResult<Option<f64>> {
     }
 }
 
+
+/// A story with everything recorded about it (`GET /stories/:id`, `status N`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoryDetail {
+    #[serde(flatten)]
+    pub story: StoryView,
+    pub dependencies: Vec<Value>,
+    pub artifacts: Vec<crate::view::ArtifactView>,
+    pub reviews: Vec<crate::view::ReviewView>,
+    pub verifications: Vec<crate::view::VerificationView>,
+    pub latest_verification: Option<crate::view::VerificationView>,
+    pub project_mission: Option<String>,
+}
+
+impl App {
+    pub async fn story_detail(&self, who: &Principal, id: Uuid) -> AppResult<StoryDetail> {
+        require(who, ANYONE, "read stories")?;
+        let story = self.story_of(who, id).await?;
+        let project = self.project_of(who, story.project_id).await?;
+        let deps = self.store.dependencies(who.tenant_id, story.project_id).await?;
+        let artifacts = self.store.artifacts(who.tenant_id, id).await?;
+        let reviews = self.store.reviews(who.tenant_id, id).await?;
+        let verifications: Vec<crate::view::VerificationView> =
+            self.store.verifications(who.tenant_id, id).await?.iter().map(Into::into).collect();
+        Ok(StoryDetail {
+            story: StoryView::from(&story),
+            dependencies: deps
+                .stories
+                .iter()
+                .filter(|d| d.from_id == id)
+                .map(|d| json!({"id": d.id, "story_id": d.from_id, "depends_on_story_id": d.to_id}))
+                .collect(),
+            artifacts: artifacts.iter().map(Into::into).collect(),
+            reviews: reviews.iter().map(Into::into).collect(),
+            latest_verification: verifications.last().cloned(),
+            verifications,
+            project_mission: project.mission,
+        })
+    }
+}
+
+/// Refuses unless the caller manages work (orchestrator, user, superadmin).
+///
+/// # Errors
+/// `forbidden` for agent keys.
+pub fn require_manager(who: &Principal) -> AppResult<()> {
+    require(who, MANAGERS, "manage work")
+}

@@ -1,1 +1,118 @@
-//! stub
+//! The HTTP face of loopctl: an axum router over the service layer.
+//!
+//! Handlers are thin: extract, call one `loopctl_app::App` method, wrap the answer in
+//! the reference's envelope. Routes are registered through `utoipa_axum::routes!`, so the
+//! OpenAPI document at `/api/v1/openapi.json` is generated from the same code that serves.
+
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use loopctl_app::{App, AppError};
+use loopctl_store::Store;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+/// Bodies above this are refused with `payload_too_large` (imports have their own limit).
+pub const BODY_LIMIT: usize = 1 << 20;
+pub const IMPORT_BODY_LIMIT: usize = 16 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "loopctl", description = "Control plane for AI-driven development loops"),
+    components(schemas(loopctl_app::view::StoryView))
+)]
+struct ApiDoc;
+
+/// The whole router: `/health`, `/api/v1/*`, and the OpenAPI document.
+pub fn router(store: Arc<dyn Store>) -> Router {
+    let state = AppState { app: App::new(store) };
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::tenancy::routes())
+        .merge(routes::work::routes())
+        .merge(routes::lifecycle::routes())
+        .merge(routes::queries::routes())
+        .merge(routes::feed::routes())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    let spec = move || {
+        let openapi = openapi.clone();
+        async move { axum::Json(openapi.as_ref().clone()) }
+    };
+    Router::new()
+        .merge(api)
+        .merge(routes::import::routes())
+        .route("/health", axum::routing::get(routes::health))
+        .route("/api/v1", axum::routing::get(routes::index))
+        .route("/api/v1/openapi.json", axum::routing::get(spec.clone()))
+        .route("/api/v1/openapi", axum::routing::get(spec))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            error::ApiError(AppError::internal()).into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError(AppError::new(404, "not_found", "no such endpoint; see /api/v1/openapi.json for the API"))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let mut response =
+        ApiError(AppError::new(405, "not_found", "this endpoint does not take that method; see /api/v1/openapi.json"))
+            .into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Serves until ctrl-c / SIGTERM; answers in-flight requests before returning.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<()> {
+    let app = router(store);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -7,7 +7,12 @@
 //! transaction's rows are visible):
 //! - a claim under an in-flight limit locks its project before counting (see `transition`);
 //! - the first event a batch appends for a tenant locks that tenant's change feed first
-//!   (see `append_event`).
+//!   (see `lock_feed`).
+//!
+//! The service puts a batch's events after its transition, so batches take these locks in
+//! one order (project, then feed) and never wait on each other in a cycle. A batch that
+//! appends before a guarded transition could; PostgreSQL detects the deadlock, and the
+//! store reports it as `Retryable`.
 
 use chrono::{DateTime, Utc};
 use loopctl_core::StoryState;

@@ -43,6 +43,31 @@ async fn configure(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     .map(|_| ())
 }
 
+/// `admin init` and `serve` work on a fresh server: the database is created when missing,
+/// through the server's `postgres` maintenance database.
+async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let Some(name) = options.get_database().map(str::to_string) else {
+        return Ok(());
+    };
+    match options.connect().await {
+        Ok(conn) => {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(());
+        }
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("3D000") => {}
+        Err(err) => return Err(row::backend(err)),
+    }
+    let mut admin = options.clone().database("postgres").connect().await.map_err(row::backend)?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await;
+    let _ = sqlx::Connection::close(admin).await;
+    match created {
+        // Another process created it at the same moment: fine.
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => Ok(()),
+        other => other.map(|_| ()).map_err(row::backend),
+    }
+}
+
 /// A loopctl store on one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
@@ -55,14 +80,18 @@ impl PgStore {
     /// # Errors
     /// When the URL is malformed, the database does not answer, or a migration fails.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(row::backend)?
-            .application_name("loopctl")
             .disable_statement_logging();
+        if options.get_application_name().is_none() {
+            options = options.application_name("loopctl");
+        }
+        create_database_if_missing(&options).await?;
         let mut conn = options.connect().await.map_err(row::backend)?;
         migrate::run(&mut conn).await?;
-        // Closing politely also drops the session-level migration lock, if still held.
-        sqlx::Connection::close(conn).await.map_err(row::backend)?;
+        // The migrations are in; a failed goodbye changes nothing (the server drops the
+        // session, and its migration lock with it, either way).
+        let _ = sqlx::Connection::close(conn).await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(1)

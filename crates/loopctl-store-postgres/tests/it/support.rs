@@ -29,10 +29,26 @@ async fn admin() -> PgConnection {
     match PgConnection::connect(&url).await {
         Ok(conn) => conn,
         Err(err) => panic!(
-            "PostgreSQL is unreachable at {url}: {err}\n\
+            "PostgreSQL is unreachable at {}: {err}\n\
              The PostgreSQL store tests need a running server: start it, or point \
-             LOOPCTL_TEST_POSTGRES_URL at one (a user that may CREATE DATABASE)"
+             LOOPCTL_TEST_POSTGRES_URL at one (a user that may CREATE DATABASE)",
+            redacted(&url)
         ),
+    }
+}
+
+/// `url` without its password, for messages that end up in CI logs.
+fn redacted(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |idx| idx + 3);
+    let Some(at) = url[authority_start..]
+        .find('@')
+        .map(|idx| authority_start + idx)
+    else {
+        return url.to_string();
+    };
+    match url[authority_start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..authority_start + colon], &url[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -269,4 +285,17 @@ fn url_for_replaces_only_the_database() {
         url_for("postgres://u@h?sslmode=disable", "x"),
         "postgres://u@h/x?sslmode=disable"
     );
+}
+
+#[test]
+fn redacted_hides_only_the_password() {
+    assert_eq!(
+        redacted("postgres://u:secret@h:5432/test"),
+        "postgres://u:***@h:5432/test"
+    );
+    assert_eq!(
+        redacted("postgres://u@h:5432/test"),
+        "postgres://u@h:5432/test"
+    );
+    assert_eq!(redacted("postgres://h:5432/test"), "postgres://h:5432/test");
 }

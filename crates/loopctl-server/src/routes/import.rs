@@ -1,0 +1,43 @@
+//! Import and export of a work breakdown; imports get a larger body limit.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiResult, Body, Caller, Params, id};
+use crate::{AppState, IMPORT_BODY_LIMIT};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/projects/{id}/import", post(import_project))
+        .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT))
+        .route("/api/v1/projects/{id}/export", get(export_project))
+}
+
+#[derive(Deserialize, Default)]
+struct ImportParams {
+    merge: Option<bool>,
+}
+
+/// Imports a whole breakdown; `merge` (query or body) updates an existing project.
+async fn import_project(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>, Params(q): Params<ImportParams>, Body(doc): Body<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let body_merge = doc.get("merge").and_then(Value::as_bool).unwrap_or(false);
+    let merge = q.merge.unwrap_or(false) || body_merge;
+    let project = s.app.resolve_project(&who, &project).await?;
+    let summary = s.app.import_project(&who, project.id, &doc, merge).await?;
+    let status = if merge { StatusCode::OK } else { StatusCode::CREATED };
+    let body = if merge {
+        json!({"import": summary})
+    } else {
+        json!({"import": {"epics_created": summary.epics_created, "stories_created": summary.stories_created, "dependencies_created": summary.dependencies_created}})
+    };
+    Ok((status, Json(body)))
+}
+
+async fn export_project(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(s.app.export_project(&who, id(&project, "project")?).await?))
+}

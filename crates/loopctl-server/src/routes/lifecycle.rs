@@ -1,0 +1,144 @@
+//! The story lifecycle: contract → claim → start → report → review → verify / reject.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use loopctl_app::{
+    BackfillRequest, ClaimNextRequest, ContractRequest, ReasonRequest, RejectRequest, ReportRequest, ReviewRequest,
+    VerifyRequest,
+};
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::{ApiResult, Body, Caller, OptionalBody, claim_epoch, id};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(contract_story))
+        .routes(routes!(claim_story))
+        .routes(routes!(claim_next))
+        .routes(routes!(start_story))
+        .routes(routes!(start_work))
+        .routes(routes!(heartbeat_story))
+        .routes(routes!(request_review))
+        .routes(routes!(report_story))
+        .routes(routes!(report_done))
+        .routes(routes!(unclaim_story))
+        .routes(routes!(force_unclaim_story))
+        .routes(routes!(review_complete))
+        .routes(routes!(verify_story))
+        .routes(routes!(reject_story))
+        .routes(routes!(backfill_story))
+        .routes(routes!(clear_escalation))
+}
+
+type Outcome = ApiResult<Json<Value>>;
+
+fn outcome(o: loopctl_app::TransitionOutcome) -> Json<Value> {
+    Json(json!(o))
+}
+
+/// Acknowledges the story: `{story_title, ac_count}` must match it.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/contract", tag = "lifecycle", request_body = ContractRequest)]
+async fn contract_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ContractRequest>) -> Outcome {
+    Ok(outcome(s.app.contract_story(&who, id(&story, "story")?, body).await?))
+}
+
+/// Claims a contracted story; answers its `claim_epoch` and `lease_expires_at`.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/claim", tag = "lifecycle")]
+async fn claim_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> Outcome {
+    Ok(outcome(s.app.claim_story(&who, id(&story, "story")?).await?))
+}
+
+/// Picks, contracts and claims the first ready story in one transaction.
+#[utoipa::path(post, path = "/api/v1/stories/claim-next", tag = "lifecycle", request_body = ClaimNextRequest)]
+async fn claim_next(State(s): State<AppState>, Caller(who): Caller, Body(body): Body<ClaimNextRequest>) -> Outcome {
+    Ok(outcome(s.app.claim_next(&who, body).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/stories/{id}/start", tag = "lifecycle")]
+async fn start_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+    Ok(outcome(s.app.start_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
+}
+
+/// Alias of `start` (the reference's path).
+#[utoipa::path(post, path = "/api/v1/stories/{id}/start-work", tag = "lifecycle")]
+async fn start_work(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+    Ok(outcome(s.app.start_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
+}
+
+/// Renews the claimant's lease.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/heartbeat", tag = "lifecycle")]
+async fn heartbeat_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+    let o = s.app.heartbeat_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?;
+    let lease = o.story.lease_expires_at;
+    let mut body = json!(o);
+    body["lease_expires_at"] = json!(lease);
+    Ok(Json(body))
+}
+
+#[utoipa::path(post, path = "/api/v1/stories/{id}/request-review", tag = "lifecycle")]
+async fn request_review(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+    Ok(outcome(s.app.request_review(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
+}
+
+/// Reports the work done, with its artifacts.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/report", tag = "lifecycle", request_body = ReportRequest)]
+async fn report_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReportRequest>) -> Outcome {
+    Ok(outcome(s.app.report_story(&who, id(&story, "story")?, body, claim_epoch(&headers)?).await?))
+}
+
+/// Alias of `report` (the reference's path).
+#[utoipa::path(post, path = "/api/v1/stories/{id}/report-done", tag = "lifecycle", request_body = ReportRequest)]
+async fn report_done(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReportRequest>) -> Outcome {
+    Ok(outcome(s.app.report_story(&who, id(&story, "story")?, body, claim_epoch(&headers)?).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/stories/{id}/unclaim", tag = "lifecycle")]
+async fn unclaim_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+    Ok(outcome(s.app.unclaim_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
+}
+
+/// Takes a story back (orchestrator or user); the old holder is fenced off by the new epoch.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/force-unclaim", tag = "lifecycle", request_body = ReasonRequest)]
+async fn force_unclaim_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReasonRequest>) -> Outcome {
+    let mut body = body;
+    if body.reason.is_none() && body.note.is_none() {
+        body.reason = Some("force-unclaimed".into());
+    }
+    Ok(outcome(s.app.force_unclaim_story(&who, id(&story, "story")?, body).await?))
+}
+
+/// Records a review by anyone but the implementer.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/review-complete", tag = "lifecycle", request_body = ReviewRequest)]
+async fn review_complete(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReviewRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let review = s.app.review_complete(&who, id(&story, "story")?, body).await?;
+    Ok((StatusCode::CREATED, Json(json!({"review_record": review}))))
+}
+
+/// Verifies a reported story (202, as the reference answers).
+#[utoipa::path(post, path = "/api/v1/stories/{id}/verify", tag = "lifecycle", request_body = VerifyRequest)]
+async fn verify_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<VerifyRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let o = s.app.verify_story(&who, id(&story, "story")?, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "verified", "run_id": null, "story": o.story, "next_actions": o.next_actions}))))
+}
+
+/// Rejects with a reason: the story goes back to pending and its iteration count rises.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/reject", tag = "lifecycle", request_body = RejectRequest)]
+async fn reject_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<RejectRequest>) -> Outcome {
+    Ok(outcome(s.app.reject_story(&who, id(&story, "story")?, body).await?))
+}
+
+/// Marks work done outside loopctl as verified, with the reason recorded.
+#[utoipa::path(post, path = "/api/v1/stories/{id}/backfill", tag = "lifecycle", request_body = BackfillRequest)]
+async fn backfill_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<BackfillRequest>) -> Outcome {
+    Ok(outcome(s.app.backfill_story(&who, id(&story, "story")?, body).await?))
+}
+
+/// Clears an escalation (user keys only).
+#[utoipa::path(post, path = "/api/v1/stories/{id}/clear-escalation", tag = "lifecycle", request_body = ReasonRequest)]
+async fn clear_escalation(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReasonRequest>) -> Outcome {
+    Ok(outcome(s.app.clear_escalation(&who, id(&story, "story")?, body).await?))
+}

@@ -1,0 +1,44 @@
+//! Route groups, one module per area of the API.
+
+pub mod feed;
+pub mod import;
+pub mod lifecycle;
+pub mod queries;
+pub mod tenancy;
+pub mod work;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// `GET /health`: 200 when the database answers, 503 when it does not.
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let store = state.app.store();
+    let (status, database) = match store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let overall = if status == StatusCode::OK { "ok" } else { "degraded" };
+    (
+        status,
+        Json(json!({
+            "status": overall,
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": store.backend(),
+            "checks": {"database": database},
+        })),
+    )
+}
+
+/// `GET /api/v1`: where to find things.
+pub async fn index() -> Json<Value> {
+    Json(json!({
+        "name": "loopctl",
+        "version": env!("CARGO_PKG_VERSION"),
+        "docs": "/api/v1/openapi.json",
+        "health": "/health",
+    }))
+}

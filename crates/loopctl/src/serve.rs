@@ -1,0 +1,136 @@
+//! `serve`, `admin init` and `up`.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use loopctl_app::{App, BootstrapRequest};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::{data_dir, open_store};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LOOPCTL_LISTEN", default_value = "127.0.0.1:4000")]
+    listen: String,
+    /// `postgres://…`, `sqlite://…` or a file path; default: loopctl.db in the data dir.
+    #[arg(long, env = "LOOPCTL_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant with one key per role, directly on the database.
+    ///
+    /// Example: loopctl admin init --tenant acme --format json
+    Init(InitArgs),
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Tenant name.
+    #[arg(long)]
+    tenant: String,
+    /// Tenant slug (default: from the name).
+    #[arg(long)]
+    slug: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long, env = "LOOPCTL_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Output format.
+    #[arg(long, env = "LOOPCTL_FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    format: String,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[arg(long, env = "LOOPCTL_LISTEN", default_value = "127.0.0.1:4000")]
+    listen: String,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOOPCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let store = open_store(args.database_url.as_deref()).await?;
+    let listener = bind(&args.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = store.backend(), "loopctl listening");
+    eprintln!("loopctl {} listening on http://{addr} ({} store)", env!("CARGO_PKG_VERSION"), store.backend());
+    loopctl_server::serve(store, listener).await.context("server failed")
+}
+
+async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = listen.parse().with_context(|| format!("`{listen}` is not an address like 127.0.0.1:4000"))?;
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}; is another server running there?"))
+}
+
+pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Init(args) => {
+            let store = open_store(args.database_url.as_deref()).await?;
+            let app = App::new(store);
+            let created = app
+                .bootstrap_tenant(BootstrapRequest { tenant_name: args.tenant, slug: args.slug, email: args.email })
+                .await
+                .map_err(|err| anyhow::anyhow!(err.message))?;
+            if args.format == "json" {
+                println!("{}", json!(created));
+            } else {
+                println!("Created tenant {} ({})", created.tenant_slug, created.tenant_id);
+                println!("These keys are shown once; store them now.");
+                println!("  user:         {}", created.keys.user);
+                println!("  orchestrator: {}", created.keys.orchestrator);
+                println!("  agent:        {}", created.keys.agent);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The quickstart: a server on the embedded store; the first run creates a tenant and keys.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let dir = data_dir()?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let store = open_store(Some(&dir.join("loopctl.db").to_string_lossy())).await?;
+    let keys_file = dir.join("keys.json");
+    if !keys_file.exists() {
+        let app = App::new(store.clone());
+        let created = app
+            .bootstrap_tenant(BootstrapRequest { tenant_name: "local".into(), slug: None, email: None })
+            .await
+            .map_err(|err| anyhow::anyhow!(err.message))?;
+        let text = serde_json::to_string_pretty(&created)?;
+        write_private(&keys_file, &text)?;
+        eprintln!("Created tenant `local`; its keys are in {} (readable only by you).", keys_file.display());
+    } else {
+        eprintln!("Reusing the data in {}.", dir.display());
+    }
+    let listener = bind(&args.listen).await?;
+    let addr = listener.local_addr()?;
+    eprintln!("loopctl is up on http://{addr}  (health: http://{addr}/health, API: http://{addr}/api/v1/openapi.json)");
+    eprintln!("Try:  curl -s http://{addr}/api/v1/whoami -H \"Authorization: Bearer $(jq -r .keys.orchestrator {})\"", keys_file.display());
+    loopctl_server::serve(store, listener).await.context("server failed")
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
