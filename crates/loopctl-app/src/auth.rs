@@ -27,7 +27,28 @@ impl Principal {
     }
 
     pub(crate) fn actor_type(&self) -> &'static str {
-        if self.role == Role::Superadmin { "superadmin" } else { "api_key" }
+        if self.key_id.is_nil() {
+            "system"
+        } else if self.role == Role::Superadmin {
+            "superadmin"
+        } else {
+            "api_key"
+        }
+    }
+
+    /// The server itself acting in a tenant (the lease sweeper): no key, no agent identity.
+    pub(crate) fn system(tenant: TenantRecord, name: &str) -> Principal {
+        Principal {
+            tenant_id: tenant.id,
+            key_id: Uuid::nil(),
+            key_name: name.to_string(),
+            key_prefix: String::new(),
+            role: Role::Orchestrator,
+            agent_id: None,
+            expires_at: None,
+            settings: effective_settings(&tenant.settings),
+            tenant,
+        }
     }
 }
 
@@ -39,12 +60,10 @@ impl App {
     /// was valid once, `forbidden` for a tenant that is not active.
     pub async fn authenticate(&self, raw_key: &str) -> AppResult<Principal> {
         let hash = keys::hash(raw_key.trim());
-        let key = self
-            .store
-            .api_key_by_hash(&hash)
-            .await?
-            .filter(|key| keys::same_hash(&key.key_hash, &hash))
-            .ok_or_else(|| AppError::unauthorized("invalid API key; check LOOPCTL_API_KEY or run `loopctl auth login`"))?;
+        let key =
+            self.store.api_key_by_hash(&hash).await?.filter(|key| keys::same_hash(&key.key_hash, &hash)).ok_or_else(
+                || AppError::unauthorized("invalid API key; check LOOPCTL_API_KEY or run `loopctl auth login`"),
+            )?;
         let at = now();
         if key.revoked_at.is_some_and(|revoked| revoked <= at) {
             return Err(AppError::new(401, "token_revoked", "this API key was revoked; ask a user for a new one"));

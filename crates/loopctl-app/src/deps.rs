@@ -41,13 +41,25 @@ pub struct EpicDependencyView {
 
 impl From<&DependencyRecord> for StoryDependencyView {
     fn from(d: &DependencyRecord) -> StoryDependencyView {
-        StoryDependencyView { id: d.id, tenant_id: d.tenant_id, story_id: d.from_id, depends_on_story_id: d.to_id, inserted_at: d.created_at }
+        StoryDependencyView {
+            id: d.id,
+            tenant_id: d.tenant_id,
+            story_id: d.from_id,
+            depends_on_story_id: d.to_id,
+            inserted_at: d.created_at,
+        }
     }
 }
 
 impl From<&DependencyRecord> for EpicDependencyView {
     fn from(d: &DependencyRecord) -> EpicDependencyView {
-        EpicDependencyView { id: d.id, tenant_id: d.tenant_id, epic_id: d.from_id, depends_on_epic_id: d.to_id, inserted_at: d.created_at }
+        EpicDependencyView {
+            id: d.id,
+            tenant_id: d.tenant_id,
+            epic_id: d.from_id,
+            depends_on_epic_id: d.to_id,
+            inserted_at: d.created_at,
+        }
     }
 }
 
@@ -60,7 +72,11 @@ fn cycle_error(what: &str) -> AppError {
 }
 
 impl App {
-    pub async fn add_story_dependency(&self, who: &Principal, request: CreateStoryDependency) -> AppResult<StoryDependencyView> {
+    pub async fn add_story_dependency(
+        &self,
+        who: &Principal,
+        request: CreateStoryDependency,
+    ) -> AppResult<StoryDependencyView> {
         require(who, MANAGERS, "add dependencies")?;
         let story = self.story_of(who, request.story_id).await?;
         let target = self.story_of(who, request.depends_on_story_id).await?;
@@ -72,7 +88,10 @@ impl App {
         }
         let deps = self.store.dependencies(who.tenant_id, story.project_id).await?;
         if deps.stories.iter().any(|d| d.from_id == story.id && d.to_id == target.id) {
-            return Err(AppError::conflict("conflict", format!("story {} already depends on {}", story.number, target.number)));
+            return Err(AppError::conflict(
+                "conflict",
+                format!("story {} already depends on {}", story.number, target.number),
+            ));
         }
         let edges: Vec<(Uuid, Uuid)> = deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
         if would_cycle(&edges, story.id, target.id) {
@@ -86,13 +105,23 @@ impl App {
             to_id: target.id,
             created_at: now(),
         };
-        let audit = event(who, Some(story.project_id), ("story_dependency", record.id), "created", json!({}),
-            json!({"story": story.number, "depends_on": target.number}));
+        let audit = event(
+            who,
+            Some(story.project_id),
+            ("story_dependency", record.id),
+            "created",
+            json!({}),
+            json!({"story": story.number, "depends_on": target.number}),
+        );
         self.commit(vec![WriteOp::InsertStoryDependency(record.clone()), audit]).await?;
         Ok(StoryDependencyView::from(&record))
     }
 
-    pub async fn add_epic_dependency(&self, who: &Principal, request: CreateEpicDependency) -> AppResult<EpicDependencyView> {
+    pub async fn add_epic_dependency(
+        &self,
+        who: &Principal,
+        request: CreateEpicDependency,
+    ) -> AppResult<EpicDependencyView> {
         require(who, MANAGERS, "add dependencies")?;
         let epic = self.epic_of(who, request.epic_id).await?;
         let target = self.epic_of(who, request.depends_on_epic_id).await?;
@@ -104,7 +133,10 @@ impl App {
         }
         let deps = self.store.dependencies(who.tenant_id, epic.project_id).await?;
         if deps.epics.iter().any(|d| d.from_id == epic.id && d.to_id == target.id) {
-            return Err(AppError::conflict("conflict", format!("epic {} already depends on {}", epic.number, target.number)));
+            return Err(AppError::conflict(
+                "conflict",
+                format!("epic {} already depends on {}", epic.number, target.number),
+            ));
         }
         let edges: Vec<(Uuid, Uuid)> = deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
         if would_cycle(&edges, epic.id, target.id) {
@@ -118,8 +150,14 @@ impl App {
             to_id: target.id,
             created_at: now(),
         };
-        let audit = event(who, Some(epic.project_id), ("epic_dependency", record.id), "created", json!({}),
-            json!({"epic": epic.number, "depends_on": target.number}));
+        let audit = event(
+            who,
+            Some(epic.project_id),
+            ("epic_dependency", record.id),
+            "created",
+            json!({}),
+            json!({"epic": epic.number, "depends_on": target.number}),
+        );
         self.commit(vec![WriteOp::InsertEpicDependency(record.clone()), audit]).await?;
         Ok(EpicDependencyView::from(&record))
     }
@@ -138,7 +176,11 @@ impl App {
         Ok(())
     }
 
-    pub async fn list_epic_dependencies(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<EpicDependencyView>> {
+    pub async fn list_epic_dependencies(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+    ) -> AppResult<Vec<EpicDependencyView>> {
         require(who, ANYONE, "read dependencies")?;
         self.project_of(who, project_id).await?;
         let deps = self.store.dependencies(who.tenant_id, project_id).await?;
@@ -150,7 +192,8 @@ impl App {
         require(who, ANYONE, "read dependencies")?;
         let epic = self.epic_of(who, epic_id).await?;
         let stories = self.all_stories(who, epic.project_id).await?;
-        let in_epic: std::collections::HashSet<Uuid> = stories.iter().filter(|s| s.epic_id == epic_id).map(|s| s.id).collect();
+        let in_epic: std::collections::HashSet<Uuid> =
+            stories.iter().filter(|s| s.epic_id == epic_id).map(|s| s.id).collect();
         let deps = self.store.dependencies(who.tenant_id, epic.project_id).await?;
         Ok(deps.stories.iter().filter(|d| in_epic.contains(&d.from_id)).map(StoryDependencyView::from).collect())
     }
@@ -174,7 +217,11 @@ impl App {
                 json!({"id": e.id, "number": e.number, "title": e.title, "phase": e.phase, "position": e.position, "stories": stories})
             })
             .collect();
-        let edges = |list: &[DependencyRecord]| list.iter().map(|d| json!({"from": d.from_id, "to": d.to_id})).collect::<Vec<_>>();
-        Ok(json!({"graph": {"epics": epics_json, "epic_dependencies": edges(&deps.epics), "story_dependencies": edges(&deps.stories)}}))
+        let edges = |list: &[DependencyRecord]| {
+            list.iter().map(|d| json!({"from": d.from_id, "to": d.to_id})).collect::<Vec<_>>()
+        };
+        Ok(
+            json!({"graph": {"epics": epics_json, "epic_dependencies": edges(&deps.epics), "story_dependencies": edges(&deps.stories)}}),
+        )
     }
 }

@@ -121,12 +121,13 @@ impl From<DomainError> for AppError {
         let code = err.code();
         match err {
             DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } => AppError::new(403, code, message),
-            DomainError::InvalidTransition { action, agent_status, verified_status, .. } => AppError::new(409, code, message)
-                .with_context(json!({
+            DomainError::InvalidTransition { action, agent_status, verified_status, .. } => {
+                AppError::new(409, code, message).with_context(json!({
                     "current_agent_status": agent_status.as_str(),
                     "current_verified_status": verified_status.as_str(),
                     "attempted_action": action,
-                })),
+                }))
+            }
             DomainError::ContractMismatch { expected, provided } => AppError::new(422, code, message)
                 .with_context(json!({ "expected_ac_count": expected, "provided_ac_count": provided })),
             DomainError::ContractTitleMismatch { ref expected } => {

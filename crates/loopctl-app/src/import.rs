@@ -75,15 +75,22 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
         let Some(fields) = epic.as_object() else {
             return Err(AppError::validation(format!("{path}: must be an object")));
         };
-        let number = epic_number("number", fields.get("number").unwrap_or(&Value::Null)).map_err(|e| at_path(&path, e))?;
+        let number =
+            epic_number("number", fields.get("number").unwrap_or(&Value::Null)).map_err(|e| at_path(&path, e))?;
         if !epic_numbers.insert(number) {
-            return Err(AppError::new(422, "duplicate_number", format!("duplicate epic number {number} in the import")));
+            return Err(AppError::new(
+                422,
+                "duplicate_number",
+                format!("duplicate epic number {number} in the import"),
+            ));
         }
         let title = text("title", str_field(fields, "title"), 500).map_err(|e| at_path(&path, e))?;
         let stories_json = fields.get("stories").and_then(Value::as_array).cloned().unwrap_or_default();
         n_stories += stories_json.len();
         if n_stories > MAX_IMPORT_STORIES {
-            return Err(AppError::validation(format!("an import holds at most {MAX_IMPORT_STORIES} stories; split it and use merge=true")));
+            return Err(AppError::validation(format!(
+                "an import holds at most {MAX_IMPORT_STORIES} stories; split it and use merge=true"
+            )));
         }
         let mut stories = Vec::with_capacity(stories_json.len());
         for (sidx, story) in stories_json.iter().enumerate() {
@@ -91,9 +98,14 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
             let Some(sf) = story.as_object() else {
                 return Err(AppError::validation(format!("{path}: must be an object")));
             };
-            let number = story_number("number", sf.get("number").unwrap_or(&Value::Null)).map_err(|e| at_path(&path, e))?;
+            let number =
+                story_number("number", sf.get("number").unwrap_or(&Value::Null)).map_err(|e| at_path(&path, e))?;
             if !story_numbers.insert(number.to_string()) {
-                return Err(AppError::new(422, "duplicate_number", format!("duplicate story number {number} in the import")));
+                return Err(AppError::new(
+                    422,
+                    "duplicate_number",
+                    format!("duplicate story number {number} in the import"),
+                ));
             }
             for seeded in ["initial_agent_status", "initial_verified_status"] {
                 if sf.get(seeded).is_some_and(|v| !v.is_null() && v != "pending" && v != "unverified") {
@@ -110,7 +122,8 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
                 sort_key: number.sort_key(),
                 number: number.to_string(),
                 title: text("title", str_field(sf, "title"), 500).map_err(|e| at_path(&path, e))?,
-                description: opt_text("description", sf.get("description").and_then(Value::as_str), 50_000).map_err(|e| at_path(&path, e))?,
+                description: opt_text("description", sf.get("description").and_then(Value::as_str), 50_000)
+                    .map_err(|e| at_path(&path, e))?,
                 acceptance_criteria: ac,
                 estimated_hours: hours(sf.get("estimated_hours")).map_err(|e| at_path(&path, e))?,
                 metadata: sf.get("metadata").cloned().filter(|v| !v.is_null()),
@@ -119,8 +132,10 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
         parsed.push(ParsedEpic {
             number,
             title,
-            description: opt_text("description", fields.get("description").and_then(Value::as_str), 50_000).map_err(|e| at_path(&path, e))?,
-            phase: opt_text("phase", fields.get("phase").and_then(Value::as_str), 255).map_err(|e| at_path(&path, e))?,
+            description: opt_text("description", fields.get("description").and_then(Value::as_str), 50_000)
+                .map_err(|e| at_path(&path, e))?,
+            phase: opt_text("phase", fields.get("phase").and_then(Value::as_str), 255)
+                .map_err(|e| at_path(&path, e))?,
             position: fields.get("position").and_then(Value::as_i64).unwrap_or(idx as i64).max(0),
             metadata: fields.get("metadata").cloned().filter(|v| !v.is_null()),
             stories,
@@ -163,29 +178,42 @@ fn canonical_story(reference: &str) -> String {
 }
 
 impl App {
-    pub async fn import_project(&self, who: &Principal, project_id: Uuid, doc: &Value, merge: bool) -> AppResult<ImportSummary> {
+    pub async fn import_project(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        doc: &Value,
+        merge: bool,
+    ) -> AppResult<ImportSummary> {
         require(who, IMPORT_ROLES, "import work")?;
         let project = self.project_of(who, project_id).await?;
         let epics = parse_epics(doc)?;
-        let story_edges = parse_edges(doc, "story_dependencies", &["story", "story_number"], &["depends_on", "depends_on_story"])?;
-        let epic_edges = parse_edges(doc, "epic_dependencies", &["epic", "epic_number"], &["depends_on", "depends_on_epic"])?;
+        let story_edges =
+            parse_edges(doc, "story_dependencies", &["story", "story_number"], &["depends_on", "depends_on_story"])?;
+        let epic_edges =
+            parse_edges(doc, "epic_dependencies", &["epic", "epic_number"], &["depends_on", "depends_on_epic"])?;
 
         let existing_epics = self.store.epics(who.tenant_id, project_id).await?;
         let existing_stories = self.all_stories(who, project_id).await?;
         let existing_deps = self.store.dependencies(who.tenant_id, project_id).await?;
         let epic_by_number: HashMap<i64, &EpicRecord> = existing_epics.iter().map(|e| (e.number, e)).collect();
-        let story_by_number: HashMap<&str, &StoryRecord> = existing_stories.iter().map(|s| (s.number.as_str(), s)).collect();
+        let story_by_number: HashMap<&str, &StoryRecord> =
+            existing_stories.iter().map(|s| (s.number.as_str(), s)).collect();
 
         if !merge {
-            let dup_epics: Vec<i64> = epics.iter().map(|e| e.number).filter(|n| epic_by_number.contains_key(n)).collect();
+            let dup_epics: Vec<i64> =
+                epics.iter().map(|e| e.number).filter(|n| epic_by_number.contains_key(n)).collect();
             let dup_stories: Vec<&str> = epics
                 .iter()
                 .flat_map(|e| e.stories.iter().map(|s| s.number.as_str()))
                 .filter(|n| story_by_number.contains_key(n))
                 .collect();
             if !dup_epics.is_empty() || !dup_stories.is_empty() {
-                return Err(AppError::conflict("duplicate_number", "import conflicts with existing data; use merge=true to update")
-                    .with_details(json!({"duplicate_epic_numbers": dup_epics, "duplicate_story_numbers": dup_stories})));
+                return Err(AppError::conflict(
+                    "duplicate_number",
+                    "import conflicts with existing data; use merge=true to update",
+                )
+                .with_details(json!({"duplicate_epic_numbers": dup_epics, "duplicate_story_numbers": dup_stories})));
             }
         }
 
@@ -285,11 +313,14 @@ impl App {
         }
 
         // Dependencies: resolve, skip existing pairs, then check the whole graph for cycles.
-        let mut all_story_edges: Vec<(Uuid, Uuid)> = existing_deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
+        let mut all_story_edges: Vec<(Uuid, Uuid)> =
+            existing_deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
         let mut all_epic_edges: Vec<(Uuid, Uuid)> = existing_deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
         let resolve_story = |reference: &str| {
             story_ids.get(&canonical_story(reference)).copied().ok_or_else(|| {
-                AppError::validation(format!("unresolved dependency reference: story '{reference}' not found in import"))
+                AppError::validation(format!(
+                    "unresolved dependency reference: story '{reference}' not found in import"
+                ))
             })
         };
         for (from, to) in &story_edges {
@@ -313,12 +344,9 @@ impl App {
             summary.dependencies_created += 1;
         }
         let resolve_epic = |reference: &str| {
-            reference
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .and_then(|n| epic_ids.get(&n).copied())
-                .ok_or_else(|| AppError::validation(format!("unresolved dependency reference: epic '{reference}' not found in import")))
+            reference.trim().parse::<i64>().ok().and_then(|n| epic_ids.get(&n).copied()).ok_or_else(|| {
+                AppError::validation(format!("unresolved dependency reference: epic '{reference}' not found in import"))
+            })
         };
         for (from, to) in &epic_edges {
             let pair = (resolve_epic(from)?, resolve_epic(to)?);
@@ -341,17 +369,32 @@ impl App {
             summary.dependencies_created += 1;
         }
         if find_cycle(&all_story_edges).is_some() {
-            return Err(AppError::new(422, "cycle_detected", "the story dependencies of this import form a cycle; remove an edge of the loop"));
+            return Err(AppError::new(
+                422,
+                "cycle_detected",
+                "the story dependencies of this import form a cycle; remove an edge of the loop",
+            ));
         }
         if find_cycle(&all_epic_edges).is_some() {
-            return Err(AppError::new(422, "cycle_detected", "the epic dependencies of this import form a cycle; remove an edge of the loop"));
+            return Err(AppError::new(
+                422,
+                "cycle_detected",
+                "the epic dependencies of this import form a cycle; remove an edge of the loop",
+            ));
         }
         let action = if merge { "merge_imported" } else { "imported" };
-        batch.push(event(who, Some(project.id), ("project", project.id), action, json!({}), json!({
-            "epics_created": summary.epics_created, "epics_updated": summary.epics_updated,
-            "stories_created": summary.stories_created, "stories_updated": summary.stories_updated,
-            "dependencies_created": summary.dependencies_created,
-        })));
+        batch.push(event(
+            who,
+            Some(project.id),
+            ("project", project.id),
+            action,
+            json!({}),
+            json!({
+                "epics_created": summary.epics_created, "epics_updated": summary.epics_updated,
+                "stories_created": summary.stories_created, "stories_updated": summary.stories_updated,
+                "dependencies_created": summary.dependencies_created,
+            }),
+        ));
         self.commit(batch).await?;
         Ok(summary)
     }
@@ -390,12 +433,16 @@ impl App {
         let story_deps: Vec<Value> = deps
             .stories
             .iter()
-            .filter_map(|d| Some(json!({"story": story_number.get(&d.from_id)?, "depends_on": story_number.get(&d.to_id)?})))
+            .filter_map(|d| {
+                Some(json!({"story": story_number.get(&d.from_id)?, "depends_on": story_number.get(&d.to_id)?}))
+            })
             .collect();
         let epic_deps: Vec<Value> = deps
             .epics
             .iter()
-            .filter_map(|d| Some(json!({"epic": epic_number.get(&d.from_id)?, "depends_on": epic_number.get(&d.to_id)?})))
+            .filter_map(|d| {
+                Some(json!({"epic": epic_number.get(&d.from_id)?, "depends_on": epic_number.get(&d.to_id)?}))
+            })
             .collect();
         Ok(json!({
             "export_metadata": {"exported_at": now(), "loopctl_version": env!("CARGO_PKG_VERSION"), "project_id": project.id, "tenant_id": who.tenant_id},

@@ -133,7 +133,7 @@ fn stamp(who: &Principal) -> ActorStamp {
         key_id: Some(who.key_id),
         agent_id: who.agent_id,
         role: Some(who.role),
-        label: format!("{}:{}", who.role, who.key_name),
+        label: if who.key_id.is_nil() { format!("system:{}", who.key_name) } else { format!("{}:{}", who.role, who.key_name) },
     }
 }
 
@@ -158,11 +158,7 @@ fn require(who: &Principal, roles: &[Role], what: &str) -> AppResult<()> {
         return Ok(());
     }
     let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-    Err(AppError::forbidden(format!(
-        "the {} role may not {what}; this needs a {} key",
-        who.role,
-        names.join(" or ")
-    )))
+    Err(AppError::forbidden(format!("the {} role may not {what}; this needs a {} key", who.role, names.join(" or "))))
 }
 
 /// Roles at or above orchestrator: the ones that manage work.

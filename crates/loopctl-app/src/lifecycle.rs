@@ -8,9 +8,7 @@
 use chrono::{DateTime, Utc};
 use loopctl_core::graph::{ProjectGraph, StoryNode};
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
-use loopctl_store::{
-    ArtifactRecord, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
-};
+use loopctl_store::{ArtifactRecord, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -155,7 +153,8 @@ impl App {
                 updated_at: at,
                 guard,
             });
-            let updated = StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
+            let updated =
+                StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
             batch.extend(transition_events(who, &story, &updated, &action, note));
             match self.commit(batch).await {
                 Ok(_) => return Ok(updated),
@@ -176,7 +175,12 @@ impl App {
         self.graph_of(who, project_id, &stories).await
     }
 
-    pub(crate) async fn graph_of(&self, who: &Principal, project_id: Uuid, stories: &[StoryRecord]) -> AppResult<ProjectGraph> {
+    pub(crate) async fn graph_of(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        stories: &[StoryRecord],
+    ) -> AppResult<ProjectGraph> {
         let deps = self.store.dependencies(who.tenant_id, project_id).await?;
         let story_edges: Vec<(Uuid, Uuid)> = deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
         let epic_edges: Vec<(Uuid, Uuid)> = deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
@@ -194,13 +198,22 @@ impl App {
         TransitionOutcome { story: StoryView::from(story), next_actions: next_actions(who, story) }
     }
 
-    pub async fn contract_story(&self, who: &Principal, id: Uuid, request: ContractRequest) -> AppResult<TransitionOutcome> {
+    pub async fn contract_story(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: ContractRequest,
+    ) -> AppResult<TransitionOutcome> {
         let ac_count = match request.ac_count {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(n.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
-                AppError::field("ac_count", "must be a whole number, 0 or more")
-            })?),
-            Some(Value::String(s)) => Some(s.trim().parse().map_err(|_| AppError::field("ac_count", "must be a whole number"))?),
+            Some(Value::Number(n)) => Some(
+                n.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| AppError::field("ac_count", "must be a whole number, 0 or more"))?,
+            ),
+            Some(Value::String(s)) => {
+                Some(s.trim().parse().map_err(|_| AppError::field("ac_count", "must be a whole number"))?)
+            }
             Some(_) => return Err(AppError::field("ac_count", "must be a whole number")),
         };
         let action = Action::Contract { story_title: request.story_title, ac_count };
@@ -228,7 +241,13 @@ impl App {
         Ok(self.outcome(who, &story))
     }
 
-    pub async fn report_story(&self, who: &Principal, id: Uuid, request: ReportRequest, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
+    pub async fn report_story(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: ReportRequest,
+        epoch: Option<i64>,
+    ) -> AppResult<TransitionOutcome> {
         let mut inputs: Vec<ArtifactInput> = request.artifacts.unwrap_or_default();
         inputs.extend(request.artifact);
         if inputs.len() > 100 {
@@ -238,10 +257,7 @@ impl App {
         let summary = request.summary;
         let story = self
             .transition(who, id, Action::Report, epoch, None, |story, _| {
-                inputs
-                    .iter()
-                    .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref()))
-                    .collect()
+                inputs.iter().map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref())).collect()
             })
             .await?;
         Ok(self.outcome(who, &story))
@@ -252,16 +268,27 @@ impl App {
         Ok(self.outcome(who, &story))
     }
 
-    pub async fn force_unclaim_story(&self, who: &Principal, id: Uuid, request: ReasonRequest) -> AppResult<TransitionOutcome> {
+    pub async fn force_unclaim_story(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: ReasonRequest,
+    ) -> AppResult<TransitionOutcome> {
         let reason = request.reason.or(request.note).unwrap_or_default();
         if reason.trim().is_empty() {
             return Err(AppError::field("reason", "say why the story is taken back; it goes to the audit log"));
         }
-        let story = self.transition(who, id, Action::ForceUnclaim, None, Some(reason.trim()), |_, _| Ok(Vec::new())).await?;
+        let story =
+            self.transition(who, id, Action::ForceUnclaim, None, Some(reason.trim()), |_, _| Ok(Vec::new())).await?;
         Ok(self.outcome(who, &story))
     }
 
-    pub async fn review_complete(&self, who: &Principal, id: Uuid, request: ReviewRequest) -> AppResult<crate::view::ReviewView> {
+    pub async fn review_complete(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: ReviewRequest,
+    ) -> AppResult<crate::view::ReviewView> {
         let findings = request.findings_count.unwrap_or(0);
         let fixes = request.fixes_count.unwrap_or(0);
         let disproved = request.disproved_count.unwrap_or(0);
@@ -291,17 +318,27 @@ impl App {
             created_at: at,
         };
         let record = review.clone();
-        self.transition(who, id, Action::ReviewComplete, None, None, move |_, _| Ok(vec![WriteOp::InsertReview(record.clone())]))
-            .await?;
+        self.transition(who, id, Action::ReviewComplete, None, None, move |_, _| {
+            Ok(vec![WriteOp::InsertReview(record.clone())])
+        })
+        .await?;
         Ok(crate::view::ReviewView::from(&review))
     }
 
-    pub async fn verify_story(&self, who: &Principal, id: Uuid, request: VerifyRequest) -> AppResult<TransitionOutcome> {
+    pub async fn verify_story(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: VerifyRequest,
+    ) -> AppResult<TransitionOutcome> {
         let result = match request.result.as_deref() {
             None | Some("pass") => "pass",
             Some("partial") => "partial",
             Some(other) => {
-                return Err(AppError::field("result", format!("`{other}` is not a verify result; use pass or partial, or reject the story")));
+                return Err(AppError::field(
+                    "result",
+                    format!("`{other}` is not a verify result; use pass or partial, or reject the story"),
+                ));
             }
         };
         let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
@@ -329,7 +366,12 @@ impl App {
         Ok(self.outcome(who, &story))
     }
 
-    pub async fn reject_story(&self, who: &Principal, id: Uuid, request: RejectRequest) -> AppResult<TransitionOutcome> {
+    pub async fn reject_story(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: RejectRequest,
+    ) -> AppResult<TransitionOutcome> {
         let reason = request.reason.unwrap_or_default();
         let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
         let findings = object("findings", request.findings)?;
@@ -352,7 +394,12 @@ impl App {
         Ok(self.outcome(who, &story))
     }
 
-    pub async fn backfill_story(&self, who: &Principal, id: Uuid, request: BackfillRequest) -> AppResult<TransitionOutcome> {
+    pub async fn backfill_story(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: BackfillRequest,
+    ) -> AppResult<TransitionOutcome> {
         let reason = request.reason.unwrap_or_default();
         if let Some(url) = &request.evidence_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -387,36 +434,61 @@ impl App {
         Ok(self.outcome(who, &story))
     }
 
-    pub async fn clear_escalation(&self, who: &Principal, id: Uuid, request: ReasonRequest) -> AppResult<TransitionOutcome> {
+    pub async fn clear_escalation(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        request: ReasonRequest,
+    ) -> AppResult<TransitionOutcome> {
         let note = request.note.or(request.reason).unwrap_or_default();
         if note.trim().is_empty() {
             return Err(AppError::field("note", "say why the escalation is cleared"));
         }
-        let story = self.transition(who, id, Action::ClearEscalation, None, Some(note.trim()), |_, _| Ok(Vec::new())).await?;
+        let story =
+            self.transition(who, id, Action::ClearEscalation, None, Some(note.trim()), |_, _| Ok(Vec::new())).await?;
         Ok(self.outcome(who, &story))
     }
 
     /// Returns stories whose lease expired to the queue, so a crashed agent never holds
     /// one forever. Answers the numbers reclaimed.
     pub async fn reclaim_expired(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<String>> {
-        let at = now();
-        let filter = loopctl_store::StoryFilter { project_id: Some(project_id), limit: i64::MAX, ..Default::default() };
-        let (stories, _) = self.store.stories(who.tenant_id, filter).await?;
+        self.project_of(who, project_id).await?;
+        let expired = self.store.expired_claims(now(), 10_000).await?;
         let mut reclaimed = Vec::new();
-        for story in stories {
-            let expired = story.state.agent_status.in_flight() && story.state.lease_expires_at.is_some_and(|until| until <= at);
-            if !expired {
-                continue;
-            }
-            let system = Principal { role: Role::Orchestrator, agent_id: None, ..who.clone() };
-            match self.transition(&system, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {
-                Ok(_) => reclaimed.push(story.number.clone()),
-                // Someone heartbeated or reclaimed it meanwhile: nothing to do.
-                Err(err) if err.code == "invalid_transition" => {}
-                Err(err) => return Err(err),
+        for story in expired.iter().filter(|s| s.tenant_id == who.tenant_id && s.project_id == project_id) {
+            if self.reclaim_one(story).await? {
+                reclaimed.push(story.number.clone());
             }
         }
         Ok(reclaimed)
+    }
+
+    /// One pass of the lease sweeper over every tenant; answers how many stories it returned.
+    ///
+    /// # Errors
+    /// When the store fails; a story someone else touched meanwhile is simply skipped.
+    pub async fn sweep_expired_leases(&self) -> AppResult<usize> {
+        let expired = self.store.expired_claims(now(), 1000).await?;
+        let mut count = 0;
+        for story in &expired {
+            if self.reclaim_one(story).await? {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn reclaim_one(&self, story: &StoryRecord) -> AppResult<bool> {
+        let Some(tenant) = self.store.tenant(story.tenant_id).await? else {
+            return Ok(false);
+        };
+        let system = Principal::system(tenant, "lease-sweeper");
+        match self.transition(&system, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {
+            Ok(_) => Ok(true),
+            // Heartbeated, reclaimed or finished meanwhile: nothing to do.
+            Err(err) if err.code == "invalid_transition" || err.code == "not_found" => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// Picks the first ready story and contracts and claims it in one write.
@@ -432,7 +504,11 @@ impl App {
                 Err(ClaimNextError::Refused(err)) => return Err(err),
             }
         }
-        Err(AppError::new(404, "nothing_ready", "no story is ready to claim; see `loopctl blocked` for what waits on what"))
+        Err(AppError::new(
+            404,
+            "nothing_ready",
+            "no story is ready to claim; see `loopctl blocked` for what waits on what",
+        ))
     }
 
     async fn contract_and_claim(&self, who: &Principal, story: &StoryRecord) -> Result<StoryRecord, ClaimNextError> {
@@ -446,9 +522,16 @@ impl App {
             claim_epoch: None,
         };
         let contract = Action::Contract { story_title: Some(story.title.clone()), ac_count: Some(story.ac_count()) };
-        let contracted = apply(&story.state, &contract, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
-        let claimed = apply(&contracted, &Action::Claim, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
-        let updated = StoryRecord { state: claimed.clone(), lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
+        let contracted =
+            apply(&story.state, &contract, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
+        let claimed =
+            apply(&contracted, &Action::Claim, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
+        let updated = StoryRecord {
+            state: claimed.clone(),
+            lock_version: story.lock_version + 1,
+            updated_at: at,
+            ..story.clone()
+        };
         let mut batch = vec![WriteOp::TransitionStory {
             tenant_id: who.tenant_id,
             story_id: story.id,
@@ -471,7 +554,13 @@ enum ClaimNextError {
     Refused(AppError),
 }
 
-fn artifact_op(who: &Principal, story_id: Uuid, reported_by: &str, input: &ArtifactInput, summary: Option<&str>) -> AppResult<WriteOp> {
+fn artifact_op(
+    who: &Principal,
+    story_id: Uuid,
+    reported_by: &str,
+    input: &ArtifactInput,
+    summary: Option<&str>,
+) -> AppResult<WriteOp> {
     let artifact_type = crate::text("artifact.artifact_type", &input.artifact_type, 100)?;
     let mut details = object("artifact.details", input.details.clone())?;
     if let Some(sha) = &input.commit_sha {
@@ -495,7 +584,13 @@ fn artifact_op(who: &Principal, story_id: Uuid, reported_by: &str, input: &Artif
 }
 
 /// The change-feed events of a transition: one status event, plus escalation when it starts.
-fn transition_events(who: &Principal, before: &StoryRecord, after: &StoryRecord, action: &Action, note: Option<&str>) -> Vec<WriteOp> {
+fn transition_events(
+    who: &Principal,
+    before: &StoryRecord,
+    after: &StoryRecord,
+    action: &Action,
+    note: Option<&str>,
+) -> Vec<WriteOp> {
     let name = match action {
         Action::Contract { .. } | Action::Claim | Action::Start | Action::Report | Action::Unclaim => "status_changed",
         Action::Heartbeat => "heartbeat",
@@ -515,7 +610,14 @@ fn transition_events(who: &Principal, before: &StoryRecord, after: &StoryRecord,
     }
     let mut events = vec![event(who, Some(after.project_id), ("story", after.id), name, story_status(before), status)];
     if after.state.escalated && !before.state.escalated {
-        events.push(event(who, Some(after.project_id), ("story", after.id), "escalated", story_status(before), story_status(after)));
+        events.push(event(
+            who,
+            Some(after.project_id),
+            ("story", after.id),
+            "escalated",
+            story_status(before),
+            story_status(after),
+        ));
     }
     events
 }
@@ -536,12 +638,12 @@ fn next_actions(who: &Principal, story: &StoryRecord) -> Vec<NextAction> {
         }
         AgentStatus::Contracted => vec![post("claim", "claim", json!({}))],
         AgentStatus::Assigned => vec![post("start", "start", json!({}))],
-        AgentStatus::Implementing => vec![post("report", "report", json!({"artifact": {"artifact_type": "commit_diff"}}))],
-        AgentStatus::ReportedDone if manager && st.verified_status != VerifiedStatus::Verified => vec![
-            post("verify", "verify", json!({"summary": "…"})),
-            post("reject", "reject", json!({"reason": "…"})),
-        ],
+        AgentStatus::Implementing => {
+            vec![post("report", "report", json!({"artifact": {"artifact_type": "commit_diff"}}))]
+        }
+        AgentStatus::ReportedDone if manager && st.verified_status != VerifiedStatus::Verified => {
+            vec![post("verify", "verify", json!({"summary": "…"})), post("reject", "reject", json!({"reason": "…"}))]
+        }
         _ => Vec::new(),
     }
 }
-

@@ -70,16 +70,20 @@ impl App {
 
     /// Ready stories, with the suggested batch for the next round of agents marked: up to
     /// `max_concurrent_agents` minus those in flight, preferring the epic of the first.
-    pub async fn ready_stories(&self, who: &Principal, project_id: Uuid, epic_id: Option<Uuid>, paging: Paging) -> AppResult<ReadyList> {
+    pub async fn ready_stories(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        epic_id: Option<Uuid>,
+        paging: Paging,
+    ) -> AppResult<ReadyList> {
         require(who, ANYONE, "list ready stories")?;
         self.project_of(who, project_id).await?;
         let stories = self.all_stories(who, project_id).await?;
         let in_flight = stories.iter().filter(|s| s.state.agent_status.in_flight()).count();
         let graph = self.graph_of(who, project_id, &stories).await?;
-        let ready: Vec<&StoryRecord> = stories
-            .iter()
-            .filter(|s| graph.is_ready(s.id) && epic_id.is_none_or(|e| s.epic_id == e))
-            .collect();
+        let ready: Vec<&StoryRecord> =
+            stories.iter().filter(|s| graph.is_ready(s.id) && epic_id.is_none_or(|e| s.epic_id == e)).collect();
         let limit = who.settings.max_concurrent_agents as usize;
         let slots = limit.saturating_sub(in_flight);
         let suggested = suggest(&ready, slots);
@@ -95,10 +99,7 @@ impl App {
                 brief
             })
             .collect();
-        Ok(ReadyList {
-            data,
-            meta: meta(page, page_size, total_count, in_flight, who.settings.max_concurrent_agents),
-        })
+        Ok(ReadyList { data, meta: meta(page, page_size, total_count, in_flight, who.settings.max_concurrent_agents) })
     }
 
     /// Stories not yet claimed that wait for unverified dependencies, each with what it waits for.
@@ -135,7 +136,10 @@ impl App {
             .skip(usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .collect();
-        Ok(BlockedList { data, meta: meta(page, page_size, total_count, in_flight, who.settings.max_concurrent_agents) })
+        Ok(BlockedList {
+            data,
+            meta: meta(page, page_size, total_count, in_flight, who.settings.max_concurrent_agents),
+        })
     }
 }
 
@@ -160,4 +164,3 @@ fn meta(page: i64, page_size: i64, total_count: i64, in_flight: usize, limit: u3
         max_concurrent_agents: limit,
     }
 }
-

@@ -56,9 +56,9 @@ pub(crate) fn merge(stored: &Value, patch: &Value) -> AppResult<Value> {
             "escalate_after_rejections" | "max_review_cycles" => ranged(key, value, 1, 100)?,
             "claim_lease_seconds" => ranged(key, value, 10, 7 * 24 * 3600)?,
             "rate_limit_requests_per_minute" => ranged(key, value, 1, 10_000_000)?,
-            "require_artifact_verification" | "require_ac_evidence" => Value::Bool(
-                as_bool(value).ok_or_else(|| AppError::field(key, "must be true or false"))?,
-            ),
+            "require_artifact_verification" | "require_ac_evidence" => {
+                Value::Bool(as_bool(value).ok_or_else(|| AppError::field(key, "must be true or false"))?)
+            }
             "custody_mode" => {
                 let mode = value.as_str().and_then(CustodyMode::parse);
                 let mode = mode.ok_or_else(|| AppError::field(key, "must be \"seed\" or \"strict\""))?;
@@ -126,8 +126,8 @@ mod tests {
 
     #[test]
     fn merge_accepts_strings_and_refuses_unknown_keys() {
-        let merged = merge(&json!({}), &json!({"max_concurrent_agents": "4", "custody_mode": "strict"}))
-            .expect("valid");
+        let merged =
+            merge(&json!({}), &json!({"max_concurrent_agents": "4", "custody_mode": "strict"})).expect("valid");
         assert_eq!(merged, json!({"max_concurrent_agents": 4, "custody_mode": "strict"}));
         assert!(merge(&json!({}), &json!({"max_concurent_agents": 4})).is_err());
         assert!(merge(&json!({}), &json!({"max_concurrent_agents": 0})).is_err());

@@ -41,7 +41,12 @@ fn key_of(state_key: Option<&str>) -> AppResult<String> {
 }
 
 impl App {
-    pub async fn save_state(&self, who: &Principal, project_id: Uuid, request: SaveState) -> AppResult<OrchestratorStateView> {
+    pub async fn save_state(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        request: SaveState,
+    ) -> AppResult<OrchestratorStateView> {
         require(who, STATE_ROLES, "save orchestrator state")?;
         self.project_of(who, project_id).await?;
         let state_key = key_of(request.state_key.as_deref())?;
@@ -93,7 +98,12 @@ impl App {
         Err(AppError::conflict("version_conflict", "the state is being saved concurrently; retry"))
     }
 
-    pub async fn load_state(&self, who: &Principal, project_id: Uuid, state_key: Option<&str>) -> AppResult<OrchestratorStateView> {
+    pub async fn load_state(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        state_key: Option<&str>,
+    ) -> AppResult<OrchestratorStateView> {
         require(who, STATE_ROLES, "load orchestrator state")?;
         self.project_of(who, project_id).await?;
         let state_key = key_of(state_key)?;
@@ -104,7 +114,13 @@ impl App {
             .ok_or_else(|| AppError::not_found(format!("orchestrator state `{state_key}` (nothing saved yet)")))
     }
 
-    pub async fn state_history(&self, who: &Principal, project_id: Uuid, state_key: Option<&str>, limit: i64) -> AppResult<Vec<StateVersion>> {
+    pub async fn state_history(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        state_key: Option<&str>,
+        limit: i64,
+    ) -> AppResult<Vec<StateVersion>> {
         require(who, STATE_ROLES, "read orchestrator state")?;
         self.project_of(who, project_id).await?;
         let state_key = key_of(state_key)?;

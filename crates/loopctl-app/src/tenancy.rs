@@ -110,7 +110,14 @@ impl App {
             tenant.settings = settings::merge(&tenant.settings, &patch)?;
         }
         tenant.updated_at = now();
-        let audit = event(who, None, ("tenant", tenant.id), "updated", json!({"settings": before}), json!({"settings": tenant.settings}));
+        let audit = event(
+            who,
+            None,
+            ("tenant", tenant.id),
+            "updated",
+            json!({"settings": before}),
+            json!({"settings": tenant.settings}),
+        );
         self.commit(vec![WriteOp::UpdateTenant(tenant.clone()), audit]).await?;
         Ok(tenant_view(&tenant))
     }
@@ -121,7 +128,9 @@ impl App {
         let name = text("name", &request.name, 255)?;
         let role: Role = request.role.parse().map_err(|msg: String| AppError::field("role", msg))?;
         if role == Role::Superadmin {
-            return Err(AppError::forbidden("superadmin keys are created by the operator with `loopctl admin init --superadmin`"));
+            return Err(AppError::forbidden(
+                "superadmin keys are created by the operator with `loopctl admin init --superadmin`",
+            ));
         }
         if request.expires_at.is_some_and(|at| at <= now()) {
             return Err(AppError::field("expires_at", "must be in the future"));
@@ -168,7 +177,14 @@ impl App {
             created_at: at,
         };
         batch.push(WriteOp::InsertApiKey(key.clone()));
-        batch.push(event(who, None, ("api_key", key.id), "created", json!({}), json!({"role": role.as_str(), "name": key.name})));
+        batch.push(event(
+            who,
+            None,
+            ("api_key", key.id),
+            "created",
+            json!({}),
+            json!({"role": role.as_str(), "name": key.name}),
+        ));
         self.commit(batch).await?;
         Ok(ApiKeyView::from_record(&key, Some(minted.raw)))
     }
@@ -246,7 +262,10 @@ impl App {
         let audit = event(who, None, ("agent", agent.id), "registered", json!({}), json!({"name": agent.name}));
         self.commit(vec![WriteOp::UpdateAgent(agent.clone()), audit]).await.map_err(|err| {
             if err.code == "conflict" {
-                AppError::conflict("conflict", format!("an agent named `{}` already exists in this tenant; pick another name", agent.name))
+                AppError::conflict(
+                    "conflict",
+                    format!("an agent named `{}` already exists in this tenant; pick another name", agent.name),
+                )
             } else {
                 err
             }
@@ -278,4 +297,3 @@ fn tenant_view(tenant: &loopctl_store::TenantRecord) -> TenantView {
         updated_at: tenant.updated_at,
     }
 }
-

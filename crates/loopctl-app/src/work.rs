@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use crate::bootstrap::valid_slug;
 use crate::view::{EpicView, ProjectView, StoryBrief, StoryView};
-use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, object, opt_text, require, story_status, text};
+use crate::{
+    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, object, opt_text, require, story_status,
+    text,
+};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateProject {
@@ -157,7 +160,12 @@ impl App {
     }
 
     /// Finds a story by UUID, or by number (`2.1`, `US-2.1`) within a project.
-    pub async fn resolve_story(&self, who: &Principal, project: Option<Uuid>, reference: &str) -> AppResult<StoryRecord> {
+    pub async fn resolve_story(
+        &self,
+        who: &Principal,
+        project: Option<Uuid>,
+        reference: &str,
+    ) -> AppResult<StoryRecord> {
         if let Ok(id) = Uuid::parse_str(reference.trim()) {
             return self.story_of(who, id).await;
         }
@@ -193,10 +201,14 @@ impl App {
             created_at: at,
             updated_at: at,
         };
-        let audit = event(who, Some(project.id), ("project", project.id), "created", json!({}), json!({"slug": project.slug}));
+        let audit =
+            event(who, Some(project.id), ("project", project.id), "created", json!({}), json!({"slug": project.slug}));
         self.commit(vec![WriteOp::InsertProject(project.clone()), audit]).await.map_err(|err| {
             if err.code == "conflict" {
-                AppError::conflict("conflict", format!("a project with slug `{}` already exists; pick another slug", project.slug))
+                AppError::conflict(
+                    "conflict",
+                    format!("a project with slug `{}` already exists; pick another slug", project.slug),
+                )
             } else {
                 err
             }
@@ -282,7 +294,10 @@ impl App {
         let audit = event(who, Some(project.id), ("epic", epic.id), "created", json!({}), json!({"number": number}));
         self.commit(vec![WriteOp::InsertEpic(epic.clone()), audit]).await.map_err(|err| {
             if err.code == "conflict" {
-                AppError::conflict("duplicate_number", format!("epic {number} already exists in this project; pick a different number"))
+                AppError::conflict(
+                    "duplicate_number",
+                    format!("epic {number} already exists in this project; pick a different number"),
+                )
             } else {
                 err
             }
@@ -346,13 +361,20 @@ impl App {
     pub async fn delete_epic(&self, who: &Principal, id: Uuid) -> AppResult<()> {
         require(who, HUMANS, "delete epics")?;
         let epic = self.epic_of(who, id).await?;
-        let audit = event(who, Some(epic.project_id), ("epic", id), "deleted", json!({"number": epic.number}), json!({}));
+        let audit =
+            event(who, Some(epic.project_id), ("epic", id), "deleted", json!({"number": epic.number}), json!({}));
         self.commit(vec![WriteOp::DeleteEpic { tenant_id: who.tenant_id, id }, audit]).await?;
         Ok(())
     }
 
     /// Creates a story in an epic (`epic_id`), or in a project by `epic_number`.
-    pub async fn create_story(&self, who: &Principal, epic_id: Option<Uuid>, project_id: Option<Uuid>, request: CreateStory) -> AppResult<StoryView> {
+    pub async fn create_story(
+        &self,
+        who: &Principal,
+        epic_id: Option<Uuid>,
+        project_id: Option<Uuid>,
+        request: CreateStory,
+    ) -> AppResult<StoryView> {
         require(who, MANAGERS, "create stories")?;
         let epic = match (epic_id, project_id) {
             (Some(epic_id), _) => self.epic_of(who, epic_id).await?,
@@ -448,7 +470,8 @@ impl App {
             story.metadata = object("metadata", patch.metadata)?;
         }
         story.updated_at = now();
-        let audit = event(who, Some(story.project_id), ("story", id), "updated", json!({}), json!({"title": story.title}));
+        let audit =
+            event(who, Some(story.project_id), ("story", id), "updated", json!({}), json!({"title": story.title}));
         self.commit(vec![WriteOp::UpdateStoryContent(story.clone()), audit]).await?;
         Ok(StoryView::from(&story))
     }
@@ -562,7 +585,10 @@ pub(crate) fn criteria(field: &str, value: Option<Value>) -> AppResult<Value> {
         None | Some(Value::Null) => return Ok(json!([])),
         Some(Value::Array(items)) => items,
         Some(_) => {
-            return Err(AppError::field(field, "must be an array of objects like [{\"id\":\"AC-1\",\"description\":\"Feature works\"}]"));
+            return Err(AppError::field(
+                field,
+                "must be an array of objects like [{\"id\":\"AC-1\",\"description\":\"Feature works\"}]",
+            ));
         }
     };
     let mut out = Vec::with_capacity(items.len());
@@ -603,7 +629,6 @@ pub(crate) fn hours(value: Option<&Value>) -> AppResult<Option<f64>> {
         _ => Err(AppError::field("estimated_hours", "must be a number of hours, 0 or more")),
     }
 }
-
 
 /// A story with everything recorded about it (`GET /stories/:id`, `status N`).
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -9,9 +9,7 @@ pub enum DomainError {
     Forbidden { role: Role, action: &'static str, hint: &'static str },
     #[error("only the agent that claimed this story may {action} it")]
     NotAssignee { action: &'static str },
-    #[error(
-        "cannot {action}: story is in agent_status='{agent_status}', verified_status='{verified_status}'; {hint}"
-    )]
+    #[error("cannot {action}: story is in agent_status='{agent_status}', verified_status='{verified_status}'; {hint}")]
     InvalidTransition {
         action: &'static str,
         agent_status: AgentStatus,
@@ -38,9 +36,7 @@ pub enum DomainError {
         "this claim is stale: the lease expired or the story was reclaimed (current claim epoch {current}); fetch the story and claim it again if it is ready"
     )]
     StaleClaim { current: i64 },
-    #[error(
-        "story is locked after {rejections} rejections; a user must clear it with `loopctl escalation clear`"
-    )]
+    #[error("story is locked after {rejections} rejections; a user must clear it with `loopctl escalation clear`")]
     EscalationLocked { rejections: u32 },
     #[error("no review was completed after the latest report; record review-complete by another agent first")]
     ReviewNotConducted,
@@ -58,9 +54,7 @@ impl DomainError {
             DomainError::InvalidTransition { .. } => "invalid_transition",
             DomainError::MustContractFirst => "must_contract_first",
             DomainError::MustClaimFirst => "must_claim_first",
-            DomainError::ContractMismatch { .. } | DomainError::ContractTitleMismatch { .. } => {
-                "contract_mismatch"
-            }
+            DomainError::ContractMismatch { .. } | DomainError::ContractTitleMismatch { .. } => "contract_mismatch",
             DomainError::SelfReviewBlocked => "self_review_blocked",
             DomainError::SelfVerifyBlocked => "self_verify_blocked",
             DomainError::SelfReportBlocked => "self_report_blocked",

@@ -128,11 +128,7 @@ impl ProjectGraph {
             .flat_map(|epic| self.stories_by_epic.get(epic).into_iter().flatten().copied());
         let mut blockers: Vec<Uuid> = direct
             .chain(via_epics)
-            .filter(|id| {
-                self.stories
-                    .get(id)
-                    .is_some_and(|dep| dep.verified_status != VerifiedStatus::Verified)
-            })
+            .filter(|id| self.stories.get(id).is_some_and(|dep| dep.verified_status != VerifiedStatus::Verified))
             .collect();
         blockers.sort();
         blockers.dedup();
@@ -142,9 +138,7 @@ impl ProjectGraph {
     /// Ready: pending, not locked by escalation, nothing blocking it.
     pub fn is_ready(&self, story_id: Uuid) -> bool {
         self.stories.get(&story_id).is_some_and(|story| {
-            story.agent_status == AgentStatus::Pending
-                && !story.escalation_locked
-                && self.blockers(story_id).is_empty()
+            story.agent_status == AgentStatus::Pending && !story.escalation_locked && self.blockers(story_id).is_empty()
         })
     }
 
@@ -188,8 +182,7 @@ mod tests {
     fn find_cycle_names_the_loop() {
         let n = ids(4);
         assert_eq!(find_cycle(&[(n[0], n[1]), (n[1], n[2])]), None);
-        let cycle = find_cycle(&[(n[0], n[1]), (n[1], n[2]), (n[2], n[0]), (n[3], n[0])])
-            .expect("a cycle");
+        let cycle = find_cycle(&[(n[0], n[1]), (n[1], n[2]), (n[2], n[0]), (n[3], n[0])]).expect("a cycle");
         assert_eq!(cycle.len(), 3);
         assert!(cycle.contains(&n[0]) && cycle.contains(&n[1]) && cycle.contains(&n[2]));
     }

@@ -46,7 +46,10 @@ pub struct Actor {
 /// A lifecycle command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Contract { story_title: Option<String>, ac_count: Option<usize> },
+    Contract {
+        story_title: Option<String>,
+        ac_count: Option<usize>,
+    },
     Claim,
     Start,
     Heartbeat,
@@ -56,8 +59,12 @@ pub enum Action {
     ForceUnclaim,
     ReviewComplete,
     Verify,
-    Reject { reason: String },
-    Backfill { reason: String },
+    Reject {
+        reason: String,
+    },
+    Backfill {
+        reason: String,
+    },
     ClearEscalation,
     /// Run by the server itself when a lease has expired.
     ReclaimExpired,
@@ -127,18 +134,9 @@ pub struct Context<'a> {
 ///
 /// # Errors
 /// The first rule the call breaks, in the order role, custody, claim fence, state.
-pub fn apply(
-    state: &StoryState,
-    action: &Action,
-    actor: &Actor,
-    ctx: &Context<'_>,
-) -> Result<StoryState, DomainError> {
+pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'_>) -> Result<StoryState, DomainError> {
     if !action.allowed_roles().contains(&actor.role) {
-        return Err(DomainError::Forbidden {
-            role: actor.role,
-            action: action.name(),
-            hint: action.role_hint(),
-        });
+        return Err(DomainError::Forbidden { role: actor.role, action: action.name(), hint: action.role_hint() });
     }
     check_custody(state, action, actor, ctx)?;
     let mut next = state.clone();
@@ -168,12 +166,19 @@ pub fn apply(
             if state.agent_status == AgentStatus::Pending {
                 return Err(DomainError::MustContractFirst);
             }
-            expect_status(state, action, &[AgentStatus::Contracted], "the story is already claimed; see `loopctl status`")?;
+            expect_status(
+                state,
+                action,
+                &[AgentStatus::Contracted],
+                "the story is already claimed; see `loopctl status`",
+            )?;
             if !ctx.dependencies_met {
                 return Err(DomainError::DependenciesNotMet);
             }
             let agent_id = actor.agent_id.ok_or_else(|| {
-                DomainError::Validation("this key has no agent identity; register one with `loopctl agent register` first".into())
+                DomainError::Validation(
+                    "this key has no agent identity; register one with `loopctl agent register` first".into(),
+                )
             })?;
             next.agent_status = AgentStatus::Assigned;
             next.assigned_agent_id = Some(agent_id);
@@ -195,7 +200,12 @@ pub fn apply(
         }
         Action::Heartbeat => {
             check_claimant(state, action, actor, ctx)?;
-            expect_status(state, action, &[AgentStatus::Assigned, AgentStatus::Implementing], "only a claimed story has a lease")?;
+            expect_status(
+                state,
+                action,
+                &[AgentStatus::Assigned, AgentStatus::Implementing],
+                "only a claimed story has a lease",
+            )?;
             next.lease_expires_at = Some(lease_until(ctx));
         }
         Action::RequestReview => {
@@ -250,7 +260,12 @@ pub fn apply(
             reset_to_pending(&mut next);
         }
         Action::ReviewComplete => {
-            expect_status(state, action, &[AgentStatus::ReportedDone], "a story is reviewed after it is reported done")?;
+            expect_status(
+                state,
+                action,
+                &[AgentStatus::ReportedDone],
+                "a story is reviewed after it is reported done",
+            )?;
             if state.verified_status == VerifiedStatus::Verified {
                 return Err(invalid(state, action, "the story is already verified"));
             }
@@ -277,8 +292,8 @@ pub fn apply(
         }
         Action::Reject { reason } => {
             let reason = required_reason(reason)?;
-            let rejectable = state.agent_status == AgentStatus::ReportedDone
-                || state.verified_status == VerifiedStatus::Verified;
+            let rejectable =
+                state.agent_status == AgentStatus::ReportedDone || state.verified_status == VerifiedStatus::Verified;
             if !rejectable {
                 return Err(invalid(state, action, "only reported_done or verified stories can be rejected"));
             }
@@ -329,12 +344,7 @@ pub fn apply(
 
 /// Custody: the implementer never reviews, verifies or rejects its own story, and in the
 /// strict flow never reports it either.
-fn check_custody(
-    state: &StoryState,
-    action: &Action,
-    actor: &Actor,
-    ctx: &Context<'_>,
-) -> Result<(), DomainError> {
+fn check_custody(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'_>) -> Result<(), DomainError> {
     let implementer = is_assignee(state, actor);
     match action {
         Action::ReviewComplete if implementer => Err(DomainError::SelfReviewBlocked),
@@ -351,12 +361,7 @@ fn is_assignee(state: &StoryState, actor: &Actor) -> bool {
 }
 
 /// A write by the claimant: the epoch it holds must be current and its lease alive.
-fn check_claimant(
-    state: &StoryState,
-    action: &Action,
-    actor: &Actor,
-    ctx: &Context<'_>,
-) -> Result<(), DomainError> {
+fn check_claimant(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'_>) -> Result<(), DomainError> {
     if let Some(epoch) = ctx.claim_epoch
         && epoch != state.claim_epoch
     {
@@ -386,11 +391,7 @@ fn expect_status(
     allowed: &[AgentStatus],
     hint: &'static str,
 ) -> Result<(), DomainError> {
-    if allowed.contains(&state.agent_status) {
-        Ok(())
-    } else {
-        Err(invalid(state, action, hint))
-    }
+    if allowed.contains(&state.agent_status) { Ok(()) } else { Err(invalid(state, action, hint)) }
 }
 
 fn invalid(state: &StoryState, action: &Action, hint: &'static str) -> DomainError {

@@ -16,10 +16,7 @@ impl StoryNumber {
     /// A message naming the accepted shapes when the text is not a story number.
     pub fn parse(text: &str) -> Result<StoryNumber, String> {
         let trimmed = text.trim();
-        let bare = trimmed
-            .strip_prefix("US-")
-            .or_else(|| trimmed.strip_prefix("us-"))
-            .unwrap_or(trimmed);
+        let bare = trimmed.strip_prefix("US-").or_else(|| trimmed.strip_prefix("us-")).unwrap_or(trimmed);
         let bad = || format!("`{text}` is not a story number; write it like 2.1 or US-2.1");
         let mut parts = bare.split('.');
         let major = parse_part(parts.next()).ok_or_else(bad)?;

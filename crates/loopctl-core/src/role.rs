@@ -45,9 +45,7 @@ impl FromStr for Role {
             "user" => Ok(Role::User),
             "orchestrator" => Ok(Role::Orchestrator),
             "agent" => Ok(Role::Agent),
-            other => Err(format!(
-                "unknown role `{other}`; use one of superadmin, user, orchestrator, agent"
-            )),
+            other => Err(format!("unknown role `{other}`; use one of superadmin, user, orchestrator, agent")),
         }
     }
 }

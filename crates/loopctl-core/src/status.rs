@@ -49,11 +49,8 @@ impl AgentStatus {
 }
 
 impl VerifiedStatus {
-    pub const ALL: [VerifiedStatus; 3] = [
-        VerifiedStatus::Unverified,
-        VerifiedStatus::Verified,
-        VerifiedStatus::Rejected,
-    ];
+    pub const ALL: [VerifiedStatus; 3] =
+        [VerifiedStatus::Unverified, VerifiedStatus::Verified, VerifiedStatus::Rejected];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,14 +76,9 @@ impl fmt::Display for VerifiedStatus {
 impl FromStr for AgentStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AgentStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown agent_status `{s}`; use pending, contracted, assigned, implementing or reported_done"
-                )
-            })
+        AgentStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
+            format!("unknown agent_status `{s}`; use pending, contracted, assigned, implementing or reported_done")
+        })
     }
 }
 
@@ -96,9 +88,7 @@ impl FromStr for VerifiedStatus {
         VerifiedStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown verified_status `{s}`; use unverified, verified or rejected")
-            })
+            .ok_or_else(|| format!("unknown verified_status `{s}`; use unverified, verified or rejected"))
     }
 }
 

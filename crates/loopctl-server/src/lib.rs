@@ -40,9 +40,16 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
+/// How often the server returns stories with expired leases to the queue.
+const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The whole router: `/health`, `/api/v1/*`, and the OpenAPI document.
 pub fn router(store: Arc<dyn Store>) -> Router {
-    let state = AppState { app: App::new(store) };
+    router_for(App::new(store))
+}
+
+fn router_for(app: App) -> Router {
+    let state = AppState { app };
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::tenancy::routes())
         .merge(routes::work::routes())
@@ -88,10 +95,28 @@ async fn method_not_allowed() -> impl IntoResponse {
 /// # Errors
 /// When the address cannot be bound.
 pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<()> {
-    let app = router(store);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let app = App::new(store);
+    let sweeper = tokio::spawn(sweep_leases(app.clone()));
+    let served = axum::serve(listener, router_for(app).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await;
+    sweeper.abort();
+    served
+}
+
+/// Crashed or silent agents lose their claim when the lease ends: the story goes back to
+/// pending with a new epoch, so the old holder's late writes are refused.
+async fn sweep_leases(app: App) {
+    let mut tick = tokio::time::interval(LEASE_SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app.sweep_expired_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(reclaimed = n, "returned stories with expired leases to the queue"),
+            Err(err) => tracing::warn!(%err, "lease sweep failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

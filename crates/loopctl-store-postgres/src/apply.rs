@@ -28,10 +28,7 @@ const LOCK_CLASS_IN_FLIGHT: i32 = 0x6c63_0002;
 /// Advisory-lock class of change-feed appends, keyed by tenant.
 const LOCK_CLASS_EVENTS: i32 = 0x6c63_0003;
 
-pub(crate) async fn batch(
-    conn: &mut PgConnection,
-    ops: &[WriteOp],
-) -> Result<Vec<i64>, StoreError> {
+pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
     let mut cursors = Vec::new();
     let mut feeds_locked: Vec<Uuid> = Vec::new();
     for op in ops {
@@ -56,11 +53,7 @@ fn lock_key(id: Uuid) -> i32 {
     i32::from_ne_bytes(folded.to_ne_bytes())
 }
 
-async fn advisory_xact_lock(
-    conn: &mut PgConnection,
-    class: i32,
-    id: Uuid,
-) -> Result<(), StoreError> {
+async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind(class)
         .bind(lock_key(id))
@@ -109,9 +102,7 @@ async fn append_event(conn: &mut PgConnection, e: &NewEvent) -> Result<i64, Stor
 
 fn expect_row(result: PgQueryResult, what: &str) -> Result<(), StoreError> {
     if result.rows_affected() == 0 {
-        return Err(StoreError::NotFound {
-            what: what.to_string(),
-        });
+        return Err(StoreError::NotFound { what: what.to_string() });
     }
     Ok(())
 }
@@ -151,12 +142,7 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .bind(k.agent_id).bind(k.expires_at).bind(k.revoked_at).bind(k.last_used_at).bind(k.created_at)
                 .execute(conn).await.map_err(map_err)?;
         }
-        WriteOp::EndApiKey {
-            tenant_id,
-            id,
-            revoked_at,
-            expires_at,
-        } => {
+        WriteOp::EndApiKey { tenant_id, id, revoked_at, expires_at } => {
             let res = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE($1, revoked_at), expires_at = COALESCE($2, expires_at) WHERE tenant_id = $3 AND id = $4")
                 .bind(*revoked_at).bind(*expires_at).bind(tenant_id).bind(id)
                 .execute(conn).await.map_err(map_err)?;
@@ -232,19 +218,8 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .map_err(map_err)?;
             expect_row(res, "story")?;
         }
-        WriteOp::TransitionStory {
-            tenant_id,
-            story_id,
-            expected_version,
-            state,
-            updated_at,
-            guard,
-        } => {
-            let target = Target {
-                tenant_id: *tenant_id,
-                story_id: *story_id,
-                expected_version: *expected_version,
-            };
+        WriteOp::TransitionStory { tenant_id, story_id, expected_version, state, updated_at, guard } => {
+            let target = Target { tenant_id: *tenant_id, story_id: *story_id, expected_version: *expected_version };
             transition(conn, target, state, *updated_at, *guard).await?;
         }
         WriteOp::InsertStoryDependency(d) => {
@@ -258,13 +233,12 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::DeleteStoryDependency { tenant_id, id } => {
-            let res =
-                sqlx::query("DELETE FROM story_dependencies WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant_id)
-                    .bind(id)
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?;
+            let res = sqlx::query("DELETE FROM story_dependencies WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
             expect_row(res, "story dependency")?;
         }
         WriteOp::DeleteEpicDependency { tenant_id, id } => {
@@ -295,10 +269,7 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .bind(json(&v.findings)).bind(&v.review_type).bind(v.iteration).bind(v.created_at)
                 .execute(conn).await.map_err(map_err)?;
         }
-        WriteOp::SaveOrchestratorState {
-            record: r,
-            expected_version,
-        } => {
+        WriteOp::SaveOrchestratorState { record: r, expected_version } => {
             if *expected_version == 0 {
                 sqlx::query("INSERT INTO orchestrator_states (id, tenant_id, project_id, state_key, state_data, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                     .bind(r.id).bind(r.tenant_id).bind(r.project_id).bind(&r.state_key).bind(json(&r.state_data))
@@ -314,9 +285,7 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                     .bind(r.tenant_id).bind(r.project_id).bind(&r.state_key).bind(expected_version)
                     .execute(conn).await.map_err(map_err)?;
                 if res.rows_affected() == 0 {
-                    return Err(StoreError::VersionConflict {
-                        what: "orchestrator state".into(),
-                    });
+                    return Err(StoreError::VersionConflict { what: "orchestrator state".into() });
                 }
             }
         }
@@ -387,17 +356,14 @@ async fn transition(
     if res.rows_affected() == 1 {
         return Ok(());
     }
-    let version: Option<i64> =
-        sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = $1 AND id = $2")
-            .bind(target.tenant_id)
-            .bind(target.story_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
+    let version: Option<i64> = sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = $1 AND id = $2")
+        .bind(target.tenant_id)
+        .bind(target.story_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
     match (version, guard) {
-        (None, _) => Err(StoreError::NotFound {
-            what: "story".into(),
-        }),
+        (None, _) => Err(StoreError::NotFound { what: "story".into() }),
         (Some(v), Some(guard)) if v == target.expected_version => {
             let in_flight: Vec<String> = sqlx::query_scalar(
                 "SELECT number FROM stories WHERE project_id = $1 AND agent_status IN ('assigned', 'implementing') \
@@ -407,13 +373,8 @@ async fn transition(
             .fetch_all(&mut *conn)
             .await
             .map_err(map_err)?;
-            Err(StoreError::ConcurrencyLimit {
-                limit: guard.limit,
-                in_flight,
-            })
+            Err(StoreError::ConcurrencyLimit { limit: guard.limit, in_flight })
         }
-        _ => Err(StoreError::VersionConflict {
-            what: "story".into(),
-        }),
+        _ => Err(StoreError::VersionConflict { what: "story".into() }),
     }
 }

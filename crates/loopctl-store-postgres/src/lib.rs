@@ -80,9 +80,7 @@ impl PgStore {
     /// # Errors
     /// When the URL is malformed, the database does not answer, or a migration fails.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut options = PgConnectOptions::from_str(url)
-            .map_err(row::backend)?
-            .disable_statement_logging();
+        let mut options = PgConnectOptions::from_str(url).map_err(row::backend)?.disable_statement_logging();
         if options.get_application_name().is_none() {
             options = options.application_name("loopctl");
         }

@@ -46,19 +46,14 @@ async fn apply_missing(conn: &mut PgConnection) -> Result<(), StoreError> {
         .map_err(row::backend)?;
     let known = MIGRATIONS.last().map_or(0, |&(version, _)| version);
     if newest.is_some_and(|newest| newest > known) {
-        tracing::warn!(
-            newest,
-            known,
-            "the database was migrated by a newer loopctl"
-        );
+        tracing::warn!(newest, known, "the database was migrated by a newer loopctl");
     }
     for &(version, sql) in MIGRATIONS {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM loopctl_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(row::backend)?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM loopctl_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(row::backend)?;
         if applied.is_some() {
             continue;
         }

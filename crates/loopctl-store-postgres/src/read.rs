@@ -7,10 +7,7 @@ use uuid::Uuid;
 use crate::PgStore;
 use crate::row::{self, map_err, story_columns};
 
-fn all<T>(
-    rows: Vec<PgRow>,
-    decode: fn(&PgRow) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
+fn all<T>(rows: Vec<PgRow>, decode: fn(&PgRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     rows.iter().map(decode).collect()
 }
 
@@ -21,10 +18,7 @@ fn limit_or_all(limit: i64) -> Option<i64> {
     (limit >= 0).then_some(limit)
 }
 
-fn one<T>(
-    row: Option<PgRow>,
-    decode: fn(&PgRow) -> Result<T, StoreError>,
-) -> Result<Option<T>, StoreError> {
+fn one<T>(row: Option<PgRow>, decode: fn(&PgRow) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
     row.as_ref().map(decode).transpose()
 }
 
@@ -39,10 +33,7 @@ impl Store for PgStore {
 
     fn ping(&self) -> StoreResult<'_, ()> {
         Box::pin(async move {
-            sqlx::query("SELECT 1")
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
+            sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
             Ok(())
         })
     }
@@ -70,11 +61,7 @@ impl Store for PgStore {
         })
     }
 
-    fn api_keys(
-        &self,
-        tenant_id: Uuid,
-        include_revoked: bool,
-    ) -> StoreResult<'_, Vec<ApiKeyRecord>> {
+    fn api_keys(&self, tenant_id: Uuid, include_revoked: bool) -> StoreResult<'_, Vec<ApiKeyRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 OR revoked_at IS NULL) ORDER BY created_at, id",
@@ -102,12 +89,11 @@ impl Store for PgStore {
 
     fn agents(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<AgentRecord>> {
         Box::pin(async move {
-            let rows =
-                sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 ORDER BY created_at, id")
-                    .bind(tenant_id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_err)?;
+            let rows = sqlx::query("SELECT * FROM agents WHERE tenant_id = $1 ORDER BY created_at, id")
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
             all(rows, row::agent)
         })
     }
@@ -124,11 +110,7 @@ impl Store for PgStore {
         })
     }
 
-    fn project_by_slug(
-        &self,
-        tenant_id: Uuid,
-        slug: &str,
-    ) -> StoreResult<'_, Option<ProjectRecord>> {
+    fn project_by_slug(&self, tenant_id: Uuid, slug: &str) -> StoreResult<'_, Option<ProjectRecord>> {
         let slug = slug.to_string();
         Box::pin(async move {
             let row = sqlx::query("SELECT * FROM projects WHERE tenant_id = $1 AND slug = $2")
@@ -141,11 +123,7 @@ impl Store for PgStore {
         })
     }
 
-    fn projects(
-        &self,
-        tenant_id: Uuid,
-        include_archived: bool,
-    ) -> StoreResult<'_, Vec<ProjectRecord>> {
+    fn projects(&self, tenant_id: Uuid, include_archived: bool) -> StoreResult<'_, Vec<ProjectRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT * FROM projects WHERE tenant_id = $1 AND ($2 OR status = 'active') ORDER BY created_at, id",
@@ -173,40 +151,31 @@ impl Store for PgStore {
 
     fn epics(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<EpicRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM epics WHERE tenant_id = $1 AND project_id = $2 ORDER BY position, number",
-            )
-            .bind(tenant_id)
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM epics WHERE tenant_id = $1 AND project_id = $2 ORDER BY position, number")
+                    .bind(tenant_id)
+                    .bind(project_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::epic)
         })
     }
 
     fn story(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<StoryRecord>> {
         Box::pin(async move {
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                story_columns!(),
-                " FROM stories WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+            let row =
+                sqlx::query(concat!("SELECT ", story_columns!(), " FROM stories WHERE tenant_id = $1 AND id = $2"))
+                    .bind(tenant_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?;
             one(row, row::story)
         })
     }
 
-    fn story_by_number(
-        &self,
-        tenant_id: Uuid,
-        project_id: Uuid,
-        number: &str,
-    ) -> StoreResult<'_, Option<StoryRecord>> {
+    fn story_by_number(&self, tenant_id: Uuid, project_id: Uuid, number: &str) -> StoreResult<'_, Option<StoryRecord>> {
         let number = number.to_string();
         Box::pin(async move {
             let row = sqlx::query(concat!(
@@ -224,11 +193,7 @@ impl Store for PgStore {
         })
     }
 
-    fn stories(
-        &self,
-        tenant_id: Uuid,
-        filter: StoryFilter,
-    ) -> StoreResult<'_, (Vec<StoryRecord>, i64)> {
+    fn stories(&self, tenant_id: Uuid, filter: StoryFilter) -> StoreResult<'_, (Vec<StoryRecord>, i64)> {
         Box::pin(async move {
             let agent_status = filter.agent_status.map(|s| s.as_str());
             let verified_status = filter.verified_status.map(|s| s.as_str());
@@ -270,6 +235,23 @@ impl Store for PgStore {
         })
     }
 
+    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE agent_status IN ('assigned', 'implementing') \
+                 AND lease_expires_at <= $1 ORDER BY lease_expires_at LIMIT $2"
+            ))
+            .bind(now)
+            .bind(limit_or_all(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
         Box::pin(async move {
             let stories = sqlx::query(
@@ -290,42 +272,37 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-            Ok(Dependencies {
-                stories: all(stories, row::dependency)?,
-                epics: all(epics, row::dependency)?,
-            })
+            Ok(Dependencies { stories: all(stories, row::dependency)?, epics: all(epics, row::dependency)? })
         })
     }
 
     fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT * FROM artifacts WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id")
-                .bind(tenant_id)
-                .bind(story_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM artifacts WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(story_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::artifact)
         })
     }
 
     fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT * FROM reviews WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id")
-                .bind(tenant_id)
-                .bind(story_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM reviews WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(story_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::review)
         })
     }
 
-    fn verifications(
-        &self,
-        tenant_id: Uuid,
-        story_id: Uuid,
-    ) -> StoreResult<'_, Vec<VerificationRecord>> {
+    fn verifications(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(
                 "SELECT * FROM verifications WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id",

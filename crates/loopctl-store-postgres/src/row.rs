@@ -36,12 +36,8 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
             let message = db.message().to_string();
             let pg = db.try_downcast_ref::<PgDatabaseError>();
             match db.code().as_deref() {
-                Some("23505") => StoreError::Duplicate {
-                    what: pg.map_or_else(|| "row".into(), unique_subject),
-                },
-                Some("23503") => StoreError::NotFound {
-                    what: "a referenced row".into(),
-                },
+                Some("23505") => StoreError::Duplicate { what: pg.map_or_else(|| "row".into(), unique_subject) },
+                Some("23503") => StoreError::NotFound { what: "a referenced row".into() },
                 Some("23514" | "23502") => StoreError::Invariant(message),
                 // RAISE EXCEPTION in our triggers; the message is the refusal, e.g.
                 // `custody: self_review_blocked`.
@@ -294,10 +290,7 @@ pub(crate) fn event(row: &PgRow) -> Result<EventRecord, StoreError> {
                 actor_type: get(row, "actor_type")?,
                 key_id: get(row, "actor_key_id")?,
                 agent_id: get(row, "actor_agent_id")?,
-                role: role
-                    .map(|r| r.parse())
-                    .transpose()
-                    .map_err(StoreError::Backend)?,
+                role: role.map(|r| r.parse()).transpose().map_err(StoreError::Backend)?,
                 label: get(row, "actor_label")?,
             },
             old_state: json_col(row, "old_state")?,

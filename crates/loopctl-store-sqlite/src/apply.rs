@@ -67,8 +67,11 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
         }
         WriteOp::TouchApiKey { id, at } => {
             sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
-                .bind(micros(*at)).bind(id)
-                .execute(conn).await.map_err(map_err)?;
+                .bind(micros(*at))
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
         }
         WriteOp::InsertProject(p) => {
             sqlx::query("INSERT INTO projects (id, tenant_id, name, slug, repo_url, description, tech_stack, mission, status, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -99,8 +102,11 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
         }
         WriteOp::DeleteEpic { tenant_id, id } => {
             let res = sqlx::query("DELETE FROM epics WHERE tenant_id = ? AND id = ?")
-                .bind(tenant_id).bind(id)
-                .execute(conn).await.map_err(map_err)?;
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
             expect_row(res, "epic")?;
         }
         WriteOp::InsertStory(s) => {
@@ -122,8 +128,11 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
         }
         WriteOp::DeleteStory { tenant_id, id } => {
             let res = sqlx::query("DELETE FROM stories WHERE tenant_id = ? AND id = ?")
-                .bind(tenant_id).bind(id)
-                .execute(conn).await.map_err(map_err)?;
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
             expect_row(res, "story")?;
         }
         WriteOp::TransitionStory { tenant_id, story_id, expected_version, state, updated_at, guard } => {
@@ -141,14 +150,20 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
         }
         WriteOp::DeleteStoryDependency { tenant_id, id } => {
             let res = sqlx::query("DELETE FROM story_dependencies WHERE tenant_id = ? AND id = ?")
-                .bind(tenant_id).bind(id)
-                .execute(conn).await.map_err(map_err)?;
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
             expect_row(res, "story dependency")?;
         }
         WriteOp::DeleteEpicDependency { tenant_id, id } => {
             let res = sqlx::query("DELETE FROM epic_dependencies WHERE tenant_id = ? AND id = ?")
-                .bind(tenant_id).bind(id)
-                .execute(conn).await.map_err(map_err)?;
+                .bind(tenant_id)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
             expect_row(res, "epic dependency")?;
         }
         WriteOp::InsertArtifact(a) => {

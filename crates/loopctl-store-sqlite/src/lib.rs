@@ -80,9 +80,7 @@ impl SqliteStore {
             .send((batch, reply))
             .await
             .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Backend("the SQLite writer dropped the batch".into()))?
+        answer.await.map_err(|_| StoreError::Backend("the SQLite writer dropped the batch".into()))?
     }
 }
 

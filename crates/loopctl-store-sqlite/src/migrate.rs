@@ -8,10 +8,12 @@ use crate::row;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
 
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS loopctl_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        .execute(&mut *conn)
-        .await
-        .map_err(row::backend)?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS loopctl_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(row::backend)?;
     for &(version, sql) in MIGRATIONS {
         let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM loopctl_migrations WHERE version = ?")
             .bind(version)

@@ -144,14 +144,13 @@ impl Store for SqliteStore {
 
     fn epics(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<EpicRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM epics WHERE tenant_id = ? AND project_id = ? ORDER BY position, number",
-            )
-            .bind(tenant_id)
-            .bind(project_id)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM epics WHERE tenant_id = ? AND project_id = ? ORDER BY position, number")
+                    .bind(tenant_id)
+                    .bind(project_id)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::epic)
         })
     }
@@ -227,6 +226,23 @@ impl Store for SqliteStore {
         })
     }
 
+    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE agent_status IN ('assigned', 'implementing') \
+                 AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?"
+            ))
+            .bind(row::micros(now))
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
         Box::pin(async move {
             let stories = sqlx::query(
@@ -253,38 +269,39 @@ impl Store for SqliteStore {
 
     fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT * FROM artifacts WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
-                .bind(tenant_id)
-                .bind(story_id)
-                .fetch_all(&self.readers)
-                .await
-                .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM artifacts WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(story_id)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::artifact)
         })
     }
 
     fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query("SELECT * FROM reviews WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
-                .bind(tenant_id)
-                .bind(story_id)
-                .fetch_all(&self.readers)
-                .await
-                .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM reviews WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(story_id)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::review)
         })
     }
 
     fn verifications(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM verifications WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id",
-            )
-            .bind(tenant_id)
-            .bind(story_id)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?;
+            let rows =
+                sqlx::query("SELECT * FROM verifications WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(story_id)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
             all(rows, row::verification)
         })
     }

@@ -58,18 +58,15 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
 }
 
 fn is_trigger_refusal(message: &str) -> bool {
-    message.starts_with("custody:") || message.contains("immutable") || message.contains("only rise")
+    message.starts_with("custody:")
+        || message.contains("immutable")
+        || message.contains("only rise")
         || message.contains("append-only")
 }
 
 /// `UNIQUE constraint failed: epics.project_id, epics.number` → `epics.number`.
 fn unique_subject(message: &str) -> String {
-    message
-        .rsplit(": ")
-        .next()
-        .and_then(|cols| cols.split(", ").last())
-        .unwrap_or("row")
-        .to_string()
+    message.rsplit(": ").next().and_then(|cols| cols.split(", ").last()).unwrap_or("row").to_string()
 }
 
 fn ts(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
@@ -310,4 +307,3 @@ pub(crate) fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
         },
     })
 }
-

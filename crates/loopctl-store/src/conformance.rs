@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             database_refuses_self_review_and_self_verification,
             counters_only_rise_in_the_database,
             deleting_an_epic_removes_its_stories,
+            expired_claims_are_found_across_tenants,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -111,10 +112,7 @@ impl Fixture {
     /// Moves a story to `state` from the version read now.
     pub async fn force_state(&self, story: Uuid, state: StoryState) {
         let current = self.store.story(self.tenant, story).await.unwrap().unwrap();
-        self.store
-            .commit(vec![transition(&current, state, None)])
-            .await
-            .unwrap();
+        self.store.commit(vec![transition(&current, state, None)]).await.unwrap();
     }
 }
 
@@ -278,20 +276,11 @@ pub async fn duplicates_are_refused(store: Arc<dyn Store>) {
     let fx = Fixture::new(store.clone()).await;
     fx.story("1.1").await;
     let dup_story = fx.story_record("1.1");
-    assert!(matches!(
-        store.commit(vec![WriteOp::InsertStory(dup_story)]).await,
-        Err(StoreError::Duplicate { .. })
-    ));
+    assert!(matches!(store.commit(vec![WriteOp::InsertStory(dup_story)]).await, Err(StoreError::Duplicate { .. })));
     let dup_epic = epic_record(fx.tenant, fx.project, Uuid::now_v7(), 1);
-    assert!(matches!(
-        store.commit(vec![WriteOp::InsertEpic(dup_epic)]).await,
-        Err(StoreError::Duplicate { .. })
-    ));
+    assert!(matches!(store.commit(vec![WriteOp::InsertEpic(dup_epic)]).await, Err(StoreError::Duplicate { .. })));
     let dup_project = project_record(fx.tenant, Uuid::now_v7(), "web");
-    assert!(matches!(
-        store.commit(vec![WriteOp::InsertProject(dup_project)]).await,
-        Err(StoreError::Duplicate { .. })
-    ));
+    assert!(matches!(store.commit(vec![WriteOp::InsertProject(dup_project)]).await, Err(StoreError::Duplicate { .. })));
     // The same slug in another tenant is fine.
     let other = Fixture::new(store.clone()).await;
     assert!(store.project_by_slug(other.tenant, "web").await.unwrap().is_some());
@@ -366,13 +355,8 @@ pub async fn in_flight_guard_refuses_over_the_limit(store: Arc<dyn Store>) {
     let first = fx.story("1.1").await;
     let second = fx.story("1.2").await;
     let guard = Some(InFlightGuard { project_id: fx.project, limit: 1 });
-    store
-        .commit(vec![transition(&first, claimed_by(fx.agents[0], &first.state), guard)])
-        .await
-        .unwrap();
-    let refused = store
-        .commit(vec![transition(&second, claimed_by(fx.agents[1], &second.state), guard)])
-        .await;
+    store.commit(vec![transition(&first, claimed_by(fx.agents[0], &first.state), guard)]).await.unwrap();
+    let refused = store.commit(vec![transition(&second, claimed_by(fx.agents[1], &second.state), guard)]).await;
     assert_eq!(refused, Err(StoreError::ConcurrencyLimit { limit: 1, in_flight: vec!["1.1".into()] }));
     // Re-writing the story already in flight does not count against itself.
     let first_now = store.story(fx.tenant, first.id).await.unwrap().unwrap();
@@ -435,23 +419,14 @@ pub async fn dependencies_round_trip_and_refuse_self_edges(store: Arc<dyn Store>
         Err(StoreError::Duplicate { .. })
     ));
     let selfish = DependencyRecord { id: Uuid::now_v7(), to_id: b.id, ..edge.clone() };
-    assert!(matches!(
-        store.commit(vec![WriteOp::InsertStoryDependency(selfish)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    assert!(matches!(store.commit(vec![WriteOp::InsertStoryDependency(selfish)]).await, Err(StoreError::Invariant(_))));
     let epic_b = Uuid::now_v7();
-    store
-        .commit(vec![WriteOp::InsertEpic(epic_record(fx.tenant, fx.project, epic_b, 2))])
-        .await
-        .unwrap();
+    store.commit(vec![WriteOp::InsertEpic(epic_record(fx.tenant, fx.project, epic_b, 2))]).await.unwrap();
     let epic_edge = DependencyRecord { id: Uuid::now_v7(), from_id: epic_b, to_id: fx.epic, ..edge.clone() };
     store.commit(vec![WriteOp::InsertEpicDependency(epic_edge.clone())]).await.unwrap();
     let deps = store.dependencies(fx.tenant, fx.project).await.unwrap();
     assert_eq!(deps, Dependencies { stories: vec![edge.clone()], epics: vec![epic_edge] });
-    store
-        .commit(vec![WriteOp::DeleteStoryDependency { tenant_id: fx.tenant, id: edge.id }])
-        .await
-        .unwrap();
+    store.commit(vec![WriteOp::DeleteStoryDependency { tenant_id: fx.tenant, id: edge.id }]).await.unwrap();
     assert!(store.dependencies(fx.tenant, fx.project).await.unwrap().stories.is_empty());
 }
 
@@ -523,18 +498,13 @@ pub async fn orchestrator_state_is_versioned(store: Arc<dyn Store>) {
         created_at: t0(),
         updated_at: t0(),
     };
-    let save = |record: OrchestratorStateRecord, expected_version| WriteOp::SaveOrchestratorState { record, expected_version };
+    let save =
+        |record: OrchestratorStateRecord, expected_version| WriteOp::SaveOrchestratorState { record, expected_version };
     store.commit(vec![save(record.clone(), 0)]).await.unwrap();
-    assert!(matches!(
-        store.commit(vec![save(record.clone(), 0)]).await,
-        Err(StoreError::VersionConflict { .. })
-    ));
+    assert!(matches!(store.commit(vec![save(record.clone(), 0)]).await, Err(StoreError::VersionConflict { .. })));
     let second = OrchestratorStateRecord { state_data: json!({"phase": "two"}), version: 2, ..record.clone() };
     store.commit(vec![save(second.clone(), 1)]).await.unwrap();
-    assert!(matches!(
-        store.commit(vec![save(second.clone(), 1)]).await,
-        Err(StoreError::VersionConflict { .. })
-    ));
+    assert!(matches!(store.commit(vec![save(second.clone(), 1)]).await, Err(StoreError::VersionConflict { .. })));
     let loaded = store.orchestrator_state(fx.tenant, fx.project, "main").await.unwrap().unwrap();
     assert_eq!((loaded.version, loaded.state_data), (2, json!({"phase": "two"})));
     assert!(store.orchestrator_state(fx.tenant, fx.project, "other").await.unwrap().is_none());
@@ -549,10 +519,8 @@ pub async fn events_page_by_cursor_time_and_filters(store: Arc<dyn Store>) {
         let project = if minute % 2 == 0 { Some(fx.project) } else { None };
         let at = t0() + Duration::minutes(minute);
         let action = if minute == 4 { "verified" } else { "status_changed" };
-        let got = store
-            .commit(vec![WriteOp::AppendEvent(event(fx.tenant, project, entity, action, at))])
-            .await
-            .unwrap();
+        let got =
+            store.commit(vec![WriteOp::AppendEvent(event(fx.tenant, project, entity, action, at))]).await.unwrap();
         cursors.extend(got);
     }
     store
@@ -607,10 +575,7 @@ pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn S
         completed_at: t0(),
         created_at: t0(),
     };
-    assert!(matches!(
-        store.commit(vec![WriteOp::InsertReview(self_review)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    assert!(matches!(store.commit(vec![WriteOp::InsertReview(self_review)]).await, Err(StoreError::Invariant(_))));
     let self_verify = VerificationRecord {
         id: Uuid::now_v7(),
         tenant_id: fx.tenant,
@@ -630,16 +595,10 @@ pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn S
     // Verified is only reachable from reported_done.
     let fresh = fx.story("1.2").await;
     let skip = StoryState { verified_status: VerifiedStatus::Verified, ..StoryState::default() };
-    assert!(matches!(
-        store.commit(vec![transition(&fresh, skip, None)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    assert!(matches!(store.commit(vec![transition(&fresh, skip, None)]).await, Err(StoreError::Invariant(_))));
     // Two assignees cannot be expressed; one assignee only while claimed.
     let orphan = StoryState { agent_status: AgentStatus::Implementing, ..StoryState::default() };
-    assert!(matches!(
-        store.commit(vec![transition(&fresh, orphan, None)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    assert!(matches!(store.commit(vec![transition(&fresh, orphan, None)]).await, Err(StoreError::Invariant(_))));
 }
 
 pub async fn counters_only_rise_in_the_database(store: Arc<dyn Store>) {
@@ -649,27 +608,42 @@ pub async fn counters_only_rise_in_the_database(store: Arc<dyn Store>) {
     fx.force_state(story.id, raised).await;
     let current = store.story(fx.tenant, story.id).await.unwrap().unwrap();
     let lowered = StoryState { iteration_count: 1, ..current.state.clone() };
-    assert!(matches!(
-        store.commit(vec![transition(&current, lowered, None)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    assert!(matches!(store.commit(vec![transition(&current, lowered, None)]).await, Err(StoreError::Invariant(_))));
     let epoch_back = StoryState { claim_epoch: 2, ..current.state.clone() };
-    assert!(matches!(
-        store.commit(vec![transition(&current, epoch_back, None)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    assert!(matches!(store.commit(vec![transition(&current, epoch_back, None)]).await, Err(StoreError::Invariant(_))));
 }
 
 pub async fn deleting_an_epic_removes_its_stories(store: Arc<dyn Store>) {
     let fx = Fixture::new(store.clone()).await;
     let story = fx.story("1.1").await;
-    store
-        .commit(vec![WriteOp::DeleteEpic { tenant_id: fx.tenant, id: fx.epic }])
-        .await
-        .unwrap();
+    store.commit(vec![WriteOp::DeleteEpic { tenant_id: fx.tenant, id: fx.epic }]).await.unwrap();
     assert!(store.story(fx.tenant, story.id).await.unwrap().is_none());
     assert!(matches!(
         store.commit(vec![WriteOp::DeleteEpic { tenant_id: fx.tenant, id: fx.epic }]).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+pub async fn expired_claims_are_found_across_tenants(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let other = Fixture::new(store.clone()).await;
+    let expired = fx.story("1.1").await;
+    let alive = fx.story("1.2").await;
+    let elsewhere = other.story("1.1").await;
+    let lease = |minutes| StoryState {
+        agent_status: AgentStatus::Implementing,
+        assigned_agent_id: Some(fx.agents[0]),
+        claim_epoch: 1,
+        lease_expires_at: Some(t0() + Duration::minutes(minutes)),
+        ..StoryState::default()
+    };
+    fx.force_state(expired.id, lease(1)).await;
+    fx.force_state(alive.id, lease(60)).await;
+    other.force_state(elsewhere.id, lease(2)).await;
+    let found = store.expired_claims(t0() + Duration::minutes(5), 100).await.unwrap();
+    let ids: Vec<Uuid> = found.iter().map(|s| s.id).collect();
+    assert!(ids.contains(&expired.id) && ids.contains(&elsewhere.id), "{ids:?}");
+    assert!(!ids.contains(&alive.id));
+    let first_only = store.expired_claims(t0() + Duration::minutes(5), 1).await.unwrap();
+    assert_eq!(first_only.len(), 1);
 }

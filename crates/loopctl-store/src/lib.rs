@@ -14,7 +14,6 @@ mod write;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 
-
 use std::future::Future;
 use std::pin::Pin;
 
@@ -57,14 +56,13 @@ pub trait Store: Send + Sync {
     fn epics(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<EpicRecord>>;
 
     fn story(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<StoryRecord>>;
-    fn story_by_number(
-        &self,
-        tenant_id: Uuid,
-        project_id: Uuid,
-        number: &str,
-    ) -> StoreResult<'_, Option<StoryRecord>>;
+    fn story_by_number(&self, tenant_id: Uuid, project_id: Uuid, number: &str) -> StoreResult<'_, Option<StoryRecord>>;
     /// Stories matching the filter, by sort key, and the total count before paging.
     fn stories(&self, tenant_id: Uuid, filter: StoryFilter) -> StoreResult<'_, (Vec<StoryRecord>, i64)>;
+
+    /// Stories of any tenant whose claim lease ended at or before `now` while they are still
+    /// assigned or implementing, oldest lease first; the lease sweeper returns them to the queue.
+    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>>;
 
     /// Dependency edges of a project at both levels.
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies>;

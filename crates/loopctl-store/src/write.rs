@@ -24,18 +24,32 @@ pub enum WriteOp {
     UpdateAgent(AgentRecord),
     InsertApiKey(ApiKeyRecord),
     /// Sets `revoked_at` and/or `expires_at` of a key of the tenant.
-    EndApiKey { tenant_id: Uuid, id: Uuid, revoked_at: Option<DateTime<Utc>>, expires_at: Option<DateTime<Utc>> },
+    EndApiKey {
+        tenant_id: Uuid,
+        id: Uuid,
+        revoked_at: Option<DateTime<Utc>>,
+        expires_at: Option<DateTime<Utc>>,
+    },
     /// Records that a key was used (best effort, outside any story write).
-    TouchApiKey { id: Uuid, at: DateTime<Utc> },
+    TouchApiKey {
+        id: Uuid,
+        at: DateTime<Utc>,
+    },
     InsertProject(ProjectRecord),
     UpdateProject(ProjectRecord),
     InsertEpic(EpicRecord),
     UpdateEpic(EpicRecord),
-    DeleteEpic { tenant_id: Uuid, id: Uuid },
+    DeleteEpic {
+        tenant_id: Uuid,
+        id: Uuid,
+    },
     InsertStory(StoryRecord),
     /// Content fields only (title, description, criteria, hours, metadata); never status.
     UpdateStoryContent(StoryRecord),
-    DeleteStory { tenant_id: Uuid, id: Uuid },
+    DeleteStory {
+        tenant_id: Uuid,
+        id: Uuid,
+    },
     /// Compare-and-set of a story's lifecycle state: applies only if `lock_version` still
     /// equals `expected_version` (and the guard holds), and raises `lock_version` by one.
     TransitionStory {
@@ -48,13 +62,22 @@ pub enum WriteOp {
     },
     InsertStoryDependency(DependencyRecord),
     InsertEpicDependency(DependencyRecord),
-    DeleteStoryDependency { tenant_id: Uuid, id: Uuid },
-    DeleteEpicDependency { tenant_id: Uuid, id: Uuid },
+    DeleteStoryDependency {
+        tenant_id: Uuid,
+        id: Uuid,
+    },
+    DeleteEpicDependency {
+        tenant_id: Uuid,
+        id: Uuid,
+    },
     InsertArtifact(ArtifactRecord),
     InsertReview(ReviewRecord),
     InsertVerification(VerificationRecord),
     /// Compare-and-set of a checkpoint: `expected_version` 0 inserts (no row may exist yet),
     /// n updates the row at version n to `record.version`.
-    SaveOrchestratorState { record: OrchestratorStateRecord, expected_version: i64 },
+    SaveOrchestratorState {
+        record: OrchestratorStateRecord,
+        expected_version: i64,
+    },
     AppendEvent(NewEvent),
 }

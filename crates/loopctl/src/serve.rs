@@ -68,7 +68,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
-    let addr: SocketAddr = listen.parse().with_context(|| format!("`{listen}` is not an address like 127.0.0.1:4000"))?;
+    let addr: SocketAddr =
+        listen.parse().with_context(|| format!("`{listen}` is not an address like 127.0.0.1:4000"))?;
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}; is another server running there?"))
 }
 
@@ -117,7 +118,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr()?;
     eprintln!("loopctl is up on http://{addr}  (health: http://{addr}/health, API: http://{addr}/api/v1/openapi.json)");
-    eprintln!("Try:  curl -s http://{addr}/api/v1/whoami -H \"Authorization: Bearer $(jq -r .keys.orchestrator {})\"", keys_file.display());
+    eprintln!(
+        "Try:  curl -s http://{addr}/api/v1/whoami -H \"Authorization: Bearer $(jq -r .keys.orchestrator {})\"",
+        keys_file.display()
+    );
     loopctl_server::serve(store, listener).await.context("server failed")
 }
 

@@ -19,12 +19,7 @@ fn implementer_keys() -> [loopctl_core::Actor; 3] {
 fn the_implementer_may_not_review_its_own_story() {
     let state = story(ReportedDone, Unverified);
     for actor in implementer_keys() {
-        check(
-            &state,
-            &Action::ReviewComplete,
-            &actor,
-            Expect::Err("self_review_blocked"),
-        );
+        check(&state, &Action::ReviewComplete, &actor, Expect::Err("self_review_blocked"));
     }
 }
 
@@ -32,18 +27,8 @@ fn the_implementer_may_not_review_its_own_story() {
 fn the_implementer_may_not_verify_or_reject_its_own_story() {
     let state = story(ReportedDone, Unverified);
     for actor in implementer_keys() {
-        check(
-            &state,
-            &Action::Verify,
-            &actor,
-            Expect::Err("self_verify_blocked"),
-        );
-        check(
-            &state,
-            &reject("not good enough"),
-            &actor,
-            Expect::Err("self_verify_blocked"),
-        );
+        check(&state, &Action::Verify, &actor, Expect::Err("self_verify_blocked"));
+        check(&state, &reject("not good enough"), &actor, Expect::Err("self_verify_blocked"));
     }
 }
 
@@ -52,24 +37,9 @@ fn custody_is_checked_before_state_and_before_the_reason() {
     // Wrong state for the call, and a blank reason: custody still answers first.
     let implementer_as_orchestrator = key(Role::Orchestrator, Some(IMPLEMENTER));
     let state = story(Implementing, Unverified);
-    check(
-        &state,
-        &Action::ReviewComplete,
-        &implementer_as_orchestrator,
-        Expect::Err("self_review_blocked"),
-    );
-    check(
-        &state,
-        &Action::Verify,
-        &implementer_as_orchestrator,
-        Expect::Err("self_verify_blocked"),
-    );
-    check(
-        &state,
-        &reject("   "),
-        &implementer_as_orchestrator,
-        Expect::Err("self_verify_blocked"),
-    );
+    check(&state, &Action::ReviewComplete, &implementer_as_orchestrator, Expect::Err("self_review_blocked"));
+    check(&state, &Action::Verify, &implementer_as_orchestrator, Expect::Err("self_verify_blocked"));
+    check(&state, &reject("   "), &implementer_as_orchestrator, Expect::Err("self_verify_blocked"));
 }
 
 #[test]
@@ -77,12 +47,7 @@ fn the_implementer_stays_the_implementer_after_its_story_is_verified() {
     // Re-opening its own verified story by a rejection is custody too.
     let state = story(ReportedDone, Verified);
     let implementer_as_user = key(Role::User, Some(IMPLEMENTER));
-    check(
-        &state,
-        &reject("reopen"),
-        &implementer_as_user,
-        Expect::Err("self_verify_blocked"),
-    );
+    check(&state, &reject("reopen"), &implementer_as_user, Expect::Err("self_verify_blocked"));
 }
 
 #[test]
@@ -111,23 +76,13 @@ fn a_user_key_without_an_agent_identity_may_verify_a_story_nobody_holds() {
     state.reported_by_agent_id = None;
     let next = success(&Facts::default(), &state, &Action::Verify, &user());
     assert_eq!(next.verified_status, Verified);
-    let next = success(
-        &Facts::default(),
-        &next,
-        &reject("found a regression"),
-        &user(),
-    );
+    let next = success(&Facts::default(), &next, &reject("found a regression"), &user());
     assert_eq!(next.verified_status, Rejected);
 }
 
 #[test]
 fn in_the_seed_flow_the_implementer_reports_its_own_work() {
-    let next = success(
-        &Facts::default(),
-        &story(Implementing, Unverified),
-        &Action::Report,
-        &agent(IMPLEMENTER),
-    );
+    let next = success(&Facts::default(), &story(Implementing, Unverified), &Action::Report, &agent(IMPLEMENTER));
     assert_eq!(next.agent_status, ReportedDone);
     assert_eq!(next.reported_by_agent_id, Some(IMPLEMENTER));
 }
@@ -135,12 +90,7 @@ fn in_the_seed_flow_the_implementer_reports_its_own_work() {
 #[test]
 fn in_the_seed_flow_another_agent_may_not_report_but_the_orchestrator_may() {
     let state = story(Implementing, Unverified);
-    let error = refusal(
-        &Facts::default(),
-        &state,
-        &Action::Report,
-        &agent(OTHER_AGENT),
-    );
+    let error = refusal(&Facts::default(), &state, &Action::Report, &agent(OTHER_AGENT));
     assert_eq!(error, DomainError::NotAssignee { action: "report" });
     assert_eq!(error.code(), "forbidden");
 
@@ -158,21 +108,9 @@ fn in_the_strict_flow_the_implementer_may_not_report() {
         let state = story(status, Unverified);
         // Custody first: even with the current epoch and in the wrong state.
         let facts = strict.clone().epoch(FIXTURE_EPOCH);
-        check_with(
-            &facts,
-            &state,
-            &Action::Report,
-            &agent(IMPLEMENTER),
-            Expect::Err("self_report_blocked"),
-        );
+        check_with(&facts, &state, &Action::Report, &agent(IMPLEMENTER), Expect::Err("self_report_blocked"));
         let as_orchestrator = key(Role::Orchestrator, Some(IMPLEMENTER));
-        check_with(
-            &strict,
-            &state,
-            &Action::Report,
-            &as_orchestrator,
-            Expect::Err("self_report_blocked"),
-        );
+        check_with(&strict, &state, &Action::Report, &as_orchestrator, Expect::Err("self_report_blocked"));
     }
 }
 
@@ -180,10 +118,7 @@ fn in_the_strict_flow_the_implementer_may_not_report() {
 fn in_the_strict_flow_a_different_agent_or_the_orchestrator_reports() {
     let strict = Facts::default().strict();
     let state = story(Implementing, Unverified);
-    for (actor, reporter) in [
-        (agent(OTHER_AGENT), OTHER_AGENT),
-        (orchestrator(), ORCHESTRATOR),
-    ] {
+    for (actor, reporter) in [(agent(OTHER_AGENT), OTHER_AGENT), (orchestrator(), ORCHESTRATOR)] {
         let next = success(&strict, &state, &Action::Report, &actor);
         assert_eq!(next.agent_status, ReportedDone);
         assert_eq!(next.reported_by_agent_id, Some(reporter));
@@ -197,20 +132,8 @@ fn in_the_strict_flow_a_different_agent_or_the_orchestrator_reports() {
 fn in_the_strict_flow_verify_without_a_review_is_refused() {
     let strict = Facts::default().strict();
     let state = story(ReportedDone, Unverified);
-    check_with(
-        &strict,
-        &state,
-        &Action::Verify,
-        &orchestrator(),
-        Expect::Err("review_not_conducted"),
-    );
-    check_with(
-        &strict,
-        &state,
-        &Action::Verify,
-        &user(),
-        Expect::Err("review_not_conducted"),
-    );
+    check_with(&strict, &state, &Action::Verify, &orchestrator(), Expect::Err("review_not_conducted"));
+    check_with(&strict, &state, &Action::Verify, &user(), Expect::Err("review_not_conducted"));
 }
 
 #[test]
@@ -218,23 +141,13 @@ fn in_the_strict_flow_a_review_from_before_the_report_does_not_count() {
     let strict = Facts::default().strict();
     let mut state = story(ReportedDone, Rejected);
     state.last_review_at = Some(at(REPORTED_MIN) - Duration::seconds(1));
-    check_with(
-        &strict,
-        &state,
-        &Action::Verify,
-        &orchestrator(),
-        Expect::Err("review_not_conducted"),
-    );
+    check_with(&strict, &state, &Action::Verify, &orchestrator(), Expect::Err("review_not_conducted"));
 }
 
 #[test]
 fn in_the_strict_flow_a_review_at_or_after_the_report_lets_verify_through() {
     let strict = Facts::default().strict();
-    for review in [
-        at(REPORTED_MIN),
-        at(REPORTED_MIN) + Duration::seconds(1),
-        at(-1),
-    ] {
+    for review in [at(REPORTED_MIN), at(REPORTED_MIN) + Duration::seconds(1), at(-1)] {
         let mut state = story(ReportedDone, Unverified);
         state.last_review_at = Some(review);
         let next = success(&strict, &state, &Action::Verify, &orchestrator());
@@ -248,13 +161,7 @@ fn in_the_strict_flow_a_review_without_a_report_time_does_not_count() {
     let mut state = story(ReportedDone, Unverified);
     state.reported_done_at = None;
     state.last_review_at = Some(at(-1));
-    check_with(
-        &strict,
-        &state,
-        &Action::Verify,
-        &orchestrator(),
-        Expect::Err("review_not_conducted"),
-    );
+    check_with(&strict, &state, &Action::Verify, &orchestrator(), Expect::Err("review_not_conducted"));
 }
 
 #[test]
@@ -267,49 +174,24 @@ fn in_the_seed_flow_the_orchestrators_verify_is_the_review() {
 #[test]
 fn in_the_strict_flow_a_reject_needs_no_review() {
     let strict = Facts::default().strict();
-    let next = success(
-        &strict,
-        &story(ReportedDone, Unverified),
-        &reject("tests fail"),
-        &orchestrator(),
-    );
+    let next = success(&strict, &story(ReportedDone, Unverified), &reject("tests fail"), &orchestrator());
     assert_eq!(next.verified_status, Rejected);
 }
 
 #[test]
 fn the_strict_flow_end_to_end_needs_a_fresh_review_every_round() {
     let mut story = Story::strict();
-    story
-        .started_by(IMPLEMENTER)
-        .does(agent(IMPLEMENTER), &Action::RequestReview);
-    assert_eq!(
-        story.refused(agent(IMPLEMENTER), &Action::Report),
-        "self_report_blocked"
-    );
+    story.started_by(IMPLEMENTER).does(agent(IMPLEMENTER), &Action::RequestReview);
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "self_report_blocked");
     story.does(agent(OTHER_AGENT), &Action::Report);
-    assert_eq!(
-        story.refused(orchestrator(), &Action::Verify),
-        "review_not_conducted"
-    );
-    story
-        .does(orchestrator(), &Action::ReviewComplete)
-        .does(orchestrator(), &reject("AC-3 has no test"));
+    assert_eq!(story.refused(orchestrator(), &Action::Verify), "review_not_conducted");
+    story.does(orchestrator(), &Action::ReviewComplete).does(orchestrator(), &reject("AC-3 has no test"));
 
     // Round two: the review of round one does not carry over.
-    story
-        .started_by(OTHER_AGENT)
-        .does(agent(IMPLEMENTER), &Action::Report);
-    assert_eq!(
-        story.refused(orchestrator(), &Action::Verify),
-        "review_not_conducted"
-    );
-    assert_eq!(
-        story.refused(key(Role::User, Some(OTHER_AGENT)), &Action::ReviewComplete),
-        "self_review_blocked"
-    );
-    story
-        .does(user(), &Action::ReviewComplete)
-        .does(orchestrator(), &Action::Verify);
+    story.started_by(OTHER_AGENT).does(agent(IMPLEMENTER), &Action::Report);
+    assert_eq!(story.refused(orchestrator(), &Action::Verify), "review_not_conducted");
+    assert_eq!(story.refused(key(Role::User, Some(OTHER_AGENT)), &Action::ReviewComplete), "self_review_blocked");
+    story.does(user(), &Action::ReviewComplete).does(orchestrator(), &Action::Verify);
     assert_eq!(story.state.verified_status, Verified);
     assert_eq!(story.state.iteration_count, 1);
 }

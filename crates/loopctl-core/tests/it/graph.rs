@@ -12,37 +12,16 @@ fn id(n: u128) -> Uuid {
     Uuid::from_u128(n)
 }
 
-fn node(
-    story: u128,
-    epic: u128,
-    agent_status: AgentStatus,
-    verified_status: VerifiedStatus,
-) -> StoryNode {
-    StoryNode {
-        id: id(story),
-        epic_id: id(epic),
-        agent_status,
-        verified_status,
-        escalation_locked: false,
-    }
+fn node(story: u128, epic: u128, agent_status: AgentStatus, verified_status: VerifiedStatus) -> StoryNode {
+    StoryNode { id: id(story), epic_id: id(epic), agent_status, verified_status, escalation_locked: false }
 }
 
 fn pending(story: u128, epic: u128) -> StoryNode {
-    node(
-        story,
-        epic,
-        AgentStatus::Pending,
-        VerifiedStatus::Unverified,
-    )
+    node(story, epic, AgentStatus::Pending, VerifiedStatus::Unverified)
 }
 
 fn verified(story: u128, epic: u128) -> StoryNode {
-    node(
-        story,
-        epic,
-        AgentStatus::ReportedDone,
-        VerifiedStatus::Verified,
-    )
+    node(story, epic, AgentStatus::ReportedDone, VerifiedStatus::Verified)
 }
 
 fn edges(pairs: &[(u128, u128)]) -> Vec<(Uuid, Uuid)> {
@@ -58,10 +37,7 @@ fn assert_is_cycle(cycle: &[Uuid], edges: &[(Uuid, Uuid)]) {
     let set: HashSet<_> = edges.iter().copied().collect();
     for (i, &from) in cycle.iter().enumerate() {
         let to = cycle[(i + 1) % cycle.len()];
-        assert!(
-            set.contains(&(from, to)),
-            "{from} -> {to} is not an edge of {edges:?}"
-        );
+        assert!(set.contains(&(from, to)), "{from} -> {to} is not an edge of {edges:?}");
     }
 }
 
@@ -96,10 +72,7 @@ fn a_diamond_is_not_a_cycle_until_its_bottom_depends_on_its_top() {
 fn a_cycle_elsewhere_does_not_refuse_an_unrelated_edge() {
     let existing = edges(&[(1, 2), (2, 1)]);
     assert!(!would_cycle(&existing, id(3), id(4)));
-    assert!(
-        !would_cycle(&existing, id(3), id(1)),
-        "depending on a cycle does not close one"
-    );
+    assert!(!would_cycle(&existing, id(3), id(1)), "depending on a cycle does not close one");
 }
 
 #[test]
@@ -140,10 +113,7 @@ fn a_cycle_reached_only_through_a_tail_is_reported_without_the_tail() {
     let pairs = edges(&[(1, 2), (2, 3), (3, 4), (4, 2)]);
     let cycle = find_cycle(&pairs).expect("a cycle");
     assert_is_cycle(&cycle, &pairs);
-    assert_eq!(
-        cycle.iter().copied().collect::<HashSet<_>>(),
-        HashSet::from([id(2), id(3), id(4)])
-    );
+    assert_eq!(cycle.iter().copied().collect::<HashSet<_>>(), HashSet::from([id(2), id(3), id(4)]));
 }
 
 #[test]
@@ -193,18 +163,11 @@ fn a_reported_but_unverified_dependency_still_blocks() {
         (AgentStatus::ReportedDone, VerifiedStatus::Rejected),
     ] {
         let graph = ProjectGraph::new(
-            [
-                pending(1, EPIC_A),
-                node(2, EPIC_A, agent_status, verified_status),
-            ],
+            [pending(1, EPIC_A), node(2, EPIC_A, agent_status, verified_status)],
             &edges(&[(1, 2)]),
             &[],
         );
-        assert_eq!(
-            graph.blockers(id(1)),
-            vec![id(2)],
-            "{agent_status}/{verified_status}"
-        );
+        assert_eq!(graph.blockers(id(1)), vec![id(2)], "{agent_status}/{verified_status}");
         assert!(graph.is_blocked(id(1)));
         assert!(!graph.is_ready(id(1)));
     }
@@ -214,12 +177,7 @@ fn a_reported_but_unverified_dependency_still_blocks() {
 fn blockers_come_sorted_and_once_even_when_named_twice() {
     // Story 1 (epic B) depends directly on 4 and 2, which are also in epic A that B depends on.
     let graph = ProjectGraph::new(
-        [
-            pending(1, EPIC_B),
-            pending(4, EPIC_A),
-            pending(2, EPIC_A),
-            verified(3, EPIC_A),
-        ],
+        [pending(1, EPIC_B), pending(4, EPIC_A), pending(2, EPIC_A), verified(3, EPIC_A)],
         &edges(&[(1, 4), (1, 2), (1, 4)]),
         &edges(&[(EPIC_B, EPIC_A), (EPIC_B, EPIC_A)]),
     );
@@ -263,12 +221,7 @@ fn story_dependencies_are_direct_not_transitive() {
 
 #[test]
 fn every_story_of_a_prerequisite_epic_must_be_verified() {
-    let mut stories = vec![
-        pending(1, EPIC_B),
-        verified(2, EPIC_A),
-        verified(3, EPIC_A),
-        pending(4, EPIC_A),
-    ];
+    let mut stories = vec![pending(1, EPIC_B), verified(2, EPIC_A), verified(3, EPIC_A), pending(4, EPIC_A)];
     let epic_edges = edges(&[(EPIC_B, EPIC_A)]);
     let graph = ProjectGraph::new(stories.clone(), &[], &epic_edges);
     assert_eq!(graph.blockers(id(1)), vec![id(4)]);
@@ -281,20 +234,12 @@ fn every_story_of_a_prerequisite_epic_must_be_verified() {
 fn ready_means_pending_unlocked_and_unblocked() {
     use AgentStatus::*;
     for status in AgentStatus::ALL {
-        let graph = ProjectGraph::new(
-            [node(1, EPIC_A, status, VerifiedStatus::Unverified)],
-            &[],
-            &[],
-        );
+        let graph = ProjectGraph::new([node(1, EPIC_A, status, VerifiedStatus::Unverified)], &[], &[]);
         assert_eq!(graph.is_ready(id(1)), status == Pending, "{status}");
         assert!(!graph.is_blocked(id(1)), "nothing to wait for: {status}");
     }
     // A rejected story back in the queue is ready again.
-    let graph = ProjectGraph::new(
-        [node(1, EPIC_A, Pending, VerifiedStatus::Rejected)],
-        &[],
-        &[],
-    );
+    let graph = ProjectGraph::new([node(1, EPIC_A, Pending, VerifiedStatus::Rejected)], &[], &[]);
     assert!(graph.is_ready(id(1)));
 }
 
@@ -303,24 +248,13 @@ fn blocked_means_not_yet_claimed_and_waiting() {
     use AgentStatus::*;
     for status in AgentStatus::ALL {
         let graph = ProjectGraph::new(
-            [
-                node(1, EPIC_A, status, VerifiedStatus::Unverified),
-                pending(2, EPIC_A),
-            ],
+            [node(1, EPIC_A, status, VerifiedStatus::Unverified), pending(2, EPIC_A)],
             &edges(&[(1, 2)]),
             &[],
         );
-        assert_eq!(
-            graph.is_blocked(id(1)),
-            matches!(status, Pending | Contracted),
-            "{status}"
-        );
+        assert_eq!(graph.is_blocked(id(1)), matches!(status, Pending | Contracted), "{status}");
         assert!(!graph.is_ready(id(1)));
-        assert_eq!(
-            graph.blockers(id(1)),
-            vec![id(2)],
-            "blockers do not depend on status"
-        );
+        assert_eq!(graph.blockers(id(1)), vec![id(2)], "blockers do not depend on status");
     }
 }
 
@@ -336,12 +270,8 @@ fn a_locked_story_with_verified_dependencies_is_neither_ready_nor_blocked() {
 // ---- properties ------------------------------------------------------------------------------
 
 fn random_edges(nodes: u128, max_edges: usize) -> impl Strategy<Value = Vec<(Uuid, Uuid)>> {
-    prop::collection::vec((1..=nodes, 1..=nodes), 0..max_edges).prop_map(|pairs| {
-        pairs
-            .into_iter()
-            .map(|(from, to)| (id(from), id(to)))
-            .collect()
-    })
+    prop::collection::vec((1..=nodes, 1..=nodes), 0..max_edges)
+        .prop_map(|pairs| pairs.into_iter().map(|(from, to)| (id(from), id(to))).collect())
 }
 
 proptest! {

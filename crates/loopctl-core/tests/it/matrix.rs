@@ -31,10 +31,7 @@ fn lease_from_now(facts: &Facts) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 fn contracted(state: &StoryState) -> StoryState {
-    StoryState {
-        agent_status: Contracted,
-        ..state.clone()
-    }
+    StoryState { agent_status: Contracted, ..state.clone() }
 }
 
 fn claimed(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
@@ -50,24 +47,15 @@ fn claimed(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
 }
 
 fn lease_renewed(state: &StoryState, facts: &Facts) -> StoryState {
-    StoryState {
-        lease_expires_at: lease_from_now(facts),
-        ..state.clone()
-    }
+    StoryState { lease_expires_at: lease_from_now(facts), ..state.clone() }
 }
 
 fn started(state: &StoryState, facts: &Facts) -> StoryState {
-    StoryState {
-        agent_status: Implementing,
-        ..lease_renewed(state, facts)
-    }
+    StoryState { agent_status: Implementing, ..lease_renewed(state, facts) }
 }
 
 fn review_requested(state: &StoryState, facts: &Facts) -> StoryState {
-    StoryState {
-        review_requested_at: Some(facts.now),
-        ..state.clone()
-    }
+    StoryState { review_requested_at: Some(facts.now), ..state.clone() }
 }
 
 fn reported(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
@@ -96,10 +84,7 @@ fn back_in_queue(state: &StoryState) -> StoryState {
 }
 
 fn reviewed(state: &StoryState, facts: &Facts) -> StoryState {
-    StoryState {
-        last_review_at: Some(facts.now),
-        ..state.clone()
-    }
+    StoryState { last_review_at: Some(facts.now), ..state.clone() }
 }
 
 fn verified(state: &StoryState, facts: &Facts) -> StoryState {
@@ -153,200 +138,130 @@ fn unverified_or_rejected(status: VerifiedStatus) -> bool {
 #[test]
 fn contract_moves_only_a_pending_story_to_contracted() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &contract(),
-        &agent(OTHER_AGENT),
-        unchanged,
-        |s| match s.agent_status {
-            Pending => Expect::Ok(contracted(s)),
-            _ => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &contract(), &agent(OTHER_AGENT), unchanged, |s| match s.agent_status {
+        Pending => Expect::Ok(contracted(s)),
+        _ => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn claim_takes_a_contracted_story_and_must_follow_a_contract() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::Claim,
-        &agent(OTHER_AGENT),
-        unchanged,
-        |s| match s.agent_status {
-            Pending => Expect::Err("must_contract_first"),
-            Contracted => Expect::Ok(claimed(s, OTHER_AGENT, &facts)),
-            _ => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &Action::Claim, &agent(OTHER_AGENT), unchanged, |s| match s.agent_status {
+        Pending => Expect::Err("must_contract_first"),
+        Contracted => Expect::Ok(claimed(s, OTHER_AGENT, &facts)),
+        _ => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn start_moves_the_claimants_assigned_story_to_implementing() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::Start,
-        &agent(IMPLEMENTER),
-        unchanged,
-        |s| match s.agent_status {
-            Pending => Expect::Err("must_contract_first"),
-            Contracted => Expect::Err("must_claim_first"),
-            Assigned => Expect::Ok(started(s, &facts)),
-            Implementing | ReportedDone => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &Action::Start, &agent(IMPLEMENTER), unchanged, |s| match s.agent_status {
+        Pending => Expect::Err("must_contract_first"),
+        Contracted => Expect::Err("must_claim_first"),
+        Assigned => Expect::Ok(started(s, &facts)),
+        Implementing | ReportedDone => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn heartbeat_renews_the_lease_of_a_story_in_flight() {
     let facts = Facts::default().at(at(5));
-    matrix(
-        &facts,
-        &Action::Heartbeat,
-        &agent(IMPLEMENTER),
-        unchanged,
-        |s| match s.agent_status {
-            // Nobody holds a pending or contracted story, so the caller is not its claimant.
-            Pending | Contracted => Expect::Err("forbidden"),
-            Assigned | Implementing => Expect::Ok(lease_renewed(s, &facts)),
-            ReportedDone => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &Action::Heartbeat, &agent(IMPLEMENTER), unchanged, |s| match s.agent_status {
+        // Nobody holds a pending or contracted story, so the caller is not its claimant.
+        Pending | Contracted => Expect::Err("forbidden"),
+        Assigned | Implementing => Expect::Ok(lease_renewed(s, &facts)),
+        ReportedDone => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn request_review_marks_an_implementing_story_without_moving_it() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::RequestReview,
-        &agent(IMPLEMENTER),
-        unchanged,
-        |s| match s.agent_status {
-            Pending | Contracted => Expect::Err("forbidden"),
-            Implementing => Expect::Ok(review_requested(s, &facts)),
-            Assigned | ReportedDone => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &Action::RequestReview, &agent(IMPLEMENTER), unchanged, |s| match s.agent_status {
+        Pending | Contracted => Expect::Err("forbidden"),
+        Implementing => Expect::Ok(review_requested(s, &facts)),
+        Assigned | ReportedDone => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn report_by_the_implementer_in_the_seed_flow_moves_implementing_to_reported_done() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::Report,
-        &agent(IMPLEMENTER),
-        unchanged,
-        |s| match s.agent_status {
-            Pending | Contracted => Expect::Err("must_claim_first"),
-            Implementing => Expect::Ok(reported(s, IMPLEMENTER, &facts)),
-            Assigned | ReportedDone => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &Action::Report, &agent(IMPLEMENTER), unchanged, |s| match s.agent_status {
+        Pending | Contracted => Expect::Err("must_claim_first"),
+        Implementing => Expect::Ok(reported(s, IMPLEMENTER, &facts)),
+        Assigned | ReportedDone => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn unclaim_by_the_claimant_puts_an_unverified_story_back_in_the_queue() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::Unclaim,
-        &agent(IMPLEMENTER),
-        unchanged,
-        |s| {
-            match (s.agent_status, s.verified_status) {
-                (Pending, _) => Expect::Err("invalid_transition"),
-                // Contracted has no assignee: only force-unclaim resets it.
-                (Contracted, _) => Expect::Err("forbidden"),
-                (_, Verified) => Expect::Err("invalid_transition"),
-                (Assigned | Implementing | ReportedDone, Unverified | Rejected) => {
-                    Expect::Ok(back_in_queue(s))
-                }
-            }
-        },
-    );
+    matrix(&facts, &Action::Unclaim, &agent(IMPLEMENTER), unchanged, |s| {
+        match (s.agent_status, s.verified_status) {
+            (Pending, _) => Expect::Err("invalid_transition"),
+            // Contracted has no assignee: only force-unclaim resets it.
+            (Contracted, _) => Expect::Err("forbidden"),
+            (_, Verified) => Expect::Err("invalid_transition"),
+            (Assigned | Implementing | ReportedDone, Unverified | Rejected) => Expect::Ok(back_in_queue(s)),
+        }
+    });
 }
 
 #[test]
 fn force_unclaim_resets_anything_but_a_verified_story_and_is_idempotent_on_pending() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::ForceUnclaim,
-        &orchestrator(),
-        unchanged,
-        |s| match (s.agent_status, s.verified_status) {
-            (_, Verified) => Expect::Err("invalid_transition"),
-            (Pending, _) => Expect::Ok(s.clone()),
-            _ => Expect::Ok(back_in_queue(s)),
-        },
-    );
+    matrix(&facts, &Action::ForceUnclaim, &orchestrator(), unchanged, |s| match (s.agent_status, s.verified_status) {
+        (_, Verified) => Expect::Err("invalid_transition"),
+        (Pending, _) => Expect::Ok(s.clone()),
+        _ => Expect::Ok(back_in_queue(s)),
+    });
 }
 
 #[test]
 fn review_complete_records_a_review_of_a_reported_unverified_story() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::ReviewComplete,
-        &orchestrator(),
-        unchanged,
-        |s| match (s.agent_status, s.verified_status) {
+    matrix(&facts, &Action::ReviewComplete, &orchestrator(), unchanged, |s| {
+        match (s.agent_status, s.verified_status) {
             (ReportedDone, v) if unverified_or_rejected(v) => Expect::Ok(reviewed(s, &facts)),
             _ => Expect::Err("invalid_transition"),
-        },
-    );
+        }
+    });
 }
 
 #[test]
 fn verify_marks_a_reported_story_verified_and_clears_the_last_rejection() {
     let facts = Facts::default();
-    matrix(
-        &facts,
-        &Action::Verify,
-        &orchestrator(),
-        unchanged,
-        |s| match (s.agent_status, s.verified_status) {
-            (ReportedDone, v) if unverified_or_rejected(v) => Expect::Ok(verified(s, &facts)),
-            _ => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &Action::Verify, &orchestrator(), unchanged, |s| match (s.agent_status, s.verified_status) {
+        (ReportedDone, v) if unverified_or_rejected(v) => Expect::Ok(verified(s, &facts)),
+        _ => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn reject_sends_a_reported_or_verified_story_back_to_pending_as_rejected() {
     let facts = Facts::default();
     let reason = "no test for AC-2";
-    matrix(
-        &facts,
-        &reject(reason),
-        &orchestrator(),
-        unchanged,
-        |s| match (s.agent_status, s.verified_status) {
-            (ReportedDone, _) | (_, Verified) => Expect::Ok(rejected(s, reason, &facts)),
-            _ => Expect::Err("invalid_transition"),
-        },
-    );
+    matrix(&facts, &reject(reason), &orchestrator(), unchanged, |s| match (s.agent_status, s.verified_status) {
+        (ReportedDone, _) | (_, Verified) => Expect::Ok(rejected(s, reason, &facts)),
+        _ => Expect::Err("invalid_transition"),
+    });
 }
 
 #[test]
 fn backfill_marks_only_an_untouched_story_done_and_verified() {
     let facts = Facts::default();
     let action = backfill("merged as PR 12 before loopctl");
-    matrix(&facts, &action, &orchestrator(), unchanged, |s| {
-        match (s.agent_status, s.verified_status) {
-            (Pending, Unverified) => Expect::Ok(backfilled(s, Some(ORCHESTRATOR), &facts)),
-            _ => Expect::Err("invalid_transition"),
-        }
+    matrix(&facts, &action, &orchestrator(), unchanged, |s| match (s.agent_status, s.verified_status) {
+        (Pending, Unverified) => Expect::Ok(backfilled(s, Some(ORCHESTRATOR), &facts)),
+        _ => Expect::Err("invalid_transition"),
     });
     // A human's backfill names no reporting agent.
-    matrix(&facts, &action, &user(), unchanged, |s| {
-        match (s.agent_status, s.verified_status) {
-            (Pending, Unverified) => Expect::Ok(backfilled(s, None, &facts)),
-            _ => Expect::Err("invalid_transition"),
-        }
+    matrix(&facts, &action, &user(), unchanged, |s| match (s.agent_status, s.verified_status) {
+        (Pending, Unverified) => Expect::Ok(backfilled(s, None, &facts)),
+        _ => Expect::Err("invalid_transition"),
     });
 }
 
@@ -354,12 +269,7 @@ fn backfill_marks_only_an_untouched_story_done_and_verified() {
 fn backfill_refuses_a_pending_story_that_still_has_an_assignee() {
     let mut state = story(Pending, Unverified);
     state.assigned_agent_id = Some(IMPLEMENTER);
-    check(
-        &state,
-        &backfill("done by hand"),
-        &orchestrator(),
-        Expect::Err("invalid_transition"),
-    );
+    check(&state, &backfill("done by hand"), &orchestrator(), Expect::Err("invalid_transition"));
 }
 
 #[test]
@@ -372,17 +282,13 @@ fn clear_escalation_clears_an_escalated_story_in_any_status() {
         s.rejections_since_clear = 5;
         s.iteration_count = 7;
     };
-    matrix(&facts, &Action::ClearEscalation, &user(), escalate, |s| {
-        Expect::Ok(cleared(s))
-    });
+    matrix(&facts, &Action::ClearEscalation, &user(), escalate, |s| Expect::Ok(cleared(s)));
 }
 
 #[test]
 fn clear_escalation_refuses_a_story_that_is_not_escalated() {
     let facts = Facts::default();
-    matrix(&facts, &Action::ClearEscalation, &user(), unchanged, |_| {
-        Expect::Err("invalid_transition")
-    });
+    matrix(&facts, &Action::ClearEscalation, &user(), unchanged, |_| Expect::Err("invalid_transition"));
 }
 
 #[test]
@@ -390,29 +296,17 @@ fn reclaim_expired_puts_a_story_whose_lease_ran_out_back_in_the_queue() {
     // The fixtures' leases end at LEASE_END_MIN; a lease ending exactly now has expired.
     for minutes in [LEASE_END_MIN, LEASE_END_MIN + 60] {
         let facts = Facts::default().at(at(minutes));
-        matrix(
-            &facts,
-            &Action::ReclaimExpired,
-            &orchestrator(),
-            unchanged,
-            |s| match s.agent_status {
-                Assigned | Implementing => Expect::Ok(back_in_queue(s)),
-                _ => Expect::Err("invalid_transition"),
-            },
-        );
+        matrix(&facts, &Action::ReclaimExpired, &orchestrator(), unchanged, |s| match s.agent_status {
+            Assigned | Implementing => Expect::Ok(back_in_queue(s)),
+            _ => Expect::Err("invalid_transition"),
+        });
     }
 }
 
 #[test]
 fn reclaim_expired_refuses_every_story_whose_lease_is_alive() {
     let facts = Facts::default().at(at(LEASE_END_MIN) - Duration::seconds(1));
-    matrix(
-        &facts,
-        &Action::ReclaimExpired,
-        &orchestrator(),
-        unchanged,
-        |_| Expect::Err("invalid_transition"),
-    );
+    matrix(&facts, &Action::ReclaimExpired, &orchestrator(), unchanged, |_| Expect::Err("invalid_transition"));
 }
 
 #[test]
@@ -423,8 +317,5 @@ fn an_invalid_transition_names_the_call_and_both_statuses() {
     assert_eq!(error.code(), "invalid_transition");
     assert!(message.contains("verify"), "{message}");
     assert!(message.contains("agent_status='implementing'"), "{message}");
-    assert!(
-        message.contains("verified_status='unverified'"),
-        "{message}"
-    );
+    assert!(message.contains("verified_status='unverified'"), "{message}");
 }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use loopctl_core::{
-    Action, Actor, AgentStatus, CustodyMode, DomainError, Role, Settings, StoryState,
-    VerifiedStatus, apply,
+    Action, Actor, AgentStatus, CustodyMode, DomainError, Role, Settings, StoryState, VerifiedStatus, apply,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -134,39 +133,24 @@ fn epoch_sent() -> impl Strategy<Value = EpochSent> {
 fn step() -> impl Strategy<Value = Step> {
     let wait = prop_oneof![12 => 1i64..90, 1 => 1i64..5_000];
     (cmd(), who(), epoch_sent(), wait, prop::bool::weighted(0.9)).prop_map(
-        |(cmd, who, epoch, wait_seconds, dependencies_met)| Step {
-            cmd,
-            who,
-            epoch,
-            wait_seconds,
-            dependencies_met,
-        },
+        |(cmd, who, epoch, wait_seconds, dependencies_met)| Step { cmd, who, epoch, wait_seconds, dependencies_met },
     )
 }
 
 fn settings() -> impl Strategy<Value = Settings> {
-    (
-        prop_oneof![Just(CustodyMode::Seed), Just(CustodyMode::Strict)],
-        1u32..5,
-        1u32..7,
-        120u32..3_600,
+    (prop_oneof![Just(CustodyMode::Seed), Just(CustodyMode::Strict)], 1u32..5, 1u32..7, 120u32..3_600).prop_map(
+        |(custody_mode, escalate_after_rejections, max_review_cycles, claim_lease_seconds)| Settings {
+            custody_mode,
+            escalate_after_rejections,
+            max_review_cycles,
+            claim_lease_seconds,
+            ..Settings::default()
+        },
     )
-        .prop_map(
-            |(custody_mode, escalate_after_rejections, max_review_cycles, claim_lease_seconds)| {
-                Settings {
-                    custody_mode,
-                    escalate_after_rejections,
-                    max_review_cycles,
-                    claim_lease_seconds,
-                    ..Settings::default()
-                }
-            },
-        )
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (settings(), prop::collection::vec(step(), 1..120))
-        .prop_map(|(settings, steps)| Scenario { settings, steps })
+    (settings(), prop::collection::vec(step(), 1..120)).prop_map(|(settings, steps)| Scenario { settings, steps })
 }
 
 fn actor(who: Who, cmd: Cmd, state: &StoryState, settings: &Settings) -> Actor {
@@ -189,26 +173,16 @@ fn actor(who: Who, cmd: Cmd, state: &StoryState, settings: &Settings) -> Actor {
 /// The caller the workflow means for `cmd`: implementers alternate between rounds, a strict
 /// report comes from the other agent, verdicts from the orchestrator, a clear from a user.
 fn natural_actor(cmd: Cmd, state: &StoryState, settings: &Settings) -> Actor {
-    let implementer = if state.iteration_count % 2 == 0 {
-        AGENT_A
-    } else {
-        AGENT_B
-    };
+    let implementer = if state.iteration_count % 2 == 0 { AGENT_A } else { AGENT_B };
     let assignee = state.assigned_agent_id.unwrap_or(implementer);
     match cmd {
-        Cmd::ContractRight
-        | Cmd::ContractWrongCount
-        | Cmd::ContractWrongTitle
-        | Cmd::ContractBare
-        | Cmd::Claim => agent(implementer),
+        Cmd::ContractRight | Cmd::ContractWrongCount | Cmd::ContractWrongTitle | Cmd::ContractBare | Cmd::Claim => {
+            agent(implementer)
+        }
         Cmd::Start | Cmd::Heartbeat | Cmd::RequestReview | Cmd::Unclaim => agent(assignee),
         Cmd::Report => match settings.custody_mode {
             CustodyMode::Seed => agent(assignee),
-            CustodyMode::Strict => agent(if assignee == AGENT_A {
-                AGENT_B
-            } else {
-                AGENT_A
-            }),
+            CustodyMode::Strict => agent(if assignee == AGENT_A { AGENT_B } else { AGENT_A }),
         },
         Cmd::ForceUnclaim
         | Cmd::ReviewComplete
@@ -224,18 +198,13 @@ fn natural_actor(cmd: Cmd, state: &StoryState, settings: &Settings) -> Actor {
 fn action(cmd: Cmd) -> Action {
     match cmd {
         Cmd::ContractRight => contract(),
-        Cmd::ContractWrongCount => Action::Contract {
-            story_title: Some(TITLE.to_string()),
-            ac_count: Some(AC_COUNT + 1),
-        },
-        Cmd::ContractWrongTitle => Action::Contract {
-            story_title: Some("Another story".to_string()),
-            ac_count: Some(AC_COUNT),
-        },
-        Cmd::ContractBare => Action::Contract {
-            story_title: None,
-            ac_count: None,
-        },
+        Cmd::ContractWrongCount => {
+            Action::Contract { story_title: Some(TITLE.to_string()), ac_count: Some(AC_COUNT + 1) }
+        }
+        Cmd::ContractWrongTitle => {
+            Action::Contract { story_title: Some("Another story".to_string()), ac_count: Some(AC_COUNT) }
+        }
+        Cmd::ContractBare => Action::Contract { story_title: None, ac_count: None },
         Cmd::Claim => Action::Claim,
         Cmd::Start => Action::Start,
         Cmd::Heartbeat => Action::Heartbeat,
@@ -279,39 +248,23 @@ fn state_invariants(state: &StoryState, settings: &Settings) -> Result<(), TestC
     match status {
         Pending | Contracted => {
             prop_assert!(!holder, "nobody holds a {status} story: {state:?}");
-            prop_assert!(
-                state.lease_expires_at.is_none(),
-                "no lease on a {status} story"
-            );
+            prop_assert!(state.lease_expires_at.is_none(), "no lease on a {status} story");
         }
         Assigned | Implementing => {
             prop_assert!(holder, "a {status} story has its claimant: {state:?}");
-            prop_assert!(
-                state.lease_expires_at.is_some(),
-                "a {status} story has a lease"
-            );
+            prop_assert!(state.lease_expires_at.is_some(), "a {status} story has a lease");
         }
         ReportedDone => prop_assert!(state.lease_expires_at.is_none(), "no lease after a report"),
     }
-    prop_assert_eq!(
-        state.assigned_at.is_some(),
-        holder,
-        "assigned_at goes with the assignee"
-    );
+    prop_assert_eq!(state.assigned_at.is_some(), holder, "assigned_at goes with the assignee");
     prop_assert_eq!(state.reported_done_at.is_some(), status == ReportedDone);
     if state.review_requested_at.is_some() {
-        prop_assert!(
-            matches!(status, Implementing | ReportedDone),
-            "stale review request: {state:?}"
-        );
+        prop_assert!(matches!(status, Implementing | ReportedDone), "stale review request: {state:?}");
     }
 
     let verified = state.verified_status == VerifiedStatus::Verified;
     let rejected = state.verified_status == VerifiedStatus::Rejected;
-    prop_assert!(
-        !verified || status == ReportedDone,
-        "a verified story is reported done"
-    );
+    prop_assert!(!verified || status == ReportedDone, "a verified story is reported done");
     prop_assert_eq!(state.verified_at.is_some(), verified);
     prop_assert_eq!(state.rejected_at.is_some(), rejected);
     prop_assert_eq!(state.rejection_reason.is_some(), rejected);
@@ -326,28 +279,12 @@ fn state_invariants(state: &StoryState, settings: &Settings) -> Result<(), TestC
     prop_assert!(0 <= state.rejections_since_clear);
     prop_assert!(state.rejections_since_clear <= state.iteration_count);
     prop_assert_eq!(state.escalated, state.escalated_at.is_some());
-    prop_assert!(
-        !state.escalation_locked || state.escalated,
-        "a lock is an escalation"
-    );
-    prop_assert!(
-        !state.escalation_locked || status == Pending,
-        "a locked story stays in the queue"
-    );
+    prop_assert!(!state.escalation_locked || state.escalated, "a lock is an escalation");
+    prop_assert!(!state.escalation_locked || status == Pending, "a locked story stays in the queue");
     let since_clear = u32::try_from(state.rejections_since_clear).unwrap_or(0);
-    let flag_at = settings
-        .escalate_after_rejections
-        .min(settings.max_review_cycles);
-    prop_assert_eq!(
-        state.escalated,
-        since_clear >= flag_at,
-        "escalated with {} since clear",
-        since_clear
-    );
-    prop_assert_eq!(
-        state.escalation_locked,
-        since_clear >= settings.max_review_cycles
-    );
+    let flag_at = settings.escalate_after_rejections.min(settings.max_review_cycles);
+    prop_assert_eq!(state.escalated, since_clear >= flag_at, "escalated with {} since clear", since_clear);
+    prop_assert_eq!(state.escalation_locked, since_clear >= settings.max_review_cycles);
     Ok(())
 }
 
@@ -369,11 +306,7 @@ fn call_invariants(
     let role_allowed = action.allowed_roles().contains(&actor.role);
     let after = match outcome {
         Err(error) => {
-            prop_assert!(
-                ALL_CODES.contains(&error.code()),
-                "unknown code {}",
-                error.code()
-            );
+            prop_assert!(ALL_CODES.contains(&error.code()), "unknown code {}", error.code());
             prop_assert_eq!(
                 matches!(error, DomainError::Forbidden { .. }),
                 !role_allowed,
@@ -384,32 +317,19 @@ fn call_invariants(
         }
         Ok(after) => after,
     };
-    prop_assert!(
-        role_allowed,
-        "{} by {:?} got through",
-        action.name(),
-        actor.role
-    );
+    prop_assert!(role_allowed, "{} by {:?} got through", action.name(), actor.role);
 
     // Counters and the fence only rise, by one at a time, and only when they should.
     prop_assert!(after.iteration_count >= before.iteration_count);
     prop_assert!(after.claim_epoch >= before.claim_epoch);
     let rejected = matches!(action, Action::Reject { .. });
-    prop_assert_eq!(
-        after.iteration_count - before.iteration_count,
-        i32::from(rejected)
-    );
+    prop_assert_eq!(after.iteration_count - before.iteration_count, i32::from(rejected));
     let resets = match action {
         Action::Claim | Action::Unclaim | Action::Reject { .. } | Action::ReclaimExpired => true,
         Action::ForceUnclaim => before.agent_status != Pending,
         _ => false,
     };
-    prop_assert_eq!(
-        after.claim_epoch - before.claim_epoch,
-        i64::from(resets),
-        "{}",
-        action.name()
-    );
+    prop_assert_eq!(after.claim_epoch - before.claim_epoch, i64::from(resets), "{}", action.name());
 
     // One assignee at most, and only a claim names one: the claimer.
     match (before.assigned_agent_id, after.assigned_agent_id) {
@@ -441,47 +361,26 @@ fn call_invariants(
             (_, Pending) => resets && !matches!(action, Action::Claim),
             _ => false,
         };
-        prop_assert!(
-            legal,
-            "{} moved {} to {}",
-            action.name(),
-            before.agent_status,
-            after.agent_status
-        );
+        prop_assert!(legal, "{} moved {} to {}", action.name(), before.agent_status, after.agent_status);
     }
 
     // The verdict: written only by verify, reject and backfill; verified never by the implementer.
     if after.verified_status != before.verified_status {
-        let verdict_call = matches!(
-            action,
-            Action::Verify | Action::Reject { .. } | Action::Backfill { .. }
-        );
+        let verdict_call = matches!(action, Action::Verify | Action::Reject { .. } | Action::Backfill { .. });
         prop_assert!(verdict_call, "{} changed the verdict", action.name());
     }
-    if after.verified_status == VerifiedStatus::Verified
-        && before.verified_status != VerifiedStatus::Verified
-    {
+    if after.verified_status == VerifiedStatus::Verified && before.verified_status != VerifiedStatus::Verified {
         match action {
             Action::Verify => {
-                prop_assert!(
-                    !is_implementer(before, actor),
-                    "self-verified: {before:?} by {actor:?}"
-                );
+                prop_assert!(!is_implementer(before, actor), "self-verified: {before:?} by {actor:?}");
                 prop_assert!(actor.role != Role::Agent);
             }
             Action::Backfill { .. } => prop_assert!(before.assigned_agent_id.is_none()),
             _ => prop_assert!(false, "{} verified the story", action.name()),
         }
     }
-    if matches!(
-        action,
-        Action::ReviewComplete | Action::Verify | Action::Reject { .. }
-    ) {
-        prop_assert!(
-            !is_implementer(before, actor),
-            "{} by the implementer",
-            action.name()
-        );
+    if matches!(action, Action::ReviewComplete | Action::Verify | Action::Reject { .. }) {
+        prop_assert!(!is_implementer(before, actor), "{} by the implementer", action.name());
     }
 
     // Custody of the report.
@@ -491,42 +390,24 @@ fn call_invariants(
                 prop_assert!(!is_implementer(before, actor), "strict self-report")
             }
             CustodyMode::Seed if actor.role == Role::Agent => {
-                prop_assert!(
-                    is_implementer(before, actor),
-                    "seed report by a stranger agent"
-                );
+                prop_assert!(is_implementer(before, actor), "seed report by a stranger agent");
             }
             CustodyMode::Seed => {}
         }
     }
     if matches!(action, Action::Verify) && settings.custody_mode == CustodyMode::Strict {
-        let reviewed = before
-            .last_review_at
-            .zip(before.reported_done_at)
-            .is_some_and(|(r, d)| r >= d);
+        let reviewed = before.last_review_at.zip(before.reported_done_at).is_some_and(|(r, d)| r >= d);
         prop_assert!(reviewed, "strict verify without a review after the report");
     }
 
     // The claim fence: the claimant's own writes need the current epoch and a live lease.
-    let claimant_write = matches!(
-        action,
-        Action::Start | Action::Heartbeat | Action::RequestReview | Action::Unclaim
-    ) || (matches!(action, Action::Report) && is_implementer(before, actor));
+    let claimant_write = matches!(action, Action::Start | Action::Heartbeat | Action::RequestReview | Action::Unclaim)
+        || (matches!(action, Action::Report) && is_implementer(before, actor));
     if claimant_write {
-        prop_assert!(
-            is_implementer(before, actor),
-            "{} by a non-claimant",
-            action.name()
-        );
-        prop_assert!(
-            sent_epoch.is_none_or(|epoch| epoch == before.claim_epoch),
-            "stale epoch accepted"
-        );
+        prop_assert!(is_implementer(before, actor), "{} by a non-claimant", action.name());
+        prop_assert!(sent_epoch.is_none_or(|epoch| epoch == before.claim_epoch), "stale epoch accepted");
         let lease_alive = before.lease_expires_at.is_none_or(|until| until > now);
-        prop_assert!(
-            lease_alive || !before.agent_status.in_flight(),
-            "expired lease accepted"
-        );
+        prop_assert!(lease_alive || !before.agent_status.in_flight(), "expired lease accepted");
     }
     Ok(())
 }
@@ -557,10 +438,7 @@ fn play(scenario: &Scenario) -> Result<Tally, TestCaseError> {
                     Action::Report => reviewed_since_report = false,
                     Action::ReviewComplete => reviewed_since_report = true,
                     Action::Verify if settings.custody_mode == CustodyMode::Strict => {
-                        prop_assert!(
-                            reviewed_since_report,
-                            "strict verify with no review since the last report"
-                        );
+                        prop_assert!(reviewed_since_report, "strict verify with no review since the last report");
                         tally.strict_verifies += 1;
                     }
                     _ => {}
@@ -591,10 +469,7 @@ fn the_random_sequences_reach_every_transition_and_every_refusal() {
     let strategy = scenario();
     let mut total = Tally::default();
     for _ in 0..400 {
-        let scenario = strategy
-            .new_tree(&mut runner)
-            .expect("a scenario")
-            .current();
+        let scenario = strategy.new_tree(&mut runner).expect("a scenario").current();
         let tally = play(&scenario).unwrap_or_else(|error| panic!("{error}\n{scenario:?}"));
         for (name, n) in tally.successes {
             *total.successes.entry(name).or_default() += n;
@@ -607,20 +482,11 @@ fn the_random_sequences_reach_every_transition_and_every_refusal() {
     }
     for action in every_action() {
         let n = total.successes.get(action.name()).copied().unwrap_or(0);
-        assert!(
-            n >= 10,
-            "`{}` succeeded only {n} times: {:?}",
-            action.name(),
-            total.successes
-        );
+        assert!(n >= 10, "`{}` succeeded only {n} times: {:?}", action.name(), total.successes);
     }
     for code in ALL_CODES {
         let n = total.refusals.get(code).copied().unwrap_or(0);
-        assert!(
-            n >= 1,
-            "no call was refused with `{code}`: {:?}",
-            total.refusals
-        );
+        assert!(n >= 1, "no call was refused with `{code}`: {:?}", total.refusals);
     }
     assert!(total.strict_verifies >= 5, "{total:?}");
     assert!(total.locks >= 5, "{total:?}");
@@ -633,11 +499,7 @@ fn any_time() -> impl Strategy<Value = Option<DateTime<Utc>>> {
 }
 
 fn any_agent_id() -> impl Strategy<Value = Option<Uuid>> {
-    prop::option::of(prop_oneof![
-        Just(AGENT_A),
-        Just(AGENT_B),
-        Just(ORCHESTRATOR)
-    ])
+    prop::option::of(prop_oneof![Just(AGENT_A), Just(AGENT_B), Just(ORCHESTRATOR)])
 }
 
 fn any_state() -> impl Strategy<Value = StoryState> {
@@ -647,23 +509,8 @@ fn any_state() -> impl Strategy<Value = StoryState> {
         any_agent_id(),
         any_agent_id(),
     );
-    let times = (
-        any_time(),
-        any_time(),
-        any_time(),
-        any_time(),
-        any_time(),
-        any_time(),
-        any_time(),
-    );
-    let counters = (
-        0i64..10,
-        0i32..10,
-        0i32..10,
-        any::<bool>(),
-        any::<bool>(),
-        any_time(),
-    );
+    let times = (any_time(), any_time(), any_time(), any_time(), any_time(), any_time(), any_time());
+    let counters = (0i64..10, 0i32..10, 0i32..10, any::<bool>(), any::<bool>(), any_time());
     (statuses, times, counters).prop_map(
         |(
             (agent_status, verified_status, assigned_agent_id, reported_by_agent_id),
@@ -676,14 +523,7 @@ fn any_state() -> impl Strategy<Value = StoryState> {
                 review_requested_at,
                 last_review_at,
             ),
-            (
-                claim_epoch,
-                iteration_count,
-                rejections_since_clear,
-                escalated,
-                escalation_locked,
-                escalated_at,
-            ),
+            (claim_epoch, iteration_count, rejections_since_clear, escalated, escalation_locked, escalated_at),
         )| StoryState {
             agent_status,
             verified_status,

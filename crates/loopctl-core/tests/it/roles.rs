@@ -46,11 +46,7 @@ fn wire_roles(action: &Action) -> &'static [Role] {
     use Role::*;
     match action {
         Action::Contract { .. } | Action::Report => &[Agent, Orchestrator],
-        Action::Claim
-        | Action::Start
-        | Action::Heartbeat
-        | Action::RequestReview
-        | Action::Unclaim => &[Agent],
+        Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview | Action::Unclaim => &[Agent],
         Action::ForceUnclaim
         | Action::ReviewComplete
         | Action::Verify
@@ -76,18 +72,10 @@ fn every_role_for_every_action_follows_the_wire_table() {
             let actor = key_for(role, agent_side_id);
             let outcome = apply(&state, &action, &actor, &facts.ctx());
             if wire_roles(&action).contains(&role) {
-                assert!(
-                    outcome.is_ok(),
-                    "{role} should be able to {}: {outcome:?}",
-                    action.name()
-                );
+                assert!(outcome.is_ok(), "{role} should be able to {}: {outcome:?}", action.name());
             } else {
                 match outcome {
-                    Err(DomainError::Forbidden {
-                        role: refused,
-                        action: name,
-                        hint,
-                    }) => {
+                    Err(DomainError::Forbidden { role: refused, action: name, hint }) => {
                         assert_eq!(refused, role);
                         assert_eq!(name, action.name());
                         assert!(hint.starts_with("use "), "hint `{hint}` says what to do");
@@ -140,12 +128,7 @@ fn the_role_is_checked_before_custody() {
     // An agent key of the implementer asking to verify is refused for its role, not custody.
     let state = story(AgentStatus::ReportedDone, VerifiedStatus::Unverified);
     for action in [Action::Verify, reject("fine"), Action::ReviewComplete] {
-        check(
-            &state,
-            &action,
-            &agent(IMPLEMENTER),
-            Expect::Err("forbidden"),
-        );
+        check(&state, &action, &agent(IMPLEMENTER), Expect::Err("forbidden"));
     }
 }
 
@@ -153,15 +136,8 @@ fn the_role_is_checked_before_custody() {
 fn the_role_is_checked_before_the_claim_fence() {
     // A stale epoch and an expired lease, but a user key: the role answers first.
     let state = story(AgentStatus::Implementing, VerifiedStatus::Unverified);
-    let facts = Facts::default()
-        .epoch(FIXTURE_EPOCH - 1)
-        .at(at(LEASE_END_MIN + 5));
-    for action in [
-        Action::Heartbeat,
-        Action::Report,
-        Action::Start,
-        Action::Unclaim,
-    ] {
+    let facts = Facts::default().epoch(FIXTURE_EPOCH - 1).at(at(LEASE_END_MIN + 5));
+    for action in [Action::Heartbeat, Action::Report, Action::Start, Action::Unclaim] {
         check_with(&facts, &state, &action, &user(), Expect::Err("forbidden"));
     }
 }
@@ -170,13 +146,7 @@ fn the_role_is_checked_before_the_claim_fence() {
 fn only_a_human_may_clear_an_escalation() {
     let (state, facts, _) = scene(&Action::ClearEscalation);
     for actor in [agent(OTHER_AGENT), orchestrator()] {
-        check_with(
-            &facts,
-            &state,
-            &Action::ClearEscalation,
-            &actor,
-            Expect::Err("forbidden"),
-        );
+        check_with(&facts, &state, &Action::ClearEscalation, &actor, Expect::Err("forbidden"));
     }
     for actor in [user(), superadmin(), key(Role::User, Some(OTHER_AGENT))] {
         let next = success(&facts, &state, &Action::ClearEscalation, &actor);
@@ -211,34 +181,10 @@ fn actions_carry_the_verbs_used_in_messages_and_audit_rows() {
 #[test]
 fn a_forbidden_message_names_the_role_the_call_and_what_to_use() {
     let state = story(AgentStatus::ReportedDone, VerifiedStatus::Unverified);
-    let error = refusal(
-        &Facts::default(),
-        &state,
-        &Action::Verify,
-        &agent(OTHER_AGENT),
-    );
-    assert_eq!(
-        error.to_string(),
-        "the agent role may not verify; use an orchestrator or user key"
-    );
-    let error = refusal(
-        &Facts::default(),
-        &StoryState::default(),
-        &Action::Claim,
-        &user(),
-    );
-    assert_eq!(
-        error.to_string(),
-        "the user role may not claim; use an agent key"
-    );
-    let error = refusal(
-        &Facts::default(),
-        &state,
-        &Action::ClearEscalation,
-        &orchestrator(),
-    );
-    assert_eq!(
-        error.to_string(),
-        "the orchestrator role may not clear_escalation; use a user (human) key"
-    );
+    let error = refusal(&Facts::default(), &state, &Action::Verify, &agent(OTHER_AGENT));
+    assert_eq!(error.to_string(), "the agent role may not verify; use an orchestrator or user key");
+    let error = refusal(&Facts::default(), &StoryState::default(), &Action::Claim, &user());
+    assert_eq!(error.to_string(), "the user role may not claim; use an agent key");
+    let error = refusal(&Facts::default(), &state, &Action::ClearEscalation, &orchestrator());
+    assert_eq!(error.to_string(), "the orchestrator role may not clear_escalation; use a user (human) key");
 }

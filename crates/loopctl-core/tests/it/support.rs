@@ -3,8 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use loopctl_core::{
-    Action, Actor, AgentStatus, Context, CustodyMode, DomainError, Role, Settings, StoryState,
-    VerifiedStatus, apply,
+    Action, Actor, AgentStatus, Context, CustodyMode, DomainError, Role, Settings, StoryState, VerifiedStatus, apply,
 };
 use uuid::Uuid;
 
@@ -37,9 +36,7 @@ pub const ALL_CODES: [&str; 13] = [
 
 /// The fixed "now" of every test that does not move the clock.
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0)
-        .single()
-        .expect("a valid fixed time")
+    Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).single().expect("a valid fixed time")
 }
 
 /// `minutes` after (or before, when negative) `t0`.
@@ -48,32 +45,20 @@ pub fn at(minutes: i64) -> DateTime<Utc> {
 }
 
 pub fn agent(id: Uuid) -> Actor {
-    Actor {
-        role: Role::Agent,
-        agent_id: Some(id),
-    }
+    Actor { role: Role::Agent, agent_id: Some(id) }
 }
 
 pub fn orchestrator() -> Actor {
-    Actor {
-        role: Role::Orchestrator,
-        agent_id: Some(ORCHESTRATOR),
-    }
+    Actor { role: Role::Orchestrator, agent_id: Some(ORCHESTRATOR) }
 }
 
 /// A human's key: no agent identity behind it.
 pub fn user() -> Actor {
-    Actor {
-        role: Role::User,
-        agent_id: None,
-    }
+    Actor { role: Role::User, agent_id: None }
 }
 
 pub fn superadmin() -> Actor {
-    Actor {
-        role: Role::Superadmin,
-        agent_id: None,
-    }
+    Actor { role: Role::Superadmin, agent_id: None }
 }
 
 /// A key of `role` whose agent identity is `agent_id`.
@@ -83,22 +68,15 @@ pub fn key(role: Role, agent_id: Option<Uuid>) -> Actor {
 
 /// The contract an agent sends after reading the story correctly.
 pub fn contract() -> Action {
-    Action::Contract {
-        story_title: Some(TITLE.to_string()),
-        ac_count: Some(AC_COUNT),
-    }
+    Action::Contract { story_title: Some(TITLE.to_string()), ac_count: Some(AC_COUNT) }
 }
 
 pub fn reject(reason: &str) -> Action {
-    Action::Reject {
-        reason: reason.to_string(),
-    }
+    Action::Reject { reason: reason.to_string() }
 }
 
 pub fn backfill(reason: &str) -> Action {
-    Action::Backfill {
-        reason: reason.to_string(),
-    }
+    Action::Backfill { reason: reason.to_string() }
 }
 
 /// One well-formed instance of every action, in the order of the `Action` enum.
@@ -199,16 +177,8 @@ pub const FIXTURE_EPOCH: i64 = 4;
 /// Combinations no sequence of commands reaches (pending + verified, say) are built the same
 /// way, so the pure function can be checked on them too.
 pub fn story(agent_status: AgentStatus, verified_status: VerifiedStatus) -> StoryState {
-    let mut state = StoryState {
-        agent_status,
-        verified_status,
-        claim_epoch: FIXTURE_EPOCH,
-        ..StoryState::default()
-    };
-    if matches!(
-        agent_status,
-        AgentStatus::Assigned | AgentStatus::Implementing | AgentStatus::ReportedDone
-    ) {
+    let mut state = StoryState { agent_status, verified_status, claim_epoch: FIXTURE_EPOCH, ..StoryState::default() };
+    if matches!(agent_status, AgentStatus::Assigned | AgentStatus::Implementing | AgentStatus::ReportedDone) {
         state.assigned_agent_id = Some(IMPLEMENTER);
         state.assigned_at = Some(at(ASSIGNED_MIN));
     }
@@ -236,11 +206,7 @@ pub fn story(agent_status: AgentStatus, verified_status: VerifiedStatus) -> Stor
 pub fn every_status_pair() -> Vec<(AgentStatus, VerifiedStatus)> {
     AgentStatus::ALL
         .into_iter()
-        .flat_map(|agent| {
-            VerifiedStatus::ALL
-                .into_iter()
-                .map(move |verified| (agent, verified))
-        })
+        .flat_map(|agent| VerifiedStatus::ALL.into_iter().map(move |verified| (agent, verified)))
         .collect()
 }
 
@@ -258,13 +224,7 @@ pub fn check(state: &StoryState, action: &Action, actor: &Actor, expect: Expect)
 }
 
 /// `check` with explicit facts (clock, settings, claim epoch, …).
-pub fn check_with(
-    facts: &Facts,
-    state: &StoryState,
-    action: &Action,
-    actor: &Actor,
-    expect: Expect,
-) {
+pub fn check_with(facts: &Facts, state: &StoryState, action: &Action, actor: &Actor, expect: Expect) {
     let outcome = apply(state, action, actor, &facts.ctx());
     let situation = format!(
         "{} by {:?} (agent {:?}) on {}/{}",
@@ -280,19 +240,13 @@ pub fn check_with(
         }
         (Err(error), Expect::Err(code)) => {
             assert_eq!(error.code(), code, "{situation}: refused with `{error}`");
-            assert!(
-                !error.to_string().is_empty(),
-                "{situation}: refusal without a message"
-            );
+            assert!(!error.to_string().is_empty(), "{situation}: refusal without a message");
         }
         (Ok(next), Expect::Err(code)) => {
             panic!("{situation}: expected `{code}`, but it succeeded with {next:?}")
         }
         (Err(error), Expect::Ok(_)) => {
-            panic!(
-                "{situation}: expected success, but it was refused: {} ({error})",
-                error.code()
-            )
+            panic!("{situation}: expected success, but it was refused: {} ({error})", error.code())
         }
     }
 }
@@ -308,12 +262,7 @@ pub fn refusal(facts: &Facts, state: &StoryState, action: &Action, actor: &Actor
 /// Applies the call and returns the next state, failing the test if it is refused.
 pub fn success(facts: &Facts, state: &StoryState, action: &Action, actor: &Actor) -> StoryState {
     apply(state, action, actor, &facts.ctx()).unwrap_or_else(|error| {
-        panic!(
-            "{} by {:?} should succeed, but: {} ({error})",
-            action.name(),
-            actor.role,
-            error.code()
-        )
+        panic!("{} by {:?} should succeed, but: {} ({error})", action.name(), actor.role, error.code())
     })
 }
 
@@ -334,10 +283,7 @@ impl Story {
     }
 
     pub fn with(facts: Facts) -> Story {
-        Story {
-            state: StoryState::default(),
-            facts,
-        }
+        Story { state: StoryState::default(), facts }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -409,7 +355,6 @@ impl Story {
 
     /// One full round that ends in a rejection by the orchestrator.
     pub fn rejected_round(&mut self, implementer: Uuid) -> &mut Story {
-        self.implemented_by(implementer)
-            .does(orchestrator(), &reject("acceptance criterion 2 is not met"))
+        self.implemented_by(implementer).does(orchestrator(), &reject("acceptance criterion 2 is not met"))
     }
 }

@@ -18,9 +18,7 @@ use uuid::Uuid;
 use crate::support::TestDb;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .expect("a valid time")
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a valid time")
 }
 
 fn claimed_by(agent: Uuid, from: &StoryState) -> StoryState {
@@ -58,15 +56,7 @@ fn event(tenant: Uuid, action: &str) -> NewEvent {
 /// Opens every connection of the store's pool, so that racing writes run in parallel
 /// rather than queue for connections being opened.
 async fn warm_up(store: &dyn Store, tenant: Uuid) {
-    let reads = (0..16).map(|_| {
-        store.stories(
-            tenant,
-            StoryFilter {
-                limit: 1,
-                ..StoryFilter::default()
-            },
-        )
-    });
+    let reads = (0..16).map(|_| store.stories(tenant, StoryFilter { limit: 1, ..StoryFilter::default() }));
     for read in futures_util::future::join_all(reads).await {
         read.expect("warm-up read");
     }
@@ -83,20 +73,10 @@ async fn pg_smoke_round_trips_and_answers_cursors_in_order() {
     assert_eq!(store.backend(), "postgres");
     store.ping().await.expect("ping");
     let fx = Fixture::new(store.clone()).await;
-    let tenant = store
-        .tenant(fx.tenant)
-        .await
-        .expect("read tenant")
-        .expect("tenant exists");
-    assert_eq!(
-        (tenant.name.as_str(), tenant.settings.clone()),
-        ("Acme", json!({}))
-    );
+    let tenant = store.tenant(fx.tenant).await.expect("read tenant").expect("tenant exists");
+    assert_eq!((tenant.name.as_str(), tenant.settings.clone()), ("Acme", json!({})));
     let story = fx.story("1.1").await;
-    assert_eq!(
-        store.story(fx.tenant, story.id).await.expect("read story"),
-        Some(story.clone())
-    );
+    assert_eq!(store.story(fx.tenant, story.id).await.expect("read story"), Some(story.clone()));
     let cursors = store
         .commit(vec![
             WriteOp::AppendEvent(event(fx.tenant, "a")),
@@ -107,14 +87,8 @@ async fn pg_smoke_round_trips_and_answers_cursors_in_order() {
         .await
         .expect("commit");
     assert_eq!(cursors.len(), 3);
-    assert!(
-        cursors.windows(2).all(|w| w[0] < w[1]),
-        "cursors rise: {cursors:?}"
-    );
-    let all = EventFilter {
-        limit: 10,
-        ..EventFilter::default()
-    };
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "cursors rise: {cursors:?}");
+    let all = EventFilter { limit: 10, ..EventFilter::default() };
     let events = store.events(fx.tenant, all).await.expect("read events");
     let actions: Vec<_> = events.iter().map(|e| e.event.action.as_str()).collect();
     assert_eq!(actions, ["a", "b", "c"]);
@@ -129,32 +103,14 @@ async fn pg_negative_limits_mean_no_limit_as_on_sqlite() {
     for number in ["1.1", "1.2", "1.3"] {
         fx.story(number).await;
     }
-    let filter = StoryFilter {
-        limit: -1,
-        offset: -5,
-        ..StoryFilter::default()
-    };
-    let (stories, total) = store
-        .stories(fx.tenant, filter)
-        .await
-        .expect("list stories");
+    let filter = StoryFilter { limit: -1, offset: -5, ..StoryFilter::default() };
+    let (stories, total) = store.stories(fx.tenant, filter).await.expect("list stories");
     assert_eq!((stories.len(), total), (3, 3));
     store
-        .commit(vec![
-            WriteOp::AppendEvent(event(fx.tenant, "a")),
-            WriteOp::AppendEvent(event(fx.tenant, "b")),
-        ])
+        .commit(vec![WriteOp::AppendEvent(event(fx.tenant, "a")), WriteOp::AppendEvent(event(fx.tenant, "b"))])
         .await
         .expect("append");
-    let events = store
-        .events(
-            fx.tenant,
-            EventFilter {
-                limit: -1,
-                ..EventFilter::default()
-            },
-        )
-        .await;
+    let events = store.events(fx.tenant, EventFilter { limit: -1, ..EventFilter::default() }).await;
     assert_eq!(events.expect("read events").len(), 2);
 }
 
@@ -164,11 +120,7 @@ async fn pg_migrations_run_once_when_servers_start_together() {
     let starts = (0..4).map(|_| PgStore::connect(&db.url));
     let stores = futures_util::future::join_all(starts).await;
     for store in &stores {
-        assert!(
-            store.is_ok(),
-            "every process starts: {:?}",
-            store.as_ref().err()
-        );
+        assert!(store.is_ok(), "every process starts: {:?}", store.as_ref().err());
     }
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM loopctl_migrations")
@@ -194,10 +146,7 @@ async fn pg_in_flight_limit_holds_across_processes() {
     for store in &stores {
         warm_up(store.as_ref(), fx.tenant).await;
     }
-    let guard = Some(InFlightGuard {
-        project_id: fx.project,
-        limit: 3,
-    });
+    let guard = Some(InFlightGuard { project_id: fx.project, limit: 3 });
     let start = Arc::new(tokio::sync::Barrier::new(stories.len()));
     let mut tasks = Vec::new();
     for (idx, story) in stories.into_iter().enumerate() {
@@ -216,10 +165,7 @@ async fn pg_in_flight_limit_holds_across_processes() {
     for task in tasks {
         match task.await.expect("claim task") {
             Ok(_) => won += 1,
-            Err(StoreError::ConcurrencyLimit {
-                limit: 3,
-                in_flight,
-            }) => assert_eq!(in_flight.len(), 3),
+            Err(StoreError::ConcurrencyLimit { limit: 3, in_flight }) => assert_eq!(in_flight.len(), 3),
             Err(other) => panic!("unexpected refusal: {other:?}"),
         }
     }
@@ -230,14 +176,7 @@ async fn pg_in_flight_limit_holds_across_processes() {
         limit: 100,
         ..StoryFilter::default()
     };
-    assert_eq!(
-        stores[1]
-            .stories(fx.tenant, assigned)
-            .await
-            .expect("list")
-            .1,
-        3
-    );
+    assert_eq!(stores[1].stories(fx.tenant, assigned).await.expect("list").1, 3);
 }
 
 /// A reader that pages the feed by cursor while several processes append must end up with
@@ -260,11 +199,7 @@ async fn pg_change_feed_cursors_become_visible_in_order() {
             let mut last = None;
             loop {
                 let finished = done.load(Ordering::SeqCst);
-                let filter = EventFilter {
-                    after_cursor: last,
-                    limit: 1000,
-                    ..EventFilter::default()
-                };
+                let filter = EventFilter { after_cursor: last, limit: 1000, ..EventFilter::default() };
                 let page = store.events(tenant, filter).await.expect("poll the feed");
                 if let Some(newest) = page.last() {
                     last = Some(newest.cursor);
@@ -281,10 +216,7 @@ async fn pg_change_feed_cursors_become_visible_in_order() {
         let store = stores[writer % 2].clone();
         writers.push(tokio::spawn(async move {
             for _ in 0..BATCHES {
-                let batch = vec![
-                    WriteOp::AppendEvent(event(tenant, "a")),
-                    WriteOp::AppendEvent(event(tenant, "b")),
-                ];
+                let batch = vec![WriteOp::AppendEvent(event(tenant, "a")), WriteOp::AppendEvent(event(tenant, "b"))];
                 store.commit(batch).await.expect("append events");
             }
         }));
@@ -294,20 +226,8 @@ async fn pg_change_feed_cursors_become_visible_in_order() {
     }
     done.store(true, Ordering::SeqCst);
     let seen = reader.await.expect("reader task");
-    let all = stores[0]
-        .events(
-            tenant,
-            EventFilter {
-                limit: -1,
-                ..EventFilter::default()
-            },
-        )
-        .await;
-    let all: BTreeSet<i64> = all
-        .expect("read the feed")
-        .iter()
-        .map(|e| e.cursor)
-        .collect();
+    let all = stores[0].events(tenant, EventFilter { limit: -1, ..EventFilter::default() }).await;
+    let all: BTreeSet<i64> = all.expect("read the feed").iter().map(|e| e.cursor).collect();
     assert_eq!(all.len(), WRITERS * BATCHES * 2);
     let seen: BTreeSet<i64> = seen.into_iter().collect();
     let missed: Vec<_> = all.difference(&seen).collect();
@@ -323,33 +243,13 @@ async fn pg_refusals_map_to_store_errors() {
 
     let dup = project_record(fx.tenant, Uuid::now_v7(), "web");
     let refused = store.commit(vec![WriteOp::InsertProject(dup)]).await;
-    assert_eq!(
-        refused,
-        Err(StoreError::Duplicate {
-            what: "projects.slug".into()
-        })
-    );
-    let refused = store
-        .commit(vec![WriteOp::InsertStory(fx.story_record("1.1"))])
-        .await;
-    assert_eq!(
-        refused,
-        Err(StoreError::Duplicate {
-            what: "stories.number".into()
-        })
-    );
+    assert_eq!(refused, Err(StoreError::Duplicate { what: "projects.slug".into() }));
+    let refused = store.commit(vec![WriteOp::InsertStory(fx.story_record("1.1"))]).await;
+    assert_eq!(refused, Err(StoreError::Duplicate { what: "stories.number".into() }));
 
-    let orphan = StoryRecord {
-        epic_id: Uuid::now_v7(),
-        ..fx.story_record("1.2")
-    };
+    let orphan = StoryRecord { epic_id: Uuid::now_v7(), ..fx.story_record("1.2") };
     let refused = store.commit(vec![WriteOp::InsertStory(orphan)]).await;
-    assert_eq!(
-        refused,
-        Err(StoreError::NotFound {
-            what: "a referenced row".into()
-        })
-    );
+    assert_eq!(refused, Err(StoreError::NotFound { what: "a referenced row".into() }));
 
     let robot = AgentRecord {
         id: Uuid::now_v7(),
@@ -362,14 +262,10 @@ async fn pg_refusals_map_to_store_errors() {
         updated_at: t0(),
     };
     let refused = store.commit(vec![WriteOp::InsertAgent(robot)]).await;
-    assert!(
-        matches!(refused, Err(StoreError::Invariant(_))),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(StoreError::Invariant(_))), "{refused:?}");
 
     let implementer = fx.agents[0];
-    fx.force_state(story.id, claimed_by(implementer, &story.state))
-        .await;
+    fx.force_state(story.id, claimed_by(implementer, &story.state)).await;
     let review = ReviewRecord {
         id: Uuid::now_v7(),
         tenant_id: fx.tenant,
@@ -385,10 +281,9 @@ async fn pg_refusals_map_to_store_errors() {
         created_at: t0(),
     };
     match store.commit(vec![WriteOp::InsertReview(review)]).await {
-        Err(StoreError::Invariant(message)) => assert!(
-            message.starts_with("custody: self_review_blocked"),
-            "{message}"
-        ),
+        Err(StoreError::Invariant(message)) => {
+            assert!(message.starts_with("custody: self_review_blocked"), "{message}")
+        }
         other => panic!("self review was not refused: {other:?}"),
     }
     let verification = VerificationRecord {
@@ -403,14 +298,10 @@ async fn pg_refusals_map_to_store_errors() {
         iteration: 1,
         created_at: t0(),
     };
-    match store
-        .commit(vec![WriteOp::InsertVerification(verification)])
-        .await
-    {
-        Err(StoreError::Invariant(message)) => assert!(
-            message.starts_with("custody: self_verify_blocked"),
-            "{message}"
-        ),
+    match store.commit(vec![WriteOp::InsertVerification(verification)]).await {
+        Err(StoreError::Invariant(message)) => {
+            assert!(message.starts_with("custody: self_verify_blocked"), "{message}")
+        }
         other => panic!("self verification was not refused: {other:?}"),
     }
     // Another agent may review.
@@ -428,10 +319,7 @@ async fn pg_refusals_map_to_store_errors() {
         completed_at: t0(),
         created_at: t0(),
     };
-    store
-        .commit(vec![WriteOp::InsertReview(other_review)])
-        .await
-        .expect("review by another agent");
+    store.commit(vec![WriteOp::InsertReview(other_review)]).await.expect("review by another agent");
 
     let missing = WriteOp::TransitionStory {
         tenant_id: fx.tenant,
@@ -439,17 +327,9 @@ async fn pg_refusals_map_to_store_errors() {
         expected_version: 0,
         state: StoryState::default(),
         updated_at: t0(),
-        guard: Some(InFlightGuard {
-            project_id: fx.project,
-            limit: 1,
-        }),
+        guard: Some(InFlightGuard { project_id: fx.project, limit: 1 }),
     };
-    assert_eq!(
-        store.commit(vec![missing]).await,
-        Err(StoreError::NotFound {
-            what: "story".into()
-        })
-    );
+    assert_eq!(store.commit(vec![missing]).await, Err(StoreError::NotFound { what: "story".into() }));
 }
 
 /// Rules no write op can break today, checked directly in SQL.
@@ -472,39 +352,23 @@ async fn pg_triggers_keep_roles_and_the_audit_log() {
         created_at: t0(),
     };
     store
-        .commit(vec![
-            WriteOp::InsertApiKey(key.clone()),
-            WriteOp::AppendEvent(event(fx.tenant, "a")),
-        ])
+        .commit(vec![WriteOp::InsertApiKey(key.clone()), WriteOp::AppendEvent(event(fx.tenant, "a"))])
         .await
         .expect("insert key and event");
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     let refusals = [
-        (
-            "UPDATE api_keys SET role = 'orchestrator'",
-            "api key role is immutable",
-        ),
-        (
-            "UPDATE events SET action = 'forged'",
-            "the audit log is append-only",
-        ),
+        ("UPDATE api_keys SET role = 'orchestrator'", "api key role is immutable"),
+        ("UPDATE events SET action = 'forged'", "the audit log is append-only"),
         ("DELETE FROM events", "the audit log is append-only"),
         ("TRUNCATE events", "the audit log is append-only"),
     ];
     for (sql, expected) in refusals {
         let err = sqlx::raw_sql(sql).execute(&mut conn).await.expect_err(sql);
         let db_err = err.as_database_error().expect("a database error");
-        assert_eq!(
-            (db_err.code().as_deref(), db_err.message()),
-            (Some("P0001"), expected),
-            "{sql}"
-        );
+        assert_eq!((db_err.code().as_deref(), db_err.message()), (Some("P0001"), expected), "{sql}");
     }
     // The same role, and other columns, may be written.
-    sqlx::raw_sql("UPDATE api_keys SET role = role, name = 'renamed'")
-        .execute(&mut conn)
-        .await
-        .expect("update");
+    sqlx::raw_sql("UPDATE api_keys SET role = role, name = 'renamed'").execute(&mut conn).await.expect("update");
     let _ = conn.close().await;
 }
 

@@ -40,10 +40,7 @@ async fn admin() -> PgConnection {
 /// `url` without its password, for messages that end up in CI logs.
 fn redacted(url: &str) -> String {
     let authority_start = url.find("://").map_or(0, |idx| idx + 3);
-    let Some(at) = url[authority_start..]
-        .find('@')
-        .map(|idx| authority_start + idx)
-    else {
+    let Some(at) = url[authority_start..].find('@').map(|idx| authority_start + idx) else {
         return url.to_string();
     };
     match url[authority_start..at].find(':') {
@@ -59,9 +56,7 @@ pub fn url_for(url: &str, database: &str) -> String {
         None => (url, ""),
     };
     let authority_start = base.find("://").map_or(0, |idx| idx + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |idx| authority_start + idx);
+    let path_start = base[authority_start..].find('/').map_or(base.len(), |idx| authority_start + idx);
     format!("{}/{database}{query}", &base[..path_start])
 }
 
@@ -89,9 +84,7 @@ impl TestDb {
 
     /// A store on this database (migrating it on first use).
     pub async fn store(&self) -> PgStore {
-        PgStore::connect(&self.url)
-            .await
-            .expect("connect the PgStore to the test database")
+        PgStore::connect(&self.url).await.expect("connect the PgStore to the test database")
     }
 }
 
@@ -101,10 +94,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
         let dropper = std::thread::spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(err) => return eprintln!("cannot drop test database {name}: {err}"),
             };
@@ -122,33 +112,29 @@ impl Drop for TestDb {
 
 async fn drop_database(name: &str) -> Result<(), sqlx::Error> {
     let mut conn = PgConnection::connect(&admin_url()).await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+        .execute(&mut conn)
+        .await?;
     conn.close().await
 }
 
 /// Drops test databases an hour old or older: left behind by a killed test process.
 async fn sweep_stale() {
     let mut conn = admin().await;
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'loopctl\\_test\\_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap_or_default();
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'loopctl\\_test\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
     let _ = conn.close().await;
     for name in names {
-        let created = name
-            .strip_prefix(PREFIX)
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .and_then(|id| id.get_timestamp())
-            .map(|ts| {
-                let (secs, nanos) = ts.to_unix();
-                SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
-            });
+        let created =
+            name.strip_prefix(PREFIX).and_then(|id| Uuid::parse_str(id).ok()).and_then(|id| id.get_timestamp()).map(
+                |ts| {
+                    let (secs, nanos) = ts.to_unix();
+                    SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+                },
+            );
         let stale = created.is_some_and(|at| at.elapsed().is_ok_and(|age| age >= STALE_AFTER));
         if stale && let Err(err) = drop_database(&name).await {
             eprintln!("cannot drop stale test database {name}: {err}");
@@ -186,11 +172,7 @@ impl Store for TestStore {
     fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<'_, Option<ApiKeyRecord>> {
         self.store.api_key_by_hash(hash)
     }
-    fn api_keys(
-        &self,
-        tenant_id: Uuid,
-        include_revoked: bool,
-    ) -> StoreResult<'_, Vec<ApiKeyRecord>> {
+    fn api_keys(&self, tenant_id: Uuid, include_revoked: bool) -> StoreResult<'_, Vec<ApiKeyRecord>> {
         self.store.api_keys(tenant_id, include_revoked)
     }
     fn agent(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<AgentRecord>> {
@@ -202,18 +184,10 @@ impl Store for TestStore {
     fn project(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<ProjectRecord>> {
         self.store.project(tenant_id, id)
     }
-    fn project_by_slug(
-        &self,
-        tenant_id: Uuid,
-        slug: &str,
-    ) -> StoreResult<'_, Option<ProjectRecord>> {
+    fn project_by_slug(&self, tenant_id: Uuid, slug: &str) -> StoreResult<'_, Option<ProjectRecord>> {
         self.store.project_by_slug(tenant_id, slug)
     }
-    fn projects(
-        &self,
-        tenant_id: Uuid,
-        include_archived: bool,
-    ) -> StoreResult<'_, Vec<ProjectRecord>> {
+    fn projects(&self, tenant_id: Uuid, include_archived: bool) -> StoreResult<'_, Vec<ProjectRecord>> {
         self.store.projects(tenant_id, include_archived)
     }
     fn epic(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<EpicRecord>> {
@@ -225,19 +199,10 @@ impl Store for TestStore {
     fn story(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<StoryRecord>> {
         self.store.story(tenant_id, id)
     }
-    fn story_by_number(
-        &self,
-        tenant_id: Uuid,
-        project_id: Uuid,
-        number: &str,
-    ) -> StoreResult<'_, Option<StoryRecord>> {
+    fn story_by_number(&self, tenant_id: Uuid, project_id: Uuid, number: &str) -> StoreResult<'_, Option<StoryRecord>> {
         self.store.story_by_number(tenant_id, project_id, number)
     }
-    fn stories(
-        &self,
-        tenant_id: Uuid,
-        filter: StoryFilter,
-    ) -> StoreResult<'_, (Vec<StoryRecord>, i64)> {
+    fn stories(&self, tenant_id: Uuid, filter: StoryFilter) -> StoreResult<'_, (Vec<StoryRecord>, i64)> {
         self.store.stories(tenant_id, filter)
     }
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
@@ -249,11 +214,7 @@ impl Store for TestStore {
     fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
         self.store.reviews(tenant_id, story_id)
     }
-    fn verifications(
-        &self,
-        tenant_id: Uuid,
-        story_id: Uuid,
-    ) -> StoreResult<'_, Vec<VerificationRecord>> {
+    fn verifications(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRecord>> {
         self.store.verifications(tenant_id, story_id)
     }
     fn orchestrator_state(
@@ -262,8 +223,7 @@ impl Store for TestStore {
         project_id: Uuid,
         state_key: &str,
     ) -> StoreResult<'_, Option<OrchestratorStateRecord>> {
-        self.store
-            .orchestrator_state(tenant_id, project_id, state_key)
+        self.store.orchestrator_state(tenant_id, project_id, state_key)
     }
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         self.store.events(tenant_id, filter)
@@ -272,30 +232,15 @@ impl Store for TestStore {
 
 #[test]
 fn url_for_replaces_only_the_database() {
-    assert_eq!(
-        url_for("postgres://u@h:5432/test", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        url_for("postgres://u@h:5432/test?sslmode=disable", "x"),
-        "postgres://u@h:5432/x?sslmode=disable"
-    );
+    assert_eq!(url_for("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
+    assert_eq!(url_for("postgres://u@h:5432/test?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
     assert_eq!(url_for("postgres://u@h", "x"), "postgres://u@h/x");
-    assert_eq!(
-        url_for("postgres://u@h?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
+    assert_eq!(url_for("postgres://u@h?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
 }
 
 #[test]
 fn redacted_hides_only_the_password() {
-    assert_eq!(
-        redacted("postgres://u:secret@h:5432/test"),
-        "postgres://u:***@h:5432/test"
-    );
-    assert_eq!(
-        redacted("postgres://u@h:5432/test"),
-        "postgres://u@h:5432/test"
-    );
+    assert_eq!(redacted("postgres://u:secret@h:5432/test"), "postgres://u:***@h:5432/test");
+    assert_eq!(redacted("postgres://u@h:5432/test"), "postgres://u@h:5432/test");
     assert_eq!(redacted("postgres://h:5432/test"), "postgres://h:5432/test");
 }
