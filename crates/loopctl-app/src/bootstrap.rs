@@ -2,7 +2,7 @@
 
 use loopctl_core::Role;
 use loopctl_store::{AgentRecord, ApiKeyRecord, TenantRecord, WriteOp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -16,14 +16,14 @@ pub struct BootstrapRequest {
 }
 
 /// What `admin init --format json` prints: the only time these keys are shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bootstrap {
     pub tenant_id: Uuid,
     pub tenant_slug: String,
     pub keys: BootstrapKeys,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootstrapKeys {
     pub user: String,
     pub orchestrator: String,

@@ -133,7 +133,11 @@ fn stamp(who: &Principal) -> ActorStamp {
         key_id: Some(who.key_id),
         agent_id: who.agent_id,
         role: Some(who.role),
-        label: if who.key_id.is_nil() { format!("system:{}", who.key_name) } else { format!("{}:{}", who.role, who.key_name) },
+        label: if who.key_id.is_nil() {
+            format!("system:{}", who.key_name)
+        } else {
+            format!("{}:{}", who.role, who.key_name)
+        },
     }
 }
 

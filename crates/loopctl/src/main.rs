@@ -1,15 +1,24 @@
-//! The one loopctl binary: `serve`, `admin`, `up` (and, later, the CLI commands).
+//! The one loopctl binary: the server (`serve`, `admin`, `up`) and the CLI commands.
 
 mod config;
 mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use loopctl_cli::{Format, Globals};
 
 #[derive(Parser)]
-#[command(name = "loopctl", version, about = "Control plane for AI-driven development loops", long_about = None)]
+#[command(
+    name = "loopctl",
+    version,
+    about = "Control plane for AI-driven development loops",
+    long_about = "Control plane for AI-driven development loops.\n\nStart here: `loopctl up` runs a local server and saves profiles; `loopctl next` lists ready stories.",
+    propagate_version = true
+)]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,14 +32,33 @@ enum Command {
     /// Operator commands that work on the database directly.
     #[command(subcommand)]
     Admin(serve::AdminCommand),
-    /// Start a local server on the embedded SQLite store; the first run creates a tenant and keys.
+    /// Start a local server on the embedded SQLite store; the first run creates a tenant,
+    /// keys, CLI profiles and an example project.
     ///
     /// Example: loopctl up
     Up(serve::UpArgs),
+    /// Print shell completions.
+    ///
+    /// Example: loopctl completions bash > /etc/bash_completion.d/loopctl
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    #[command(flatten)]
+    Cli(loopctl_cli::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "loopctl", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let format = match cli.globals.format {
+        Some(loopctl_cli::context::FormatArg::Json) => Format::Json,
+        Some(loopctl_cli::context::FormatArg::Csv) => Format::Csv,
+        _ => Format::Human,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -38,18 +66,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let globals = cli.globals;
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::serve(args).await,
             Command::Admin(command) => serve::admin(command).await,
             Command::Up(args) => serve::up(args).await,
+            Command::Completions { .. } => Ok(()),
+            Command::Cli(command) => loopctl_cli::run(command, &globals).await,
         }
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => ExitCode::from(loopctl_cli::report_error(&err, format)),
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use loopctl_app::{App, BootstrapRequest};
+use loopctl_app::{App, Bootstrap, BootstrapRequest};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -96,33 +96,97 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The quickstart: a server on the embedded store; the first run creates a tenant and keys.
+/// The quickstart: a server on the embedded store. The first run creates a tenant, its keys,
+/// an example project and three CLI profiles; later runs reuse all of it.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     init_tracing();
     let dir = data_dir()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let store = open_store(Some(&dir.join("loopctl.db").to_string_lossy())).await?;
+    let listener = bind(&args.listen).await?;
+    let addr = listener.local_addr()?;
+    let server = format!("http://{addr}");
     let keys_file = dir.join("keys.json");
-    if !keys_file.exists() {
+    let first_run = !keys_file.exists();
+    let keys: Bootstrap = if first_run {
         let app = App::new(store.clone());
         let created = app
             .bootstrap_tenant(BootstrapRequest { tenant_name: "local".into(), slug: None, email: None })
             .await
             .map_err(|err| anyhow::anyhow!(err.message))?;
-        let text = serde_json::to_string_pretty(&created)?;
-        write_private(&keys_file, &text)?;
-        eprintln!("Created tenant `local`; its keys are in {} (readable only by you).", keys_file.display());
+        create_example(&app, &created.keys.orchestrator).await?;
+        write_private(&keys_file, &serde_json::to_string_pretty(&created)?)?;
+        created
+    } else {
+        let text =
+            std::fs::read_to_string(&keys_file).with_context(|| format!("cannot read {}", keys_file.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged; move it away to start afresh", keys_file.display()))?
+    };
+    save_profiles(&server, &keys)?;
+    if first_run {
+        eprintln!(
+            "Created tenant `local` with an example project; keys are in {} (readable only by you).",
+            keys_file.display()
+        );
     } else {
         eprintln!("Reusing the data in {}.", dir.display());
     }
-    let listener = bind(&args.listen).await?;
-    let addr = listener.local_addr()?;
-    eprintln!("loopctl is up on http://{addr}  (health: http://{addr}/health, API: http://{addr}/api/v1/openapi.json)");
     eprintln!(
-        "Try:  curl -s http://{addr}/api/v1/whoami -H \"Authorization: Bearer $(jq -r .keys.orchestrator {})\"",
-        keys_file.display()
+        "loopctl {} is up on {server} (SQLite store in {}).\n\
+         CLI profiles saved: local (orchestrator, default), local-user, local-agent.\n\
+         Try, in another terminal:\n  \
+         loopctl status --project example\n  \
+         loopctl next --project example\n  \
+         loopctl --profile local-agent next --project example --claim\n  \
+         loopctl blocked --project example --explain\n\
+         API docs: {server}/api/v1/openapi.json   Stop with Ctrl-C.",
+        env!("CARGO_PKG_VERSION"),
+        dir.display()
     );
     loopctl_server::serve(store, listener).await.context("server failed")
+}
+
+const EXAMPLE: &str = include_str!("example-breakdown.json");
+
+async fn create_example(app: &App, orchestrator_key: &str) -> anyhow::Result<()> {
+    let who = app.authenticate(orchestrator_key).await.map_err(|err| anyhow::anyhow!(err.message))?;
+    let project = app
+        .create_project(
+            &who,
+            loopctl_app::CreateProject {
+                name: "Example".into(),
+                slug: Some("example".into()),
+                repo_url: None,
+                description: Some("A small breakdown to try the loop on".into()),
+                tech_stack: None,
+                mission: None,
+                metadata: None,
+            },
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!(err.message))?;
+    let doc: serde_json::Value = serde_json::from_str(EXAMPLE)?;
+    app.import_project(&who, project.id, &doc, false).await.map_err(|err| anyhow::anyhow!(err.message))?;
+    Ok(())
+}
+
+/// `local` (orchestrator, the default), `local-user`, `local-agent`, all on this server.
+fn save_profiles(server: &str, keys: &Bootstrap) -> anyhow::Result<()> {
+    use loopctl_cli::context::{Profile, load_config, save_config};
+    let mut config = load_config()?;
+    for (name, key) in
+        [("local", &keys.keys.orchestrator), ("local-user", &keys.keys.user), ("local-agent", &keys.keys.agent)]
+    {
+        let profile = config.profiles.entry(name.to_string()).or_insert_with(Profile::default);
+        profile.server = Some(server.to_string());
+        profile.api_key = Some(key.clone());
+    }
+    if config.default_profile.is_none() {
+        config.default_profile = Some("local".into());
+    }
+    save_config(&config)?;
+    Ok(())
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {

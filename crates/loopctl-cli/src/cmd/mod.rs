@@ -1,0 +1,7 @@
+//! Commands, grouped by area.
+
+pub mod admin;
+pub mod auth;
+pub mod feed;
+pub mod lifecycle;
+pub mod read;

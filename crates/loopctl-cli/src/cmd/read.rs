@@ -1,0 +1,340 @@
+//! Reading the board: `status`, `next`, `blocked`, `pending`.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::context::{Ctx, remember_epoch};
+use crate::output::{Format, Table, emit, text};
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// A story (2.1, US-2.1 or its id); without it, the project overview.
+    story: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NextArgs {
+    /// Pick the first ready story and contract + claim it in one step (for agents).
+    #[arg(long)]
+    claim: bool,
+    /// Only stories of this epic (number).
+    #[arg(long)]
+    epic: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct BlockedArgs {
+    /// Show, per story, each dependency it waits for with its status.
+    #[arg(long)]
+    explain: bool,
+}
+
+pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
+    match args.story {
+        Some(story) => story_status(ctx, &story).await,
+        None => project_status(ctx).await,
+    }
+}
+
+async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
+    let project = ctx.project().await?;
+    let id = text(&project["id"]);
+    let progress = ctx.client.get(&format!("/api/v1/projects/{id}/progress")).await?;
+    let epics = ctx.client.get(&format!("/api/v1/projects/{id}/epics")).await?;
+    let stories =
+        ctx.client.get_query("/api/v1/stories", &[("project_id", id.clone()), ("limit", "500".into())]).await?;
+    let all: Vec<Value> = stories["data"].as_array().cloned().unwrap_or_default();
+    let in_flight: Vec<&Value> = all
+        .iter()
+        .filter(|s| {
+            matches!(s["agent_status"].as_str(), Some("assigned" | "implementing" | "reported_done"))
+                && s["verified_status"] != "verified"
+        })
+        .collect();
+    let escalated: Vec<&Value> = all.iter().filter(|s| s["escalated"] == true).collect();
+    let value = json!({
+        "project": project,
+        "progress": progress["progress"],
+        "epics": epics["data"],
+        "in_flight": in_flight,
+        "escalated": escalated,
+    });
+    emit(ctx.format, &value, || {
+        let p = &progress["progress"];
+        let mut out = format!(
+            "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n\n",
+            text(&project["name"]),
+            text(&project["slug"]),
+            text(&p["stories_by_verified_status"]["verified"]),
+            text(&p["total_stories"]),
+            text(&p["verification_percentage"]),
+            text(&p["epics_completed"]),
+            text(&p["total_epics"]),
+        );
+        let mut table = Table::new(&["epic", "title", "progress", "verified", "stories"]);
+        for epic in epics["data"].as_array().into_iter().flatten() {
+            let mine: Vec<&Value> = all.iter().filter(|s| s["epic_id"] == epic["id"]).collect();
+            let verified = mine.iter().filter(|s| s["verified_status"] == "verified").count();
+            table.row(vec![
+                text(&epic["number"]),
+                text(&epic["title"]),
+                bar(verified, mine.len()),
+                format!("{verified}/{}", mine.len()),
+                counts(&mine),
+            ]);
+        }
+        out.push_str(&table.render(ctx.format, ctx.color()));
+        if !in_flight.is_empty() {
+            out.push_str("\nIn flight:\n");
+            let mut table = Table::new(&["story", "status", "assignee", "title"]);
+            for s in &in_flight {
+                table.row(vec![
+                    text(&s["number"]),
+                    text(&s["agent_status"]),
+                    short(&s["assigned_agent_id"]),
+                    text(&s["title"]),
+                ]);
+            }
+            out.push_str(&table.render(ctx.format, ctx.color()));
+        }
+        if !escalated.is_empty() {
+            out.push_str("\nEscalated (needs a human):\n");
+            let mut table = Table::new(&["story", "iterations", "locked", "title"]);
+            for s in &escalated {
+                let locked = if s["escalation_locked"] == true { "LOCKED" } else { "no" };
+                table.row(vec![text(&s["number"]), text(&s["iteration_count"]), locked.into(), text(&s["title"])]);
+            }
+            out.push_str(&table.render(ctx.format, ctx.color()));
+        }
+        out
+    });
+    Ok(())
+}
+
+/// `[#####-----]` for people scanning progress.
+fn bar(done: usize, total: usize) -> String {
+    let filled = (done * 10).checked_div(total).unwrap_or(0);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(10 - filled))
+}
+
+fn counts(stories: &[&Value]) -> String {
+    let mut parts = Vec::new();
+    for status in ["pending", "contracted", "assigned", "implementing", "reported_done"] {
+        let n = stories.iter().filter(|s| s["agent_status"] == status).count();
+        if n > 0 {
+            parts.push(format!("{n} {status}"));
+        }
+    }
+    parts.join(", ")
+}
+
+fn short(id: &Value) -> String {
+    id.as_str().map_or_else(|| "-".into(), |s| s.chars().take(8).collect())
+}
+
+async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
+    let id = ctx.story_id(reference).await?;
+    let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
+    emit(ctx.format, &story, || {
+        let mut out = format!(
+            "{} {}\n  agent_status:    {}\n  verified_status: {}\n  assignee:        {}\n  claim epoch:     {} (lease until {})\n  iteration:       {}{}\n",
+            text(&story["number"]),
+            text(&story["title"]),
+            text(&story["agent_status"]),
+            text(&story["verified_status"]),
+            text(&story["assigned_agent_id"]),
+            text(&story["claim_epoch"]),
+            text(&story["lease_expires_at"]),
+            text(&story["iteration_count"]),
+            if story["escalated"] == true {
+                if story["escalation_locked"] == true { "  (ESCALATED, locked)" } else { "  (ESCALATED)" }
+            } else {
+                ""
+            },
+        );
+        if let Some(reason) = story["rejection_reason"].as_str() {
+            out.push_str(&format!("  last rejection:  {reason}\n"));
+        }
+        out.push_str("\nAcceptance criteria:\n");
+        for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
+            let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
+            out.push_str(&format!("  {}  {}\n", text(&ac["id"]), text(body)));
+        }
+        section(&mut out, "Artifacts", &story["artifacts"], |a| {
+            format!("{} {} {}", text(&a["artifact_type"]), text(&a["path"]), a["details"])
+        });
+        section(&mut out, "Reviews", &story["reviews"], |r| {
+            format!(
+                "{} by {}: {} findings; {}",
+                text(&r["review_type"]),
+                short(&r["reviewer_agent_id"]),
+                text(&r["findings_count"]),
+                text(&r["summary"])
+            )
+        });
+        section(&mut out, "Verdicts", &story["verifications"], |v| {
+            format!(
+                "#{} {} by {}: {}",
+                text(&v["iteration"]),
+                text(&v["result"]),
+                short(&v["orchestrator_agent_id"]),
+                text(&v["summary"])
+            )
+        });
+        out
+    });
+    Ok(())
+}
+
+fn section(out: &mut String, title: &str, items: &Value, line: impl Fn(&Value) -> String) {
+    let items = items.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return;
+    }
+    out.push_str(&format!("\n{title}:\n"));
+    for item in &items {
+        out.push_str(&format!("  {}\n", line(item)));
+    }
+}
+
+pub async fn next(ctx: &Ctx, args: NextArgs) -> anyhow::Result<()> {
+    let project = ctx.project_id().await?;
+    let epic_id = match args.epic {
+        Some(number) => Some(epic_id(ctx, &project, number).await?),
+        None => None,
+    };
+    if args.claim {
+        let mut body = json!({"project_id": project});
+        if let Some(epic) = &epic_id {
+            body["epic_id"] = json!(epic);
+        }
+        let answer = ctx.client.post("/api/v1/stories/claim-next", body).await?;
+        let story = &answer["story"];
+        if let (Some(id), Some(epoch)) = (story["id"].as_str(), story["claim_epoch"].as_i64()) {
+            remember_epoch(id, epoch);
+        }
+        emit(ctx.format, &answer, || {
+            let mut out = format!(
+                "Claimed {} {} (epoch {}, lease until {})\nAcceptance criteria:\n",
+                text(&story["number"]),
+                text(&story["title"]),
+                text(&story["claim_epoch"]),
+                text(&story["lease_expires_at"])
+            );
+            for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
+                let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
+                out.push_str(&format!("  {}  {}\n", text(&ac["id"]), text(body)));
+            }
+            out.push_str(&format!("Next: loopctl start {}", text(&story["number"])));
+            out
+        });
+        return Ok(());
+    }
+    let mut query = vec![("project_id", project)];
+    if let Some(epic) = epic_id {
+        query.push(("epic_id", epic));
+    }
+    let ready = ctx.client.get_query("/api/v1/stories/ready", &query).await?;
+    emit(ctx.format, &ready, || {
+        let mut table = Table::new(&["story", "suggested", "acs", "title"]);
+        for s in ready["data"].as_array().into_iter().flatten() {
+            let suggested = if s["suggested"] == true { "yes" } else { "" };
+            table.row(vec![text(&s["number"]), suggested.into(), text(&s["ac_count"]), text(&s["title"])]);
+        }
+        let meta = &ready["meta"];
+        let mut out = table.render(ctx.format, ctx.color());
+        if ctx.format == Format::Human {
+            out.push_str(&format!(
+                "\n{} ready; {} in flight of max {}\n",
+                text(&meta["total_count"]),
+                text(&meta["in_flight"]),
+                text(&meta["max_concurrent_agents"])
+            ));
+        }
+        out
+    });
+    Ok(())
+}
+
+async fn epic_id(ctx: &Ctx, project: &str, number: i64) -> anyhow::Result<String> {
+    let epics = ctx.client.get(&format!("/api/v1/projects/{project}/epics")).await?;
+    epics["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["number"] == number)
+        .and_then(|e| e["id"].as_str().map(str::to_string))
+        .ok_or_else(|| crate::output::usage(format!("no epic {number} in this project")))
+}
+
+pub async fn blocked(ctx: &Ctx, args: BlockedArgs) -> anyhow::Result<()> {
+    let project = ctx.project_id().await?;
+    let blocked = ctx.client.get_query("/api/v1/stories/blocked", &[("project_id", project)]).await?;
+    emit(ctx.format, &blocked, || {
+        let items = blocked["data"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            return "Nothing is blocked.\n".into();
+        }
+        if args.explain {
+            let mut out = String::new();
+            for item in &items {
+                let story = &item["story"];
+                let flag = if story["escalated"] == true { " [escalated]" } else { "" };
+                out.push_str(&format!("{} {}{flag}\n", text(&story["number"]), text(&story["title"])));
+                for dep in item["blocking_dependencies"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "  waits for {} {} ({} / {})\n",
+                        text(&dep["number"]),
+                        text(&dep["title"]),
+                        text(&dep["agent_status"]),
+                        text(&dep["verified_status"])
+                    ));
+                }
+            }
+            return out;
+        }
+        let mut table = Table::new(&["story", "waits for", "title"]);
+        for item in &items {
+            let waits: Vec<String> = item["blocking_dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| format!("{} ({})", text(&d["number"]), text(&d["agent_status"])))
+                .collect();
+            table.row(vec![text(&item["story"]["number"]), waits.join(", "), text(&item["story"]["title"])]);
+        }
+        table.render(ctx.format, ctx.color())
+    });
+    Ok(())
+}
+
+pub async fn pending(ctx: &Ctx) -> anyhow::Result<()> {
+    let project = ctx.project_id().await?;
+    let mut rows = Vec::new();
+    for status in ["pending", "contracted"] {
+        let page = ctx
+            .client
+            .get_query(
+                "/api/v1/stories",
+                &[("project_id", project.clone()), ("agent_status", status.into()), ("limit", "500".into())],
+            )
+            .await?;
+        rows.extend(page["data"].as_array().cloned().unwrap_or_default());
+    }
+    rows.sort_by_key(|s| s["sort_key"].as_i64().unwrap_or(0));
+    let value = json!({"data": rows});
+    emit(ctx.format, &value, || {
+        let mut table = Table::new(&["story", "status", "verified", "iterations", "title"]);
+        for s in &rows {
+            table.row(vec![
+                text(&s["number"]),
+                text(&s["agent_status"]),
+                text(&s["verified_status"]),
+                text(&s["iteration_count"]),
+                text(&s["title"]),
+            ]);
+        }
+        table.render(ctx.format, ctx.color())
+    });
+    Ok(())
+}

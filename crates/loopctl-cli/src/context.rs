@@ -1,0 +1,289 @@
+//! Where the CLI finds its server, key and project: flags > env > `.loopctl.toml` > profile.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use etcetera::BaseStrategy;
+use loopctl_client::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::output::{Format, usage};
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4000";
+
+/// Flags every command takes, before or after the command name.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Globals {
+    /// Server URL [env: LOOPCTL_SERVER]
+    #[arg(long, global = true, env = "LOOPCTL_SERVER", hide_env = true)]
+    pub server: Option<String>,
+    /// API key [env: LOOPCTL_API_KEY]
+    #[arg(long, global = true, env = "LOOPCTL_API_KEY", hide_env_values = true, hide_env = true)]
+    pub api_key: Option<String>,
+    /// Project slug, name or id [env: LOOPCTL_PROJECT]
+    #[arg(long, short = 'p', global = true, env = "LOOPCTL_PROJECT", hide_env = true)]
+    pub project: Option<String>,
+    /// Output format [env: LOOPCTL_FORMAT]
+    #[arg(long, global = true, env = "LOOPCTL_FORMAT", hide_env = true, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Profile from the config file [env: LOOPCTL_PROFILE]
+    #[arg(long, global = true, env = "LOOPCTL_PROFILE", hide_env = true)]
+    pub profile: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatArg {
+    Human,
+    Json,
+    Csv,
+}
+
+/// The config file: named profiles.
+#[derive(Serialize, Deserialize, Debug, Default, Clone)]
+pub struct Config {
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub server: Option<String>,
+    pub api_key: Option<String>,
+    pub project: Option<String>,
+    pub format: Option<String>,
+}
+
+/// `.loopctl.toml` in a repository: shared by every worktree of it.
+#[derive(Serialize, Deserialize, Debug, Default, Clone)]
+pub struct RepoFile {
+    pub server: Option<String>,
+    pub project: Option<String>,
+}
+
+pub fn config_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("LOOPCTL_CONFIG") {
+        return Ok(PathBuf::from(path));
+    }
+    let strategy = etcetera::choose_base_strategy().context("cannot find the home directory; set LOOPCTL_CONFIG")?;
+    Ok(strategy.config_dir().join("loopctl").join("config.toml"))
+}
+
+pub fn load_config() -> anyhow::Result<Config> {
+    let path = config_path()?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("{} is not a valid loopctl config", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Writes the config readable by the owner only (it holds keys).
+pub fn save_config(config: &Config) -> anyhow::Result<PathBuf> {
+    let path = config_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let text = toml::to_string_pretty(config)?;
+    let tmp = path.with_extension("toml.tmp");
+    write_private(&tmp, &text)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The nearest `.loopctl.toml` from the working directory up. A linked git worktree that has
+/// none of its own uses its main checkout's, so every worktree of a repository agrees.
+pub fn find_repo_file() -> Option<(PathBuf, RepoFile)> {
+    let mut dir = std::env::current_dir().ok()?;
+    loop {
+        let candidate = dir.join(".loopctl.toml");
+        if candidate.is_file() {
+            return read_repo_file(candidate);
+        }
+        if let Some(main) = main_checkout(&dir) {
+            let candidate = main.join(".loopctl.toml");
+            if candidate.is_file() {
+                return read_repo_file(candidate);
+            }
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+fn read_repo_file(path: PathBuf) -> Option<(PathBuf, RepoFile)> {
+    let text = std::fs::read_to_string(&path).ok()?;
+    toml::from_str(&text).ok().map(|file| (path, file))
+}
+
+/// For a linked worktree (`.git` is a file `gitdir: <main>/.git/worktrees/<name>`), the
+/// main checkout's directory.
+fn main_checkout(dir: &Path) -> Option<PathBuf> {
+    let dot_git = dir.join(".git");
+    if !dot_git.is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(dot_git).ok()?;
+    let gitdir = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+    let gitdir = if gitdir.is_absolute() { gitdir } else { dir.join(gitdir) };
+    // <main>/.git/worktrees/<name> → <main>
+    let common = gitdir.parent()?.parent()?;
+    (common.file_name()? == ".git").then(|| common.parent().map(Path::to_path_buf)).flatten()
+}
+
+/// Everything a command needs: a client, the output format, the project if any.
+pub struct Ctx {
+    pub client: Client,
+    pub format: Format,
+    pub project: Option<String>,
+    pub profile_name: String,
+    pub server: String,
+    pub has_key: bool,
+}
+
+impl Ctx {
+    pub fn new(globals: &Globals) -> anyhow::Result<Ctx> {
+        let config = load_config()?;
+        let profile_name =
+            globals.profile.clone().or_else(|| config.default_profile.clone()).unwrap_or_else(|| "default".into());
+        let profile = config.profiles.get(&profile_name).cloned().unwrap_or_default();
+        if globals.profile.is_some() && !config.profiles.contains_key(&profile_name) {
+            let known: Vec<&String> = config.profiles.keys().collect();
+            return Err(usage(format!(
+                "no profile `{profile_name}`; known profiles: {known:?} (see `loopctl auth login --profile`)"
+            )));
+        }
+        let repo = find_repo_file().map(|(_, file)| file).unwrap_or_default();
+        let server = globals
+            .server
+            .clone()
+            .or(repo.server)
+            .or(profile.server.clone())
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        let api_key = globals.api_key.clone().or(profile.api_key.clone());
+        let project = globals.project.clone().or(repo.project).or(profile.project.clone());
+        let format = match globals.format {
+            Some(FormatArg::Json) => Format::Json,
+            Some(FormatArg::Csv) => Format::Csv,
+            Some(FormatArg::Human) => Format::Human,
+            None => match profile.format.as_deref() {
+                Some("json") => Format::Json,
+                Some("csv") => Format::Csv,
+                _ => Format::Human,
+            },
+        };
+        let has_key = api_key.is_some();
+        let client = Client::new(&server, api_key)?;
+        Ok(Ctx { client, format, project, profile_name, server, has_key })
+    }
+
+    pub fn color(&self) -> bool {
+        self.format == Format::Human && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    }
+
+    /// The project id: the one named, else the tenant's only project.
+    pub async fn project_id(&self) -> anyhow::Result<String> {
+        Ok(self.project().await?["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn project(&self) -> anyhow::Result<Value> {
+        if let Some(reference) = &self.project {
+            let answer = self.client.get(&format!("/api/v1/projects/{}", encode(reference))).await?;
+            return Ok(answer["project"].clone());
+        }
+        let answer = self.client.get("/api/v1/projects").await?;
+        let projects = answer["data"].as_array().cloned().unwrap_or_default();
+        match projects.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(usage("no project yet; create one with `loopctl project create NAME`")),
+            many => {
+                let slugs: Vec<&str> = many.iter().filter_map(|p| p["slug"].as_str()).collect();
+                Err(usage(format!(
+                    "say which project: --project, LOOPCTL_PROJECT, or `loopctl init --project P` (projects: {})",
+                    slugs.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// A story by number (`2.1`, `US-2.1`) in the project, or by UUID.
+    pub async fn story(&self, reference: &str) -> anyhow::Result<Value> {
+        if uuid::Uuid::parse_str(reference).is_ok() {
+            let answer = self.client.get(&format!("/api/v1/stories/{reference}")).await?;
+            return Ok(answer["story"].clone());
+        }
+        let project = self.project_id().await?;
+        let answer = self
+            .client
+            .get_query("/api/v1/stories", &[("project_id", project), ("number", reference.to_string())])
+            .await?;
+        Ok(answer["story"].clone())
+    }
+
+    pub async fn story_id(&self, reference: &str) -> anyhow::Result<String> {
+        if uuid::Uuid::parse_str(reference).is_ok() {
+            return Ok(reference.to_string());
+        }
+        Ok(self.story(reference).await?["id"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// Percent-encodes a path segment.
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where the CLI remembers the claim epoch of each story it claimed (the fencing token
+/// it sends back as `X-Claim-Epoch`).
+fn epoch_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("LOOPCTL_STATE_DIR") {
+        return Some(PathBuf::from(dir).join("epochs"));
+    }
+    let strategy = etcetera::choose_base_strategy().ok()?;
+    let base = strategy.state_dir().unwrap_or_else(|| strategy.data_dir());
+    Some(base.join("loopctl").join("epochs"))
+}
+
+pub fn remember_epoch(story_id: &str, epoch: i64) {
+    if let Some(dir) = epoch_dir()
+        && std::fs::create_dir_all(&dir).is_ok()
+    {
+        let _ = std::fs::write(dir.join(story_id), epoch.to_string());
+    }
+}
+
+pub fn recall_epoch(story_id: &str) -> Option<i64> {
+    let dir = epoch_dir()?;
+    std::fs::read_to_string(dir.join(story_id)).ok()?.trim().parse().ok()
+}
+
+pub fn forget_epoch(story_id: &str) {
+    if let Some(dir) = epoch_dir() {
+        let _ = std::fs::remove_file(dir.join(story_id));
+    }
+}
