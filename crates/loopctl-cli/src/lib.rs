@@ -109,6 +109,9 @@ pub enum Command {
     /// Orchestrator checkpoints: save, load, history.
     #[command(subcommand)]
     State(cmd::feed::StateCmd),
+    /// Skills: versioned prompt documents (loopctl:orchestrate, loopctl:review, …).
+    #[command(subcommand)]
+    Skill(cmd::skill::SkillCmd),
     /// Projects.
     #[command(subcommand)]
     Project(cmd::admin::ProjectCmd),
@@ -176,6 +179,7 @@ pub async fn run(command: Command, globals: &Globals) -> anyhow::Result<()> {
         Command::History(args) => cmd::feed::history(&ctx, args).await,
         Command::Audit(args) => cmd::feed::audit(&ctx, args).await,
         Command::State(sub) => cmd::feed::state(&ctx, sub).await,
+        Command::Skill(sub) => cmd::skill::run(&ctx, sub).await,
         Command::Project(sub) => cmd::admin::project(&ctx, sub).await,
         Command::Import(args) => cmd::admin::import(&ctx, args).await,
         Command::Export => cmd::admin::export(&ctx).await,

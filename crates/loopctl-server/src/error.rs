@@ -66,9 +66,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, &())
-            .await
-            .map_err(|_| ApiError(too_large()))?;
+        let bytes = axum::body::Bytes::from_request(req, &()).await.map_err(|_| ApiError(too_large()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
@@ -106,12 +104,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Params(q.0))
-            .map_err(|rejection: QueryRejection| {
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Params(q.0)).map_err(
+            |rejection: QueryRejection| {
                 ApiError(AppError::validation(format!("bad query parameters: {}", rejection.body_text())))
-            })
+            },
+        )
     }
 }
 
@@ -133,7 +130,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let raw = bearer(&parts.headers).ok_or_else(|| {
-            ApiError(AppError::unauthorized("missing `Authorization: Bearer <api key>`; run `loopctl auth login` or set LOOPCTL_API_KEY"))
+            ApiError(AppError::unauthorized(
+                "missing `Authorization: Bearer <api key>`; run `loopctl auth login` or set LOOPCTL_API_KEY",
+            ))
         })?;
         state.app.authenticate(raw).await.map(Caller).map_err(ApiError)
     }
@@ -149,10 +148,7 @@ pub fn claim_epoch(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(value) = headers.get("x-claim-epoch") else {
         return Ok(None);
     };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .map(Some)
-        .ok_or_else(|| ApiError(AppError::field("X-Claim-Epoch", "must be the integer claim_epoch your claim returned")))
+    value.to_str().ok().and_then(|v| v.trim().parse().ok()).map(Some).ok_or_else(|| {
+        ApiError(AppError::field("X-Claim-Epoch", "must be the integer claim_epoch your claim returned"))
+    })
 }

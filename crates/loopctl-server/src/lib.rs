@@ -5,6 +5,7 @@
 //! OpenAPI document at `/api/v1/openapi.json` is generated from the same code that serves.
 
 mod error;
+mod idempotency;
 mod routes;
 
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ fn router_for(app: App) -> Router {
         .merge(routes::lifecycle::routes())
         .merge(routes::queries::routes())
         .merge(routes::feed::routes())
+        .merge(routes::skills::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let spec = move || {
@@ -71,10 +73,9 @@ fn router_for(app: App) -> Router {
         .route("/api/v1/openapi", axum::routing::get(spec))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::replay))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| {
-            error::ApiError(AppError::internal()).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| error::ApiError(AppError::internal()).into_response()))
         .with_state(state)
 }
 
@@ -109,8 +110,15 @@ pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Res
 async fn sweep_leases(app: App) {
     let mut tick = tokio::time::interval(LEASE_SWEEP_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
+        if round % 60 == 0 {
+            let before = chrono::Utc::now() - idempotency::KEEP_FOR;
+            let purge = loopctl_store::WriteOp::PurgeIdempotentResponses { before };
+            if let Err(err) = app.store().commit(vec![purge]).await {
+                tracing::warn!(%err, "purging old idempotent answers failed");
+            }
+        }
         match app.sweep_expired_leases().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(reclaimed = n, "returned stories with expired leases to the queue"),

@@ -290,6 +290,31 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
             }
         }
         WriteOp::AppendEvent(e) => return append_event(conn, e).await.map(Some),
+        WriteOp::InsertSkillVersion(v) => {
+            sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(v.id).bind(v.tenant_id).bind(&v.name).bind(v.version).bind(&v.prompt_text).bind(&v.changelog)
+                .bind(&v.created_by).bind(v.created_at)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertSkillResult(r) => {
+            sqlx::query("INSERT INTO skill_results (id, tenant_id, name, version, story_id, result, metrics, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(r.id).bind(r.tenant_id).bind(&r.name).bind(r.version).bind(r.story_id).bind(&r.result)
+                .bind(json(&r.metrics)).bind(r.created_at)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::SaveIdempotentResponse(r) => {
+            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING")
+                .bind(&r.scope).bind(&r.key).bind(&r.method).bind(&r.path).bind(i32::from(r.status)).bind(&r.body)
+                .bind(r.created_at)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::PurgeIdempotentResponses { before } => {
+            sqlx::query("DELETE FROM idempotent_responses WHERE created_at < $1")
+                .bind(*before)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+        }
     }
     Ok(None)
 }

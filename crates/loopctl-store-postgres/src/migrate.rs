@@ -13,7 +13,10 @@ use crate::row;
 /// never collides with the per-row keys of `apply`).
 pub(crate) const LOCK_CLASS_MIGRATE: i32 = 0x6c63_0001;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_skills_idempotency.sql")),
+];
 
 pub(crate) async fn run(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_lock($1, 0)")

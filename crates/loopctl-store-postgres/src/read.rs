@@ -337,6 +337,49 @@ impl Store for PgStore {
         })
     }
 
+    fn skill_versions(&self, tenant_id: Uuid, name: Option<&str>) -> StoreResult<'_, Vec<SkillVersionRecord>> {
+        let name = name.map(str::to_string);
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM skill_versions WHERE tenant_id = $1 AND ($2 IS NULL OR name = $2) ORDER BY name, version",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::skill_version)
+        })
+    }
+
+    fn skill_results(&self, tenant_id: Uuid, name: &str) -> StoreResult<'_, Vec<SkillResultRecord>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM skill_results WHERE tenant_id = $1 AND name = $2 ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(name)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+            all(rows, row::skill_result)
+        })
+    }
+
+    fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
+        let scope = scope.to_vec();
+        let key = key.to_string();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM idempotent_responses WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::idempotent_response)
+        })
+    }
+
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let limit = limit_or_all(filter.limit);

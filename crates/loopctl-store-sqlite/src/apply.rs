@@ -214,6 +214,31 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
             return Ok(Some(res.last_insert_rowid()));
         }
+        WriteOp::InsertSkillVersion(v) => {
+            sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(v.id).bind(v.tenant_id).bind(&v.name).bind(v.version).bind(&v.prompt_text).bind(&v.changelog)
+                .bind(&v.created_by).bind(micros(v.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::InsertSkillResult(r) => {
+            sqlx::query("INSERT INTO skill_results (id, tenant_id, name, version, story_id, result, metrics, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(r.id).bind(r.tenant_id).bind(&r.name).bind(r.version).bind(r.story_id).bind(&r.result)
+                .bind(json(&r.metrics)).bind(micros(r.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::SaveIdempotentResponse(r) => {
+            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING")
+                .bind(&r.scope).bind(&r.key).bind(&r.method).bind(&r.path).bind(i64::from(r.status)).bind(&r.body)
+                .bind(micros(r.created_at))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::PurgeIdempotentResponses { before } => {
+            sqlx::query("DELETE FROM idempotent_responses WHERE created_at < ?")
+                .bind(micros(*before))
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+        }
     }
     Ok(None)
 }

@@ -5,7 +5,10 @@ use sqlx::{Connection, SqliteConnection};
 
 use crate::row;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_skills_idempotency.sql")),
+];
 
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     sqlx::raw_sql(

@@ -327,6 +327,49 @@ impl Store for SqliteStore {
         })
     }
 
+    fn skill_versions(&self, tenant_id: Uuid, name: Option<&str>) -> StoreResult<'_, Vec<SkillVersionRecord>> {
+        let name = name.map(str::to_string);
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM skill_versions WHERE tenant_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY name, version",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::skill_version)
+        })
+    }
+
+    fn skill_results(&self, tenant_id: Uuid, name: &str) -> StoreResult<'_, Vec<SkillResultRecord>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM skill_results WHERE tenant_id = ? AND name = ? ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(name)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
+            all(rows, row::skill_result)
+        })
+    }
+
+    fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
+        let scope = scope.to_vec();
+        let key = key.to_string();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM idempotent_responses WHERE scope = ? AND key = ?")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::idempotent_response)
+        })
+    }
+
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let after_time = filter.after_time.map(row::micros);

@@ -307,3 +307,42 @@ pub(crate) fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
         },
     })
 }
+
+pub(crate) fn skill_version(row: &SqliteRow) -> Result<SkillVersionRecord, StoreError> {
+    Ok(SkillVersionRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        name: get(row, "name")?,
+        version: get(row, "version")?,
+        prompt_text: get(row, "prompt_text")?,
+        changelog: get(row, "changelog")?,
+        created_by: get(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn skill_result(row: &SqliteRow) -> Result<SkillResultRecord, StoreError> {
+    Ok(SkillResultRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        name: get(row, "name")?,
+        version: get(row, "version")?,
+        story_id: get(row, "story_id")?,
+        result: get(row, "result")?,
+        metrics: json_col(row, "metrics")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn idempotent_response(row: &SqliteRow) -> Result<IdempotentResponse, StoreError> {
+    let status: i64 = get(row, "status")?;
+    Ok(IdempotentResponse {
+        scope: get(row, "scope")?,
+        key: get(row, "key")?,
+        method: get(row, "method")?,
+        path: get(row, "path")?,
+        status: u16::try_from(status).unwrap_or(500),
+        body: get(row, "body")?,
+        created_at: ts(row, "created_at")?,
+    })
+}

@@ -37,6 +37,8 @@ macro_rules! conformance_tests {
             counters_only_rise_in_the_database,
             deleting_an_epic_removes_its_stories,
             expired_claims_are_found_across_tenants,
+            skill_versions_are_unique_and_ordered,
+            idempotent_responses_replay_per_caller_and_expire,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -646,4 +648,73 @@ pub async fn expired_claims_are_found_across_tenants(store: Arc<dyn Store>) {
     assert!(!ids.contains(&alive.id));
     let first_only = store.expired_claims(t0() + Duration::minutes(5), 1).await.unwrap();
     assert_eq!(first_only.len(), 1);
+}
+
+pub async fn skill_versions_are_unique_and_ordered(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let other = Fixture::new(store.clone()).await;
+    let version = |name: &str, version: i64| SkillVersionRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        name: name.into(),
+        version,
+        prompt_text: format!("{name} v{version}"),
+        changelog: Some("sharper".into()),
+        created_by: "user:alice".into(),
+        created_at: t0(),
+    };
+    store
+        .commit(vec![
+            WriteOp::InsertSkillVersion(version("loopctl:review", 3)),
+            WriteOp::InsertSkillVersion(version("loopctl:review", 2)),
+            WriteOp::InsertSkillVersion(version("team:lint", 1)),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.commit(vec![WriteOp::InsertSkillVersion(version("loopctl:review", 2))]).await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    let review = store.skill_versions(fx.tenant, Some("loopctl:review")).await.unwrap();
+    assert_eq!(review.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(review[1].prompt_text, "loopctl:review v3");
+    assert_eq!(store.skill_versions(fx.tenant, None).await.unwrap().len(), 3);
+    assert!(store.skill_versions(other.tenant, None).await.unwrap().is_empty());
+
+    let story = fx.story("1.1").await;
+    let result = SkillResultRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        name: "loopctl:review".into(),
+        version: 3,
+        story_id: Some(story.id),
+        result: "pass".into(),
+        metrics: json!({"findings_count": 2}),
+        created_at: t0(),
+    };
+    store.commit(vec![WriteOp::InsertSkillResult(result.clone())]).await.unwrap();
+    assert_eq!(store.skill_results(fx.tenant, "loopctl:review").await.unwrap(), vec![result]);
+    assert!(store.skill_results(other.tenant, "loopctl:review").await.unwrap().is_empty());
+}
+
+pub async fn idempotent_responses_replay_per_caller_and_expire(store: Arc<dyn Store>) {
+    let answer = |scope: u8, body: &str, minutes: i64| IdempotentResponse {
+        scope: vec![scope; 32],
+        key: "retry-1".into(),
+        method: "POST".into(),
+        path: "/api/v1/stories/x/report".into(),
+        status: 200,
+        body: body.into(),
+        created_at: t0() + Duration::minutes(minutes),
+    };
+    store.commit(vec![WriteOp::SaveIdempotentResponse(answer(1, "first", 0))]).await.unwrap();
+    // A second answer under the same key is ignored: the first one is what gets replayed.
+    store.commit(vec![WriteOp::SaveIdempotentResponse(answer(1, "second", 1))]).await.unwrap();
+    store.commit(vec![WriteOp::SaveIdempotentResponse(answer(2, "other caller", 10))]).await.unwrap();
+    assert_eq!(store.idempotent_response(&[1; 32], "retry-1").await.unwrap(), Some(answer(1, "first", 0)));
+    assert_eq!(store.idempotent_response(&[2; 32], "retry-1").await.unwrap().unwrap().body, "other caller");
+    assert_eq!(store.idempotent_response(&[3; 32], "retry-1").await.unwrap(), None);
+    store.commit(vec![WriteOp::PurgeIdempotentResponses { before: t0() + Duration::minutes(5) }]).await.unwrap();
+    assert_eq!(store.idempotent_response(&[1; 32], "retry-1").await.unwrap(), None);
+    assert!(store.idempotent_response(&[2; 32], "retry-1").await.unwrap().is_some());
 }

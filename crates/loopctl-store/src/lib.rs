@@ -78,6 +78,13 @@ pub trait Store: Send + Sync {
         state_key: &str,
     ) -> StoreResult<'_, Option<OrchestratorStateRecord>>;
 
+    /// Stored skill versions of the tenant (of one name, or all), by name then version.
+    fn skill_versions(&self, tenant_id: Uuid, name: Option<&str>) -> StoreResult<'_, Vec<SkillVersionRecord>>;
+    /// Recorded results of a skill's versions, oldest first.
+    fn skill_results(&self, tenant_id: Uuid, name: &str) -> StoreResult<'_, Vec<SkillResultRecord>>;
+    /// The stored answer for an idempotency key of one caller, if any.
+    fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>>;
+
     /// Change feed and audit log: events after `since`, oldest first.
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>>;
 }

@@ -244,3 +244,44 @@ pub struct EventFilter {
     /// Newest first instead of oldest first (audit queries).
     pub newest_first: bool,
 }
+
+/// One version of a skill (a prompt document). Built-in skills are version 1 of their
+/// name and live in the binary; tenants publish later versions, which are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkillVersionRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub version: i64,
+    pub prompt_text: String,
+    pub changelog: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How a story went when worked with a given skill version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkillResultRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub version: i64,
+    pub story_id: Option<Uuid>,
+    /// `pass` or `fail`.
+    pub result: String,
+    pub metrics: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored answer to a mutating request that carried an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentResponse {
+    /// SHA-256 of the caller's API key: answers are replayed only to the same key.
+    pub scope: Vec<u8>,
+    pub key: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}

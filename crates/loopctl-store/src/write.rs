@@ -80,4 +80,13 @@ pub enum WriteOp {
         expected_version: i64,
     },
     AppendEvent(NewEvent),
+    /// A new version of a skill; a taken (tenant, name, version) is a `Duplicate`.
+    InsertSkillVersion(SkillVersionRecord),
+    InsertSkillResult(SkillResultRecord),
+    /// Keeps an answer for replay; a second answer for the same key is ignored.
+    SaveIdempotentResponse(IdempotentResponse),
+    /// Forgets answers stored before this time.
+    PurgeIdempotentResponses {
+        before: DateTime<Utc>,
+    },
 }

@@ -13,8 +13,7 @@ use loopctl_cli::{Format, Globals};
     name = "loopctl",
     version,
     about = "Control plane for AI-driven development loops",
-    long_about = "Control plane for AI-driven development loops.\n\nStart here: `loopctl up` runs a local server and saves profiles; `loopctl next` lists ready stories.",
-    propagate_version = true
+    long_about = "Control plane for AI-driven development loops.\n\nStart here: `loopctl up` runs a local server and saves profiles; `loopctl next` lists ready stories."
 )]
 struct Cli {
     #[command(flatten)]
@@ -79,5 +78,16 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => ExitCode::from(loopctl_cli::report_error(&err, format)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions only when a command is parsed; check them all at once.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -5,3 +5,4 @@ pub mod auth;
 pub mod feed;
 pub mod lifecycle;
 pub mod read;
+pub mod skill;

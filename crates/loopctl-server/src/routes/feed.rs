@@ -34,8 +34,18 @@ struct ChangesParams {
 
 /// Events after `since` (a cursor or an ISO-8601 time), oldest first.
 #[utoipa::path(get, path = "/api/v1/changes", tag = "feed")]
-async fn changes(State(s): State<AppState>, Caller(who): Caller, Params(q): Params<ChangesParams>) -> ApiResult<Json<Value>> {
-    let query = ChangesQuery { project_id: q.project_id, since: q.since, entity_type: q.entity_type, action: q.action, limit: q.limit };
+async fn changes(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Params(q): Params<ChangesParams>,
+) -> ApiResult<Json<Value>> {
+    let query = ChangesQuery {
+        project_id: q.project_id,
+        since: q.since,
+        entity_type: q.entity_type,
+        action: q.action,
+        limit: q.limit,
+    };
     Ok(Json(json!(s.app.changes(&who, query).await?)))
 }
 
@@ -51,9 +61,19 @@ struct AuditParams {
 
 /// The audit log, newest first (user keys).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "feed")]
-async fn audit(State(s): State<AppState>, Caller(who): Caller, Params(q): Params<AuditParams>) -> ApiResult<Json<Value>> {
+async fn audit(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Params(q): Params<AuditParams>,
+) -> ApiResult<Json<Value>> {
     let limit = q.limit.or(q.page_size);
-    let query = AuditQuery { project_id: q.project_id, entity_type: q.entity_type, entity_id: q.entity_id, action: q.action, limit };
+    let query = AuditQuery {
+        project_id: q.project_id,
+        entity_type: q.entity_type,
+        entity_id: q.entity_id,
+        action: q.action,
+        limit,
+    };
     let rows = s.app.audit(&who, query).await?;
     let total = rows.len();
     Ok(Json(json!({"data": rows, "pagination": {"total": total, "page": 1, "page_size": total}})))
@@ -61,20 +81,32 @@ async fn audit(State(s): State<AppState>, Caller(who): Caller, Params(q): Params
 
 /// Every event of one story, oldest first.
 #[utoipa::path(get, path = "/api/v1/stories/{id}/history", tag = "feed")]
-async fn story_history(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+async fn story_history(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+) -> ApiResult<Json<Value>> {
     let rows = s.app.story_history(&who, id(&story, "story")?).await?;
     let total = rows.len();
     Ok(Json(json!({"data": rows, "pagination": {"total": total, "page": 1, "page_size": total}})))
 }
 
 #[utoipa::path(get, path = "/api/v1/stories/{id}/artifacts", tag = "feed")]
-async fn story_artifacts(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+async fn story_artifacts(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+) -> ApiResult<Json<Value>> {
     let detail = s.app.story_detail(&who, id(&story, "story")?).await?;
     Ok(Json(json!({"data": detail.artifacts})))
 }
 
 #[utoipa::path(get, path = "/api/v1/stories/{id}/verifications", tag = "feed")]
-async fn story_verifications(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+async fn story_verifications(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+) -> ApiResult<Json<Value>> {
     let detail = s.app.story_detail(&who, id(&story, "story")?).await?;
     let mut rows = detail.verifications;
     rows.reverse();
@@ -89,19 +121,34 @@ struct StateParams {
 
 /// Saves a checkpoint; with `version`, a stale one is refused (`version_conflict`).
 #[utoipa::path(put, path = "/api/v1/orchestrator/state/{project_id}", tag = "state", request_body = SaveState)]
-async fn save_state(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>, Body(body): Body<SaveState>) -> ApiResult<Json<Value>> {
+async fn save_state(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+    Body(body): Body<SaveState>,
+) -> ApiResult<Json<Value>> {
     let project = s.app.resolve_project(&who, &project).await?;
     Ok(Json(json!({"state": s.app.save_state(&who, project.id, body).await?})))
 }
 
 #[utoipa::path(get, path = "/api/v1/orchestrator/state/{project_id}", tag = "state")]
-async fn load_state(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>, Params(q): Params<StateParams>) -> ApiResult<Json<Value>> {
+async fn load_state(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+    Params(q): Params<StateParams>,
+) -> ApiResult<Json<Value>> {
     let project = s.app.resolve_project(&who, &project).await?;
     Ok(Json(json!({"state": s.app.load_state(&who, project.id, q.state_key.as_deref()).await?})))
 }
 
 #[utoipa::path(get, path = "/api/v1/orchestrator/state/{project_id}/history", tag = "state")]
-async fn state_history(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>, Params(q): Params<StateParams>) -> ApiResult<Json<Value>> {
+async fn state_history(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+    Params(q): Params<StateParams>,
+) -> ApiResult<Json<Value>> {
     let project = s.app.resolve_project(&who, &project).await?;
     let rows = s.app.state_history(&who, project.id, q.state_key.as_deref(), q.limit.unwrap_or(25)).await?;
     let total = rows.len();

@@ -1,10 +1,10 @@
 //! Import and export of a work breakdown; imports get a larger body limit.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,7 +24,13 @@ struct ImportParams {
 }
 
 /// Imports a whole breakdown; `merge` (query or body) updates an existing project.
-async fn import_project(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>, Params(q): Params<ImportParams>, Body(doc): Body<Value>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn import_project(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+    Params(q): Params<ImportParams>,
+    Body(doc): Body<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let body_merge = doc.get("merge").and_then(Value::as_bool).unwrap_or(false);
     let merge = q.merge.unwrap_or(false) || body_merge;
     let project = s.app.resolve_project(&who, &project).await?;
@@ -38,6 +44,10 @@ async fn import_project(State(s): State<AppState>, Caller(who): Caller, Path(pro
     Ok((status, Json(body)))
 }
 
-async fn export_project(State(s): State<AppState>, Caller(who): Caller, Path(project): Path<String>) -> ApiResult<Json<Value>> {
+async fn export_project(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(s.app.export_project(&who, id(&project, "project")?).await?))
 }

@@ -42,7 +42,12 @@ fn outcome(o: loopctl_app::TransitionOutcome) -> Json<Value> {
 
 /// Acknowledges the story: `{story_title, ac_count}` must match it.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/contract", tag = "lifecycle", request_body = ContractRequest)]
-async fn contract_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ContractRequest>) -> Outcome {
+async fn contract_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<ContractRequest>,
+) -> Outcome {
     Ok(outcome(s.app.contract_story(&who, id(&story, "story")?, body).await?))
 }
 
@@ -59,19 +64,34 @@ async fn claim_next(State(s): State<AppState>, Caller(who): Caller, Body(body): 
 }
 
 #[utoipa::path(post, path = "/api/v1/stories/{id}/start", tag = "lifecycle")]
-async fn start_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+async fn start_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+) -> Outcome {
     Ok(outcome(s.app.start_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
 /// Alias of `start` (the reference's path).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/start-work", tag = "lifecycle")]
-async fn start_work(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+async fn start_work(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+) -> Outcome {
     Ok(outcome(s.app.start_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
 /// Renews the claimant's lease.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/heartbeat", tag = "lifecycle")]
-async fn heartbeat_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+async fn heartbeat_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+) -> ApiResult<Json<Value>> {
     let o = s.app.heartbeat_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?;
     let lease = o.story.lease_expires_at;
     let mut body = json!(o);
@@ -80,30 +100,57 @@ async fn heartbeat_story(State(s): State<AppState>, Caller(who): Caller, headers
 }
 
 #[utoipa::path(post, path = "/api/v1/stories/{id}/request-review", tag = "lifecycle")]
-async fn request_review(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+async fn request_review(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+) -> Outcome {
     Ok(outcome(s.app.request_review(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
 /// Reports the work done, with its artifacts.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/report", tag = "lifecycle", request_body = ReportRequest)]
-async fn report_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReportRequest>) -> Outcome {
+async fn report_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<ReportRequest>,
+) -> Outcome {
     Ok(outcome(s.app.report_story(&who, id(&story, "story")?, body, claim_epoch(&headers)?).await?))
 }
 
 /// Alias of `report` (the reference's path).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/report-done", tag = "lifecycle", request_body = ReportRequest)]
-async fn report_done(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReportRequest>) -> Outcome {
+async fn report_done(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<ReportRequest>,
+) -> Outcome {
     Ok(outcome(s.app.report_story(&who, id(&story, "story")?, body, claim_epoch(&headers)?).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/stories/{id}/unclaim", tag = "lifecycle")]
-async fn unclaim_story(State(s): State<AppState>, Caller(who): Caller, headers: HeaderMap, Path(story): Path<String>) -> Outcome {
+async fn unclaim_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(story): Path<String>,
+) -> Outcome {
     Ok(outcome(s.app.unclaim_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
 /// Takes a story back (orchestrator or user); the old holder is fenced off by the new epoch.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/force-unclaim", tag = "lifecycle", request_body = ReasonRequest)]
-async fn force_unclaim_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReasonRequest>) -> Outcome {
+async fn force_unclaim_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<ReasonRequest>,
+) -> Outcome {
     let mut body = body;
     if body.reason.is_none() && body.note.is_none() {
         body.reason = Some("force-unclaimed".into());
@@ -113,32 +160,60 @@ async fn force_unclaim_story(State(s): State<AppState>, Caller(who): Caller, Pat
 
 /// Records a review by anyone but the implementer.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/review-complete", tag = "lifecycle", request_body = ReviewRequest)]
-async fn review_complete(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReviewRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn review_complete(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<ReviewRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let review = s.app.review_complete(&who, id(&story, "story")?, body).await?;
     Ok((StatusCode::CREATED, Json(json!({"review_record": review}))))
 }
 
 /// Verifies a reported story (202, as the reference answers).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/verify", tag = "lifecycle", request_body = VerifyRequest)]
-async fn verify_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<VerifyRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn verify_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<VerifyRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let o = s.app.verify_story(&who, id(&story, "story")?, body).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"status": "verified", "run_id": null, "story": o.story, "next_actions": o.next_actions}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "verified", "run_id": null, "story": o.story, "next_actions": o.next_actions})),
+    ))
 }
 
 /// Rejects with a reason: the story goes back to pending and its iteration count rises.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/reject", tag = "lifecycle", request_body = RejectRequest)]
-async fn reject_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<RejectRequest>) -> Outcome {
+async fn reject_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<RejectRequest>,
+) -> Outcome {
     Ok(outcome(s.app.reject_story(&who, id(&story, "story")?, body).await?))
 }
 
 /// Marks work done outside loopctl as verified, with the reason recorded.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/backfill", tag = "lifecycle", request_body = BackfillRequest)]
-async fn backfill_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<BackfillRequest>) -> Outcome {
+async fn backfill_story(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<BackfillRequest>,
+) -> Outcome {
     Ok(outcome(s.app.backfill_story(&who, id(&story, "story")?, body).await?))
 }
 
 /// Clears an escalation (user keys only).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/clear-escalation", tag = "lifecycle", request_body = ReasonRequest)]
-async fn clear_escalation(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>, OptionalBody(body): OptionalBody<ReasonRequest>) -> Outcome {
+async fn clear_escalation(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+    OptionalBody(body): OptionalBody<ReasonRequest>,
+) -> Outcome {
     Ok(outcome(s.app.clear_escalation(&who, id(&story, "story")?, body).await?))
 }

@@ -4,6 +4,7 @@ pub mod feed;
 pub mod import;
 pub mod lifecycle;
 pub mod queries;
+pub mod skills;
 pub mod tenancy;
 pub mod work;
 

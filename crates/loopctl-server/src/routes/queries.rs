@@ -37,7 +37,11 @@ async fn project_of(s: &AppState, who: &loopctl_app::Principal, project: Option<
 
 /// Stories ready to work on, in order; `suggested` marks the next batch for parallel agents.
 #[utoipa::path(get, path = "/api/v1/stories/ready", tag = "queries")]
-async fn ready_stories(State(s): State<AppState>, Caller(who): Caller, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
+async fn ready_stories(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let project = project_of(&s, &who, q.project_id.as_deref()).await?;
     let paging = Paging { page: q.page, page_size: q.page_size.or(q.limit) };
     Ok(Json(json!(s.app.ready_stories(&who, project, q.epic_id, paging).await?)))
@@ -45,7 +49,11 @@ async fn ready_stories(State(s): State<AppState>, Caller(who): Caller, Params(q)
 
 /// Stories waiting for dependencies, each with what it waits for and that dependency's status.
 #[utoipa::path(get, path = "/api/v1/stories/blocked", tag = "queries")]
-async fn blocked_stories(State(s): State<AppState>, Caller(who): Caller, Params(q): Params<ListQuery>) -> ApiResult<Json<Value>> {
+async fn blocked_stories(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Params(q): Params<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let project = project_of(&s, &who, q.project_id.as_deref()).await?;
     let paging = Paging { page: q.page, page_size: q.page_size.or(q.limit) };
     Ok(Json(json!(s.app.blocked_stories(&who, project, paging).await?)))
@@ -58,7 +66,11 @@ struct ReclaimRequest {
 
 /// Returns stories whose lease expired to the queue.
 #[utoipa::path(post, path = "/api/v1/stories/reclaim-expired", tag = "queries", request_body = ReclaimRequest)]
-async fn reclaim_expired(State(s): State<AppState>, Caller(who): Caller, Body(body): Body<ReclaimRequest>) -> ApiResult<Json<Value>> {
+async fn reclaim_expired(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<ReclaimRequest>,
+) -> ApiResult<Json<Value>> {
     loopctl_app::require_manager(&who)?;
     let reclaimed = s.app.reclaim_expired(&who, body.project_id).await?;
     Ok(Json(json!({"reclaimed": reclaimed})))

@@ -38,13 +38,21 @@ async fn get_tenant(State(s): State<AppState>, Caller(who): Caller) -> ApiResult
 
 /// Merges settings (numbers may come as strings); user keys only.
 #[utoipa::path(patch, path = "/api/v1/tenants/me", tag = "tenancy", request_body = UpdateTenant)]
-async fn update_tenant(State(s): State<AppState>, Caller(who): Caller, Body(body): Body<UpdateTenant>) -> ApiResult<Json<Value>> {
+async fn update_tenant(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<UpdateTenant>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"tenant": s.app.update_tenant(&who, body).await?})))
 }
 
 /// Creates a key (user keys only); the raw key is in this answer and never again.
 #[utoipa::path(post, path = "/api/v1/api_keys", tag = "tenancy", request_body = CreateApiKey)]
-async fn create_api_key(State(s): State<AppState>, Caller(who): Caller, Body(body): Body<CreateApiKey>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create_api_key(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<CreateApiKey>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let key = s.app.create_api_key(&who, body).await?;
     Ok((StatusCode::CREATED, Json(json!({"api_key": key}))))
 }
@@ -55,13 +63,21 @@ struct KeyListQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/api_keys", tag = "tenancy")]
-async fn list_api_keys(State(s): State<AppState>, Caller(who): Caller, Params(q): Params<KeyListQuery>) -> ApiResult<Json<Value>> {
+async fn list_api_keys(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Params(q): Params<KeyListQuery>,
+) -> ApiResult<Json<Value>> {
     let keys = s.app.list_api_keys(&who, q.include_revoked.unwrap_or(false)).await?;
     Ok(Json(json!({"api_keys": keys})))
 }
 
 #[utoipa::path(delete, path = "/api/v1/api_keys/{id}", tag = "tenancy")]
-async fn revoke_api_key(State(s): State<AppState>, Caller(who): Caller, Path(key): Path<String>) -> ApiResult<Json<Value>> {
+async fn revoke_api_key(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(key): Path<String>,
+) -> ApiResult<Json<Value>> {
     let key = s.app.revoke_api_key(&who, id(&key, "API key")?).await?;
     Ok(Json(json!({"api_key": key})))
 }
@@ -79,7 +95,11 @@ async fn rotate_api_key(
 
 /// Names the calling key's own agent identity.
 #[utoipa::path(post, path = "/api/v1/agents/register", tag = "tenancy", request_body = RegisterAgent)]
-async fn register_agent(State(s): State<AppState>, Caller(who): Caller, Body(body): Body<RegisterAgent>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn register_agent(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<RegisterAgent>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let agent = s.app.register_agent(&who, body).await?;
     Ok((StatusCode::CREATED, Json(json!({"agent": agent}))))
 }
@@ -92,6 +112,10 @@ async fn list_agents(State(s): State<AppState>, Caller(who): Caller) -> ApiResul
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "tenancy")]
-async fn get_agent(State(s): State<AppState>, Caller(who): Caller, Path(agent): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_agent(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(agent): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"agent": s.app.get_agent(&who, id(&agent, "agent")?).await?})))
 }

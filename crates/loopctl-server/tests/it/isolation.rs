@@ -273,7 +273,8 @@ async fn tenant_isolation(server: Server) {
                     failures.push(format!("{what}: expected 404 not_found, got {} {}", got.status, got.body));
                 }
             } else if answer != (404, "not_found".to_string()) && answer != (403, "forbidden".to_string()) {
-                failures.push(format!("{what}: expected 404 not_found or 403 forbidden, got {} {}", got.status, got.body));
+                failures
+                    .push(format!("{what}: expected 404 not_found or 403 forbidden, got {} {}", got.status, got.body));
             }
             if answer != unknown {
                 failures.push(format!(

@@ -20,10 +20,7 @@ async fn seed_loop(server: Server) {
     let project = s(&resp.ok(201)["project"]["id"]);
     assert_eq!(resp.body["project"]["status"], "active");
     let resp = server.post(&t.orch, &format!("/api/v1/projects/{project}/import"), reference_doc()).await;
-    assert_eq!(
-        resp.ok(201),
-        &json!({"import": {"epics_created": 2, "stories_created": 3, "dependencies_created": 2}})
-    );
+    assert_eq!(resp.ok(201), &json!({"import": {"epics_created": 2, "stories_created": 3, "dependencies_created": 2}}));
     let ids = ids_of(&server, &t.orch, &project).await;
     let (s11, s12, s21) = (ids.story("1.1").to_string(), ids.story("1.2").to_string(), ids.story("2.1").to_string());
 
@@ -51,13 +48,21 @@ async fn seed_loop(server: Server) {
 
     // Contract: the wrong criteria count is refused with the counts, the right one passes.
     let resp = server
-        .post(&t.agent, &format!("/api/v1/stories/{s11}/contract"), json!({"story_title": "Sign-up endpoint", "ac_count": 3}))
+        .post(
+            &t.agent,
+            &format!("/api/v1/stories/{s11}/contract"),
+            json!({"story_title": "Sign-up endpoint", "ac_count": 3}),
+        )
         .await;
     let err = resp.err(422, "contract_mismatch");
     assert_eq!(err["context"]["expected_ac_count"], 2);
     assert_eq!(err["context"]["provided_ac_count"], 3);
     let resp = server
-        .post(&t.agent, &format!("/api/v1/stories/{s11}/contract"), json!({"story_title": "Sign-up endpoint", "ac_count": 2}))
+        .post(
+            &t.agent,
+            &format!("/api/v1/stories/{s11}/contract"),
+            json!({"story_title": "Sign-up endpoint", "ac_count": 2}),
+        )
         .await;
     assert_eq!(resp.ok(200)["story"]["agent_status"], "contracted");
     assert_eq!(resp.body["next_actions"][0]["action"], "claim");
@@ -73,7 +78,12 @@ async fn seed_loop(server: Server) {
     assert_eq!(resp.body["next_actions"][0]["action"], "start");
 
     // Start and report, fenced by the epoch the claim returned.
-    let resp = server.req(reqwest::Method::POST, &format!("/api/v1/stories/{s11}/start")).key(&t.agent).header("X-Claim-Epoch", "1").send().await;
+    let resp = server
+        .req(reqwest::Method::POST, &format!("/api/v1/stories/{s11}/start"))
+        .key(&t.agent)
+        .header("X-Claim-Epoch", "1")
+        .send()
+        .await;
     assert_eq!(resp.ok(200)["story"]["agent_status"], "implementing");
     let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b";
     let report = json!({"artifact": {"artifact_type": "commit_diff", "details": {"commit_sha": sha}}});
@@ -99,7 +109,11 @@ async fn seed_loop(server: Server) {
     assert_eq!(review["review_type"], "standard");
     assert_eq!(review["reviewer_agent_id"], json!(orch_id));
     let resp = server
-        .post(&t.orch, &format!("/api/v1/stories/{s11}/verify"), json!({"summary": "All ACs met", "review_type": "standard"}))
+        .post(
+            &t.orch,
+            &format!("/api/v1/stories/{s11}/verify"),
+            json!({"summary": "All ACs met", "review_type": "standard"}),
+        )
         .await;
     let body = resp.ok(202);
     assert_eq!(body["status"], "verified");
@@ -146,8 +160,7 @@ async fn seed_loop(server: Server) {
     let resp = server.get(&t.orch, &format!("/api/v1/changes?project_id={project}&since=0")).await;
     let feed = resp.ok(200)["data"].as_array().unwrap().clone();
     assert_eq!(resp.body["has_more"], false);
-    let seen: Vec<(String, String)> =
-        feed.iter().map(|e| (s(&e["entity_type"]), s(&e["action"]))).collect();
+    let seen: Vec<(String, String)> = feed.iter().map(|e| (s(&e["entity_type"]), s(&e["action"]))).collect();
     let expected: Vec<(String, String)> = [
         ("project", "created"),
         ("project", "imported"),
@@ -214,7 +227,11 @@ async fn reject_path(server: Server) {
     resp.err(422, "validation_failed");
     let resp = server.post(&t.orch, &format!("/api/v1/stories/{s12}/reject"), json!({"reason": "   "})).await;
     resp.err(422, "validation_failed");
-    assert_eq!(story(&server, &t.agent, s12).await["agent_status"], "reported_done", "a refused reject changes nothing");
+    assert_eq!(
+        story(&server, &t.agent, s12).await["agent_status"],
+        "reported_done",
+        "a refused reject changes nothing"
+    );
 
     let resp = server
         .post(&t.orch, &format!("/api/v1/stories/{s12}/reject"), json!({"reason": "no test for a wrong password"}))

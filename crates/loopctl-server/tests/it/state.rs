@@ -28,7 +28,8 @@ async fn orchestrator_state(server: Server) {
     assert_eq!(resp.ok(200)["state"]["version"], 2);
 
     // A stale version is refused and changes nothing; the current one passes.
-    let resp = server.put(&t.orch, &path, json!({"state_key": "main", "state_data": {"lost": true}, "version": 1})).await;
+    let resp =
+        server.put(&t.orch, &path, json!({"state_key": "main", "state_data": {"lost": true}, "version": 1})).await;
     let err = resp.err(409, "version_conflict");
     assert_eq!(err["context"]["current_version"], 2);
     let resp = server.get(&t.orch, &path).await;

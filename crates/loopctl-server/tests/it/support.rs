@@ -87,10 +87,8 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address of the listener");
         let task = ServeTask(tokio::spawn(loopctl_server::serve(store.clone(), listener)));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("build the reqwest client");
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("build the reqwest client");
         let server = Server { task, base: format!("http://{addr}"), http, store, keep };
         server.wait_healthy().await;
         server
@@ -140,7 +138,6 @@ impl Server {
             .expect("bootstrap a tenant");
         Tenant {
             id: boot.tenant_id.to_string(),
-            slug: boot.tenant_slug,
             user: boot.keys.user,
             orch: boot.keys.orchestrator,
             agent: boot.keys.agent,
@@ -218,8 +215,7 @@ impl Req {
     }
 
     pub async fn send(self) -> Resp {
-        let response =
-            self.rb.send().await.unwrap_or_else(|err| panic!("{}: the request failed: {err}", self.desc));
+        let response = self.rb.send().await.unwrap_or_else(|err| panic!("{}: the request failed: {err}", self.desc));
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_else(|err| panic!("{}: reading the body failed: {err}", self.desc));
         let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
@@ -271,7 +267,13 @@ impl Resp {
     #[track_caller]
     pub fn assert_error_shape(&self) {
         let error = &self.body["error"];
-        assert_eq!(error["status"], json!(self.status), "{}: error.status differs from HTTP status: {}", self.desc, self.body);
+        assert_eq!(
+            error["status"],
+            json!(self.status),
+            "{}: error.status differs from HTTP status: {}",
+            self.desc,
+            self.body
+        );
         let code = error["code"].as_str().unwrap_or_else(|| panic!("{}: error without code: {}", self.desc, self.body));
         assert!(ERROR_CODES.contains(&code), "{}: code `{code}` is not in WIRE.md's list", self.desc);
         let message = error["message"].as_str().unwrap_or_default();
@@ -285,7 +287,6 @@ impl Resp {
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,
-    pub slug: String,
     pub user: String,
     pub orch: String,
     pub agent: String,
@@ -317,8 +318,7 @@ pub async fn set_settings(server: &Server, user: &str, settings: Value) -> Value
 
 /// `POST /projects` with a slug from the name.
 pub async fn create_project(server: &Server, key: &str, name: &str) -> String {
-    let slug: String =
-        name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let slug: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let resp = server.post(key, "/api/v1/projects", json!({"name": name, "slug": slug})).await;
     let project = &resp.ok(201)["project"];
     assert_eq!(project["slug"], json!(slug));
@@ -595,14 +595,13 @@ async fn sweep_stale() {
             .unwrap_or_default();
     let _ = conn.close().await;
     for name in names {
-        let created = name
-            .strip_prefix(PG_PREFIX)
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .and_then(|id| id.get_timestamp())
-            .map(|ts| {
-                let (secs, nanos) = ts.to_unix();
-                SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
-            });
+        let created =
+            name.strip_prefix(PG_PREFIX).and_then(|id| Uuid::parse_str(id).ok()).and_then(|id| id.get_timestamp()).map(
+                |ts| {
+                    let (secs, nanos) = ts.to_unix();
+                    SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+                },
+            );
         let stale = created.is_some_and(|at| at.elapsed().is_ok_and(|age| age >= PG_STALE_AFTER));
         if stale && let Err(err) = drop_database(&name).await {
             eprintln!("cannot drop stale test database {name}: {err}");

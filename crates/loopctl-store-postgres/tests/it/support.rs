@@ -225,6 +225,18 @@ impl Store for TestStore {
     ) -> StoreResult<'_, Option<OrchestratorStateRecord>> {
         self.store.orchestrator_state(tenant_id, project_id, state_key)
     }
+    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>> {
+        self.store.expired_claims(now, limit)
+    }
+    fn skill_versions(&self, tenant_id: Uuid, name: Option<&str>) -> StoreResult<'_, Vec<SkillVersionRecord>> {
+        self.store.skill_versions(tenant_id, name)
+    }
+    fn skill_results(&self, tenant_id: Uuid, name: &str) -> StoreResult<'_, Vec<SkillResultRecord>> {
+        self.store.skill_results(tenant_id, name)
+    }
+    fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
+        self.store.idempotent_response(scope, key)
+    }
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         self.store.events(tenant_id, filter)
     }
