@@ -175,7 +175,8 @@ impl App {
             revoked_at: None,
             last_used_at: None,
             created_at: at,
-        };
+scope: None,
+};
         batch.push(WriteOp::InsertApiKey(key.clone()));
         batch.push(event(
             who,

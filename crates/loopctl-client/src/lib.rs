@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+pub use reqwest::Method;
+use reqwest::StatusCode;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -105,7 +106,11 @@ impl Client {
         self.request(method, path, body, query, &[]).await
     }
 
-    async fn request(
+    /// Any request: method, path under the server, query, optional JSON body, extra headers.
+    ///
+    /// # Errors
+    /// The server's error (with its stable code), or why it could not be reached.
+    pub async fn request(
         &self,
         method: Method,
         path: &str,

@@ -7,6 +7,8 @@ use thiserror::Error;
 pub enum DomainError {
     #[error("the {role} role may not {action}; {hint}")]
     Forbidden { role: Role, action: &'static str, hint: &'static str },
+    #[error("this token was dispatched as {capacity} and may not {action}; dispatch a token for that work")]
+    ScopeViolation { capacity: &'static str, action: &'static str },
     #[error("only the agent that claimed this story may {action} it")]
     NotAssignee { action: &'static str },
     #[error("cannot {action}: story is in agent_status='{agent_status}', verified_status='{verified_status}'; {hint}")]
@@ -51,6 +53,7 @@ impl DomainError {
     pub fn code(&self) -> &'static str {
         match self {
             DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } => "forbidden",
+            DomainError::ScopeViolation { .. } => "scope_violation",
             DomainError::InvalidTransition { .. } => "invalid_transition",
             DomainError::MustContractFirst => "must_contract_first",
             DomainError::MustClaimFirst => "must_claim_first",

@@ -13,7 +13,7 @@ pub mod settings;
 pub mod status;
 
 pub use error::DomainError;
-pub use lifecycle::{Action, Actor, Context, StoryState, apply};
+pub use lifecycle::{Action, Actor, Context, DispatchRole, StoryState, apply};
 pub use number::StoryNumber;
 pub use role::Role;
 pub use settings::{CustodyMode, Settings};

@@ -34,13 +34,67 @@ pub struct StoryState {
     pub escalation_locked: bool,
     pub review_requested_at: Option<DateTime<Utc>>,
     pub last_review_at: Option<DateTime<Utc>>,
+    /// Who verified (or backfilled) the story; never its implementer.
+    pub verified_by_agent_id: Option<Uuid>,
 }
 
-/// Who is asking: the key's role and the agent identity behind it, if any.
+/// Who is asking: the key's role, the agent identity behind it, and — for a capability
+/// token minted by dispatch — the one capacity it was dispatched in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {
     pub role: Role,
     pub agent_id: Option<Uuid>,
+    pub dispatched_as: Option<DispatchRole>,
+}
+
+impl Actor {
+    /// A plain API key: no dispatch scope.
+    pub fn key(role: Role, agent_id: Option<Uuid>) -> Actor {
+        Actor { role, agent_id, dispatched_as: None }
+    }
+}
+
+/// The capacity a dispatched sub-agent works in; its token can do that work and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DispatchRole {
+    Implementer,
+    Reviewer,
+}
+
+impl DispatchRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchRole::Implementer => "implementer",
+            DispatchRole::Reviewer => "reviewer",
+        }
+    }
+
+    /// `implementer`, `reviewer`, or the reference's `agent` (= implementer).
+    pub fn parse(text: &str) -> Option<DispatchRole> {
+        match text {
+            "implementer" | "agent" => Some(DispatchRole::Implementer),
+            "reviewer" => Some(DispatchRole::Reviewer),
+            _ => None,
+        }
+    }
+
+    /// The lifecycle calls this capacity exists for.
+    pub fn permits(self, action: &Action) -> bool {
+        match self {
+            DispatchRole::Implementer => matches!(
+                action,
+                Action::Contract { .. }
+                    | Action::Claim
+                    | Action::Start
+                    | Action::Heartbeat
+                    | Action::RequestReview
+                    | Action::Report
+                    | Action::Unclaim
+            ),
+            // In the strict flow the reviewer also files the report the implementer may not.
+            DispatchRole::Reviewer => matches!(action, Action::ReviewComplete | Action::Report),
+        }
+    }
 }
 
 /// A lifecycle command.
@@ -135,8 +189,15 @@ pub struct Context<'a> {
 /// # Errors
 /// The first rule the call breaks, in the order role, custody, claim fence, state.
 pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'_>) -> Result<StoryState, DomainError> {
-    if !action.allowed_roles().contains(&actor.role) {
-        return Err(DomainError::Forbidden { role: actor.role, action: action.name(), hint: action.role_hint() });
+    match actor.dispatched_as {
+        Some(capacity) if !capacity.permits(action) => {
+            return Err(DomainError::ScopeViolation { capacity: capacity.as_str(), action: action.name() });
+        }
+        Some(_) => {}
+        None if !action.allowed_roles().contains(&actor.role) => {
+            return Err(DomainError::Forbidden { role: actor.role, action: action.name(), hint: action.role_hint() });
+        }
+        None => {}
     }
     check_custody(state, action, actor, ctx)?;
     let mut next = state.clone();
@@ -269,6 +330,9 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             if state.verified_status == VerifiedStatus::Verified {
                 return Err(invalid(state, action, "the story is already verified"));
             }
+            if state.last_review_at.is_some() {
+                return Err(invalid(state, action, "a review is already recorded for this round"));
+            }
             next.last_review_at = Some(ctx.now);
         }
         Action::Verify => {
@@ -287,6 +351,7 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             }
             next.verified_status = VerifiedStatus::Verified;
             next.verified_at = Some(ctx.now);
+            next.verified_by_agent_id = actor.agent_id;
             next.rejected_at = None;
             next.rejection_reason = None;
         }
@@ -299,6 +364,7 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             }
             next.verified_status = VerifiedStatus::Rejected;
             next.verified_at = None;
+            next.verified_by_agent_id = None;
             next.rejected_at = Some(ctx.now);
             next.rejection_reason = Some(reason);
             next.iteration_count = state.iteration_count + 1;
@@ -328,6 +394,7 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             next.reported_done_at = Some(ctx.now);
             next.reported_by_agent_id = actor.agent_id;
             next.verified_at = Some(ctx.now);
+            next.verified_by_agent_id = actor.agent_id;
         }
         Action::ClearEscalation => {
             if !state.escalated && !state.escalation_locked {

@@ -137,9 +137,10 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
             expect_row(res, "agent")?;
         }
         WriteOp::InsertApiKey(k) => {
-            sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, key_prefix, role, agent_id, expires_at, revoked_at, last_used_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, key_prefix, role, agent_id, expires_at, revoked_at, last_used_at, created_at, scope_story_id, scope_role, dispatch_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
                 .bind(k.id).bind(k.tenant_id).bind(&k.name).bind(&k.key_hash).bind(&k.key_prefix).bind(k.role.as_str())
                 .bind(k.agent_id).bind(k.expires_at).bind(k.revoked_at).bind(k.last_used_at).bind(k.created_at)
+                .bind(k.scope.map(|s| s.story_id)).bind(k.scope.map(|s| s.role.as_str())).bind(k.scope.map(|s| s.dispatch_id))
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::EndApiKey { tenant_id, id, revoked_at, expires_at } => {
@@ -290,6 +291,24 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
             }
         }
         WriteOp::AppendEvent(e) => return append_event(conn, e).await.map(Some),
+        WriteOp::InsertDispatch(d) => {
+            sqlx::query("INSERT INTO dispatches (id, tenant_id, parent_dispatch_id, dispatched_by_key_id, dispatched_by_agent_id, agent_id, api_key_id, story_id, role, lineage_path, expires_at, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+                .bind(d.id).bind(d.tenant_id).bind(d.parent_dispatch_id).bind(d.dispatched_by_key_id).bind(d.dispatched_by_agent_id)
+                .bind(d.agent_id).bind(d.api_key_id).bind(d.story_id).bind(d.role.as_str()).bind(sqlx::types::Json(&d.lineage_path))
+                .bind(d.expires_at).bind(d.revoked_at).bind(d.created_at)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::RevokeDispatch { tenant_id, id, at } => {
+            let res = sqlx::query("UPDATE dispatches SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND id = $3")
+                .bind(*at).bind(tenant_id).bind(id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "dispatch".into() });
+            }
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND dispatch_id = $3")
+                .bind(*at).bind(tenant_id).bind(id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
         WriteOp::InsertSkillVersion(v) => {
             sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(v.id).bind(v.tenant_id).bind(&v.name).bind(v.version).bind(&v.prompt_text).bind(&v.changelog)
@@ -345,7 +364,7 @@ async fn transition(
         "UPDATE stories SET agent_status = $1, verified_status = $2, assigned_agent_id = $3, assigned_at = $4, \
          reported_done_at = $5, reported_by_agent_id = $6, verified_at = $7, rejected_at = $8, rejection_reason = $9, \
          claim_epoch = $10, lease_expires_at = $11, iteration_count = $12, rejections_since_clear = $13, escalated = $14, \
-         escalated_at = $15, escalation_locked = $16, review_requested_at = $17, last_review_at = $18, \
+         escalated_at = $15, escalation_locked = $16, review_requested_at = $17, last_review_at = $18, verified_by_agent_id = $25, \
          lock_version = lock_version + 1, updated_at = $19 \
          WHERE tenant_id = $20 AND id = $21 AND lock_version = $22 \
          AND ($23::uuid IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
@@ -375,6 +394,7 @@ async fn transition(
     .bind(target.expected_version)
     .bind(guard.map(|g| g.project_id))
     .bind(guard.map(|g| i64::from(g.limit)))
+    .bind(st.verified_by_agent_id)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;

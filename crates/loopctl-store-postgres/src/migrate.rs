@@ -16,6 +16,7 @@ pub(crate) const LOCK_CLASS_MIGRATE: i32 = 0x6c63_0001;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_skills_idempotency.sql")),
+    (3, include_str!("../migrations/0003_dispatch_custody.sql")),
 ];
 
 pub(crate) async fn run(conn: &mut PgConnection) -> Result<(), StoreError> {

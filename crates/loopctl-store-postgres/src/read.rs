@@ -380,6 +380,32 @@ impl Store for PgStore {
         })
     }
 
+    fn dispatch(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<DispatchRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM dispatches WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            one(row, row::dispatch)
+        })
+    }
+
+    fn dispatches(&self, tenant_id: Uuid, story_id: Option<Uuid>) -> StoreResult<'_, Vec<DispatchRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM dispatches WHERE tenant_id = $1 AND ($2::uuid IS NULL OR story_id = $2) ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::dispatch)
+        })
+    }
+
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let limit = limit_or_all(filter.limit);

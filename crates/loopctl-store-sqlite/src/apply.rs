@@ -53,10 +53,11 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
             expect_row(res, "agent")?;
         }
         WriteOp::InsertApiKey(k) => {
-            sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, key_prefix, role, agent_id, expires_at, revoked_at, last_used_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO api_keys (id, tenant_id, name, key_hash, key_prefix, role, agent_id, expires_at, revoked_at, last_used_at, created_at, scope_story_id, scope_role, dispatch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(k.id).bind(k.tenant_id).bind(&k.name).bind(&k.key_hash).bind(&k.key_prefix).bind(k.role.as_str())
                 .bind(k.agent_id).bind(opt_micros(k.expires_at)).bind(opt_micros(k.revoked_at))
                 .bind(opt_micros(k.last_used_at)).bind(micros(k.created_at))
+                .bind(k.scope.map(|s| s.story_id)).bind(k.scope.map(|s| s.role.as_str())).bind(k.scope.map(|s| s.dispatch_id))
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::EndApiKey { tenant_id, id, revoked_at, expires_at } => {
@@ -214,6 +215,23 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
             return Ok(Some(res.last_insert_rowid()));
         }
+        WriteOp::InsertDispatch(d) => {
+            let lineage = serde_json::to_string(&d.lineage_path).unwrap_or_else(|_| "[]".into());
+            sqlx::query("INSERT INTO dispatches (id, tenant_id, parent_dispatch_id, dispatched_by_key_id, dispatched_by_agent_id, agent_id, api_key_id, story_id, role, lineage_path, expires_at, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(d.id).bind(d.tenant_id).bind(d.parent_dispatch_id).bind(d.dispatched_by_key_id).bind(d.dispatched_by_agent_id)
+                .bind(d.agent_id).bind(d.api_key_id).bind(d.story_id).bind(d.role.as_str()).bind(lineage)
+                .bind(micros(d.expires_at)).bind(opt_micros(d.revoked_at)).bind(micros(d.created_at))
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::RevokeDispatch { tenant_id, id, at } => {
+            let res = sqlx::query("UPDATE dispatches SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?")
+                .bind(micros(*at)).bind(tenant_id).bind(id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+            expect_row(res, "dispatch")?;
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND dispatch_id = ?")
+                .bind(micros(*at)).bind(tenant_id).bind(id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
         WriteOp::InsertSkillVersion(v) => {
             sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(v.id).bind(v.tenant_id).bind(&v.name).bind(v.version).bind(&v.prompt_text).bind(&v.changelog)
@@ -256,7 +274,7 @@ async fn transition(
         "UPDATE stories SET agent_status = ?1, verified_status = ?2, assigned_agent_id = ?3, assigned_at = ?4, \
          reported_done_at = ?5, reported_by_agent_id = ?6, verified_at = ?7, rejected_at = ?8, rejection_reason = ?9, \
          claim_epoch = ?10, lease_expires_at = ?11, iteration_count = ?12, rejections_since_clear = ?13, escalated = ?14, \
-         escalated_at = ?15, escalation_locked = ?16, review_requested_at = ?17, last_review_at = ?18, \
+         escalated_at = ?15, escalation_locked = ?16, review_requested_at = ?17, last_review_at = ?18, verified_by_agent_id = ?25, \
          lock_version = lock_version + 1, updated_at = ?19 \
          WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 \
          AND (?23 IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = ?23 AND o.id <> ?21 \
@@ -286,6 +304,7 @@ async fn transition(
     .bind(expected_version)
     .bind(guard.map(|g| g.project_id))
     .bind(guard.map(|g| i64::from(g.limit)))
+    .bind(st.verified_by_agent_id)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;

@@ -370,6 +370,32 @@ impl Store for SqliteStore {
         })
     }
 
+    fn dispatch(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<DispatchRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM dispatches WHERE tenant_id = ?1 AND id = ?2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::dispatch)
+        })
+    }
+
+    fn dispatches(&self, tenant_id: Uuid, story_id: Option<Uuid>) -> StoreResult<'_, Vec<DispatchRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM dispatches WHERE tenant_id = ?1 AND (?2 IS NULL OR story_id = ?2) ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::dispatch)
+        })
+    }
+
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let after_time = filter.after_time.map(row::micros);

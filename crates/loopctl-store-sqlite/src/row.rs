@@ -1,7 +1,7 @@
 //! Decoding rows into records, and database errors into `StoreError`.
 
 use chrono::{DateTime, Utc};
-use loopctl_core::{AgentStatus, Role, StoryState, VerifiedStatus};
+use loopctl_core::{AgentStatus, DispatchRole, Role, StoryState, VerifiedStatus};
 use loopctl_store::*;
 use serde_json::Value;
 use sqlx::Row;
@@ -15,7 +15,7 @@ macro_rules! story_columns {
          estimated_hours, metadata, agent_status, verified_status, assigned_agent_id, assigned_at, \
          reported_done_at, reported_by_agent_id, verified_at, rejected_at, rejection_reason, claim_epoch, \
          lease_expires_at, iteration_count, rejections_since_clear, escalated, escalated_at, \
-         escalation_locked, review_requested_at, last_review_at, lock_version, created_at, updated_at"
+         escalation_locked, review_requested_at, last_review_at, verified_by_agent_id, lock_version, created_at, updated_at"
     };
 }
 pub(crate) use story_columns;
@@ -135,6 +135,37 @@ pub(crate) fn api_key(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
         revoked_at: opt_ts(row, "revoked_at")?,
         last_used_at: opt_ts(row, "last_used_at")?,
         created_at: ts(row, "created_at")?,
+        scope: key_scope(row)?,
+    })
+}
+
+fn key_scope(row: &SqliteRow) -> Result<Option<KeyScope>, StoreError> {
+    let story_id: Option<uuid::Uuid> = get(row, "scope_story_id")?;
+    let role: Option<String> = get(row, "scope_role")?;
+    let dispatch_id: Option<uuid::Uuid> = get(row, "dispatch_id")?;
+    Ok(match (story_id, role.as_deref().and_then(DispatchRole::parse), dispatch_id) {
+        (Some(story_id), Some(role), Some(dispatch_id)) => Some(KeyScope { dispatch_id, story_id, role }),
+        _ => None,
+    })
+}
+
+pub(crate) fn dispatch(row: &SqliteRow) -> Result<DispatchRecord, StoreError> {
+    let role: String = get(row, "role")?;
+    let lineage: String = get(row, "lineage_path")?;
+    Ok(DispatchRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        parent_dispatch_id: get(row, "parent_dispatch_id")?,
+        dispatched_by_key_id: get(row, "dispatched_by_key_id")?,
+        dispatched_by_agent_id: get(row, "dispatched_by_agent_id")?,
+        agent_id: get(row, "agent_id")?,
+        api_key_id: get(row, "api_key_id")?,
+        story_id: get(row, "story_id")?,
+        role: DispatchRole::parse(&role).ok_or_else(|| StoreError::Backend(format!("bad dispatch role {role}")))?,
+        lineage_path: serde_json::from_str(&lineage).map_err(|err| StoreError::Backend(err.to_string()))?,
+        expires_at: ts(row, "expires_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+        created_at: ts(row, "created_at")?,
     })
 }
 
@@ -191,6 +222,7 @@ pub(crate) fn story(row: &SqliteRow) -> Result<StoryRecord, StoreError> {
         escalation_locked: get(row, "escalation_locked")?,
         review_requested_at: opt_ts(row, "review_requested_at")?,
         last_review_at: opt_ts(row, "last_review_at")?,
+        verified_by_agent_id: get(row, "verified_by_agent_id")?,
     };
     Ok(StoryRecord {
         id: get(row, "id")?,

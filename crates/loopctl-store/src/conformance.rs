@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use loopctl_core::{AgentStatus, Role, StoryNumber, StoryState, VerifiedStatus};
+use loopctl_core::{AgentStatus, DispatchRole, Role, StoryNumber, StoryState, VerifiedStatus};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -39,6 +39,8 @@ macro_rules! conformance_tests {
             expired_claims_are_found_across_tenants,
             skill_versions_are_unique_and_ordered,
             idempotent_responses_replay_per_caller_and_expire,
+            dispatches_round_trip_and_revoke_their_token,
+            database_refuses_a_self_verified_story_row,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -230,7 +232,8 @@ pub async fn keys_are_found_by_hash_and_scoped_by_tenant(store: Arc<dyn Store>) 
         revoked_at: None,
         last_used_at: None,
         created_at: t0(),
-    };
+scope: None,
+};
     store.commit(vec![WriteOp::InsertApiKey(key.clone())]).await.unwrap();
     assert_eq!(store.api_key_by_hash(&[7; 32]).await.unwrap(), Some(key.clone()));
     assert_eq!(store.api_key_by_hash(&[8; 32]).await.unwrap(), None);
@@ -717,4 +720,113 @@ pub async fn idempotent_responses_replay_per_caller_and_expire(store: Arc<dyn St
     store.commit(vec![WriteOp::PurgeIdempotentResponses { before: t0() + Duration::minutes(5) }]).await.unwrap();
     assert_eq!(store.idempotent_response(&[1; 32], "retry-1").await.unwrap(), None);
     assert!(store.idempotent_response(&[2; 32], "retry-1").await.unwrap().is_some());
+}
+
+pub async fn dispatches_round_trip_and_revoke_their_token(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let dispatch_id = Uuid::now_v7();
+    let key = ApiKeyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: Some(fx.tenant),
+        name: "dispatch-impl".into(),
+        key_hash: vec![9; 32],
+        key_prefix: "lc_dispa".into(),
+        role: Role::Agent,
+        agent_id: Some(fx.agents[1]),
+        expires_at: Some(t0() + Duration::hours(1)),
+        revoked_at: None,
+        last_used_at: None,
+        created_at: t0(),
+        scope: Some(KeyScope { dispatch_id, story_id: story.id, role: DispatchRole::Implementer }),
+    };
+    let dispatch = DispatchRecord {
+        id: dispatch_id,
+        tenant_id: fx.tenant,
+        parent_dispatch_id: None,
+        dispatched_by_key_id: Uuid::now_v7(),
+        dispatched_by_agent_id: Some(fx.agents[0]),
+        agent_id: fx.agents[1],
+        api_key_id: key.id,
+        story_id: story.id,
+        role: DispatchRole::Implementer,
+        lineage_path: vec![dispatch_id],
+        expires_at: t0() + Duration::hours(1),
+        revoked_at: None,
+        created_at: t0(),
+    };
+    store.commit(vec![WriteOp::InsertApiKey(key.clone()), WriteOp::InsertDispatch(dispatch.clone())]).await.unwrap();
+    assert_eq!(store.api_key_by_hash(&[9; 32]).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.dispatch(fx.tenant, dispatch_id).await.unwrap(), Some(dispatch.clone()));
+    assert_eq!(store.dispatches(fx.tenant, Some(story.id)).await.unwrap(), vec![dispatch.clone()]);
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.dispatch(other.tenant, dispatch_id).await.unwrap().is_none());
+    let revoke = |tenant| WriteOp::RevokeDispatch { tenant_id: tenant, id: dispatch_id, at: t0() + Duration::minutes(1) };
+    assert!(matches!(store.commit(vec![revoke(other.tenant)]).await, Err(StoreError::NotFound { .. })));
+    store.commit(vec![revoke(fx.tenant)]).await.unwrap();
+    let revoked = store.dispatch(fx.tenant, dispatch_id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(t0() + Duration::minutes(1)));
+    let token = store.api_key_by_hash(&[9; 32]).await.unwrap().unwrap();
+    assert_eq!(token.revoked_at, Some(t0() + Duration::minutes(1)));
+    // A reviewer dispatch to the story's implementer is refused by the database itself.
+    let claimed = StoryState {
+        agent_status: AgentStatus::Implementing,
+        assigned_agent_id: Some(fx.agents[1]),
+        claim_epoch: 1,
+        ..StoryState::default()
+    };
+    fx.force_state(story.id, claimed).await;
+    let sneaky = DispatchRecord { id: Uuid::now_v7(), role: DispatchRole::Reviewer, lineage_path: vec![], ..dispatch };
+    assert!(matches!(store.commit(vec![WriteOp::InsertDispatch(sneaky)]).await, Err(StoreError::Invariant(_))));
+}
+
+/// Code that bypasses the service layer still cannot write a self-verification.
+pub async fn database_refuses_a_self_verified_story_row(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let implementer = fx.agents[0];
+    let reported = StoryState {
+        agent_status: AgentStatus::ReportedDone,
+        assigned_agent_id: Some(implementer),
+        reported_done_at: Some(t0()),
+        claim_epoch: 1,
+        ..StoryState::default()
+    };
+    fx.force_state(story.id, reported.clone()).await;
+    let current = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    let self_verified = StoryState {
+        verified_status: VerifiedStatus::Verified,
+        verified_at: Some(t0()),
+        verified_by_agent_id: Some(implementer),
+        ..reported.clone()
+    };
+    assert!(matches!(
+        store.commit(vec![transition(&current, self_verified, None)]).await,
+        Err(StoreError::Invariant(_))
+    ));
+    // Verified by someone else is fine.
+    let verified = StoryState {
+        verified_status: VerifiedStatus::Verified,
+        verified_at: Some(t0()),
+        verified_by_agent_id: Some(fx.agents[1]),
+        ..reported
+    };
+    store.commit(vec![transition(&current, verified, None)]).await.unwrap();
+    // Straight from pending (no backfill shape: it has an assignee) to verified is refused too.
+    let other = fx.story("1.2").await;
+    let claimed = StoryState {
+        agent_status: AgentStatus::Implementing,
+        assigned_agent_id: Some(implementer),
+        claim_epoch: 1,
+        ..StoryState::default()
+    };
+    fx.force_state(other.id, claimed.clone()).await;
+    let current = store.story(fx.tenant, other.id).await.unwrap().unwrap();
+    let skipped = StoryState {
+        agent_status: AgentStatus::ReportedDone,
+        verified_status: VerifiedStatus::Verified,
+        verified_by_agent_id: Some(fx.agents[1]),
+        ..claimed
+    };
+    assert!(matches!(store.commit(vec![transition(&current, skipped, None)]).await, Err(StoreError::Invariant(_))));
 }

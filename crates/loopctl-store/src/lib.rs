@@ -85,6 +85,10 @@ pub trait Store: Send + Sync {
     /// The stored answer for an idempotency key of one caller, if any.
     fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>>;
 
+    fn dispatch(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<DispatchRecord>>;
+    /// Dispatches of the tenant (of one story, or all), oldest first.
+    fn dispatches(&self, tenant_id: Uuid, story_id: Option<Uuid>) -> StoreResult<'_, Vec<DispatchRecord>>;
+
     /// Change feed and audit log: events after `since`, oldest first.
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>>;
 }

@@ -2,7 +2,7 @@
 //! built, in the service layer and the core.
 
 use chrono::{DateTime, Utc};
-use loopctl_core::{AgentStatus, Role, StoryState, VerifiedStatus};
+use loopctl_core::{AgentStatus, DispatchRole, Role, StoryState, VerifiedStatus};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -46,6 +46,36 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// Set for a capability token minted by dispatch: the one story and capacity it serves.
+    pub scope: Option<KeyScope>,
+}
+
+/// What a dispatched capability token may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyScope {
+    pub dispatch_id: Uuid,
+    pub story_id: Uuid,
+    pub role: DispatchRole,
+}
+
+/// A sub-agent dispatched by an orchestrator for one story and one capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub parent_dispatch_id: Option<Uuid>,
+    pub dispatched_by_key_id: Uuid,
+    pub dispatched_by_agent_id: Option<Uuid>,
+    /// The identity the token acts as (fresh unless the orchestrator named one).
+    pub agent_id: Uuid,
+    pub api_key_id: Uuid,
+    pub story_id: Uuid,
+    pub role: DispatchRole,
+    /// Ids from the root dispatch down to this one.
+    pub lineage_path: Vec<Uuid>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

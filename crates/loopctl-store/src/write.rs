@@ -85,6 +85,9 @@ pub enum WriteOp {
     InsertSkillResult(SkillResultRecord),
     /// Keeps an answer for replay; a second answer for the same key is ignored.
     SaveIdempotentResponse(IdempotentResponse),
+    InsertDispatch(DispatchRecord),
+    /// Revokes a dispatch and, with it, its token.
+    RevokeDispatch { tenant_id: Uuid, id: Uuid, at: DateTime<Utc> },
     /// Forgets answers stored before this time.
     PurgeIdempotentResponses {
         before: DateTime<Utc>,

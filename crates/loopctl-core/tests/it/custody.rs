@@ -212,3 +212,28 @@ fn a_review_from_an_earlier_round_never_counts_even_within_one_clock_tick() {
     }
     check_with(&facts, &state, &Action::Verify, &orchestrator(), Expect::Err("review_not_conducted"));
 }
+
+#[test]
+fn one_review_per_round_so_racing_reviewers_cannot_both_record() {
+    let state = story(ReportedDone, Unverified);
+    let reviewed = success(&Facts::default(), &state, &Action::ReviewComplete, &orchestrator());
+    check(&reviewed, &Action::ReviewComplete, &key(Role::User, None), Expect::Err("invalid_transition"));
+}
+
+#[test]
+fn a_dispatched_token_may_do_only_the_work_of_its_capacity() {
+    use loopctl_core::{Actor, DispatchRole};
+    let implementer = Actor { dispatched_as: Some(DispatchRole::Implementer), ..agent(IMPLEMENTER) };
+    let reviewer = Actor { dispatched_as: Some(DispatchRole::Reviewer), ..agent(OTHER_AGENT) };
+    let reported = story(ReportedDone, Unverified);
+    check(&reported, &Action::Verify, &implementer, Expect::Err("scope_violation"));
+    check(&reported, &reject("no"), &implementer, Expect::Err("scope_violation"));
+    check(&reported, &Action::Verify, &reviewer, Expect::Err("scope_violation"));
+    check(&story(Pending, Unverified), &contract(), &reviewer, Expect::Err("scope_violation"));
+    check(&story(Contracted, Unverified), &Action::Claim, &reviewer, Expect::Err("scope_violation"));
+    // The reviewer reviews, though its key's role is agent.
+    success(&Facts::default(), &reported, &Action::ReviewComplete, &reviewer);
+    // A reviewer token in the implementer's identity is still refused by custody.
+    let sneaky = Actor { dispatched_as: Some(DispatchRole::Reviewer), ..agent(IMPLEMENTER) };
+    check(&reported, &Action::ReviewComplete, &sneaky, Expect::Err("self_review_blocked"));
+}

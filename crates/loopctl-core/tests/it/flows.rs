@@ -137,6 +137,7 @@ fn a_story_done_outside_loopctl_is_backfilled_as_verified() {
             reported_done_at: Some(when),
             reported_by_agent_id: Some(ORCHESTRATOR),
             verified_at: Some(when),
+            verified_by_agent_id: Some(ORCHESTRATOR),
             ..StoryState::default()
         }
     );

@@ -91,6 +91,7 @@ fn verified(state: &StoryState, facts: &Facts) -> StoryState {
     StoryState {
         verified_status: Verified,
         verified_at: Some(facts.now),
+        verified_by_agent_id: Some(ORCHESTRATOR),
         rejected_at: None,
         rejection_reason: None,
         ..state.clone()
@@ -102,6 +103,7 @@ fn rejected(state: &StoryState, reason: &str, facts: &Facts) -> StoryState {
     back_in_queue(&StoryState {
         verified_status: Rejected,
         verified_at: None,
+        verified_by_agent_id: None,
         rejected_at: Some(facts.now),
         rejection_reason: Some(reason.to_string()),
         iteration_count: state.iteration_count + 1,
@@ -117,6 +119,7 @@ fn backfilled(state: &StoryState, by: Option<Uuid>, facts: &Facts) -> StoryState
         reported_done_at: Some(facts.now),
         reported_by_agent_id: by,
         verified_at: Some(facts.now),
+        verified_by_agent_id: by,
         ..state.clone()
     }
 }

@@ -45,25 +45,25 @@ pub fn at(minutes: i64) -> DateTime<Utc> {
 }
 
 pub fn agent(id: Uuid) -> Actor {
-    Actor { role: Role::Agent, agent_id: Some(id) }
+    Actor::key(Role::Agent, Some(id))
 }
 
 pub fn orchestrator() -> Actor {
-    Actor { role: Role::Orchestrator, agent_id: Some(ORCHESTRATOR) }
+    Actor::key(Role::Orchestrator, Some(ORCHESTRATOR))
 }
 
 /// A human's key: no agent identity behind it.
 pub fn user() -> Actor {
-    Actor { role: Role::User, agent_id: None }
+    Actor::key(Role::User, None)
 }
 
 pub fn superadmin() -> Actor {
-    Actor { role: Role::Superadmin, agent_id: None }
+    Actor::key(Role::Superadmin, None)
 }
 
 /// A key of `role` whose agent identity is `agent_id`.
 pub fn key(role: Role, agent_id: Option<Uuid>) -> Actor {
-    Actor { role, agent_id }
+    Actor::key(role, agent_id)
 }
 
 /// The contract an agent sends after reading the story correctly.

@@ -17,6 +17,8 @@ both!(custody => custody_sqlite, custody_postgres);
 both!(strict_custody => strict_custody_sqlite, strict_custody_postgres);
 both!(custody_refusals_are_audited => custody_refusals_are_audited_sqlite, custody_refusals_are_audited_postgres);
 both!(graph_and_number_errors => graph_and_number_errors_sqlite, graph_and_number_errors_postgres);
+both!(unclaim_backfill_and_deletes => unclaim_backfill_and_deletes_sqlite, unclaim_backfill_and_deletes_postgres);
+both!(idempotency_key_replays => idempotency_key_replays_sqlite, idempotency_key_replays_postgres);
 
 async fn auth_and_request_errors(server: Server) {
     let t = server.tenant("Errors").await;
@@ -71,6 +73,17 @@ async fn auth_and_request_errors(server: Server) {
         assert!(created.elapsed() < Duration::from_secs(5), "the key never expired");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // token_expired after a rotation without grace; the new key works at once.
+    let (raw, key_id, _) = new_key(&server, &t.user, "agent", "rotated").await;
+    let resp =
+        server.post(&t.user, &format!("/api/v1/api_keys/{key_id}/rotate"), json!({"grace_period_hours": 0})).await;
+    let fresh = s(&resp.ok(201)["new_key"]["raw_key"]);
+    assert_eq!(server.get(&fresh, whoami).await.ok(200)["role"], "agent");
+    server.get(&raw, whoami).await.err(401, "token_expired");
+    let resp =
+        server.post(&t.user, &format!("/api/v1/api_keys/{key_id}/rotate"), json!({"grace_period_hours": 169})).await;
+    resp.err(422, "validation_failed");
 
     // forbidden: the role may not make the call at all.
     server.post(&t.agent, "/api/v1/projects", json!({"name": "Mine", "slug": "mine"})).await.err(403, "forbidden");
@@ -559,4 +572,106 @@ async fn graph_and_number_errors(server: Server) {
     let path = format!("/api/v1/orchestrator/state/{fresh}");
     server.put(&t.orch, &path, json!({"state_data": {"a": 1}})).await.ok(200);
     server.put(&t.orch, &path, json!({"state_data": {"a": 2}, "version": 0})).await.err(409, "version_conflict");
+}
+
+async fn unclaim_backfill_and_deletes(server: Server) {
+    let t = server.tenant("Admin").await;
+    let ids = seed(&server, &t, "Shop").await;
+    let (s11, s12, s21) = (ids.story("1.1"), ids.story("1.2"), ids.story("2.1"));
+    let path = |id: &str, verb: &str| format!("/api/v1/stories/{id}/{verb}");
+
+    // Unclaim: only a claimed story, only by its claimant; it goes back with a new epoch.
+    server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await.err(409, "invalid_transition");
+    contract(&server, &t.agent, s11).await;
+    server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await.err(403, "forbidden");
+    let resp = server.post(&t.agent, &path(s11, "claim"), Value::Null).await;
+    assert_eq!(resp.ok(200)["story"]["claim_epoch"], 1);
+    let resp = server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await;
+    let st = &resp.ok(200)["story"];
+    assert_eq!(st["agent_status"], "pending");
+    assert_eq!(st["assigned_agent_id"], Value::Null);
+    assert_eq!(st["claim_epoch"], 2);
+    assert_eq!(ready_numbers(&server, &t.agent, &ids.project).await, vec!["1.1"]);
+
+    // Backfill: work done outside loopctl, recorded as verified with its reason.
+    server.post(&t.agent, &path(s11, "backfill"), json!({"reason": "done by hand"})).await.err(403, "forbidden");
+    server.post(&t.orch, &path(s11, "backfill"), json!({})).await.err(422, "validation_failed");
+    let resp = server.post(&t.orch, &path(s11, "backfill"), json!({"reason": "x", "evidence_url": "ftp://x"})).await;
+    resp.err(422, "validation_failed");
+    let resp = server
+        .post(
+            &t.orch,
+            &path(s11, "backfill"),
+            json!({"reason": "merged in PR 42", "evidence_url": "https://example.com/pr/42", "pr_number": 42}),
+        )
+        .await;
+    let st = &resp.ok(200)["story"];
+    assert_eq!(st["agent_status"], "reported_done");
+    assert_eq!(st["verified_status"], "verified");
+    assert_eq!(st["metadata"]["backfill"]["reason"], "merged in PR 42");
+    assert_eq!(story(&server, &t.agent, s11).await["metadata"]["backfill"]["pr_number"], 42);
+    assert_eq!(ready_numbers(&server, &t.agent, &ids.project).await, vec!["1.2"]);
+    claim(&server, &t.agent, s12).await;
+    server.post(&t.orch, &path(s12, "backfill"), json!({"reason": "no"})).await.err(409, "invalid_transition");
+
+    // Deletes are for users; a deleted dependency no longer blocks.
+    let resp = server.get(&t.orch, &format!("/api/v1/projects/{}/epic_dependencies", ids.project)).await;
+    let epic_dep = s(&resp.ok(200)["data"][0]["id"]);
+    server.delete(&t.orch, &format!("/api/v1/epic_dependencies/{epic_dep}")).await.err(403, "forbidden");
+    server.delete(&t.user, &format!("/api/v1/epic_dependencies/{epic_dep}")).await.ok(204);
+    server.delete(&t.user, &format!("/api/v1/epic_dependencies/{epic_dep}")).await.err(404, "not_found");
+    assert_eq!(ready_numbers(&server, &t.agent, &ids.project).await, vec!["2.1"]);
+    server.delete(&t.orch, &format!("/api/v1/stories/{s21}")).await.err(403, "forbidden");
+    server.delete(&t.user, &format!("/api/v1/stories/{s21}")).await.ok(204);
+    server.get(&t.user, &format!("/api/v1/stories/{s21}")).await.err(404, "not_found");
+
+    // Deleting an epic takes its stories (and their artifacts, reviews, dependencies) along.
+    server.delete(&t.user, &format!("/api/v1/epics/{}", ids.epic(1))).await.ok(204);
+    server.get(&t.user, &format!("/api/v1/stories/{s11}")).await.err(404, "not_found");
+    server.get(&t.user, &format!("/api/v1/stories/{s12}")).await.err(404, "not_found");
+    let resp = server.get(&t.user, &format!("/api/v1/projects/{}", ids.project)).await;
+    assert_eq!(resp.ok(200)["project"]["epic_count"], 1);
+    assert_eq!(resp.body["project"]["story_count"], 0);
+
+    // Archiving keeps the project out of default lists.
+    server.delete(&t.orch, &format!("/api/v1/projects/{}", ids.project)).await.err(403, "forbidden");
+    let resp = server.delete(&t.user, &format!("/api/v1/projects/{}", ids.project)).await;
+    assert_eq!(resp.ok(200)["project"]["status"], "archived");
+    let listed = server.get(&t.agent, "/api/v1/projects").await;
+    assert!(!listed.ok(200).to_string().contains(&ids.project));
+    let listed = server.get(&t.agent, "/api/v1/projects?include_archived=true").await;
+    assert!(listed.ok(200).to_string().contains(&ids.project));
+}
+
+/// WIRE.md: "a mutating request with `Idempotency-Key` is answered from the stored
+/// response for 24 h when repeated by the same key" (loopctl-client sends one on every
+/// retried write).
+async fn idempotency_key_replays(server: Server) {
+    let t = server.tenant("Idempotent").await;
+    let send = |body: Value| {
+        server.req(Method::POST, "/api/v1/projects").key(&t.orch).header("Idempotency-Key", "create-once-1").json(&body)
+    };
+    let first = send(json!({"name": "Once", "slug": "once"})).send().await;
+    let created = first.ok(201).clone();
+    let again = send(json!({"name": "Once", "slug": "once"})).send().await;
+    assert_eq!(again.status, 201, "a repeated request is answered from the stored response: {}", again.body);
+    assert_eq!(again.body, created);
+    let projects = server.get(&t.orch, "/api/v1/projects").await;
+    assert_eq!(projects.ok(200)["data"].as_array().unwrap().len(), 1);
+
+    // A review-complete retried after a lost answer is recorded once.
+    let ids = seed(&server, &t, "Shop").await;
+    let s11 = ids.story("1.1");
+    to_reported(&server, &t.agent, s11).await;
+    for _ in 0..2 {
+        let resp = server
+            .req(Method::POST, &format!("/api/v1/stories/{s11}/review-complete"))
+            .key(&t.orch)
+            .header("Idempotency-Key", "review-once-1")
+            .json(&json!({"summary": "fine"}))
+            .send()
+            .await;
+        resp.ok(201);
+    }
+    assert_eq!(story(&server, &t.orch, s11).await["reviews"].as_array().unwrap().len(), 1);
 }

@@ -38,6 +38,8 @@ struct Ids {
     epic_dep: String,
     key: String,
     agent: String,
+    /// A skill only tenant A published.
+    skill: String,
     /// Tenant B's own story, for bodies that mix tenants.
     b_story: String,
 }
@@ -57,6 +59,7 @@ impl Ids {
             epic_dep: id(),
             key: id(),
             agent: id(),
+            skill: "team:nothing-here".into(),
             b_story: b_story.to_string(),
         }
     }
@@ -68,10 +71,13 @@ struct Route {
     body: Option<Value>,
     /// Roles that may make this call: they must get 404. Others get 404 or 403.
     must_404: &'static [R],
+    /// Only "the same answer as for a name that exists nowhere" (name-keyed reads whose
+    /// answer for an unknown name is an empty result).
+    same_as_unknown: bool,
 }
 
 fn route(method: Method, path: String, body: Option<Value>, must_404: &'static [R]) -> Route {
-    Route { method, path, body, must_404 }
+    Route { method, path, body, must_404, same_as_unknown: false }
 }
 
 /// Every route of the API that takes an id, with a body that would be valid.
@@ -168,6 +174,21 @@ fn routes(i: &Ids) -> Vec<Route> {
         route(M::GET, format!("/api/v1/orchestrator/state/{p}"), None, ALL),
         route(M::GET, format!("/api/v1/orchestrator/state/{p}/history"), None, ALL),
     ];
+    // Skills: A's own skill, A's own version of a built-in, results naming A's story.
+    let sk = &i.skill;
+    r.extend([
+        route(M::GET, format!("/api/v1/skills/{sk}"), None, ALL),
+        route(M::GET, format!("/api/v1/skills/{sk}?version=1"), None, ALL),
+        route(M::GET, format!("/api/v1/skills/{sk}/versions/1"), None, ALL),
+        route(M::POST, format!("/api/v1/skills/{sk}/results"), Some(json!({"result": "pass"})), MANAGERS),
+        route(
+            M::POST,
+            "/api/v1/skills/loopctl:review/results".into(),
+            Some(json!({"result": "fail", "version": 1, "story_id": st})),
+            MANAGERS,
+        ),
+        Route { same_as_unknown: true, ..route(M::GET, format!("/api/v1/skills/{sk}/stats"), None, &[]) },
+    ]);
     // The story lifecycle, every verb.
     let lifecycle: [(&str, Option<Value>); 15] = [
         ("contract", Some(json!({"story_title": "Sign-up endpoint", "ac_count": 2}))),
@@ -209,6 +230,11 @@ async fn snapshot(server: &Server, a: &Tenant, ids: &Ids) -> Value {
         ("keys", "/api/v1/api_keys?include_revoked=true".to_string()),
         ("agents", "/api/v1/agents".to_string()),
         ("tenant", "/api/v1/tenants/me".to_string()),
+        ("skills", "/api/v1/skills".to_string()),
+        ("skill", format!("/api/v1/skills/{}", ids.skill)),
+        ("skill_stats", format!("/api/v1/skills/{}/stats", ids.skill)),
+        ("review_skill", "/api/v1/skills/loopctl:review".to_string()),
+        ("review_stats", "/api/v1/skills/loopctl:review/stats".to_string()),
     ] {
         out[name] = server.get(&a.user, &path).await.ok(200).clone();
     }
@@ -234,6 +260,16 @@ async fn tenant_isolation(server: Server) {
     let a_agent = agent_id(&server, &a.agent).await;
     let path = format!("/api/v1/orchestrator/state/{}", seeded.project);
     server.put(&a.orch, &path, json!({"state_data": {"phase": "build"}})).await.ok(200);
+    let resp = server
+        .post(&a.user, "/api/v1/skills", json!({"name": "team:secret", "prompt_text": "tenant A's secret prompt"}))
+        .await;
+    assert_eq!(resp.ok(201)["skill"]["version"], 1);
+    let resp = server
+        .post(&a.user, "/api/v1/skills/loopctl:review/versions", json!({"prompt_text": "tenant A's review v2"}))
+        .await;
+    assert_eq!(resp.ok(201)["version"]["version"], 2);
+    let result = json!({"result": "pass", "story_id": seeded.story("1.2")});
+    server.post(&a.orch, "/api/v1/skills/team:secret/results", result).await.ok(201);
     claim(&server, &a.agent, seeded.story("1.1")).await;
     server.post(&a.agent, &format!("/api/v1/stories/{}/start", seeded.story("1.1")), Value::Null).await.ok(200);
 
@@ -252,6 +288,7 @@ async fn tenant_isolation(server: Server) {
         epic_dep,
         key,
         agent: a_agent,
+        skill: "team:secret".into(),
         b_story: b_story.clone(),
     };
     let before = snapshot(&server, &a, &ids).await;
@@ -268,7 +305,11 @@ async fn tenant_isolation(server: Server) {
             let answer = (got.status, got.code().unwrap_or("-").to_string());
             let unknown = (baseline.status, baseline.code().unwrap_or("-").to_string());
             let what = format!("{role:?} key of B: {} {}", r.method, r.path);
-            if r.must_404.contains(&role) {
+            if r.same_as_unknown {
+                if got.status >= 500 {
+                    failures.push(format!("{what}: got {} {}", got.status, got.body));
+                }
+            } else if r.must_404.contains(&role) {
                 if answer != (404, "not_found".to_string()) {
                     failures.push(format!("{what}: expected 404 not_found, got {} {}", got.status, got.body));
                 }
@@ -300,6 +341,8 @@ async fn tenant_isolation(server: Server) {
         ids.key.clone(),
         ids.agent.clone(),
         a.id.clone(),
+        "team:secret".into(),
+        "tenant A's".into(),
     ];
     let mut lists: Vec<(&str, &str, String)> = Vec::new();
     for (name, key) in [("user", &b.user), ("orchestrator", &b.orch), ("agent", &b.agent)] {
@@ -313,6 +356,12 @@ async fn tenant_isolation(server: Server) {
     }
     for (name, key) in [("user", &b.user), ("orchestrator", &b.orch)] {
         lists.push((name, key, "/api/v1/agents".into()));
+    }
+    for (name, key) in [("user", &b.user), ("orchestrator", &b.orch), ("agent", &b.agent)] {
+        lists.push((name, key, "/api/v1/skills".into()));
+        lists.push((name, key, "/api/v1/skills/loopctl:review".into()));
+        lists.push((name, key, "/api/v1/skills/loopctl:review/stats".into()));
+        lists.push((name, key, "/api/v1/skills/team:secret/stats".into()));
     }
     lists.push(("user", &b.user, "/api/v1/api_keys?include_revoked=true".into()));
     lists.push(("user", &b.user, "/api/v1/audit".into()));

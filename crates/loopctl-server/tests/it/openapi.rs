@@ -103,6 +103,13 @@ async fn openapi_lists_every_route() {
         ("put", "/api/v1/orchestrator/state/{project_id}"),
         ("get", "/api/v1/orchestrator/state/{project_id}"),
         ("get", "/api/v1/orchestrator/state/{project_id}/history"),
+        ("get", "/api/v1/skills"),
+        ("post", "/api/v1/skills"),
+        ("get", "/api/v1/skills/{name}"),
+        ("post", "/api/v1/skills/{name}/versions"),
+        ("get", "/api/v1/skills/{name}/versions/{version}"),
+        ("get", "/api/v1/skills/{name}/stats"),
+        ("post", "/api/v1/skills/{name}/results"),
     ];
     let mut missing: Vec<String> = served
         .iter()

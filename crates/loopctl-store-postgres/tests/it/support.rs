@@ -237,6 +237,12 @@ impl Store for TestStore {
     fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
         self.store.idempotent_response(scope, key)
     }
+    fn dispatch(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<DispatchRecord>> {
+        self.store.dispatch(tenant_id, id)
+    }
+    fn dispatches(&self, tenant_id: Uuid, story_id: Option<Uuid>) -> StoreResult<'_, Vec<DispatchRecord>> {
+        self.store.dispatches(tenant_id, story_id)
+    }
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         self.store.events(tenant_id, filter)
     }

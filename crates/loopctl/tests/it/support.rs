@@ -1,0 +1,530 @@
+//! The harness: a private temp dir per test (HOME, XDG dirs, data and state dirs), the real
+//! `loopctl` binary started as a server child process on 127.0.0.1:0, keys bootstrapped on
+//! its database, and helpers that run CLI commands as a given identity and check what they
+//! print and how they exit.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_loopctl");
+
+/// How long any one CLI command may take before the test fails (never a hang).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to say it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A work breakdown: epic 1 (1.1 with two criteria, 1.2 after 1.1, 1.3), epic 2 (2.1) after epic 1.
+pub const BREAKDOWN: &str = r#"{
+  "epics": [
+    {"number": 1, "title": "Accounts", "phase": "p0", "stories": [
+      {"number": "1.1", "title": "Sign-up endpoint", "acceptance_criteria": [
+        {"id": "AC-1.1.1", "description": "POST /signup creates a user and returns 201"},
+        {"id": "AC-1.1.2", "description": "A duplicate email returns 422"}]},
+      {"number": "1.2", "title": "Login endpoint", "acceptance_criteria": [
+        {"id": "AC-1.2.1", "description": "Valid credentials return a token"}]},
+      {"number": "1.3", "title": "Password reset", "acceptance_criteria": [
+        {"id": "AC-1.3.1", "description": "A reset mail is sent"}]}
+    ]},
+    {"number": 2, "title": "Billing", "phase": "p1", "stories": [
+      {"number": "2.1", "title": "Invoice list", "acceptance_criteria": [
+        {"id": "AC-2.1.1", "description": "GET /invoices is paginated"}]}
+    ]}
+  ],
+  "story_dependencies": [{"story": "1.2", "depends_on": "1.1"}],
+  "epic_dependencies": [{"epic": 2, "depends_on": 1}]
+}"#;
+
+/// A private world for one test: every directory the CLI or the server could read or write.
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("loopctl-it-").tempdir().expect("temp dir");
+        let env = Env { dir };
+        for sub in ["home", "config", "state", "data", "cache", "xdg-data", "cli-state", "work"] {
+            std::fs::create_dir_all(env.path(sub)).expect("create test dir");
+        }
+        env
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// Where commands run unless a test says otherwise (no `.loopctl.toml` above it).
+    pub fn work(&self) -> PathBuf {
+        self.path("work")
+    }
+
+    /// `LOOPCTL_DATA_DIR`: where `up` keeps its database and keys.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.data_dir().join("loopctl.db")
+    }
+
+    /// The CLI's config file under the private XDG_CONFIG_HOME.
+    pub fn config_file(&self) -> PathBuf {
+        self.path("config").join("loopctl").join("config.toml")
+    }
+
+    /// Applies the private environment to a command: nothing from the outer environment
+    /// that loopctl reads survives.
+    pub fn apply_std(&self, cmd: &mut StdCommand) {
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LOOPCTL_") {
+                cmd.env_remove(&key);
+            }
+        }
+        for key in ["NO_COLOR", "CLICOLOR_FORCE", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"] {
+            cmd.env_remove(key);
+        }
+        cmd.env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("XDG_DATA_HOME", self.path("xdg-data"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("LOOPCTL_DATA_DIR", self.data_dir())
+            .env("LOOPCTL_STATE_DIR", self.path("cli-state"))
+            .env("RUST_BACKTRACE", "0")
+            .current_dir(self.work());
+    }
+
+    /// `loopctl` with the private environment and no server, key or project configured.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut std_cmd = StdCommand::new(BIN);
+        self.apply_std(&mut std_cmd);
+        let mut cmd = assert_cmd::Command::from_std(std_cmd);
+        cmd.timeout(COMMAND_TIMEOUT);
+        cmd
+    }
+
+    /// Runs `loopctl ARGS` with nothing but the private environment (profiles, .loopctl.toml).
+    pub fn run(&self, args: &[&str]) -> Out {
+        Out::of(self.cmd().args(args), args)
+    }
+
+    /// Like `run`, in another working directory.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Out {
+        Out::of(self.cmd().current_dir(dir).args(args), args)
+    }
+
+    /// A std command for long-running children (servers).
+    pub fn std_cmd(&self) -> StdCommand {
+        let mut cmd = StdCommand::new(BIN);
+        self.apply_std(&mut cmd);
+        cmd
+    }
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+pub struct Out {
+    pub what: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn of(cmd: &mut assert_cmd::Command, args: &[&str]) -> Out {
+        let what = format!("loopctl {}", args.join(" "));
+        let output = cmd.output().unwrap_or_else(|err| panic!("`{what}` did not finish: {err}"));
+        Out {
+            what,
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("`{}` exited {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.code, self.stdout, self.stderr)
+    }
+
+    /// Exit 0, else the test fails with everything the command printed.
+    #[track_caller]
+    pub fn ok(&self) -> &Out {
+        assert_eq!(self.code, Some(0), "expected success: {}", self.describe());
+        self
+    }
+
+    /// Exits with `code`.
+    #[track_caller]
+    pub fn exit(&self, code: i32) -> &Out {
+        assert_eq!(self.code, Some(code), "expected exit {code}: {}", self.describe());
+        self
+    }
+
+    /// Exits with `code` and says so in exactly one `error: …` line on stderr (human mode).
+    #[track_caller]
+    pub fn fails(&self, code: i32) -> &Out {
+        self.exit(code);
+        let stderr = self.stderr.trim_end();
+        assert_eq!(stderr.lines().count(), 1, "an error is one line on stderr: {}", self.describe());
+        assert!(stderr.starts_with("error: "), "an error line starts with `error: `: {}", self.describe());
+        assert!(!self.stderr.contains('\x1b'), "no ANSI escapes in a piped error: {}", self.describe());
+        assert!(!self.stderr.contains("panicked"), "no panic: {}", self.describe());
+        self
+    }
+
+    /// Exits with `code` and prints `{"error":{"code":CODE,…}}` on stderr (`--format json`).
+    #[track_caller]
+    pub fn fails_json(&self, code: i32, error_code: &str) -> Value {
+        self.exit(code);
+        let body: Value = serde_json::from_str(self.stderr.trim())
+            .unwrap_or_else(|err| panic!("stderr is not one JSON document ({err}): {}", self.describe()));
+        assert_eq!(body["error"]["code"], error_code, "error code: {}", self.describe());
+        assert!(body["error"]["message"].is_string(), "an error has a message: {}", self.describe());
+        assert!(self.stdout.trim().is_empty(), "nothing on stdout when a command fails: {}", self.describe());
+        body
+    }
+
+    /// stdout parsed as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        self.ok();
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("stdout is not one JSON document ({err}): {}", self.describe()))
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Out {
+        assert!(self.stdout.contains(needle), "stdout should contain {needle:?}: {}", self.describe());
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Out {
+        assert!(self.stderr.contains(needle), "stderr should contain {needle:?}: {}", self.describe());
+        self
+    }
+}
+
+/// A long-running `loopctl` child (`serve` or `up`) whose stderr is read line by line in a
+/// thread (so it never blocks on a full pipe). Killed when dropped.
+pub struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    rx: Receiver<String>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: StdCommand, what: &str) -> Proc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|err| panic!("cannot start {what}: {err}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = channel();
+        let seen = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                seen.lock().expect("lines lock").push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Proc { child, lines, rx }
+    }
+
+    /// Waits for a stderr line that satisfies `pred`; fails the test on timeout or exit.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no {what} within {START_TIMEOUT:?}:\n{}", self.log()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!("the process ended ({status:?}) before {what}:\n{}", self.log())
+                }
+            }
+        }
+    }
+
+    /// Every stderr line so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().expect("lines lock").join("\n")
+    }
+
+    /// Kills the process (SIGKILL: nothing gets a chance to flush) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `loopctl serve --listen 127.0.0.1:0 --database-url DB`, with the URL it listens on.
+pub struct Server {
+    pub proc: Proc,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(env: &Env, db: &Path) -> Server {
+        let mut cmd = env.std_cmd();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"]).arg(db);
+        let mut proc = Proc::spawn(cmd, "loopctl serve");
+        let line = proc.wait_for("`listening on` line", |l| l.contains(" listening on http://"));
+        let url = url_after(&line, "listening on ").expect("URL in the listening line");
+        assert!(line.starts_with(&format!("loopctl {} listening on", env!("CARGO_PKG_VERSION"))), "{line}");
+        Server { proc, url }
+    }
+
+    pub fn stop(mut self) {
+        self.proc.kill();
+    }
+}
+
+/// `http://127.0.0.1:PORT` following `marker` in a line.
+pub fn url_after(line: &str, marker: &str) -> Option<String> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+    let url = url.trim_end_matches(['.', ',', ')']).to_string();
+    (url.starts_with("http://") && url.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok())).then_some(url)
+}
+
+/// The three keys of a bootstrapped tenant.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub tenant_id: String,
+    pub user: String,
+    pub orchestrator: String,
+    pub agent: String,
+}
+
+impl Keys {
+    pub fn from_json(value: &Value) -> Keys {
+        let s = |v: &Value| v.as_str().unwrap_or_else(|| panic!("expected a string in {value}")).to_string();
+        Keys {
+            tenant_id: s(&value["tenant_id"]),
+            user: s(&value["keys"]["user"]),
+            orchestrator: s(&value["keys"]["orchestrator"]),
+            agent: s(&value["keys"]["agent"]),
+        }
+    }
+}
+
+/// `loopctl admin init --tenant NAME --database-url DB --format json`.
+pub fn admin_init(env: &Env, db: &Path, tenant: &str) -> Out {
+    let db = db.to_string_lossy().into_owned();
+    env.run(&["admin", "init", "--tenant", tenant, "--database-url", &db, "--format", "json"])
+}
+
+/// Runs `loopctl up` in `env` until it is up; returns the process and every line it printed
+/// up to its "Stop with Ctrl-C." line.
+pub fn start_up(env: &Env) -> (Proc, String, Vec<String>) {
+    let mut cmd = env.std_cmd();
+    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    let mut proc = Proc::spawn(cmd, "loopctl up");
+    let up_line = proc.wait_for("`is up on` line", |l| l.contains(" is up on http://"));
+    let url = url_after(&up_line, "is up on ").unwrap_or_else(|| panic!("no parseable URL in {up_line:?}"));
+    proc.wait_for("the end of the quickstart text", |l| l.contains("Ctrl-C"));
+    let lines = proc.log().lines().map(str::to_string).collect();
+    (proc, url, lines)
+}
+
+/// Someone running commands: a key, and the directory the CLI remembers claim epochs in
+/// (each agent process has its own, as separate agents on separate machines would).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub key: String,
+    pub state_dir: PathBuf,
+}
+
+/// A running server with a bootstrapped tenant.
+pub struct Lab {
+    pub env: Env,
+    pub server: Server,
+    pub keys: Keys,
+}
+
+impl Lab {
+    /// A server on a fresh SQLite file with one tenant. Keys come from `admin init --format
+    /// json`; should that fail (a bug the `admin_init_*` tests report), from a first run of
+    /// `loopctl up` on the same file, with its example project archived, so the other tests
+    /// still see a tenant with no projects.
+    pub fn start() -> Lab {
+        let env = Env::new();
+        let db = env.db();
+        std::fs::create_dir_all(env.data_dir()).expect("data dir");
+        let init = admin_init(&env, &db, "acme");
+        let (keys, via_up) = match serde_json::from_str::<Value>(init.stdout.trim()) {
+            Ok(value) if init.code == Some(0) => (Keys::from_json(&value), false),
+            _ => (bootstrap_with_up(&env), true),
+        };
+        let server = Server::start(&env, &db);
+        let lab = Lab { env, server, keys };
+        if via_up {
+            lab.run(&lab.user(), &["project", "archive", "example"]).ok();
+        }
+        lab
+    }
+
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    fn actor(&self, name: &str, key: &str) -> Actor {
+        let state_dir = self.env.path("actors").join(name);
+        std::fs::create_dir_all(&state_dir).expect("actor state dir");
+        Actor { name: name.into(), key: key.into(), state_dir }
+    }
+
+    pub fn user(&self) -> Actor {
+        self.actor("user", &self.keys.user)
+    }
+
+    pub fn orch(&self) -> Actor {
+        self.actor("orchestrator", &self.keys.orchestrator)
+    }
+
+    pub fn agent(&self) -> Actor {
+        self.actor("agent", &self.keys.agent)
+    }
+
+    /// `loopctl keys create NAME --role ROLE [--agent-id ID] --format json` with the user key.
+    pub fn new_key(&self, name: &str, role: &str, agent_id: Option<&str>) -> Actor {
+        let mut args = vec!["keys", "create", name, "--role", role, "--format", "json"];
+        if let Some(id) = agent_id {
+            args.extend(["--agent-id", id]);
+        }
+        let created = self.run(&self.user(), &args).json();
+        assert_eq!(created["api_key"]["role"], role, "{created}");
+        let raw = created["api_key"]["raw_key"].as_str().expect("raw_key").to_string();
+        self.actor(name, &raw)
+    }
+
+    /// The agent identity behind a key (`auth whoami --format json`).
+    pub fn agent_id(&self, who: &Actor) -> String {
+        let me = self.run(who, &["auth", "whoami", "--format", "json"]).json();
+        me["agent_id"].as_str().unwrap_or_else(|| panic!("no agent_id in {me}")).to_string()
+    }
+
+    /// `loopctl` as `who` against this server: key and server in the environment, no project.
+    pub fn cmd(&self, who: &Actor) -> assert_cmd::Command {
+        let mut cmd = self.env.cmd();
+        cmd.env("LOOPCTL_SERVER", self.url()).env("LOOPCTL_API_KEY", &who.key).env("LOOPCTL_STATE_DIR", &who.state_dir);
+        cmd
+    }
+
+    pub fn run(&self, who: &Actor, args: &[&str]) -> Out {
+        Out::of(self.cmd(who).args(args), args)
+    }
+
+    pub fn run_in(&self, who: &Actor, dir: &Path, args: &[&str]) -> Out {
+        Out::of(self.cmd(who).current_dir(dir).args(args), args)
+    }
+
+    /// `loopctl project create NAME --slug SLUG` and an import of `BREAKDOWN`, by the
+    /// orchestrator. Returns the project id.
+    pub fn project(&self, name: &str, slug: &str) -> String {
+        let orch = self.orch();
+        let created = self.run(&orch, &["project", "create", name, "--slug", slug, "--format", "json"]).json();
+        let file = self.env.path(&format!("breakdown-{slug}.json"));
+        std::fs::write(&file, BREAKDOWN).expect("write breakdown");
+        let file = file.to_string_lossy().into_owned();
+        self.run(&orch, &["import", "--project", slug, &file]).ok().stdout_has("4 stories created");
+        created["project"]["id"].as_str().expect("project id").to_string()
+    }
+
+    /// A story as JSON (`status N --format json`), read by the orchestrator.
+    pub fn story(&self, project: &str, number: &str) -> Value {
+        self.run(&self.orch(), &["status", number, "--project", project, "--format", "json"]).json()
+    }
+
+    /// contract, claim, start, report: the implementer's half of the loop.
+    pub fn implement(&self, who: &Actor, project: &str, number: &str) {
+        for verb in ["contract", "claim", "start"] {
+            self.run(who, &[verb, number, "--project", project]).ok();
+        }
+        let artifact = r#"{"artifact_type": "commit_diff", "details": {"commit_sha": "0123456789abcdef0123456789abcdef01234567", "files": ["lib/app.ex"]}}"#;
+        self.run(who, &["report", number, "--project", project, "--artifact", artifact]).ok();
+    }
+}
+
+fn bootstrap_with_up(env: &Env) -> Keys {
+    let mut cmd = env.std_cmd();
+    // Its profiles go to a file of their own: the test's config stays empty.
+    cmd.env("LOOPCTL_CONFIG", env.path("bootstrap-config.toml")).args(["up", "--listen", "127.0.0.1:0"]);
+    let mut proc = Proc::spawn(cmd, "loopctl up (bootstrap)");
+    proc.wait_for("`is up on` line", |l| l.contains(" is up on http://"));
+    proc.kill();
+    let text = std::fs::read_to_string(env.data_dir().join("keys.json")).expect("keys.json from up");
+    Keys::from_json(&serde_json::from_str(&text).expect("keys.json is JSON"))
+}
+
+/// Now as ISO-8601 UTC with milliseconds (what `changes --since $LAST_POLL` gets).
+pub fn iso_now() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// `git ARGS` in `dir` with a fixed identity; fails the test when git does.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = StdCommand::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .expect("git on PATH");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The numbers of the stories in a list answer (`data[].number` or `data[].story.number`).
+pub fn numbers(answer: &Value) -> Vec<String> {
+    answer["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["number"].as_str().or_else(|| item["story"]["number"].as_str()))
+        .map(str::to_string)
+        .collect()
+}
