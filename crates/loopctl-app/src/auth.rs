@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use loopctl_core::{Actor, Role, Settings};
-use loopctl_store::TenantRecord;
+use loopctl_store::{KeyScope, TenantRecord};
 use uuid::Uuid;
 
 use crate::{App, AppError, AppResult, keys, now, settings::effective_settings};
@@ -19,11 +19,25 @@ pub struct Principal {
     pub expires_at: Option<DateTime<Utc>>,
     pub settings: Settings,
     pub tenant: TenantRecord,
+    /// For a dispatched capability token: the one story and capacity it serves.
+    pub scope: Option<KeyScope>,
 }
 
 impl Principal {
     pub fn actor(&self) -> Actor {
-        Actor { role: self.role, agent_id: self.agent_id }
+        Actor { role: self.role, agent_id: self.agent_id, dispatched_as: self.scope.map(|s| s.role) }
+    }
+
+    /// Refuses a dispatched token on any story but its own.
+    pub(crate) fn check_story_scope(&self, story_id: Uuid) -> Result<(), AppError> {
+        match self.scope {
+            Some(scope) if scope.story_id != story_id => Err(AppError::new(
+                403,
+                "scope_violation",
+                format!("this token was dispatched for story {} only; it may not touch another story", scope.story_id),
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn actor_type(&self) -> &'static str {
@@ -48,6 +62,7 @@ impl Principal {
             expires_at: None,
             settings: effective_settings(&tenant.settings),
             tenant,
+            scope: None,
         }
     }
 }
@@ -94,6 +109,7 @@ impl App {
             expires_at: key.expires_at,
             settings: effective_settings(&tenant.settings),
             tenant,
+            scope: key.scope,
         })
     }
 }

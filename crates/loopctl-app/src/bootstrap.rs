@@ -116,8 +116,8 @@ impl App {
                 revoked_at: None,
                 last_used_at: None,
                 created_at: at,
-scope: None,
-}));
+                scope: None,
+            }));
             raw.push(minted.raw);
         }
         self.store.commit(batch).await.map_err(|err| match err {

@@ -120,7 +120,9 @@ impl From<DomainError> for AppError {
         let message = err.to_string();
         let code = err.code();
         match err {
-            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } => AppError::new(403, code, message),
+            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } | DomainError::ScopeViolation { .. } => {
+                AppError::new(403, code, message)
+            }
             DomainError::InvalidTransition { action, agent_status, verified_status, .. } => {
                 AppError::new(409, code, message).with_context(json!({
                     "current_agent_status": agent_status.as_str(),

@@ -108,7 +108,7 @@ impl App {
 
     /// Every event of one story, oldest first.
     pub async fn story_history(&self, who: &Principal, story_id: Uuid) -> AppResult<Vec<EventView>> {
-        require(who, ANYONE, "read story history")?;
+        who.check_story_scope(story_id)?;
         self.story_of(who, story_id).await?;
         let filter = EventFilter {
             entity_type: Some("story".into()),

@@ -11,7 +11,9 @@ pub mod view;
 
 mod auth;
 mod bootstrap;
+mod bulk;
 mod deps;
+mod dispatch;
 mod feed;
 mod import;
 mod lifecycle;
@@ -33,7 +35,9 @@ use uuid::Uuid;
 
 pub use auth::Principal;
 pub use bootstrap::{Bootstrap, BootstrapRequest};
+pub use bulk::*;
 pub use deps::*;
+pub use dispatch::*;
 pub use error::{AppError, ERROR_CODES};
 pub use feed::*;
 pub use import::*;
@@ -160,6 +164,14 @@ fn story_status(story: &StoryRecord) -> Value {
 
 /// Refuses unless the caller's role is one of `roles`.
 fn require(who: &Principal, roles: &[Role], what: &str) -> AppResult<()> {
+    // A dispatched token serves one story in one capacity; everything else is out of scope.
+    if let Some(scope) = who.scope {
+        return Err(AppError::new(
+            403,
+            "scope_violation",
+            format!("this token was dispatched as {} for one story and may not {what}", scope.role.as_str()),
+        ));
+    }
     if roles.contains(&who.role) {
         return Ok(());
     }

@@ -126,6 +126,7 @@ impl App {
     where
         F: Fn(&StoryRecord, &StoryState) -> AppResult<Vec<WriteOp>>,
     {
+        who.check_story_scope(story_id)?;
         for _ in 0..MAX_ATTEMPTS {
             let story = self.story_of(who, story_id).await?;
             let dependencies_met = match action {

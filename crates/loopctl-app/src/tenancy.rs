@@ -27,6 +27,9 @@ pub struct WhoAmI {
     pub key_name: String,
     pub key_prefix: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// For a dispatched token: `{dispatch_id, story_id, role}`.
+    #[schema(value_type = Object)]
+    pub scope: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -87,6 +90,9 @@ impl App {
             key_name: who.key_name.clone(),
             key_prefix: who.key_prefix.clone(),
             expires_at: who.expires_at,
+            scope: who
+                .scope
+                .map(|s| json!({"dispatch_id": s.dispatch_id, "story_id": s.story_id, "role": s.role.as_str()})),
         })
     }
 
@@ -175,8 +181,8 @@ impl App {
             revoked_at: None,
             last_used_at: None,
             created_at: at,
-scope: None,
-};
+            scope: None,
+        };
         batch.push(WriteOp::InsertApiKey(key.clone()));
         batch.push(event(
             who,

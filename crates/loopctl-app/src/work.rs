@@ -222,7 +222,11 @@ impl App {
     }
 
     pub async fn get_project(&self, who: &Principal, id: Uuid) -> AppResult<ProjectView> {
-        require(who, ANYONE, "read projects")?;
+        match who.scope {
+            // A dispatched token may read the project of its own story.
+            Some(scope) if self.story_of(who, scope.story_id).await?.project_id == id => {}
+            _ => require(who, ANYONE, "read projects")?,
+        }
         let project = self.project_of(who, id).await?;
         let epics = self.store.epics(who.tenant_id, id).await?;
         let filter = StoryFilter { project_id: Some(id), limit: 0, ..StoryFilter::default() };

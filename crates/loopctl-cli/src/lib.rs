@@ -91,6 +91,11 @@ pub enum Command {
     ///
     /// Example: loopctl backfill 2.1 --reason "shipped before loopctl"
     Backfill(cmd::lifecycle::BackfillArgs),
+    /// Dispatch a sub-agent for one story: mints a capability token scoped to that story and
+    /// capacity; `dispatch list`, `dispatch revoke ID`.
+    ///
+    /// Example: loopctl dispatch 2.1 --role implementer --ttl 2h
+    Dispatch(cmd::dispatch::DispatchArgs),
     /// Escalations (stories that failed too often).
     #[command(subcommand)]
     Escalation(cmd::lifecycle::EscalationCmd),
@@ -174,6 +179,7 @@ pub async fn run(command: Command, globals: &Globals) -> anyhow::Result<()> {
         Command::Verify(args) => cmd::lifecycle::verify(&ctx, args).await,
         Command::Reject(args) => cmd::lifecycle::reject(&ctx, args).await,
         Command::Backfill(args) => cmd::lifecycle::backfill(&ctx, args).await,
+        Command::Dispatch(args) => cmd::dispatch::run(&ctx, args).await,
         Command::Escalation(sub) => cmd::lifecycle::escalation(&ctx, sub).await,
         Command::Changes(args) => cmd::feed::changes(&ctx, args).await,
         Command::History(args) => cmd::feed::history(&ctx, args).await,

@@ -58,6 +58,7 @@ fn router_for(app: App) -> Router {
         .merge(routes::queries::routes())
         .merge(routes::feed::routes())
         .merge(routes::skills::routes())
+        .merge(routes::dispatch::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let spec = move || {

@@ -299,15 +299,27 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
         WriteOp::RevokeDispatch { tenant_id, id, at } => {
-            let res = sqlx::query("UPDATE dispatches SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND id = $3")
-                .bind(*at).bind(tenant_id).bind(id)
-                .execute(&mut *conn).await.map_err(map_err)?;
+            let res = sqlx::query(
+                "UPDATE dispatches SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND id = $3",
+            )
+            .bind(*at)
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
             if res.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "dispatch".into() });
             }
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND dispatch_id = $3")
-                .bind(*at).bind(tenant_id).bind(id)
-                .execute(&mut *conn).await.map_err(map_err)?;
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND dispatch_id = $3",
+            )
+            .bind(*at)
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
         }
         WriteOp::InsertSkillVersion(v) => {
             sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")

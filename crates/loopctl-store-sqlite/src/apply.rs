@@ -224,13 +224,25 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
         WriteOp::RevokeDispatch { tenant_id, id, at } => {
-            let res = sqlx::query("UPDATE dispatches SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?")
-                .bind(micros(*at)).bind(tenant_id).bind(id)
-                .execute(&mut *conn).await.map_err(map_err)?;
+            let res = sqlx::query(
+                "UPDATE dispatches SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?",
+            )
+            .bind(micros(*at))
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
             expect_row(res, "dispatch")?;
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND dispatch_id = ?")
-                .bind(micros(*at)).bind(tenant_id).bind(id)
-                .execute(&mut *conn).await.map_err(map_err)?;
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND dispatch_id = ?",
+            )
+            .bind(micros(*at))
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
         }
         WriteOp::InsertSkillVersion(v) => {
             sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

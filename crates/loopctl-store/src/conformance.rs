@@ -232,8 +232,8 @@ pub async fn keys_are_found_by_hash_and_scoped_by_tenant(store: Arc<dyn Store>) 
         revoked_at: None,
         last_used_at: None,
         created_at: t0(),
-scope: None,
-};
+        scope: None,
+    };
     store.commit(vec![WriteOp::InsertApiKey(key.clone())]).await.unwrap();
     assert_eq!(store.api_key_by_hash(&[7; 32]).await.unwrap(), Some(key.clone()));
     assert_eq!(store.api_key_by_hash(&[8; 32]).await.unwrap(), None);
@@ -761,7 +761,8 @@ pub async fn dispatches_round_trip_and_revoke_their_token(store: Arc<dyn Store>)
     assert_eq!(store.dispatches(fx.tenant, Some(story.id)).await.unwrap(), vec![dispatch.clone()]);
     let other = Fixture::new(store.clone()).await;
     assert!(store.dispatch(other.tenant, dispatch_id).await.unwrap().is_none());
-    let revoke = |tenant| WriteOp::RevokeDispatch { tenant_id: tenant, id: dispatch_id, at: t0() + Duration::minutes(1) };
+    let revoke =
+        |tenant| WriteOp::RevokeDispatch { tenant_id: tenant, id: dispatch_id, at: t0() + Duration::minutes(1) };
     assert!(matches!(store.commit(vec![revoke(other.tenant)]).await, Err(StoreError::NotFound { .. })));
     store.commit(vec![revoke(fx.tenant)]).await.unwrap();
     let revoked = store.dispatch(fx.tenant, dispatch_id).await.unwrap().unwrap();

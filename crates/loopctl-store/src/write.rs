@@ -87,7 +87,11 @@ pub enum WriteOp {
     SaveIdempotentResponse(IdempotentResponse),
     InsertDispatch(DispatchRecord),
     /// Revokes a dispatch and, with it, its token.
-    RevokeDispatch { tenant_id: Uuid, id: Uuid, at: DateTime<Utc> },
+    RevokeDispatch {
+        tenant_id: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// Forgets answers stored before this time.
     PurgeIdempotentResponses {
         before: DateTime<Utc>,

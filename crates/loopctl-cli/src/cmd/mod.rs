@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod dispatch;
 pub mod feed;
 pub mod lifecycle;
 pub mod read;

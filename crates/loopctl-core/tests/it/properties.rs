@@ -543,7 +543,9 @@ fn any_state() -> impl Strategy<Value = StoryState> {
             escalation_locked,
             review_requested_at,
             last_review_at,
-            verified_by_agent_id: (verified_status == VerifiedStatus::Verified).then_some(reported_by_agent_id).flatten(),
+            verified_by_agent_id: (verified_status == VerifiedStatus::Verified)
+                .then_some(reported_by_agent_id)
+                .flatten(),
         },
     )
 }

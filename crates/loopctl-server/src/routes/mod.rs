@@ -1,5 +1,6 @@
 //! Route groups, one module per area of the API.
 
+pub mod dispatch;
 pub mod feed;
 pub mod import;
 pub mod lifecycle;

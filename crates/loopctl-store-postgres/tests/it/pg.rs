@@ -352,8 +352,8 @@ async fn pg_triggers_keep_roles_and_the_audit_log() {
         revoked_at: None,
         last_used_at: None,
         created_at: t0(),
-scope: None,
-};
+        scope: None,
+    };
     store
         .commit(vec![WriteOp::InsertApiKey(key.clone()), WriteOp::AppendEvent(event(fx.tenant, "a"))])
         .await

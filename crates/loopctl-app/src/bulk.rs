@@ -1,0 +1,132 @@
+//! Bulk calls: each story goes through the same single-story path, with every custody check
+//! (the reference's bulk verify and mark-complete skip them; ours skip the story and say why).
+
+use loopctl_core::{AgentStatus, VerifiedStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{App, AppError, AppResult, Principal, RejectRequest, VerifyRequest};
+
+/// At most this many stories per bulk call.
+pub const MAX_BULK: usize = 50;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct BulkStory {
+    pub story_id: Uuid,
+    pub summary: Option<String>,
+    pub review_type: Option<String>,
+    pub reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub findings: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BulkResult {
+    pub story_id: Uuid,
+    /// `success` or `error`.
+    pub status: String,
+    pub code: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    Verify,
+    Reject,
+    /// Verify what is reported done; anything else is refused with its reason.
+    MarkComplete,
+    Claim,
+}
+
+fn outcome(story_id: Uuid, result: AppResult<()>) -> BulkResult {
+    match result {
+        Ok(()) => BulkResult { story_id, status: "success".into(), code: None, reason: None },
+        Err(err) => {
+            BulkResult { story_id, status: "error".into(), code: Some(err.code.into()), reason: Some(err.message) }
+        }
+    }
+}
+
+impl App {
+    /// Runs `action` on each story independently, in the order given.
+    pub async fn bulk(
+        &self,
+        who: &Principal,
+        action: BulkAction,
+        stories: Vec<BulkStory>,
+    ) -> AppResult<Vec<BulkResult>> {
+        if stories.is_empty() {
+            return Err(AppError::field("stories", "is required and must be a non-empty array"));
+        }
+        if stories.len() > MAX_BULK {
+            return Err(AppError::field("stories", format!("at most {MAX_BULK} stories per call")));
+        }
+        let mut results = Vec::with_capacity(stories.len());
+        for item in stories {
+            let id = item.story_id;
+            let result = match action {
+                BulkAction::Verify | BulkAction::MarkComplete => {
+                    let request = VerifyRequest {
+                        summary: item.summary,
+                        review_type: item.review_type,
+                        findings: item.findings,
+                        result: None,
+                        commit_sha: None,
+                    };
+                    self.verify_story(who, id, request).await.map(|_| ())
+                }
+                BulkAction::Reject => {
+                    let request =
+                        RejectRequest { reason: item.reason, findings: item.findings, review_type: item.review_type };
+                    self.reject_story(who, id, request).await.map(|_| ())
+                }
+                BulkAction::Claim => self.claim_story(who, id).await.map(|_| ()),
+            };
+            results.push(outcome(id, result));
+        }
+        Ok(results)
+    }
+
+    /// Verifies every reported, unverified story of an epic that this caller may verify.
+    pub async fn verify_all_in_epic(
+        &self,
+        who: &Principal,
+        epic_id: Uuid,
+        summary: Option<String>,
+        review_type: Option<String>,
+    ) -> AppResult<Value> {
+        crate::require_manager(who)?;
+        let epic = self.epic_of(who, epic_id).await?;
+        let stories = self.all_stories(who, epic.project_id).await?;
+        let eligible: Vec<Uuid> = stories
+            .iter()
+            .filter(|s| s.epic_id == epic_id)
+            .filter(|s| {
+                s.state.agent_status == AgentStatus::ReportedDone && s.state.verified_status != VerifiedStatus::Verified
+            })
+            .map(|s| s.id)
+            .collect();
+        let total_eligible = eligible.len();
+        let mut verified = 0;
+        let mut errors = Vec::new();
+        for id in eligible {
+            let request = VerifyRequest {
+                summary: summary.clone(),
+                review_type: review_type.clone(),
+                ..VerifyRequest::default()
+            };
+            match self.verify_story(who, id, request).await {
+                Ok(_) => verified += 1,
+                Err(err) => errors.push(serde_json::json!({"story_id": id, "code": err.code, "reason": err.message})),
+            }
+        }
+        Ok(serde_json::json!({
+            "verified_count": verified,
+            "skipped_count": total_eligible - verified,
+            "total_eligible": total_eligible,
+            "errors": errors,
+        }))
+    }
+}

@@ -1,0 +1,158 @@
+//! Dispatch (capability tokens for sub-agents) and the bulk calls.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use loopctl_app::{BulkAction, BulkStory, CreateDispatch};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiResult, Body, Caller, OptionalBody, Params, id};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_dispatch, list_dispatches))
+        .routes(routes!(get_dispatch, revoke_dispatch))
+        .routes(routes!(bulk_verify))
+        .routes(routes!(bulk_reject))
+        .routes(routes!(bulk_mark_complete))
+        .routes(routes!(bulk_claim))
+        .routes(routes!(verify_all_in_epic))
+}
+
+/// Mints a sub-agent identity and a token scoped to one story and one capacity (shown once).
+#[utoipa::path(post, path = "/api/v1/dispatches", tag = "custody", request_body = CreateDispatch)]
+async fn create_dispatch(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<CreateDispatch>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(s.app.create_dispatch(&who, body).await?)))
+}
+
+#[derive(Deserialize, Default)]
+struct DispatchQuery {
+    story_id: Option<Uuid>,
+    active_only: Option<bool>,
+}
+
+/// Dispatches with their lineage (which orchestrator dispatched which agent for which story).
+#[utoipa::path(get, path = "/api/v1/dispatches", tag = "custody")]
+async fn list_dispatches(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Params(q): Params<DispatchQuery>,
+) -> ApiResult<Json<Value>> {
+    let rows = s.app.list_dispatches(&who, q.story_id, q.active_only.unwrap_or(false)).await?;
+    let total = rows.len();
+    Ok(Json(json!({"data": rows, "meta": {"total_count": total}})))
+}
+
+#[utoipa::path(get, path = "/api/v1/dispatches/{id}", tag = "custody")]
+async fn get_dispatch(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(dispatch): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"data": s.app.get_dispatch(&who, id(&dispatch, "dispatch")?).await?})))
+}
+
+/// Revokes a dispatch and its token; the token then gets 401.
+#[utoipa::path(delete, path = "/api/v1/dispatches/{id}", tag = "custody")]
+async fn revoke_dispatch(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(dispatch): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let dispatch = s.app.revoke_dispatch(&who, id(&dispatch, "dispatch")?).await?;
+    Ok(Json(json!({"data": {"dispatch": dispatch}})))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct BulkStories {
+    stories: Vec<BulkStory>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct BulkIds {
+    story_ids: Vec<Uuid>,
+}
+
+fn bulk_answer(results: Vec<loopctl_app::BulkResult>) -> (StatusCode, Json<Value>) {
+    let any_success = results.iter().any(|r| r.status == "success");
+    let status = if any_success { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    (status, Json(json!({"results": results})))
+}
+
+async fn run_bulk(
+    s: &AppState,
+    who: &loopctl_app::Principal,
+    action: BulkAction,
+    stories: Vec<BulkStory>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok(bulk_answer(s.app.bulk(who, action, stories).await?))
+}
+
+/// Verifies each story with the same custody checks as a single verify; refused ones are reported.
+#[utoipa::path(post, path = "/api/v1/stories/bulk/verify", tag = "custody", request_body = BulkStories)]
+async fn bulk_verify(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<BulkStories>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    run_bulk(&s, &who, BulkAction::Verify, body.stories).await
+}
+
+#[utoipa::path(post, path = "/api/v1/stories/bulk/reject", tag = "custody", request_body = BulkStories)]
+async fn bulk_reject(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<BulkStories>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    run_bulk(&s, &who, BulkAction::Reject, body.stories).await
+}
+
+/// Marks reported stories complete (a verify per story, custody included).
+#[utoipa::path(post, path = "/api/v1/stories/bulk/mark-complete", tag = "custody", request_body = BulkStories)]
+async fn bulk_mark_complete(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<BulkStories>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    run_bulk(&s, &who, BulkAction::MarkComplete, body.stories).await
+}
+
+#[utoipa::path(post, path = "/api/v1/stories/bulk/claim", tag = "custody", request_body = BulkIds)]
+async fn bulk_claim(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Body(body): Body<BulkIds>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let stories = body
+        .story_ids
+        .into_iter()
+        .map(|story_id| BulkStory { story_id, summary: None, review_type: None, reason: None, findings: None })
+        .collect();
+    run_bulk(&s, &who, BulkAction::Claim, stories).await
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+struct VerifyAll {
+    summary: Option<String>,
+    review_type: Option<String>,
+}
+
+/// Verifies every reported story of the epic this caller may verify.
+#[utoipa::path(post, path = "/api/v1/epics/{id}/verify-all", tag = "custody", request_body = VerifyAll)]
+async fn verify_all_in_epic(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(epic): Path<String>,
+    OptionalBody(body): OptionalBody<VerifyAll>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.app.verify_all_in_epic(&who, id(&epic, "epic")?, body.summary, body.review_type).await?))
+}
