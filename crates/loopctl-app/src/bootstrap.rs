@@ -53,6 +53,30 @@ pub fn valid_slug(slug: &str) -> bool {
 }
 
 impl App {
+    /// Mints an operator (superadmin) key: no tenant, shown once.
+    ///
+    /// # Errors
+    /// When the store refuses the write.
+    pub async fn create_superadmin_key(&self) -> AppResult<String> {
+        let minted = keys::mint()?;
+        let key = ApiKeyRecord {
+            id: Uuid::now_v7(),
+            tenant_id: None,
+            name: "superadmin".into(),
+            key_hash: minted.hash,
+            key_prefix: minted.prefix,
+            role: Role::Superadmin,
+            agent_id: None,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            created_at: now(),
+            scope: None,
+        };
+        self.store.commit(vec![WriteOp::InsertApiKey(key)]).await?;
+        Ok(minted.raw)
+    }
+
     /// Creates a tenant, an orchestrator and an implementer identity, and a user,
     /// orchestrator and agent key, in one transaction.
     ///

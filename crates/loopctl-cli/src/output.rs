@@ -168,15 +168,41 @@ fn paint(cell: &str) -> String {
     format!("\x1b[{code}m{cell}\x1b[0m")
 }
 
+/// Writes to stdout; a reader that went away (`loopctl … | head -1`) ends the program quietly
+/// instead of a panic.
+pub fn write_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && err.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// `println!` that survives a closed stdout.
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::write_out("\n") };
+    ($($arg:tt)*) => { $crate::output::write_out(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` that survives a closed stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(&format!($($arg)*)) };
+}
+
 /// Prints the server's object as JSON, or `human` for people.
 pub fn emit(format: Format, value: &Value, human: impl FnOnce() -> String) {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
         Format::Human | Format::Csv => {
             let text = human();
-            print!("{text}");
-            if !text.ends_with('\n') && !text.is_empty() {
-                println!();
+            if text.is_empty() || text.ends_with('\n') {
+                crate::out!("{text}");
+            } else {
+                crate::outln!("{text}");
             }
         }
     }

@@ -200,6 +200,16 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
         None => {}
     }
     check_custody(state, action, actor, ctx)?;
+    // A claimant that names an epoch which is no longer current was fenced off (reclaimed,
+    // force-unclaimed, rejected): say so before anything about the story's new state.
+    let claimant_write =
+        matches!(action, Action::Start | Action::Heartbeat | Action::RequestReview | Action::Report | Action::Unclaim);
+    if claimant_write
+        && let Some(epoch) = ctx.claim_epoch
+        && epoch != state.claim_epoch
+    {
+        return Err(DomainError::StaleClaim { current: state.claim_epoch });
+    }
     let mut next = state.clone();
     match action {
         Action::Contract { story_title, ac_count } => {

@@ -48,9 +48,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "loopctl", &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "loopctl", &mut script);
+        loopctl_cli::output::write_out(&String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
     }
     let format = match cli.globals.format {
@@ -69,7 +74,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::serve(args).await,
-            Command::Admin(command) => serve::admin(command).await,
+            Command::Admin(command) => serve::admin(command, format == Format::Json).await,
             Command::Up(args) => serve::up(args).await,
             Command::Completions { .. } => Ok(()),
             Command::Cli(command) => loopctl_cli::run(command, &globals).await,
@@ -79,6 +84,29 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => ExitCode::from(loopctl_cli::report_error(&err, format)),
     }
+}
+
+/// clap's refusals, as one JSON line with `--format json` (exit 2), else clap's own text.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let wants_json = {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+            || args.iter().any(|a| a == "--format=json")
+            || std::env::var("LOOPCTL_FORMAT").is_ok_and(|f| f == "json")
+    };
+    let informational = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !wants_json {
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+    }
+    let text = err.to_string();
+    let message = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ").to_string();
+    eprintln!("{}", serde_json::json!({"error": {"code": "usage", "message": message}}));
+    ExitCode::from(2)
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ pub enum AdminCommand {
 #[derive(Args)]
 pub struct InitArgs {
     /// Tenant name.
-    #[arg(long)]
-    tenant: String,
+    #[arg(long, required_unless_present = "superadmin")]
+    tenant: Option<String>,
     /// Tenant slug (default: from the name).
     #[arg(long)]
     slug: Option<String>,
@@ -40,9 +40,9 @@ pub struct InitArgs {
     email: Option<String>,
     #[arg(long, env = "LOOPCTL_DATABASE_URL")]
     database_url: Option<String>,
-    /// Output format.
-    #[arg(long, env = "LOOPCTL_FORMAT", default_value = "human", value_parser = ["human", "json"])]
-    format: String,
+    /// Print an operator key (superadmin) instead of creating a tenant.
+    #[arg(long, conflicts_with = "tenant")]
+    superadmin: bool,
 }
 
 #[derive(Args)]
@@ -54,7 +54,8 @@ pub struct UpArgs {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOOPCTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -73,23 +74,36 @@ async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}; is another server running there?"))
 }
 
-pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+/// `admin init`: prints JSON with `--format json` (the global flag), else a short text.
+pub async fn admin(command: AdminCommand, json_output: bool) -> anyhow::Result<()> {
     match command {
         AdminCommand::Init(args) => {
             let store = open_store(args.database_url.as_deref()).await?;
             let app = App::new(store);
+            if args.superadmin {
+                let raw = app.create_superadmin_key().await.map_err(|err| anyhow::anyhow!(err.message))?;
+                if json_output {
+                    loopctl_cli::outln!("{}", json!({"superadmin_key": raw}));
+                } else {
+                    loopctl_cli::outln!(
+                        "Superadmin key (shown once; it operates tenants, it is not a tenant key):\n{raw}"
+                    );
+                }
+                return Ok(());
+            }
+            let tenant_name = args.tenant.unwrap_or_default();
             let created = app
-                .bootstrap_tenant(BootstrapRequest { tenant_name: args.tenant, slug: args.slug, email: args.email })
+                .bootstrap_tenant(BootstrapRequest { tenant_name, slug: args.slug, email: args.email })
                 .await
                 .map_err(|err| anyhow::anyhow!(err.message))?;
-            if args.format == "json" {
-                println!("{}", json!(created));
+            if json_output {
+                loopctl_cli::outln!("{}", json!(created));
             } else {
-                println!("Created tenant {} ({})", created.tenant_slug, created.tenant_id);
-                println!("These keys are shown once; store them now.");
-                println!("  user:         {}", created.keys.user);
-                println!("  orchestrator: {}", created.keys.orchestrator);
-                println!("  agent:        {}", created.keys.agent);
+                loopctl_cli::outln!("Created tenant {} ({})", created.tenant_slug, created.tenant_id);
+                loopctl_cli::outln!("These keys are shown once; store them now.");
+                loopctl_cli::outln!("  user:         {}", created.keys.user);
+                loopctl_cli::outln!("  orchestrator: {}", created.keys.orchestrator);
+                loopctl_cli::outln!("  agent:        {}", created.keys.agent);
             }
             Ok(())
         }

@@ -247,7 +247,7 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
 pub async fn export(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
     let doc = ctx.client.get(&format!("/api/v1/projects/{project}/export")).await?;
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }
 

@@ -14,8 +14,12 @@ pub enum AuthCmd {
     /// Example: loopctl auth login --server http://127.0.0.1:4000 --key lc_… --profile impl-1
     Login(LoginArgs),
     /// Tenant, role, agent and key prefix of the current key, and the server.
+    ///
+    /// Example: loopctl auth whoami --format json
     Whoami,
     /// Forget the key of a profile.
+    ///
+    /// Example: loopctl auth logout --profile impl-1
     Logout,
 }
 
@@ -133,7 +137,7 @@ fn logout(globals: &Globals) -> anyhow::Result<()> {
     };
     profile.api_key = None;
     save_config(&config)?;
-    println!("Forgot the key of profile `{name}`.");
+    crate::outln!("Forgot the key of profile `{name}`.");
     Ok(())
 }
 
@@ -157,7 +161,7 @@ pub fn config(command: ConfigCmd, globals: &Globals) -> anyhow::Result<()> {
                 "profiles": shown.profiles.iter().map(|(k, p)| (k.clone(), json!(p))).collect::<serde_json::Map<_, _>>(),
                 "default_profile": config.default_profile,
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&value)?);
         }
         ConfigCmd::Get { key } => {
             let profile = config.profiles.get(&name).cloned().unwrap_or_default();
@@ -170,7 +174,7 @@ pub fn config(command: ConfigCmd, globals: &Globals) -> anyhow::Result<()> {
                     return Err(usage(format!("unknown setting `{other}`; use server, api_key, project or format")));
                 }
             };
-            println!("{}", value.unwrap_or_default());
+            crate::outln!("{}", value.unwrap_or_default());
         }
         ConfigCmd::Set { key, value } => {
             let profile = config.profiles.entry(name.clone()).or_default();
@@ -188,7 +192,7 @@ pub fn config(command: ConfigCmd, globals: &Globals) -> anyhow::Result<()> {
                 config.default_profile = Some(name.clone());
             }
             save_config(&config)?;
-            println!("Set {key} in profile `{name}`.");
+            crate::outln!("Set {key} in profile `{name}`.");
         }
     }
     Ok(())
@@ -201,6 +205,6 @@ pub fn init(args: InitArgs, globals: &Globals) -> anyhow::Result<()> {
     let path = std::env::current_dir()?.join(".loopctl.toml");
     let text = toml::to_string_pretty(&file)?;
     write_private(&path, &text)?;
-    println!("Wrote {}: commands here and in every worktree below use project `{project}`.", path.display());
+    crate::outln!("Wrote {}: commands here and in every worktree below use project `{project}`.", path.display());
     Ok(())
 }

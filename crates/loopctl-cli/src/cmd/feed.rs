@@ -101,14 +101,14 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
             // One JSON object per line when following, so a reader can act on each as it comes.
             if ctx.format == Format::Json {
                 for event in &events {
-                    println!("{event}");
+                    crate::outln!("{event}");
                 }
             } else if !events.is_empty() {
                 let table = event_table(&events, ctx.format, ctx.color());
                 let skip = usize::from(!first);
                 first = false;
                 for line in table.lines().skip(skip) {
-                    println!("{line}");
+                    crate::outln!("{line}");
                 }
             }
         } else {
@@ -177,9 +177,9 @@ pub async fn state(ctx: &Ctx, command: StateCmd) -> anyhow::Result<()> {
             // The checkpoint alone, so `state load | jq` works whatever the format.
             let data = &answer["state"]["state_data"];
             if ctx.format == Format::Human {
-                println!("{}", serde_json::to_string_pretty(data)?);
+                crate::outln!("{}", serde_json::to_string_pretty(data)?);
             } else {
-                println!("{data}");
+                crate::outln!("{data}");
             }
         }
         StateCmd::History { key, limit } => {

@@ -139,10 +139,10 @@ pub async fn contract(ctx: &Ctx, args: ContractArgs) -> anyhow::Result<()> {
     let ac_count = args.ac_count.unwrap_or_else(|| story["acceptance_criteria"].as_array().map_or(0, Vec::len));
     let title = args.title.unwrap_or_else(|| text(&story["title"]));
     if ctx.format == crate::output::Format::Human {
-        println!("{} {}", text(&story["number"]), title);
+        crate::outln!("{} {}", text(&story["number"]), title);
         for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
             let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
-            println!("  {}  {}", text(&ac["id"]), text(body));
+            crate::outln!("  {}  {}", text(&ac["id"]), text(body));
         }
     }
     let answer = ctx

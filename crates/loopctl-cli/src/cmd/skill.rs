@@ -53,9 +53,9 @@ pub async fn run(ctx: &Ctx, command: SkillCmd) -> anyhow::Result<()> {
             let answer = ctx.client.get_query(&format!("/api/v1/skills/{}", encode(&name)), &query).await?;
             // The text alone, so it can go straight into an agent's prompt.
             if ctx.format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&answer)?);
             } else {
-                print!("{}", text(&answer["skill"]["prompt_text"]));
+                crate::out!("{}", text(&answer["skill"]["prompt_text"]));
             }
         }
         SkillCmd::List => {

@@ -180,7 +180,9 @@ fn the_old_holder_is_fenced_off_after_a_force_unclaim() {
     let epoch = story.state.claim_epoch;
     story.does(orchestrator(), &Action::ForceUnclaim);
     story.facts.claim_epoch = Some(epoch);
-    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "must_claim_first");
+    // The old epoch is named first: the holder learns it was fenced off, not a state puzzle.
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "stale_claim");
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Start), "stale_claim");
     story.does(agent(IMPLEMENTER), &contract()).does(agent(IMPLEMENTER), &Action::Claim);
     // Even the same agent, claiming again, must use the new epoch.
     assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Start), "stale_claim");

@@ -116,11 +116,6 @@ impl Env {
         Out::of(self.cmd().args(args), args)
     }
 
-    /// Like `run`, in another working directory.
-    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Out {
-        Out::of(self.cmd().current_dir(dir).args(args), args)
-    }
-
     /// A std command for long-running children (servers).
     pub fn std_cmd(&self) -> StdCommand {
         let mut cmd = StdCommand::new(BIN);
@@ -151,7 +146,10 @@ impl Out {
     }
 
     fn describe(&self) -> String {
-        format!("`{}` exited {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.code, self.stdout, self.stderr)
+        format!(
+            "`{}` exited {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
     }
 
     /// Exit 0, else the test fails with everything the command printed.
@@ -290,10 +288,6 @@ impl Server {
         assert!(line.starts_with(&format!("loopctl {} listening on", env!("CARGO_PKG_VERSION"))), "{line}");
         Server { proc, url }
     }
-
-    pub fn stop(mut self) {
-        self.proc.kill();
-    }
 }
 
 /// `http://127.0.0.1:PORT` following `marker` in a line.
@@ -348,15 +342,15 @@ pub fn start_up(env: &Env) -> (Proc, String, Vec<String>) {
 /// (each agent process has its own, as separate agents on separate machines would).
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub name: String,
     pub key: String,
     pub state_dir: PathBuf,
 }
 
 /// A running server with a bootstrapped tenant.
 pub struct Lab {
-    pub env: Env,
+    // Declared first so it is dropped (killed) before its directory is removed.
     pub server: Server,
+    pub env: Env,
     pub keys: Keys,
 }
 
@@ -389,7 +383,7 @@ impl Lab {
     fn actor(&self, name: &str, key: &str) -> Actor {
         let state_dir = self.env.path("actors").join(name);
         std::fs::create_dir_all(&state_dir).expect("actor state dir");
-        Actor { name: name.into(), key: key.into(), state_dir }
+        Actor { key: key.into(), state_dir }
     }
 
     pub fn user(&self) -> Actor {

@@ -1,0 +1,44 @@
+//! `loopctl admin init`: bootstrap without a browser, on the database directly.
+
+use serde_json::Value;
+
+use crate::support::{Env, Keys, Server, admin_init};
+
+#[test]
+fn admin_init_prints_json_keys_that_work_at_once() {
+    let env = Env::new();
+    let db = env.path("fresh").join("sub").join("loopctl.db");
+    // It creates the database if missing.
+    let out = admin_init(&env, &db, "acme");
+    out.ok();
+    let created: Value = serde_json::from_str(out.stdout.trim()).expect("admin init --format json prints JSON");
+    let keys = Keys::from_json(&created);
+    assert!(db.exists(), "the database file is created");
+
+    let server = Server::start(&env, &db);
+    for (key, role) in [(&keys.user, "user"), (&keys.orchestrator, "orchestrator"), (&keys.agent, "agent")] {
+        let me = env.run(&["--server", &server.url, "--api-key", key, "auth", "whoami", "--format", "json"]).json();
+        assert_eq!(
+            (me["role"].as_str(), me["tenant_id"].as_str()),
+            (Some(role), Some(keys.tenant_id.as_str())),
+            "{me}"
+        );
+    }
+
+    // Again with another name: another tenant, beside the first.
+    let out = admin_init(&env, &db, "globex");
+    out.ok();
+    let other = Keys::from_json(&serde_json::from_str(out.stdout.trim()).expect("JSON"));
+    assert_ne!(other.tenant_id, keys.tenant_id);
+    let me = env.run(&["--server", &server.url, "--api-key", &other.user, "auth", "whoami", "--format", "json"]).json();
+    assert_eq!(me["tenant_id"].as_str(), Some(other.tenant_id.as_str()), "{me}");
+}
+
+#[test]
+fn admin_init_human_output_shows_the_keys_once() {
+    let env = Env::new();
+    let db = env.path("data").join("loopctl.db");
+    let db = db.to_string_lossy().into_owned();
+    let out = env.run(&["admin", "init", "--tenant", "acme", "--database-url", &db]);
+    out.ok().stdout_has("Created tenant acme").stdout_has("orchestrator:");
+}
