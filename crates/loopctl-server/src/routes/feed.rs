@@ -15,6 +15,7 @@ use crate::error::{ApiResult, Body, Caller, Params, id};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(changes))
+        .routes(routes!(super::events::events))
         .routes(routes!(audit))
         .routes(routes!(story_history))
         .routes(routes!(story_artifacts))

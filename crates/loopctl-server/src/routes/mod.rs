@@ -1,6 +1,7 @@
 //! Route groups, one module per area of the API.
 
 pub mod dispatch;
+pub mod events;
 pub mod feed;
 pub mod import;
 pub mod lifecycle;
