@@ -142,7 +142,13 @@ impl App {
                 dependencies_met,
                 claim_epoch,
             };
-            let next = apply(&story.state, &action, &who.actor(), &ctx)?;
+            let next = match apply(&story.state, &action, &who.actor(), &ctx) {
+                Ok(next) => next,
+                Err(refusal) => {
+                    self.audit_refusal(who, &story, &action, refusal.code()).await;
+                    return Err(refusal.into());
+                }
+            };
             let mut batch = evidence(&story, &next)?;
             let guard = (action == Action::Claim)
                 .then_some(InFlightGuard { project_id: story.project_id, limit: who.settings.max_concurrent_agents });
@@ -164,6 +170,27 @@ impl App {
             }
         }
         Err(AppError::conflict("version_conflict", "the story is changing too fast; read it again and retry"))
+    }
+
+    /// Custody refusals are recorded (SPEC: refuse the one call, audit it, go on); the
+    /// refusal itself is what the caller gets, whether or not the record could be written.
+    async fn audit_refusal(&self, who: &Principal, story: &StoryRecord, action: &Action, code: &str) {
+        let custody =
+            matches!(code, "self_review_blocked" | "self_verify_blocked" | "self_report_blocked" | "scope_violation");
+        if !custody {
+            return;
+        }
+        let record = event(
+            who,
+            Some(story.project_id),
+            ("story", story.id),
+            "custody_refused",
+            story_status(story),
+            json!({"code": code, "attempted_action": action.name(), "number": story.number}),
+        );
+        if let Err(err) = self.commit(vec![record]).await {
+            tracing::warn!(%err, "could not audit a custody refusal");
+        }
     }
 
     async fn dependencies_met(&self, who: &Principal, story: &StoryRecord) -> AppResult<bool> {
@@ -293,8 +320,11 @@ impl App {
         let findings = request.findings_count.unwrap_or(0);
         let fixes = request.fixes_count.unwrap_or(0);
         let disproved = request.disproved_count.unwrap_or(0);
-        if findings < 0 || fixes < 0 || disproved < 0 {
-            return Err(AppError::validation("findings_count, fixes_count and disproved_count must be 0 or more"));
+        let counts = 0..=1_000_000;
+        if !counts.contains(&findings) || !counts.contains(&fixes) || !counts.contains(&disproved) {
+            return Err(AppError::validation(
+                "findings_count, fixes_count and disproved_count must be from 0 to 1000000",
+            ));
         }
         if findings > 0 && fixes + disproved < findings {
             return Err(AppError::field("fixes_count", "fixes_count + disproved_count must account for every finding"));

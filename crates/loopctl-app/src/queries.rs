@@ -91,7 +91,7 @@ impl App {
         let total_count = ready.len() as i64;
         let data = ready
             .iter()
-            .skip(usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX))
+            .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .map(|s| {
                 let mut brief = StoryBrief::from(*s);
@@ -133,7 +133,7 @@ impl App {
         let total_count = blocked.len() as i64;
         let data = blocked
             .into_iter()
-            .skip(usize::try_from((page - 1) * page_size).unwrap_or(usize::MAX))
+            .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .collect();
         Ok(BlockedList {
@@ -159,7 +159,7 @@ fn meta(page: i64, page_size: i64, total_count: i64, in_flight: usize, limit: u3
         page,
         page_size,
         total_count,
-        total_pages: (total_count + page_size - 1) / page_size,
+        total_pages: total_count.saturating_add(page_size - 1) / page_size,
         in_flight,
         max_concurrent_agents: limit,
     }

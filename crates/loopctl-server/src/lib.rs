@@ -6,6 +6,7 @@
 
 mod error;
 mod idempotency;
+mod mcp;
 mod routes;
 
 use std::net::SocketAddr;
@@ -44,9 +45,11 @@ struct ApiDoc;
 /// How often the server returns stories with expired leases to the queue.
 const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// The whole router: `/health`, `/api/v1/*`, and the OpenAPI document.
+/// The whole router: `/health`, `/api/v1/*`, the OpenAPI document, and `/mcp` (loopback
+/// `Host` names only; `serve` accepts any when it listens elsewhere).
 pub fn router(store: Arc<dyn Store>) -> Router {
-    router_for(App::new(store))
+    let app = App::new(store);
+    mcp::with_mcp(AppState { app: app.clone() }, router_for(app), false)
 }
 
 fn router_for(app: App) -> Router {
@@ -59,6 +62,7 @@ fn router_for(app: App) -> Router {
         .merge(routes::feed::routes())
         .merge(routes::skills::routes())
         .merge(routes::dispatch::routes())
+        .merge(routes::import::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let spec = move || {
@@ -67,7 +71,6 @@ fn router_for(app: App) -> Router {
     };
     Router::new()
         .merge(api)
-        .merge(routes::import::routes())
         .route("/health", axum::routing::get(routes::health))
         .route("/api/v1", axum::routing::get(routes::index))
         .route("/api/v1/openapi.json", axum::routing::get(spec.clone()))
@@ -75,9 +78,21 @@ fn router_for(app: App) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::replay))
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| error::ApiError(AppError::internal()).into_response()))
         .with_state(state)
+}
+
+/// A NUL character in a path or query is never meaningful (and PostgreSQL cannot store it):
+/// refuse it before any handler runs.
+async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = request.uri();
+    let has_nul = |text: &str| text.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return ApiError(AppError::validation("the URL contains a NUL (%00) character; remove it")).into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> impl IntoResponse {
@@ -99,7 +114,11 @@ async fn method_not_allowed() -> impl IntoResponse {
 pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<()> {
     let app = App::new(store);
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
-    let served = axum::serve(listener, router_for(app).into_make_service_with_connect_info::<SocketAddr>())
+    // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
+    // authenticated by its bearer key, so any `Host` is accepted.
+    let any_host = listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback());
+    let router = mcp::with_mcp(AppState { app: app.clone() }, router_for(app), any_host);
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;
     sweeper.abort();

@@ -371,3 +371,33 @@ pub(crate) fn idempotent_response(row: &PgRow) -> Result<IdempotentResponse, Sto
         created_at: ts(row, "created_at")?,
     })
 }
+
+pub(crate) fn criterion_record(row: &PgRow) -> Result<CriterionRecord, StoreError> {
+    Ok(CriterionRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        story_id: get(row, "story_id")?,
+        ac_id: get(row, "ac_id")?,
+        kind: get(row, "kind")?,
+        round: get(row, "round")?,
+        verdict: get(row, "verdict")?,
+        detail: json_col(row, "detail")?,
+        actor_agent_id: get(row, "actor_agent_id")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn verification_run(row: &PgRow) -> Result<VerificationRunRecord, StoreError> {
+    Ok(VerificationRunRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        story_id: get(row, "story_id")?,
+        round: get(row, "round")?,
+        result: get(row, "result")?,
+        commit_sha: get(row, "commit_sha")?,
+        checks: json_col(row, "checks")?,
+        recorded_by_agent_id: get(row, "recorded_by_agent_id")?,
+        signature: get(row, "signature")?,
+        created_at: ts(row, "created_at")?,
+    })
+}

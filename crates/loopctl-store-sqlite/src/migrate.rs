@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_skills_idempotency.sql")),
     (3, include_str!("../migrations/0003_dispatch_custody.sql")),
+    (4, include_str!("../migrations/0004_evidence.sql")),
 ];
 
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {

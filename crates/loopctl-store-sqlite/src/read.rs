@@ -396,6 +396,43 @@ impl Store for SqliteStore {
         })
     }
 
+    fn criterion_records(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<CriterionRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM criterion_records WHERE tenant_id = ?1 AND story_id = ?2 ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::criterion_record)
+        })
+    }
+
+    fn verification_runs(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRunRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM verification_runs WHERE tenant_id = ?1 AND story_id = ?2 ORDER BY created_at, id",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::verification_run)
+        })
+    }
+
+    fn signing_key(&self) -> StoreResult<'_, Option<Vec<u8>>> {
+        Box::pin(async move {
+            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE id = 1")
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)
+        })
+    }
+
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let after_time = filter.after_time.map(row::micros);

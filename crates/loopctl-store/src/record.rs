@@ -315,3 +315,38 @@ pub struct IdempotentResponse {
     pub body: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// Evidence for, or a verdict on, one acceptance criterion in one round of a story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CriterionRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    pub ac_id: String,
+    /// `evidence` (report), `review` or `verify`.
+    pub kind: String,
+    /// The story's claim epoch when it was recorded: evidence belongs to one round.
+    pub round: i64,
+    /// `pass` / `fail` for verdicts; none for evidence.
+    pub verdict: Option<String>,
+    pub detail: Value,
+    pub actor_agent_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outcome of checking a story's artifacts against the repository, signed by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationRunRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    pub round: i64,
+    /// `pass` or `fail`.
+    pub result: String,
+    pub commit_sha: Option<String>,
+    pub checks: Value,
+    pub recorded_by_agent_id: Option<Uuid>,
+    /// Base64 Ed25519 signature over the run's canonical form.
+    pub signature: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -86,6 +86,13 @@ pub enum WriteOp {
     /// Keeps an answer for replay; a second answer for the same key is ignored.
     SaveIdempotentResponse(IdempotentResponse),
     InsertDispatch(DispatchRecord),
+    InsertCriterionRecord(CriterionRecord),
+    InsertVerificationRun(VerificationRunRecord),
+    /// Stores the server's signing key unless one exists (the first server to start wins).
+    InsertSigningKey {
+        secret: Vec<u8>,
+        at: DateTime<Utc>,
+    },
     /// Revokes a dispatch and, with it, its token.
     RevokeDispatch {
         tenant_id: Uuid,

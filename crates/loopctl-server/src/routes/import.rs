@@ -1,21 +1,21 @@
 //! Import and export of a work breakdown; imports get a larger body limit.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiResult, Body, Caller, Params, id};
 use crate::{AppState, IMPORT_BODY_LIMIT};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects/{id}/import", post(import_project))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import_project))
         .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT))
-        .route("/api/v1/projects/{id}/export", get(export_project))
+        .routes(routes!(export_project))
 }
 
 #[derive(Deserialize, Default)]
@@ -23,7 +23,9 @@ struct ImportParams {
     merge: Option<bool>,
 }
 
-/// Imports a whole breakdown; `merge` (query or body) updates an existing project.
+/// Imports a whole breakdown (up to 16 MiB); `merge` (query or body) updates an existing
+/// project without touching statuses.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/import", tag = "work")]
 async fn import_project(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -44,6 +46,8 @@ async fn import_project(
     Ok((status, Json(body)))
 }
 
+/// The project's breakdown as one document that imports back.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work")]
 async fn export_project(
     State(s): State<AppState>,
     Caller(who): Caller,

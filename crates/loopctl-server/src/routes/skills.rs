@@ -81,8 +81,11 @@ async fn publish_skill_version(
 async fn get_skill_version(
     State(s): State<AppState>,
     Caller(who): Caller,
-    Path((name, version)): Path<(String, i64)>,
+    Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    let version: i64 = version
+        .parse()
+        .map_err(|_| crate::ApiError(loopctl_app::AppError::field("version", "must be a whole number")))?;
     Ok(Json(json!({"version": s.app.get_skill(&who, &name, Some(version)).await?})))
 }
 

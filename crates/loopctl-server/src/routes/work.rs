@@ -214,12 +214,12 @@ async fn list_epic_stories(
         agent_status: q.agent_status,
         verified_status: q.verified_status,
         limit: Some(page_size),
-        offset: Some((page - 1) * page_size),
+        offset: Some((page - 1).saturating_mul(page_size)),
     };
     let stories = s.app.list_stories(&who, query).await?;
     let total = stories.meta.total_count;
     Ok(Json(
-        json!({"data": stories.data, "meta": {"page": page, "page_size": page_size, "total_count": total, "total_pages": (total + page_size - 1) / page_size}}),
+        json!({"data": stories.data, "meta": {"page": page, "page_size": page_size, "total_count": total, "total_pages": total.saturating_add(page_size - 1) / page_size}}),
     ))
 }
 

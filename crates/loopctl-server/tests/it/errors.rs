@@ -388,23 +388,39 @@ async fn stale_claim_after_reclaim(server: Server) {
     assert_eq!(st["claim_epoch"], json!(old + 1));
     let new = claim(&server, &newcomer, s2).await;
     assert!(new > old + 1);
-    with_epoch("start", s2, old, json!({})).send().await.err(409, "stale_claim");
-    with_epoch("heartbeat", s2, old, json!({})).send().await.err(409, "stale_claim");
     server.post(&t.agent, &format!("/api/v1/stories/{s2}/start"), Value::Null).await.err(403, "forbidden");
+
+    // Every write of the old holder with its old epoch is stale; collected so that one
+    // report names every verb that answers otherwise.
+    let mut wrong = Vec::new();
+    let mut expect_stale = |resp: Resp| {
+        if (resp.status, resp.code()) != (409, Some("stale_claim")) {
+            wrong.push(format!("{}: expected 409 stale_claim, got {} {}", resp.desc, resp.status, resp.body));
+        }
+    };
+    for verb in ["start", "heartbeat", "request-review", "unclaim"] {
+        expect_stale(with_epoch(verb, s2, old, json!({})).send().await);
+    }
+    expect_stale(with_epoch("report", s2, old, commit_artifact("abc")).send().await);
     assert_eq!(story(&server, &t.orch, s2).await["assigned_agent_id"], json!(agent_id(&server, &newcomer).await));
 
-    // Story 1.1: reclaimed and not yet claimed again; every write of the old holder with
-    // its old epoch is stale.
+    // Story 1.1: reclaimed and not claimed again yet.
     let old = claim(&server, &t.agent, s1).await;
     server.post(&t.agent, &format!("/api/v1/stories/{s1}/start"), Value::Null).await.ok(200);
     server
         .post(&t.orch, &format!("/api/v1/stories/{s1}/force-unclaim"), json!({"reason": "went silent"}))
         .await
         .ok(200);
-    with_epoch("heartbeat", s1, old, json!({})).send().await.err(409, "stale_claim");
-    with_epoch("start", s1, old, json!({})).send().await.err(409, "stale_claim");
-    with_epoch("report", s1, old, commit_artifact("abc")).send().await.err(409, "stale_claim");
+    for verb in ["heartbeat", "start", "request-review", "unclaim"] {
+        expect_stale(with_epoch(verb, s1, old, json!({})).send().await);
+    }
+    expect_stale(with_epoch("report", s1, old, commit_artifact("abc")).send().await);
     assert_eq!(story(&server, &t.orch, s1).await["agent_status"], "pending");
+    assert!(
+        wrong.is_empty(),
+        "after a force-unclaim the old holder's writes are not all stale_claim:\n{}",
+        wrong.join("\n")
+    );
 }
 
 async fn custody(server: Server) {

@@ -162,12 +162,19 @@ impl Fuzz<'_> {
         }
         let resp = req.send().await;
         self.count += 1;
+        let shown: String = body.unwrap_or("").chars().take(300).collect();
+        let path: String = path.chars().take(200).collect();
         if resp.status >= 500 {
-            let shown: String = body.unwrap_or("").chars().take(300).collect();
-            let path: String = path.chars().take(200).collect();
             self.failures.push(format!("{method} {path} body={shown} → {} {}", resp.status, resp.body));
-        } else if resp.status >= 400 && resp.body.get("error").is_some() {
-            resp.assert_error_shape();
+        } else if resp.status >= 400 {
+            // Every refusal speaks the API's error shape, never a framework's plain text.
+            let problem = match resp.body.get("error") {
+                Some(_) => resp.shape_problem(),
+                None => Some(format!("not the error shape: {}", resp.body)),
+            };
+            if let Some(problem) = problem {
+                self.failures.push(format!("{method} {path} body={shown} → {}: {problem}", resp.status));
+            }
         }
     }
 }
@@ -209,6 +216,9 @@ async fn no_500(server: Server) {
         (Method::PATCH, format!("/api/v1/epics/{e1}"), vec![&t.orch]),
         (Method::PATCH, format!("/api/v1/stories/{s12}"), vec![&t.orch]),
         (Method::PUT, format!("/api/v1/orchestrator/state/{p}"), vec![&t.orch]),
+        (Method::POST, "/api/v1/skills".into(), vec![&t.user]),
+        (Method::POST, "/api/v1/skills/team:fuzz/versions".into(), vec![&t.user]),
+        (Method::POST, "/api/v1/skills/loopctl:review/results".into(), vec![&t.orch]),
     ];
     for verb in VERBS {
         let key = match verb {
@@ -262,6 +272,13 @@ async fn no_500(server: Server) {
         (Method::GET, "/api/v1/changes?project_id={}"),
         (Method::GET, "/api/v1/audit?project_id={}"),
         (Method::GET, "/api/v1/audit?entity_id={}"),
+        (Method::GET, "/api/v1/skills/{}"),
+        (Method::GET, "/api/v1/skills/{}?version=1"),
+        (Method::GET, "/api/v1/skills/{}/stats"),
+        (Method::GET, "/api/v1/skills/{}/versions/1"),
+        (Method::GET, "/api/v1/skills/loopctl:review/versions/{}"),
+        (Method::POST, "/api/v1/skills/{}/versions"),
+        (Method::POST, "/api/v1/skills/{}/results"),
         (Method::DELETE, "/api/v1/projects/{}"),
         (Method::DELETE, "/api/v1/epics/{}"),
         (Method::DELETE, "/api/v1/stories/{}"),
@@ -321,6 +338,9 @@ async fn no_500(server: Server) {
         "phase=%00",
         "project_id=%00&number=1.1",
         "project_id=&since=",
+        "version=-1",
+        "version=99999999999999999999",
+        "version=%00",
     ];
     let lists = [
         format!("/api/v1/stories?project_id={p}"),
@@ -335,6 +355,7 @@ async fn no_500(server: Server) {
         "/api/v1/projects?x=1".to_string(),
         "/api/v1/api_keys?x=1".to_string(),
         format!("/api/v1/stories/{s11}/history?x=1"),
+        "/api/v1/skills/loopctl:review?x=1".to_string(),
     ];
     for list in &lists {
         for query in queries {
@@ -360,7 +381,7 @@ async fn no_500(server: Server) {
         format!("Bearer {}x", t.user),
     ] {
         let resp = server.req(Method::GET, "/api/v1/whoami").header("authorization", &auth).send().await;
-        if resp.status >= 500 {
+        if resp.status >= 500 || resp.shape_problem().is_some() || resp.body.get("error").is_none() {
             fuzz.failures.push(format!(
                 "GET /api/v1/whoami with Authorization `{}` → {} {}",
                 &auth[..auth.len().min(40)],
@@ -373,15 +394,16 @@ async fn no_500(server: Server) {
         ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "multipart/form-data"]
     {
         let resp = server.req(Method::POST, "/api/v1/projects").key(&t.user).raw("name=x", content_type).send().await;
-        if resp.status >= 500 {
+        if resp.status >= 500 || resp.shape_problem().is_some() || resp.body.get("error").is_none() {
             fuzz.failures.push(format!("POST /api/v1/projects as {content_type} → {} {}", resp.status, resp.body));
         }
     }
-    for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS, Method::HEAD] {
-        let resp = server.req(method.clone(), "/api/v1/stories/ready").key(&t.user).send().await;
-        if resp.status >= 500 {
-            fuzz.failures.push(format!("{method} /api/v1/stories/ready → {} {}", resp.status, resp.body));
-        }
+    for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {
+        fuzz.send(method, &t.user, "/api/v1/stories/ready", None, None).await;
+    }
+    let resp = server.req(Method::HEAD, "/api/v1/stories/ready").key(&t.user).send().await;
+    if resp.status >= 500 {
+        fuzz.failures.push(format!("HEAD /api/v1/stories/ready → {}", resp.status));
     }
 
     // Every read still answers over whatever got stored.
@@ -409,6 +431,10 @@ async fn no_500(server: Server) {
         "/api/v1/tenants/me".to_string(),
         "/api/v1/whoami".to_string(),
         format!("/api/v1/agents/{agent}"),
+        "/api/v1/skills".to_string(),
+        "/api/v1/skills/loopctl:review".to_string(),
+        "/api/v1/skills/loopctl:review/stats".to_string(),
+        "/api/v1/skills/team:fuzz".to_string(),
     ];
     for path in &reads {
         fuzz.send(Method::GET, &t.user, path, None, None).await;
@@ -441,7 +467,7 @@ async fn no_500(server: Server) {
     assert!(count > 1000, "the fuzzing sent {count} requests");
     assert!(
         fuzz.failures.is_empty(),
-        "{} of {count} requests got a server error on {}:\n{}",
+        "{} of {count} requests got a server error (or a refusal outside the API's error shape) on {}:\n{}",
         fuzz.failures.len(),
         server.backend(),
         fuzz.failures.join("\n")

@@ -264,6 +264,25 @@ impl Resp {
         self.body["error"]["code"].as_str()
     }
 
+    /// What is wrong with an error answer's shape, if anything.
+    pub fn shape_problem(&self) -> Option<String> {
+        let error = self.body.get("error")?;
+        if !self.body.is_object() || !error.is_object() {
+            return Some(format!("not the error shape {{\"error\":{{…}}}}: {}", self.body));
+        }
+        if error["status"] != json!(self.status) {
+            return Some(format!("error.status differs from HTTP status {}: {}", self.status, self.body));
+        }
+        match error["code"].as_str() {
+            Some(code) if ERROR_CODES.contains(&code) => {}
+            _ => return Some(format!("error.code missing or not in WIRE.md's list: {}", self.body)),
+        }
+        if error["message"].as_str().is_none_or(|m| m.trim().is_empty()) {
+            return Some(format!("error without message: {}", self.body));
+        }
+        None
+    }
+
     #[track_caller]
     pub fn assert_error_shape(&self) {
         let error = &self.body["error"];

@@ -243,6 +243,15 @@ impl Store for TestStore {
     fn dispatches(&self, tenant_id: Uuid, story_id: Option<Uuid>) -> StoreResult<'_, Vec<DispatchRecord>> {
         self.store.dispatches(tenant_id, story_id)
     }
+    fn criterion_records(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<CriterionRecord>> {
+        self.store.criterion_records(tenant_id, story_id)
+    }
+    fn verification_runs(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRunRecord>> {
+        self.store.verification_runs(tenant_id, story_id)
+    }
+    fn signing_key(&self) -> StoreResult<'_, Option<Vec<u8>>> {
+        self.store.signing_key()
+    }
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         self.store.events(tenant_id, filter)
     }
