@@ -74,6 +74,7 @@ impl App {
                         findings: item.findings,
                         result: None,
                         commit_sha: None,
+                        criteria: None,
                     };
                     self.verify_story(who, id, request).await.map(|_| ())
                 }

@@ -43,6 +43,8 @@ pub struct ReportRequest {
     pub artifact: Option<ArtifactInput>,
     pub artifacts: Option<Vec<ArtifactInput>>,
     pub summary: Option<String>,
+    /// Per-criterion evidence: `[{ac_id, test?, file?, commit?, note?}]`.
+    pub acceptance_evidence: Option<Vec<crate::EvidenceInput>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]
@@ -55,6 +57,8 @@ pub struct ReviewRequest {
     #[schema(value_type = Object)]
     pub findings: Option<Value>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Per-criterion verdicts: `[{ac_id, verdict: pass|fail, note?}]`.
+    pub criteria: Option<Vec<crate::CriterionVerdict>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]
@@ -66,6 +70,9 @@ pub struct VerifyRequest {
     /// `pass` (default) or `partial`.
     pub result: Option<String>,
     pub commit_sha: Option<String>,
+    /// Per-criterion verdicts; absent, a pass passes every criterion (unless the tenant
+    /// requires evidence).
+    pub criteria: Option<Vec<crate::CriterionVerdict>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema, Default)]
@@ -283,9 +290,15 @@ impl App {
         }
         let reported_by = if who.role == Role::Agent { "agent" } else { "orchestrator" };
         let summary = request.summary;
+        let evidence = request.acceptance_evidence.unwrap_or_default();
         let story = self
             .transition(who, id, Action::Report, epoch, None, |story, _| {
-                inputs.iter().map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref())).collect()
+                let mut ops: Vec<WriteOp> = inputs
+                    .iter()
+                    .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref()))
+                    .collect::<AppResult<_>>()?;
+                ops.extend(crate::evidence::evidence_ops(who, story, &evidence)?);
+                Ok(ops)
             })
             .await?;
         Ok(self.outcome(who, &story))
@@ -349,8 +362,11 @@ impl App {
             created_at: at,
         };
         let record = review.clone();
-        self.transition(who, id, Action::ReviewComplete, None, None, move |_, _| {
-            Ok(vec![WriteOp::InsertReview(record.clone())])
+        let verdicts = request.criteria.unwrap_or_default();
+        self.transition(who, id, Action::ReviewComplete, None, None, move |story, _| {
+            let mut ops = vec![WriteOp::InsertReview(record.clone())];
+            ops.extend(crate::evidence::verdict_ops(who, story, "review", &verdicts)?);
+            Ok(ops)
         })
         .await?;
         Ok(crate::view::ReviewView::from(&review))
@@ -378,9 +394,12 @@ impl App {
         if let Some(sha) = request.commit_sha {
             findings["commit_sha"] = json!(sha);
         }
+        let facts = self.verify_facts(who, id).await?;
+        let given = request.criteria.clone();
         let story = self
             .transition(who, id, Action::Verify, None, None, |story, _| {
-                Ok(vec![WriteOp::InsertVerification(VerificationRecord {
+                let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts)?;
+                ops.push(WriteOp::InsertVerification(VerificationRecord {
                     id: Uuid::now_v7(),
                     tenant_id: who.tenant_id,
                     story_id: story.id,
@@ -391,7 +410,8 @@ impl App {
                     review_type: request.review_type.clone(),
                     iteration,
                     created_at: now(),
-                })])
+                }));
+                Ok(ops)
             })
             .await?;
         Ok(self.outcome(who, &story))

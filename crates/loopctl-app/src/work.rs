@@ -645,6 +645,8 @@ pub struct StoryDetail {
     pub verifications: Vec<crate::view::VerificationView>,
     pub latest_verification: Option<crate::view::VerificationView>,
     pub project_mission: Option<String>,
+    /// Criteria with this round's evidence and verdicts.
+    pub criteria: Vec<crate::CriterionView>,
 }
 
 impl App {
@@ -670,6 +672,7 @@ impl App {
             latest_verification: verifications.last().cloned(),
             verifications,
             project_mission: project.mission,
+            criteria: self.story_criteria(who, id).await?,
         })
     }
 }

@@ -62,6 +62,7 @@ fn router_for(app: App) -> Router {
         .merge(routes::feed::routes())
         .merge(routes::skills::routes())
         .merge(routes::dispatch::routes())
+        .merge(routes::evidence::routes())
         .merge(routes::import::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);

@@ -1,6 +1,7 @@
 //! The one loopctl binary: the server (`serve`, `admin`, `up`) and the CLI commands.
 
 mod config;
+mod mcp;
 mod serve;
 
 use std::process::ExitCode;
@@ -36,6 +37,13 @@ enum Command {
     ///
     /// Example: loopctl up
     Up(serve::UpArgs),
+    /// Serve loopctl's MCP tools over stdio, for an agent's MCP client.
+    ///
+    /// Keys from LOOPCTL_ORCH_KEY, LOOPCTL_AGENT_KEY, LOOPCTL_USER_KEY or LOOPCTL_API_KEY, else the
+    /// profile; LOOPCTL_MCP_TOOLS=core|standard|all picks how many tools are offered.
+    ///
+    /// Example: LOOPCTL_ORCH_KEY=lc_… LOOPCTL_AGENT_KEY=lc_… loopctl mcp
+    Mcp,
     /// Print shell completions.
     ///
     /// Example: loopctl completions bash > /etc/bash_completion.d/loopctl
@@ -76,6 +84,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(args).await,
             Command::Admin(command) => serve::admin(command, format == Format::Json).await,
             Command::Up(args) => serve::up(args).await,
+            Command::Mcp => mcp::run(&globals).await,
             Command::Completions { .. } => Ok(()),
             Command::Cli(command) => loopctl_cli::run(command, &globals).await,
         }

@@ -2,6 +2,7 @@
 
 pub mod dispatch;
 pub mod events;
+pub mod evidence;
 pub mod feed;
 pub mod import;
 pub mod lifecycle;

@@ -1,0 +1,372 @@
+//! Evidence, not claims: per-criterion evidence in reports, per-criterion verdicts in review
+//! and verify, and verification runs that the server signs so no caller can forge one.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use loopctl_core::{AgentStatus, Role};
+use loopctl_store::{CriterionRecord, StoryRecord, VerificationRunRecord, WriteOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{App, AppError, AppResult, Principal, event, now, story_status};
+
+/// What the implementer points at for one criterion.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct EvidenceInput {
+    pub ac_id: String,
+    pub test: Option<String>,
+    pub file: Option<String>,
+    pub commit: Option<String>,
+    pub note: Option<String>,
+}
+
+/// A reviewer's or verifier's verdict on one criterion.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct CriterionVerdict {
+    pub ac_id: String,
+    /// `pass` or `fail`.
+    pub verdict: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CriterionView {
+    pub ac_id: String,
+    pub text: String,
+    pub position: usize,
+    #[schema(value_type = Vec<Object>)]
+    pub evidence: Vec<Value>,
+    pub review_verdict: Option<String>,
+    pub verify_verdict: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RecordVerificationRun {
+    /// `pass` or `fail`.
+    pub result: String,
+    pub commit_sha: Option<String>,
+    /// Each check: `{name, ok, detail?}`.
+    #[schema(value_type = Vec<Object>)]
+    pub checks: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VerificationRunView {
+    pub id: Uuid,
+    pub story_id: Uuid,
+    pub round: i64,
+    pub result: String,
+    pub commit_sha: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub checks: Value,
+    pub recorded_by_agent_id: Option<Uuid>,
+    pub signature: String,
+    pub signature_valid: bool,
+    pub inserted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The criteria of a story as (ac_id, text), in order.
+pub(crate) fn criteria_of(story: &StoryRecord) -> Vec<(String, String)> {
+    story
+        .acceptance_criteria
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(idx, ac)| {
+            let id = ac.get("id").and_then(Value::as_str).map_or_else(|| format!("AC-{}", idx + 1), str::to_string);
+            let text = ac
+                .get("criterion")
+                .or_else(|| ac.get("description"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (id, text)
+        })
+        .collect()
+}
+
+fn incomplete(message: String) -> AppError {
+    AppError::new(422, "acceptance_incomplete", message)
+}
+
+fn record(who: &Principal, story: &StoryRecord, ac_id: &str, kind: &str, verdict: Option<&str>, detail: Value) -> WriteOp {
+    WriteOp::InsertCriterionRecord(CriterionRecord {
+        id: Uuid::now_v7(),
+        tenant_id: who.tenant_id,
+        story_id: story.id,
+        ac_id: ac_id.to_string(),
+        kind: kind.into(),
+        round: story.state.claim_epoch,
+        verdict: verdict.map(str::to_string),
+        detail,
+        actor_agent_id: who.agent_id,
+        created_at: now(),
+    })
+}
+
+/// Evidence rows for a report; with `require_ac_evidence`, every criterion needs one.
+pub(crate) fn evidence_ops(who: &Principal, story: &StoryRecord, evidence: &[EvidenceInput]) -> AppResult<Vec<WriteOp>> {
+    let criteria = criteria_of(story);
+    for item in evidence {
+        if !criteria.iter().any(|(id, _)| *id == item.ac_id) {
+            return Err(AppError::field("acceptance_evidence", format!("`{}` is not a criterion of this story", item.ac_id)));
+        }
+        if item.test.is_none() && item.file.is_none() && item.commit.is_none() && item.note.is_none() {
+            return Err(AppError::field("acceptance_evidence", format!("evidence for {} names nothing; give a test, file, commit or note", item.ac_id)));
+        }
+    }
+    if who.settings.require_ac_evidence {
+        let missing: Vec<&str> = criteria
+            .iter()
+            .filter(|(id, _)| !evidence.iter().any(|e| e.ac_id == *id))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(incomplete(format!(
+                "this tenant requires evidence for every acceptance criterion; none given for {}",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(evidence
+        .iter()
+        .map(|e| record(who, story, &e.ac_id, "evidence", None, json!({"test": e.test, "file": e.file, "commit": e.commit, "note": e.note})))
+        .collect())
+}
+
+/// Verdict rows (review or verify); every verdict names a criterion of the story.
+pub(crate) fn verdict_ops(who: &Principal, story: &StoryRecord, kind: &str, verdicts: &[CriterionVerdict]) -> AppResult<Vec<WriteOp>> {
+    let criteria = criteria_of(story);
+    verdicts
+        .iter()
+        .map(|v| {
+            if !criteria.iter().any(|(id, _)| *id == v.ac_id) {
+                return Err(AppError::field("criteria", format!("`{}` is not a criterion of this story", v.ac_id)));
+            }
+            if !matches!(v.verdict.as_str(), "pass" | "fail") {
+                return Err(AppError::field("criteria", format!("the verdict on {} must be pass or fail", v.ac_id)));
+            }
+            Ok(record(who, story, &v.ac_id, kind, Some(&v.verdict), json!({"note": v.note})))
+        })
+        .collect()
+}
+
+/// What a verify decision reads from the store, fetched before the transition so that the
+/// decision itself runs after the role and custody checks.
+pub(crate) struct VerifyFacts {
+    /// (round, ac_id, verdict) of review verdicts.
+    reviews: Vec<(i64, String, String)>,
+    /// Rounds that have a passing run with a valid server signature.
+    passing_run_rounds: Vec<i64>,
+}
+
+/// The verdict rows a verify records, after the tenant's evidence rules.
+///
+/// Without `criteria` in the call, a pass passes every criterion (the seed's flow) unless the
+/// tenant requires evidence; then every criterion needs a passing verdict, from this call or
+/// from this round's review.
+pub(crate) fn verify_ops(
+    who: &Principal,
+    story: &StoryRecord,
+    given: Option<&[CriterionVerdict]>,
+    facts: &VerifyFacts,
+) -> AppResult<Vec<WriteOp>> {
+    let criteria = criteria_of(story);
+    let round = story.state.claim_epoch;
+    if who.settings.require_artifact_verification && !facts.passing_run_rounds.contains(&round) {
+        return Err(incomplete(
+            "this tenant requires a passing, server-signed verification run for the latest report; run `loopctl verify-artifacts` first".into(),
+        ));
+    }
+    let verdicts: Vec<CriterionVerdict> = match given {
+        Some(verdicts) => verdicts.to_vec(),
+        None if who.settings.require_ac_evidence => criteria
+            .iter()
+            .filter_map(|(id, _)| {
+                facts
+                    .reviews
+                    .iter()
+                    .rev()
+                    .find(|(r, ac, _)| *r == round && ac == id)
+                    .map(|(_, _, verdict)| CriterionVerdict { ac_id: id.clone(), verdict: verdict.clone(), note: None })
+            })
+            .collect(),
+        None => criteria.iter().map(|(id, _)| CriterionVerdict { ac_id: id.clone(), verdict: "pass".into(), note: None }).collect(),
+    };
+    if who.settings.require_ac_evidence {
+        let not_passed: Vec<&str> = criteria
+            .iter()
+            .filter(|(id, _)| !verdicts.iter().any(|v| v.ac_id == *id && v.verdict == "pass"))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !not_passed.is_empty() {
+            return Err(incomplete(format!(
+                "a pass needs a passing verdict on every criterion; missing or failed: {}",
+                not_passed.join(", ")
+            )));
+        }
+    }
+    verdict_ops(who, story, "verify", &verdicts)
+}
+
+impl App {
+    pub(crate) async fn verify_facts(&self, who: &Principal, story_id: Uuid) -> AppResult<VerifyFacts> {
+        let records = self.store.criterion_records(who.tenant_id, story_id).await?;
+        let reviews = records
+            .into_iter()
+            .filter(|r| r.kind == "review")
+            .map(|r| (r.round, r.ac_id, r.verdict.unwrap_or_default()))
+            .collect();
+        let passing_run_rounds = if who.settings.require_artifact_verification {
+            let key = self.signing_key().await?.verifying_key();
+            let runs = self.store.verification_runs(who.tenant_id, story_id).await?;
+            runs.iter().filter(|run| run.result == "pass" && signature_valid(&key, run)).map(|run| run.round).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(VerifyFacts { reviews, passing_run_rounds })
+    }
+
+    /// Criteria with their evidence and this round's verdicts.
+    pub async fn story_criteria(&self, who: &Principal, story_id: Uuid) -> AppResult<Vec<CriterionView>> {
+        who.check_story_scope(story_id)?;
+        let story = self.story_of(who, story_id).await?;
+        let records = self.store.criterion_records(who.tenant_id, story_id).await?;
+        let round = story.state.claim_epoch;
+        Ok(criteria_of(&story)
+            .into_iter()
+            .enumerate()
+            .map(|(position, (ac_id, text))| {
+                let ac = ac_id.as_str();
+                let mine = |kind: &str| records.iter().filter(|r| r.kind == kind && r.ac_id == ac && r.round == round).last();
+                let evidence = records
+                    .iter()
+                    .filter(|r| r.kind == "evidence" && r.ac_id == ac_id && r.round == round)
+                    .map(|r| r.detail.clone())
+                    .collect();
+                CriterionView {
+                    review_verdict: mine("review").and_then(|r| r.verdict.clone()),
+                    verify_verdict: mine("verify").and_then(|r| r.verdict.clone()),
+                    evidence,
+                    position,
+                    ac_id: ac_id.clone(),
+                    text,
+                }
+            })
+            .collect())
+    }
+
+    /// The server's signing key, created on first use and shared through the store by every
+    /// server on the same database.
+    pub async fn signing_key(&self) -> AppResult<SigningKey> {
+        if let Some(secret) = self.store.signing_key().await? {
+            return key_from(&secret);
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|_| AppError::internal())?;
+        self.store.commit(vec![WriteOp::InsertSigningKey { secret: secret.to_vec(), at: now() }]).await?;
+        // Another server may have won the race: use whatever is stored now.
+        let stored = self.store.signing_key().await?.ok_or_else(AppError::internal)?;
+        key_from(&stored)
+    }
+
+    /// `GET /.well-known/loopctl/signing-key`.
+    pub async fn public_signing_key(&self) -> AppResult<Value> {
+        let key = self.signing_key().await?;
+        Ok(json!({"algorithm": "ed25519", "public_key": STANDARD.encode(key.verifying_key().as_bytes()), "encoding": "base64, 32 raw bytes"}))
+    }
+
+    /// Records a verification run of the story's latest report and signs it.
+    pub async fn record_verification_run(&self, who: &Principal, story_id: Uuid, request: RecordVerificationRun) -> AppResult<VerificationRunView> {
+        who.check_story_scope(story_id)?;
+        let reviewer_token = who.scope.is_some_and(|s| s.role == loopctl_core::DispatchRole::Reviewer);
+        if who.scope.is_some() && !reviewer_token {
+            return Err(AppError::new(403, "scope_violation", "an implementer token may not record verification runs"));
+        }
+        if who.scope.is_none() && !matches!(who.role, Role::Orchestrator | Role::User | Role::Superadmin) {
+            return Err(AppError::forbidden("verification runs are recorded by an orchestrator, a user or a dispatched reviewer"));
+        }
+        if !matches!(request.result.as_str(), "pass" | "fail") {
+            return Err(AppError::field("result", "must be pass or fail"));
+        }
+        if request.checks.is_empty() || request.checks.len() > 1000 {
+            return Err(AppError::field("checks", "list from 1 to 1000 checks"));
+        }
+        let story = self.story_of(who, story_id).await?;
+        if who.agent_id.is_some() && who.agent_id == story.state.assigned_agent_id {
+            return Err(loopctl_core::DomainError::SelfVerifyBlocked.into());
+        }
+        if story.state.agent_status != AgentStatus::ReportedDone {
+            return Err(AppError::conflict("invalid_transition", "a verification run checks a reported story; this one is not reported done"));
+        }
+        let key = self.signing_key().await?;
+        let mut run = VerificationRunRecord {
+            id: Uuid::now_v7(),
+            tenant_id: who.tenant_id,
+            story_id,
+            round: story.state.claim_epoch,
+            result: request.result,
+            commit_sha: request.commit_sha,
+            checks: Value::Array(request.checks),
+            recorded_by_agent_id: who.agent_id,
+            signature: String::new(),
+            created_at: now(),
+        };
+        run.signature = STANDARD.encode(key.sign(canonical(&run).as_bytes()).to_bytes());
+        let audit = event(who, Some(story.project_id), ("story", story.id), "verification_run", story_status(&story), json!({"result": run.result, "run_id": run.id}));
+        self.commit(vec![WriteOp::InsertVerificationRun(run.clone()), audit]).await?;
+        Ok(run_view(&run, true))
+    }
+
+    pub async fn verification_runs(&self, who: &Principal, story_id: Uuid) -> AppResult<Vec<VerificationRunView>> {
+        who.check_story_scope(story_id)?;
+        self.story_of(who, story_id).await?;
+        let key = self.signing_key().await?.verifying_key();
+        let runs = self.store.verification_runs(who.tenant_id, story_id).await?;
+        Ok(runs.iter().map(|run| run_view(run, signature_valid(&key, run))).collect())
+    }
+}
+
+fn key_from(secret: &[u8]) -> AppResult<SigningKey> {
+    let bytes: [u8; 32] = secret.try_into().map_err(|_| AppError::internal())?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// What is signed: every field of the run but the signature, as sorted-key JSON.
+fn canonical(run: &VerificationRunRecord) -> String {
+    json!({
+        "id": run.id, "tenant_id": run.tenant_id, "story_id": run.story_id, "round": run.round,
+        "result": run.result, "commit_sha": run.commit_sha, "checks": run.checks,
+        "recorded_by_agent_id": run.recorded_by_agent_id, "created_at": run.created_at.timestamp_micros(),
+    })
+    .to_string()
+}
+
+fn signature_valid(key: &VerifyingKey, run: &VerificationRunRecord) -> bool {
+    let Ok(bytes) = STANDARD.decode(&run.signature) else {
+        return false;
+    };
+    let Ok(signature) = Signature::from_slice(&bytes) else {
+        return false;
+    };
+    key.verify(canonical(run).as_bytes(), &signature).is_ok()
+}
+
+fn run_view(run: &VerificationRunRecord, signature_valid: bool) -> VerificationRunView {
+    VerificationRunView {
+        id: run.id,
+        story_id: run.story_id,
+        round: run.round,
+        result: run.result.clone(),
+        commit_sha: run.commit_sha.clone(),
+        checks: run.checks.clone(),
+        recorded_by_agent_id: run.recorded_by_agent_id,
+        signature: run.signature.clone(),
+        signature_valid,
+        inserted_at: run.created_at,
+    }
+}

@@ -1,0 +1,38 @@
+//! loopctl's MCP server: the reference MCP server's tool names and parameters, a `loopctl`
+//! progress resource per project, and the built-in skills as prompts.
+//!
+//! Every tool is a thin adapter over one or two REST calls made through a [`Backend`], so
+//! permissions, custody and error codes are exactly the REST API's. stdio mode
+//! (`loopctl mcp`) uses [`RemoteBackend`], a loopctl client per role key; the server mounts
+//! the same tools at `/mcp` over its own router, with the caller's bearer key.
+//!
+//! What deliberately does not live here: any rule of the loop. The MCP layer resolves story
+//! numbers and project slugs, trims list rows to save the agent's context, and picks the
+//! key a tool's role needs; it never decides who may do what.
+
+mod backend;
+mod ctx;
+mod handler;
+mod http;
+#[cfg(feature = "remote")]
+mod remote;
+mod rows;
+mod tools;
+
+pub use backend::{ApiFailure, ApiRequest, Backend, BoxFuture, KeyRole, Method, encode_component, path_with_query};
+pub use handler::{LoopctlMcp, Options, TextMode};
+pub use http::{HttpOptions, McpHttpService, http_service};
+#[cfg(feature = "remote")]
+pub use remote::{DEFAULT_SERVER, RemoteBackend, RemoteConfig};
+pub use tools::{Tier, tool_names};
+
+/// Serves the tools over stdin/stdout until the client closes the connection.
+///
+/// # Errors
+/// When the MCP handshake fails or the transport breaks.
+pub async fn serve_stdio(server: LoopctlMcp) -> Result<(), String> {
+    use rmcp::ServiceExt as _;
+    let running = server.serve(rmcp::transport::stdio()).await.map_err(|err| format!("MCP handshake failed: {err}"))?;
+    running.waiting().await.map_err(|err| format!("MCP session ended with an error: {err}"))?;
+    Ok(())
+}

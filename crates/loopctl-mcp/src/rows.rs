@@ -1,0 +1,112 @@
+//! Compact list rows: an agent pays for every field of every row in context tokens, so lists
+//! answer a few fields per row by default, more on request (`fields`), in pages.
+
+use serde_json::{Map, Value, json};
+
+/// The fields of a story row unless `fields` asks for more.
+pub(crate) const STORY_ROW: &[&str] = &["id", "number", "title", "agent_status", "verified_status"];
+
+pub(crate) const DEFAULT_LIMIT: u32 = 20;
+pub(crate) const MAX_LIMIT: u32 = 100;
+
+/// A page: `limit` (default 20, at most 100) rows from `offset`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl Page {
+    pub fn new(limit: Option<u32>, offset: Option<u32>) -> Page {
+        Page { limit: limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT), offset: offset.unwrap_or(0) }
+    }
+
+    /// The API's `page`/`page_size` window that holds this page, and how many rows of it to
+    /// skip (the API pages by whole pages; an offset between pages reads from the start).
+    pub fn window(self) -> (u32, u32, usize) {
+        if self.offset % self.limit == 0 {
+            (self.offset / self.limit + 1, self.limit, 0)
+        } else {
+            (1, (self.offset + self.limit).min(500), self.offset as usize)
+        }
+    }
+
+    /// `{total, limit, offset, next_offset?}` for an answer of `returned` rows.
+    pub fn meta(self, total: u64, returned: usize) -> Value {
+        let mut meta = json!({"total": total, "limit": self.limit, "offset": self.offset});
+        let next = u64::from(self.offset) + returned as u64;
+        if next < total {
+            meta["next_offset"] = json!(next);
+        }
+        meta
+    }
+}
+
+/// The row with only `base` fields plus those named in `fields` (`["*"]` keeps every field).
+pub(crate) fn pick(row: &Value, base: &[&str], fields: Option<&[String]>) -> Value {
+    let Some(object) = row.as_object() else {
+        return row.clone();
+    };
+    if fields.is_some_and(|f| f.iter().any(|name| name == "*")) {
+        return row.clone();
+    }
+    let mut out = Map::new();
+    let extra = fields.unwrap_or_default().iter().map(String::as_str);
+    for name in base.iter().copied().chain(extra) {
+        if let Some(value) = object.get(name) {
+            out.insert(name.to_string(), value.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+pub(crate) fn pick_all(rows: &[Value], base: &[&str], fields: Option<&[String]>) -> Vec<Value> {
+    rows.iter().map(|row| pick(row, base, fields)).collect()
+}
+
+/// `1.1, 1.2, 2.1` — the story numbers of rows, for a summary line.
+pub(crate) fn numbers(rows: &[Value]) -> String {
+    let numbers: Vec<&str> = rows.iter().filter_map(|row| row["number"].as_str()).collect();
+    if numbers.is_empty() { "none".to_string() } else { numbers.join(", ") }
+}
+
+/// One line about a story: `story 1.1 "Sign-up endpoint": contracted, unverified`.
+pub(crate) fn story_line(story: &Value) -> String {
+    format!(
+        "story {} \"{}\": {}, {}",
+        story["number"].as_str().unwrap_or("?"),
+        story["title"].as_str().unwrap_or(""),
+        story["agent_status"].as_str().unwrap_or("?"),
+        story["verified_status"].as_str().unwrap_or("?"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_between_api_pages_read_from_the_start() {
+        assert_eq!(Page::new(None, None).window(), (1, 20, 0));
+        assert_eq!(Page::new(Some(10), Some(20)).window(), (3, 10, 0));
+        assert_eq!(Page::new(Some(10), Some(5)).window(), (1, 15, 5));
+        assert_eq!(Page::new(Some(1000), None).limit, MAX_LIMIT);
+        assert_eq!(Page::new(Some(0), None).limit, 1);
+    }
+
+    #[test]
+    fn rows_keep_base_fields_and_those_asked_for() {
+        let row = json!({"id": "a", "number": "1.1", "title": "t", "ac_count": 2, "epic_id": "e"});
+        assert_eq!(pick(&row, &["id", "number"], None), json!({"id": "a", "number": "1.1"}));
+        let fields = vec!["ac_count".to_string(), "missing".to_string()];
+        assert_eq!(pick(&row, &["id"], Some(&fields)), json!({"id": "a", "ac_count": 2}));
+        assert_eq!(pick(&row, &["id"], Some(&["*".to_string()])), row);
+    }
+
+    #[test]
+    fn meta_says_where_the_next_page_starts() {
+        let page = Page::new(Some(2), Some(0));
+        assert_eq!(page.meta(5, 2)["next_offset"], 2);
+        assert!(page.meta(2, 2).get("next_offset").is_none());
+    }
+}
