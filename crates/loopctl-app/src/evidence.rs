@@ -93,7 +93,14 @@ fn incomplete(message: String) -> AppError {
     AppError::new(422, "acceptance_incomplete", message)
 }
 
-fn record(who: &Principal, story: &StoryRecord, ac_id: &str, kind: &str, verdict: Option<&str>, detail: Value) -> WriteOp {
+fn record(
+    who: &Principal,
+    story: &StoryRecord,
+    ac_id: &str,
+    kind: &str,
+    verdict: Option<&str>,
+    detail: Value,
+) -> WriteOp {
     WriteOp::InsertCriterionRecord(CriterionRecord {
         id: Uuid::now_v7(),
         tenant_id: who.tenant_id,
@@ -109,14 +116,24 @@ fn record(who: &Principal, story: &StoryRecord, ac_id: &str, kind: &str, verdict
 }
 
 /// Evidence rows for a report; with `require_ac_evidence`, every criterion needs one.
-pub(crate) fn evidence_ops(who: &Principal, story: &StoryRecord, evidence: &[EvidenceInput]) -> AppResult<Vec<WriteOp>> {
+pub(crate) fn evidence_ops(
+    who: &Principal,
+    story: &StoryRecord,
+    evidence: &[EvidenceInput],
+) -> AppResult<Vec<WriteOp>> {
     let criteria = criteria_of(story);
     for item in evidence {
         if !criteria.iter().any(|(id, _)| *id == item.ac_id) {
-            return Err(AppError::field("acceptance_evidence", format!("`{}` is not a criterion of this story", item.ac_id)));
+            return Err(AppError::field(
+                "acceptance_evidence",
+                format!("`{}` is not a criterion of this story", item.ac_id),
+            ));
         }
         if item.test.is_none() && item.file.is_none() && item.commit.is_none() && item.note.is_none() {
-            return Err(AppError::field("acceptance_evidence", format!("evidence for {} names nothing; give a test, file, commit or note", item.ac_id)));
+            return Err(AppError::field(
+                "acceptance_evidence",
+                format!("evidence for {} names nothing; give a test, file, commit or note", item.ac_id),
+            ));
         }
     }
     if who.settings.require_ac_evidence {
@@ -134,12 +151,26 @@ pub(crate) fn evidence_ops(who: &Principal, story: &StoryRecord, evidence: &[Evi
     }
     Ok(evidence
         .iter()
-        .map(|e| record(who, story, &e.ac_id, "evidence", None, json!({"test": e.test, "file": e.file, "commit": e.commit, "note": e.note})))
+        .map(|e| {
+            record(
+                who,
+                story,
+                &e.ac_id,
+                "evidence",
+                None,
+                json!({"test": e.test, "file": e.file, "commit": e.commit, "note": e.note}),
+            )
+        })
         .collect())
 }
 
 /// Verdict rows (review or verify); every verdict names a criterion of the story.
-pub(crate) fn verdict_ops(who: &Principal, story: &StoryRecord, kind: &str, verdicts: &[CriterionVerdict]) -> AppResult<Vec<WriteOp>> {
+pub(crate) fn verdict_ops(
+    who: &Principal,
+    story: &StoryRecord,
+    kind: &str,
+    verdicts: &[CriterionVerdict],
+) -> AppResult<Vec<WriteOp>> {
     let criteria = criteria_of(story);
     verdicts
         .iter()
@@ -182,21 +213,22 @@ pub(crate) fn verify_ops(
             "this tenant requires a passing, server-signed verification run for the latest report; run `loopctl verify-artifacts` first".into(),
         ));
     }
-    let verdicts: Vec<CriterionVerdict> = match given {
-        Some(verdicts) => verdicts.to_vec(),
-        None if who.settings.require_ac_evidence => criteria
-            .iter()
-            .filter_map(|(id, _)| {
-                facts
-                    .reviews
-                    .iter()
-                    .rev()
-                    .find(|(r, ac, _)| *r == round && ac == id)
-                    .map(|(_, _, verdict)| CriterionVerdict { ac_id: id.clone(), verdict: verdict.clone(), note: None })
-            })
-            .collect(),
-        None => criteria.iter().map(|(id, _)| CriterionVerdict { ac_id: id.clone(), verdict: "pass".into(), note: None }).collect(),
-    };
+    let verdicts: Vec<CriterionVerdict> =
+        match given {
+            Some(verdicts) => verdicts.to_vec(),
+            None if who.settings.require_ac_evidence => criteria
+                .iter()
+                .filter_map(|(id, _)| {
+                    facts.reviews.iter().rev().find(|(r, ac, _)| *r == round && ac == id).map(|(_, _, verdict)| {
+                        CriterionVerdict { ac_id: id.clone(), verdict: verdict.clone(), note: None }
+                    })
+                })
+                .collect(),
+            None => criteria
+                .iter()
+                .map(|(id, _)| CriterionVerdict { ac_id: id.clone(), verdict: "pass".into(), note: None })
+                .collect(),
+        };
     if who.settings.require_ac_evidence {
         let not_passed: Vec<&str> = criteria
             .iter()
@@ -242,7 +274,8 @@ impl App {
             .enumerate()
             .map(|(position, (ac_id, text))| {
                 let ac = ac_id.as_str();
-                let mine = |kind: &str| records.iter().filter(|r| r.kind == kind && r.ac_id == ac && r.round == round).last();
+                let mine =
+                    |kind: &str| records.iter().filter(|r| r.kind == kind && r.ac_id == ac && r.round == round).last();
                 let evidence = records
                     .iter()
                     .filter(|r| r.kind == "evidence" && r.ac_id == ac_id && r.round == round)
@@ -277,18 +310,27 @@ impl App {
     /// `GET /.well-known/loopctl/signing-key`.
     pub async fn public_signing_key(&self) -> AppResult<Value> {
         let key = self.signing_key().await?;
-        Ok(json!({"algorithm": "ed25519", "public_key": STANDARD.encode(key.verifying_key().as_bytes()), "encoding": "base64, 32 raw bytes"}))
+        Ok(
+            json!({"algorithm": "ed25519", "public_key": STANDARD.encode(key.verifying_key().as_bytes()), "encoding": "base64, 32 raw bytes"}),
+        )
     }
 
     /// Records a verification run of the story's latest report and signs it.
-    pub async fn record_verification_run(&self, who: &Principal, story_id: Uuid, request: RecordVerificationRun) -> AppResult<VerificationRunView> {
+    pub async fn record_verification_run(
+        &self,
+        who: &Principal,
+        story_id: Uuid,
+        request: RecordVerificationRun,
+    ) -> AppResult<VerificationRunView> {
         who.check_story_scope(story_id)?;
         let reviewer_token = who.scope.is_some_and(|s| s.role == loopctl_core::DispatchRole::Reviewer);
         if who.scope.is_some() && !reviewer_token {
             return Err(AppError::new(403, "scope_violation", "an implementer token may not record verification runs"));
         }
         if who.scope.is_none() && !matches!(who.role, Role::Orchestrator | Role::User | Role::Superadmin) {
-            return Err(AppError::forbidden("verification runs are recorded by an orchestrator, a user or a dispatched reviewer"));
+            return Err(AppError::forbidden(
+                "verification runs are recorded by an orchestrator, a user or a dispatched reviewer",
+            ));
         }
         if !matches!(request.result.as_str(), "pass" | "fail") {
             return Err(AppError::field("result", "must be pass or fail"));
@@ -301,7 +343,10 @@ impl App {
             return Err(loopctl_core::DomainError::SelfVerifyBlocked.into());
         }
         if story.state.agent_status != AgentStatus::ReportedDone {
-            return Err(AppError::conflict("invalid_transition", "a verification run checks a reported story; this one is not reported done"));
+            return Err(AppError::conflict(
+                "invalid_transition",
+                "a verification run checks a reported story; this one is not reported done",
+            ));
         }
         let key = self.signing_key().await?;
         let mut run = VerificationRunRecord {
@@ -317,7 +362,14 @@ impl App {
             created_at: now(),
         };
         run.signature = STANDARD.encode(key.sign(canonical(&run).as_bytes()).to_bytes());
-        let audit = event(who, Some(story.project_id), ("story", story.id), "verification_run", story_status(&story), json!({"result": run.result, "run_id": run.id}));
+        let audit = event(
+            who,
+            Some(story.project_id),
+            ("story", story.id),
+            "verification_run",
+            story_status(&story),
+            json!({"result": run.result, "run_id": run.id}),
+        );
         self.commit(vec![WriteOp::InsertVerificationRun(run.clone()), audit]).await?;
         Ok(run_view(&run, true))
     }

@@ -20,7 +20,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The story's criteria, each with this round's evidence and review/verify verdicts.
 #[utoipa::path(get, path = "/api/v1/stories/{id}/acceptance_criteria", tag = "evidence")]
-async fn story_criteria(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+async fn story_criteria(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"data": s.app.story_criteria(&who, id(&story, "story")?).await?})))
 }
 
@@ -38,7 +42,11 @@ async fn record_verification_run(
 
 /// Verification runs of a story, each with whether its signature checks out.
 #[utoipa::path(get, path = "/api/v1/stories/{id}/verification-runs", tag = "evidence")]
-async fn list_verification_runs(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> ApiResult<Json<Value>> {
+async fn list_verification_runs(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(story): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"data": s.app.verification_runs(&who, id(&story, "story")?).await?})))
 }
 

@@ -23,6 +23,7 @@ mod support;
 
 mod concurrency;
 mod errors;
+mod evidence;
 mod import_export;
 mod isolation;
 mod no_500;
