@@ -37,6 +37,10 @@ pub struct ReportArgs {
     /// A short summary of the work.
     #[arg(long)]
     summary: Option<String>,
+    /// Evidence for a criterion: `AC-1=test:tests/signup.rs::creates_user` (also file:, commit:,
+    /// note:; repeatable).
+    #[arg(long)]
+    evidence: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -59,6 +63,9 @@ pub struct ReviewArgs {
     findings: Option<String>,
     #[arg(long, default_value = "standard")]
     review_type: String,
+    /// A verdict per criterion: `AC-1=pass` or `AC-2=fail:no test` (repeatable).
+    #[arg(long)]
+    verdict: Vec<String>,
     #[arg(long)]
     findings_count: Option<i64>,
     #[arg(long)]
@@ -86,6 +93,9 @@ pub struct VerifyArgs {
     review_type: Option<String>,
     #[arg(long)]
     commit_sha: Option<String>,
+    /// A verdict per criterion: `AC-1=pass` or `AC-2=fail:no test` (repeatable).
+    #[arg(long)]
+    verdict: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +212,10 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     if let Some(summary) = &args.summary {
         body["summary"] = json!(summary);
     }
+    if !args.evidence.is_empty() {
+        body["acceptance_evidence"] =
+            Value::Array(args.evidence.iter().map(|e| evidence_arg(e)).collect::<anyhow::Result<_>>()?);
+    }
     let answer = post_fenced(ctx, &id, "report", body).await?;
     done(ctx, &answer, "Reported");
     Ok(())
@@ -259,6 +273,9 @@ pub async fn review_complete(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> 
             body[key] = json!(n);
         }
     }
+    if !args.verdict.is_empty() {
+        body["criteria"] = verdicts_arg(&args.verdict)?;
+    }
     let answer = ctx.client.post(&format!("/api/v1/stories/{id}/review-complete"), body).await?;
     emit(ctx.format, &answer, || {
         format!("Review recorded for {}: {}", args.story, text(&answer["review_record"]["summary"]))
@@ -277,7 +294,10 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let result = if args.result == Verdict::Partial { "partial" } else { "pass" };
-    let body = json!({"result": result, "summary": args.summary, "review_type": args.review_type, "commit_sha": args.commit_sha});
+    let mut body = json!({"result": result, "summary": args.summary, "review_type": args.review_type, "commit_sha": args.commit_sha});
+    if !args.verdict.is_empty() {
+        body["criteria"] = verdicts_arg(&args.verdict)?;
+    }
     let answer = ctx.client.post(&format!("/api/v1/stories/{id}/verify"), body).await?;
     done(ctx, &answer, "Verified");
     Ok(())
@@ -317,4 +337,34 @@ pub async fn escalation(ctx: &Ctx, command: EscalationCmd) -> anyhow::Result<()>
             Ok(())
         }
     }
+}
+
+/// `AC-1=test:tests/a.rs::b` → `{"ac_id":"AC-1","test":"tests/a.rs::b"}`.
+fn evidence_arg(arg: &str) -> anyhow::Result<Value> {
+    let bad = || usage(format!("--evidence `{arg}`: write AC-ID=test:NAME (or file:, commit:, note:)"));
+    let (ac_id, rest) = arg.split_once('=').ok_or_else(bad)?;
+    let (kind, value) = rest.split_once(':').ok_or_else(bad)?;
+    if !matches!(kind, "test" | "file" | "commit" | "note") || value.is_empty() {
+        return Err(bad());
+    }
+    let mut evidence = json!({"ac_id": ac_id.trim()});
+    evidence[kind] = json!(value);
+    Ok(evidence)
+}
+
+/// `AC-1=pass`, `AC-2=fail:reason` → criteria verdicts.
+fn verdicts_arg(args: &[String]) -> anyhow::Result<Value> {
+    let verdicts = args
+        .iter()
+        .map(|arg| {
+            let bad = || usage(format!("--verdict `{arg}`: write AC-ID=pass or AC-ID=fail:why"));
+            let (ac_id, rest) = arg.split_once('=').ok_or_else(bad)?;
+            let (verdict, note) = rest.split_once(':').map_or((rest, None), |(v, n)| (v, Some(n)));
+            if !matches!(verdict, "pass" | "fail") {
+                return Err(bad());
+            }
+            Ok(json!({"ac_id": ac_id.trim(), "verdict": verdict, "note": note}))
+        })
+        .collect::<anyhow::Result<Vec<Value>>>()?;
+    Ok(Value::Array(verdicts))
 }

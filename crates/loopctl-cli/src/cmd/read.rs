@@ -156,9 +156,19 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
             out.push_str(&format!("  last rejection:  {reason}\n"));
         }
         out.push_str("\nAcceptance criteria:\n");
-        for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
-            let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
-            out.push_str(&format!("  {}  {}\n", text(&ac["id"]), text(body)));
+        for ac in story["criteria"].as_array().into_iter().flatten() {
+            let verdicts = match (ac["review_verdict"].as_str(), ac["verify_verdict"].as_str()) {
+                (None, None) => String::new(),
+                (review, verify) => format!("  [review: {}, verify: {}]", review.unwrap_or("-"), verify.unwrap_or("-")),
+            };
+            out.push_str(&format!("  {}  {}{verdicts}\n", text(&ac["ac_id"]), text(&ac["text"])));
+            for evidence in ac["evidence"].as_array().into_iter().flatten() {
+                let parts: Vec<String> = ["test", "file", "commit", "note"]
+                    .iter()
+                    .filter_map(|k| evidence[*k].as_str().map(|v| format!("{k} {v}")))
+                    .collect();
+                out.push_str(&format!("      evidence: {}\n", parts.join(", ")));
+            }
         }
         section(&mut out, "Artifacts", &story["artifacts"], |a| {
             format!("{} {} {}", text(&a["artifact_type"]), text(&a["path"]), a["details"])
