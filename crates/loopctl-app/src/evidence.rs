@@ -274,8 +274,7 @@ impl App {
             .enumerate()
             .map(|(position, (ac_id, text))| {
                 let ac = ac_id.as_str();
-                let mine =
-                    |kind: &str| records.iter().filter(|r| r.kind == kind && r.ac_id == ac && r.round == round).last();
+                let mine = |kind: &str| records.iter().rfind(|r| r.kind == kind && r.ac_id == ac && r.round == round);
                 let evidence = records
                     .iter()
                     .filter(|r| r.kind == "evidence" && r.ac_id == ac_id && r.round == round)
