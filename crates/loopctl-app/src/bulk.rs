@@ -57,6 +57,13 @@ impl App {
         action: BulkAction,
         stories: Vec<BulkStory>,
     ) -> AppResult<Vec<BulkResult>> {
+        // The caller's role is checked for the whole call before any story is looked at.
+        match action {
+            // A dispatched implementer may claim its own story this way; the story check follows.
+            BulkAction::Claim if who.scope.is_some_and(|s| s.role == loopctl_core::DispatchRole::Implementer) => {}
+            BulkAction::Claim => crate::require(who, &[loopctl_core::Role::Agent], "claim stories")?,
+            _ => crate::require_manager(who)?,
+        }
         if stories.is_empty() {
             return Err(AppError::field("stories", "is required and must be a non-empty array"));
         }

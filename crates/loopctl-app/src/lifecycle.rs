@@ -544,7 +544,7 @@ impl App {
 
     /// Picks the first ready story and contracts and claims it in one write.
     pub async fn claim_next(&self, who: &Principal, request: ClaimNextRequest) -> AppResult<TransitionOutcome> {
-        crate::require(who, &[Role::Agent, Role::Orchestrator], "claim stories")?;
+        crate::require(who, &[Role::Agent], "claim stories")?;
         self.project_of(who, request.project_id).await?;
         self.reclaim_expired(who, request.project_id).await?;
         let ready = self.ready_records(who, request.project_id).await?;

@@ -651,7 +651,8 @@ pub struct StoryDetail {
 
 impl App {
     pub async fn story_detail(&self, who: &Principal, id: Uuid) -> AppResult<StoryDetail> {
-        require(who, ANYONE, "read stories")?;
+        // A dispatched token may read its own story, and only that one.
+        who.check_story_scope(id)?;
         let story = self.story_of(who, id).await?;
         let project = self.project_of(who, story.project_id).await?;
         let deps = self.store.dependencies(who.tenant_id, story.project_id).await?;

@@ -4,6 +4,7 @@
 //! `loopctl next --project p`); administration uses `<noun> <verb>` (`loopctl keys list`).
 //! Nothing here touches a database: every command is a client of the API.
 
+mod artifacts;
 mod cmd;
 pub mod context;
 pub mod output;
@@ -91,6 +92,11 @@ pub enum Command {
     ///
     /// Example: loopctl backfill 2.1 --reason "shipped before loopctl"
     Backfill(cmd::lifecycle::BackfillArgs),
+    /// Check a story's reported commits and paths against the git repository (--run re-runs the
+    /// tests on a clean copy); records a signed verification run; exit 5 when a check fails.
+    ///
+    /// Example: loopctl verify-artifacts 2.1 --branch main --run "cargo test"
+    VerifyArtifacts(cmd::verify_artifacts::VerifyArtifactsArgs),
     /// Dispatch a sub-agent for one story: mints a capability token scoped to that story and
     /// capacity; `dispatch list`, `dispatch revoke ID`.
     ///
@@ -179,6 +185,7 @@ pub async fn run(command: Command, globals: &Globals) -> anyhow::Result<()> {
         Command::Verify(args) => cmd::lifecycle::verify(&ctx, args).await,
         Command::Reject(args) => cmd::lifecycle::reject(&ctx, args).await,
         Command::Backfill(args) => cmd::lifecycle::backfill(&ctx, args).await,
+        Command::VerifyArtifacts(args) => cmd::verify_artifacts::run(&ctx, args).await,
         Command::Dispatch(args) => cmd::dispatch::run(&ctx, args).await,
         Command::Escalation(sub) => cmd::lifecycle::escalation(&ctx, sub).await,
         Command::Changes(args) => cmd::feed::changes(&ctx, args).await,

@@ -393,11 +393,18 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
         }
         Action::Backfill { reason } => {
             required_reason(reason)?;
+            // Backfill is for work done outside loopctl: a story ever claimed here was worked on
+            // here, and must be verified or rejected by someone other than its implementer.
             let untouched = state.agent_status == AgentStatus::Pending
                 && state.verified_status == VerifiedStatus::Unverified
-                && state.assigned_agent_id.is_none();
+                && state.assigned_agent_id.is_none()
+                && state.claim_epoch == 0;
             if !untouched {
-                return Err(invalid(state, action, "only pending, unverified, unassigned stories can be backfilled"));
+                return Err(invalid(
+                    state,
+                    action,
+                    "only stories never claimed in loopctl can be backfilled; verify or reject this one instead",
+                ));
             }
             next.agent_status = AgentStatus::ReportedDone;
             next.verified_status = VerifiedStatus::Verified;

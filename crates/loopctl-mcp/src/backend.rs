@@ -98,7 +98,9 @@ impl ApiFailure {
         ApiFailure {
             status,
             code: error["code"].as_str().unwrap_or("internal").to_string(),
-            message: error["message"].as_str().map_or_else(|| format!("the server answered HTTP {status}"), str::to_string),
+            message: error["message"]
+                .as_str()
+                .map_or_else(|| format!("the server answered HTTP {status}"), str::to_string),
         }
     }
 }

@@ -97,10 +97,28 @@ impl Ctx {
         if uuid::Uuid::parse_str(story).is_ok() {
             return Ok(story.to_string());
         }
-        let project = self.project_id(project).await?;
-        let answer =
-            self.get("/api/v1/stories", vec![("project_id", project), ("number", story.to_string())]).await?;
-        string_at(&answer, "/story/id", "story")
+        let by_number = async {
+            let project = self.project_id(project).await?;
+            let answer =
+                self.get("/api/v1/stories", vec![("project_id", project), ("number", story.to_string())]).await?;
+            string_at(&answer, "/story/id", "story")
+        };
+        match by_number.await {
+            // A dispatched token may read nothing but its own story, not even the project
+            // list that resolves a number; its own story it may still name by number.
+            Err(failure) if failure.code == "scope_violation" => self.own_story(story).await.ok_or(failure),
+            other => other,
+        }
+    }
+
+    /// The story a dispatched token is scoped to, if its number is `number`.
+    async fn own_story(&self, number: &str) -> Option<String> {
+        let me = self.get("/api/v1/whoami", Vec::new()).await.ok()?;
+        let id = me["scope"]["story_id"].as_str()?.to_string();
+        let answer = self.get(&format!("/api/v1/stories/{id}"), Vec::new()).await.ok()?;
+        let own = answer["story"]["number"].as_str()?;
+        let wanted = number.trim_start_matches("US-").trim_start_matches("us-");
+        (own == wanted).then_some(id)
     }
 
     /// The role `report_story` reports with: the implementing agent in the seed's custody

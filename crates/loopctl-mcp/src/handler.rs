@@ -57,8 +57,9 @@ impl Options {
         let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let tier = match var("LOOPCTL_MCP_TOOLS") {
             None => Tier::Core,
-            Some(text) => Tier::parse(&text)
-                .ok_or_else(|| format!("LOOPCTL_MCP_TOOLS=`{text}`: use core, standard or all"))?,
+            Some(text) => {
+                Tier::parse(&text).ok_or_else(|| format!("LOOPCTL_MCP_TOOLS=`{text}`: use core, standard or all"))?
+            }
         };
         let text = match var("LOOPCTL_MCP_TEXT").as_deref() {
             None | Some("summary") => TextMode::Summary,
@@ -237,9 +238,12 @@ impl ServerHandler for LoopctlMcp {
                         let slug = project["slug"].as_str()?;
                         let name = project["name"].as_str().unwrap_or(slug);
                         Some(
-                            Resource::new(format!("{RESOURCE_PREFIX}{slug}{RESOURCE_SUFFIX}"), format!("{slug} progress"))
-                                .with_description(format!("Where the loop of project {name} stands: counts, ready stories"))
-                                .with_mime_type("application/json"),
+                            Resource::new(
+                                format!("{RESOURCE_PREFIX}{slug}{RESOURCE_SUFFIX}"),
+                                format!("{slug} progress"),
+                            )
+                            .with_description(format!("Where the loop of project {name} stands: counts, ready stories"))
+                            .with_mime_type("application/json"),
                         )
                     })
                     .collect()
@@ -270,7 +274,10 @@ impl ServerHandler for LoopctlMcp {
             .and_then(|rest| rest.strip_suffix(RESOURCE_SUFFIX))
             .filter(|slug| !slug.is_empty() && !slug.contains('/'))
             .ok_or_else(|| {
-                ErrorData::resource_not_found(format!("no resource {uri}; loopctl serves {RESOURCE_PREFIX}<slug>{RESOURCE_SUFFIX}"), None)
+                ErrorData::resource_not_found(
+                    format!("no resource {uri}; loopctl serves {RESOURCE_PREFIX}<slug>{RESOURCE_SUFFIX}"),
+                    None,
+                )
             })?;
         let ctx = self.ctx(&context);
         let value = self.progress_resource(&ctx, slug).await.map_err(|err| match err.code.as_str() {
@@ -322,7 +329,8 @@ impl ServerHandler for LoopctlMcp {
         if let Some(value) = given.filter(|v| !v.trim().is_empty()) {
             text.push_str(&format!("\n\n---\n{argument}: {value}\n"));
         }
-        let result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).with_description(*description);
+        let result =
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).with_description(*description);
         Ok(result.into())
     }
 }

@@ -8,6 +8,8 @@ pub(crate) const STORY_ROW: &[&str] = &["id", "number", "title", "agent_status",
 
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
 pub(crate) const MAX_LIMIT: u32 = 100;
+/// The largest page the API answers.
+const API_MAX_PAGE: u32 = 500;
 
 /// A page: `limit` (default 20, at most 100) rows from `offset`.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +24,16 @@ impl Page {
     }
 
     /// The API's `page`/`page_size` window that holds this page, and how many rows of it to
-    /// skip (the API pages by whole pages; an offset between pages reads from the start).
+    /// skip. The API pages by whole pages (at most 500 rows): an offset between pages reads
+    /// from the start when that fits, else the page holding the offset (fewer rows, and
+    /// `next_offset` says where to go on).
     pub fn window(self) -> (u32, u32, usize) {
-        if self.offset % self.limit == 0 {
+        if self.offset.is_multiple_of(self.limit) {
             (self.offset / self.limit + 1, self.limit, 0)
+        } else if self.offset + self.limit <= API_MAX_PAGE {
+            (1, self.offset + self.limit, self.offset as usize)
         } else {
-            (1, (self.offset + self.limit).min(500), self.offset as usize)
+            (self.offset / self.limit + 1, self.limit, (self.offset % self.limit) as usize)
         }
     }
 
@@ -90,6 +96,7 @@ mod tests {
         assert_eq!(Page::new(None, None).window(), (1, 20, 0));
         assert_eq!(Page::new(Some(10), Some(20)).window(), (3, 10, 0));
         assert_eq!(Page::new(Some(10), Some(5)).window(), (1, 15, 5));
+        assert_eq!(Page::new(Some(100), Some(950)).window(), (10, 100, 50));
         assert_eq!(Page::new(Some(1000), None).limit, MAX_LIMIT);
         assert_eq!(Page::new(Some(0), None).limit, 1);
     }

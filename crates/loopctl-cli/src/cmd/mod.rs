@@ -7,3 +7,4 @@ pub mod feed;
 pub mod lifecycle;
 pub mod read;
 pub mod skill;
+pub mod verify_artifacts;

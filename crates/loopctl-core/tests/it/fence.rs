@@ -223,7 +223,7 @@ fn calls_that_neither_claim_nor_reset_leave_the_epoch_alone() {
         (story(Implementing, Unverified), Action::Report, agent(IMPLEMENTER)),
         (story(ReportedDone, Unverified), Action::ReviewComplete, orchestrator()),
         (story(ReportedDone, Unverified), Action::Verify, orchestrator()),
-        (story(Pending, Unverified), backfill("done"), orchestrator()),
+        (StoryState { claim_epoch: 0, ..story(Pending, Unverified) }, backfill("done"), orchestrator()),
         (story(Pending, Unverified), Action::ForceUnclaim, orchestrator()),
         (escalated, Action::ClearEscalation, user()),
     ];

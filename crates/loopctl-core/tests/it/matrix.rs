@@ -257,15 +257,12 @@ fn reject_sends_a_reported_or_verified_story_back_to_pending_as_rejected() {
 fn backfill_marks_only_an_untouched_story_done_and_verified() {
     let facts = Facts::default();
     let action = backfill("merged as PR 12 before loopctl");
-    matrix(&facts, &action, &orchestrator(), unchanged, |s| match (s.agent_status, s.verified_status) {
-        (Pending, Unverified) => Expect::Ok(backfilled(s, Some(ORCHESTRATOR), &facts)),
-        _ => Expect::Err("invalid_transition"),
-    });
+    // The fixtures were claimed in loopctl before (epoch > 0): never a backfill.
+    matrix(&facts, &action, &orchestrator(), unchanged, |_| Expect::Err("invalid_transition"));
+    let never_claimed = StoryState { claim_epoch: 0, ..story(Pending, Unverified) };
+    check(&never_claimed, &action, &orchestrator(), Expect::Ok(backfilled(&never_claimed, Some(ORCHESTRATOR), &facts)));
     // A human's backfill names no reporting agent.
-    matrix(&facts, &action, &user(), unchanged, |s| match (s.agent_status, s.verified_status) {
-        (Pending, Unverified) => Expect::Ok(backfilled(s, None, &facts)),
-        _ => Expect::Err("invalid_transition"),
-    });
+    check(&never_claimed, &action, &user(), Expect::Ok(backfilled(&never_claimed, None, &facts)));
 }
 
 #[test]

@@ -24,7 +24,9 @@ fn scene(action: &Action) -> (StoryState, Facts, Option<Uuid>) {
         Action::ReviewComplete | Action::Verify | Action::Reject { .. } => {
             (story(ReportedDone, unverified), facts, Some(ORCHESTRATOR))
         }
-        Action::Backfill { .. } => (story(Pending, unverified), facts, Some(ORCHESTRATOR)),
+        Action::Backfill { .. } => {
+            (StoryState { claim_epoch: 0, ..story(Pending, unverified) }, facts, Some(ORCHESTRATOR))
+        }
         Action::ClearEscalation => {
             let mut state = story(Pending, VerifiedStatus::Rejected);
             state.escalated = true;

@@ -131,7 +131,12 @@ struct Step {
 
 /// `POST /api/v1/stories/{id}/{action}`; the summary says where the story is now and what
 /// comes next.
-async fn transition(ctx: &Ctx, story: &StoryRef, step: Step, body: Option<Value>) -> Result<(String, Value), ApiFailure> {
+async fn transition(
+    ctx: &Ctx,
+    story: &StoryRef,
+    step: Step,
+    body: Option<Value>,
+) -> Result<(String, Value), ApiFailure> {
     let id = story.resolve(ctx).await?;
     let mut request = ApiRequest::new(step.role, Method::Post, format!("/api/v1/stories/{id}/{}", step.action));
     request.body = body;
@@ -207,6 +212,8 @@ struct ReportParams {
     artifacts: Option<Vec<ArtifactParam>>,
     /// What was done, in a sentence or two.
     summary: Option<String>,
+    /// Evidence per criterion, [{"ac_id","test","file","commit","note"}] (when the tenant requires it).
+    acceptance_evidence: Option<Vec<Value>>,
 }
 
 async fn report_story(ctx: Ctx, params: ReportParams) -> ToolResult {
@@ -231,6 +238,9 @@ async fn report_story(ctx: Ctx, params: ReportParams) -> ToolResult {
     }
     if let Some(summary) = params.summary {
         body["summary"] = json!(summary);
+    }
+    if let Some(evidence) = params.acceptance_evidence {
+        body["acceptance_evidence"] = json!(evidence);
     }
     let role = ctx.report_role().await;
     let step = Step { role, action: "report", fenced: role == KeyRole::Agent };
@@ -263,6 +273,8 @@ struct ReviewParams {
     fixes_count: Option<i64>,
     disproved_count: Option<i64>,
     summary: Option<String>,
+    /// Verdict per criterion: [{"ac_id","verdict":"pass|fail","note"}].
+    criteria: Option<Vec<Value>>,
 }
 
 async fn review_complete(ctx: Ctx, params: ReviewParams) -> ToolResult {
@@ -278,6 +290,9 @@ async fn review_complete(ctx: Ctx, params: ReviewParams) -> ToolResult {
     }
     if let Some(summary) = params.summary {
         body["summary"] = json!(summary);
+    }
+    if let Some(criteria) = params.criteria {
+        body["criteria"] = json!(criteria);
     }
     let step = Step { role: KeyRole::Orchestrator, action: "review-complete", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
@@ -298,6 +313,8 @@ struct VerifyParams {
     /// Why it passes, e.g. "All ACs met, tests pass".
     summary: Option<String>,
     review_type: Option<String>,
+    /// Verdict per criterion: [{"ac_id","verdict":"pass|fail","note"}].
+    criteria: Option<Vec<Value>>,
 }
 
 async fn verify_story(ctx: Ctx, params: VerifyParams) -> ToolResult {
@@ -307,6 +324,9 @@ async fn verify_story(ctx: Ctx, params: VerifyParams) -> ToolResult {
     }
     if let Some(review_type) = params.review_type {
         body["review_type"] = json!(review_type);
+    }
+    if let Some(criteria) = params.criteria {
+        body["criteria"] = json!(criteria);
     }
     let step = Step { role: KeyRole::Orchestrator, action: "verify", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;

@@ -1,8 +1,10 @@
 //! The tool table: names and parameters as the reference MCP server has them, each tool in
 //! one tier (`core` ⊂ `standard` ⊂ `all`), input schemas generated from the parameter types.
 
+mod custody;
 mod lifecycle;
 mod more;
+mod plan;
 mod project;
 mod story;
 
@@ -94,7 +96,13 @@ pub(crate) enum Effect {
 
 /// A tool whose arguments deserialize into `P`; a mistake in them is a tool error naming the
 /// field, not a protocol error, so the agent can read it and try again.
-pub(crate) fn spec<P, F, Fut>(tier: Tier, name: &'static str, description: &'static str, effect: Effect, f: F) -> ToolSpec
+pub(crate) fn spec<P, F, Fut>(
+    tier: Tier,
+    name: &'static str,
+    description: &'static str,
+    effect: Effect,
+    f: F,
+) -> ToolSpec
 where
     P: DeserializeOwned + JsonSchema + 'static,
     F: Fn(Ctx, P) -> Fut + Send + Sync + Copy + 'static,
@@ -127,7 +135,10 @@ fn trimmed(schema: &JsonObject) -> JsonObject {
         match value {
             Value::Object(object) => {
                 object.remove("$schema");
-                if object.get("format").and_then(Value::as_str).is_some_and(|f| f.starts_with("int") || f.starts_with("uint"))
+                if object
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| f.starts_with("int") || f.starts_with("uint"))
                 {
                     object.remove("format");
                 }
@@ -154,7 +165,9 @@ pub(crate) fn registry() -> &'static [ToolSpec] {
         let mut specs = Vec::new();
         specs.extend(project::specs());
         specs.extend(story::specs());
+        specs.extend(plan::specs());
         specs.extend(lifecycle::specs());
+        specs.extend(custody::specs());
         specs.extend(more::specs());
         specs.sort_by_key(|spec| spec.tier);
         specs
@@ -215,4 +228,3 @@ mod tests {
         }
     }
 }
-

@@ -1,12 +1,12 @@
-//! Dispatch, the change feed, orchestrator state, skills, and the administration an agent
-//! may do (tenant settings and audit need a user key; API keys stay off MCP entirely).
+//! The change feed, orchestrator state, skills, and the administration an agent may do
+//! (tenant settings and audit need a user key; API keys stay off MCP entirely).
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::project::NoParams;
-use super::story::text;
+use super::story::optional_text;
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
 use crate::backend::{ApiFailure, ApiRequest, KeyRole, Method, encode_component};
 use crate::ctx::Ctx;
@@ -14,14 +14,6 @@ use crate::rows::{self, Page};
 
 pub(super) fn specs() -> Vec<ToolSpec> {
     vec![
-        spec(
-            Tier::Core,
-            "dispatch",
-            "Orchestrator: mint a capability key for a fresh sub-agent for one story and role (implementer or \
-             reviewer). The raw key is in this answer only; hand it to the sub-agent as its LOOPCTL_API_KEY.",
-            Effect::Write,
-            dispatch,
-        ),
         spec(
             Tier::Standard,
             "get_changes",
@@ -62,13 +54,6 @@ pub(super) fn specs() -> Vec<ToolSpec> {
         ),
         spec(
             Tier::All,
-            "revoke_dispatch",
-            "Revoke a dispatch and its key at once (e.g. when the sub-agent is done or went astray).",
-            Effect::Destroy,
-            revoke_dispatch,
-        ),
-        spec(
-            Tier::All,
             "get_state_history",
             "Earlier versions of a project's orchestrator checkpoint, newest first.",
             Effect::Read,
@@ -88,13 +73,7 @@ pub(super) fn specs() -> Vec<ToolSpec> {
             Effect::Write,
             record_skill_result,
         ),
-        spec(
-            Tier::All,
-            "get_skill_stats",
-            "Pass/fail counts per version of a skill.",
-            Effect::Read,
-            get_skill_stats,
-        ),
+        spec(Tier::All, "get_skill_stats", "Pass/fail counts per version of a skill.", Effect::Read, get_skill_stats),
         spec(
             Tier::All,
             "get_audit_log",
@@ -125,67 +104,6 @@ pub(super) fn specs() -> Vec<ToolSpec> {
             reclaim_expired,
         ),
     ]
-}
-
-#[derive(Deserialize, JsonSchema)]
-struct DispatchParams {
-    /// implementer or reviewer (the reference's agent means implementer).
-    role: String,
-    /// The story the key is scoped to: UUID or number.
-    #[serde(default, deserialize_with = "optional_text")]
-    story_id: Option<String>,
-    /// Project UUID or slug, for story numbers.
-    project_id: Option<String>,
-    /// An existing agent identity; absent, a fresh one is created.
-    agent_id: Option<String>,
-    parent_dispatch_id: Option<String>,
-    /// Key lifetime (default 3600, at most 86400).
-    expires_in_seconds: Option<i64>,
-}
-
-fn optional_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    match Option::<Value>::deserialize(deserializer)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => text(value).map(Some).map_err(serde::de::Error::custom),
-    }
-}
-
-async fn dispatch(ctx: Ctx, params: DispatchParams) -> ToolResult {
-    let mut body = json!({"role": params.role.trim()});
-    if let Some(story) = params.story_id.as_deref() {
-        body["story_id"] = json!(ctx.story_id(story, params.project_id.as_deref()).await?);
-    }
-    for (key, value) in [("agent_id", params.agent_id), ("parent_dispatch_id", params.parent_dispatch_id)] {
-        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
-            body[key] = json!(value);
-        }
-    }
-    if let Some(seconds) = params.expires_in_seconds {
-        body["expires_in_seconds"] = json!(seconds);
-    }
-    let answer = ctx.send(KeyRole::Default, Method::Post, "/api/v1/dispatches", Some(body)).await?;
-    let data = if answer["data"].is_object() { &answer["data"] } else { &answer };
-    let dispatch = &data["dispatch"];
-    let summary = format!(
-        "dispatched {} for story {}: dispatch {}, agent {}, key expires {} (raw_key in the result, shown once)",
-        dispatch["role"].as_str().unwrap_or("?"),
-        params.story_id.as_deref().unwrap_or("-"),
-        dispatch["id"].as_str().unwrap_or("?"),
-        dispatch["agent_id"].as_str().unwrap_or("?"),
-        dispatch["expires_at"].as_str().unwrap_or("?"),
-    );
-    Ok(Outcome::new(answer.clone(), summary))
-}
-
-#[derive(Deserialize, JsonSchema)]
-struct DispatchIdParam {
-    dispatch_id: String,
-}
-
-async fn revoke_dispatch(ctx: Ctx, params: DispatchIdParam) -> ToolResult {
-    let path = format!("/api/v1/dispatches/{}", encode_component(params.dispatch_id.trim()));
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Delete, &path, None).await?;
-    Ok(Outcome::new(answer, format!("revoked dispatch {}", params.dispatch_id)))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -288,7 +206,8 @@ struct LoadStateParams {
 
 async fn load_state(ctx: Ctx, params: LoadStateParams) -> ToolResult {
     let project = ctx.project_id(params.project_id.as_deref()).await?;
-    let mut request = ApiRequest::new(KeyRole::Orchestrator, Method::Get, format!("/api/v1/orchestrator/state/{project}"));
+    let mut request =
+        ApiRequest::new(KeyRole::Orchestrator, Method::Get, format!("/api/v1/orchestrator/state/{project}"));
     if let Some(key) = params.state_key {
         request.query.push(("state_key", key));
     }

@@ -97,7 +97,9 @@ async fn list_projects(ctx: Ctx, _: NoParams) -> ToolResult {
     let answer = ctx.get("/api/v1/projects", Vec::new()).await?;
     let rows: Vec<Value> = answer["data"]
         .as_array()
-        .map(|projects| projects.iter().map(|p| crate::rows::pick(p, &["id", "slug", "name", "status"], None)).collect())
+        .map(|projects| {
+            projects.iter().map(|p| crate::rows::pick(p, &["id", "slug", "name", "status"], None)).collect()
+        })
         .unwrap_or_default();
     let slugs: Vec<&str> = rows.iter().filter_map(|p| p["slug"].as_str()).collect();
     let summary = format!("{} project(s): {}", rows.len(), slugs.join(", "));
@@ -165,7 +167,8 @@ async fn import_stories(ctx: Ctx, params: ImportParams) -> ToolResult {
     }
     let project = ctx.project_id(Some(&params.project_id)).await?;
     let merge = params.merge.unwrap_or(false);
-    let mut request = ApiRequest::new(KeyRole::Orchestrator, Method::Post, format!("/api/v1/projects/{project}/import"));
+    let mut request =
+        ApiRequest::new(KeyRole::Orchestrator, Method::Post, format!("/api/v1/projects/{project}/import"));
     request.query = vec![("merge", merge.to_string())];
     request.body = Some(payload);
     let answer = ctx.call(request).await?;
@@ -203,10 +206,16 @@ fn read_payload(ctx: &Ctx, path: &str) -> Result<Value, ApiFailure> {
         return Err(ApiFailure::invalid(format!("{path} is not a regular file")));
     }
     if meta.len() > MAX_IMPORT_FILE {
-        return Err(ApiFailure::new(413, "payload_too_large", format!("{path} is larger than 16 MiB; split it and use merge")));
+        return Err(ApiFailure::new(
+            413,
+            "payload_too_large",
+            format!("{path} is larger than 16 MiB; split it and use merge"),
+        ));
     }
-    let text = std::fs::read_to_string(file).map_err(|err| ApiFailure::invalid(format!("cannot read {path}: {err}")))?;
-    serde_json::from_str(&text).map_err(|err| ApiFailure::new(400, "invalid_json", format!("{path} is not valid JSON: {err}")))
+    let text =
+        std::fs::read_to_string(file).map_err(|err| ApiFailure::invalid(format!("cannot read {path}: {err}")))?;
+    serde_json::from_str(&text)
+        .map_err(|err| ApiFailure::new(400, "invalid_json", format!("{path} is not valid JSON: {err}")))
 }
 
 async fn get_tenant(ctx: Ctx, _: NoParams) -> ToolResult {

@@ -109,6 +109,97 @@ async fn reviewers_race(server: Server) {
 
 both!(reviewers_race => reviewers_race_sqlite, reviewers_race_postgres);
 
+/// The verdict races too: an orchestrator and a user verifying one story at once record one
+/// verification. (A reject after a verify is allowed — a verified story can be rejected — so
+/// only verify against verify is a race with one winner.)
+async fn verdicts_race(server: Server) {
+    let t = server.tenant("Verdicts").await;
+    let ids = seed(&server, &t.orch, &doc(&[3])).await;
+    for number in ["1.1", "1.2", "1.3"] {
+        let id = ids.story(number);
+        to_reported(&server, &t.agent, &id, number).await;
+        let p = path(&id, "verify");
+        let (ra, rb) = tokio::join!(
+            server.post(&t.orch, &p, json!({"summary": "a"})),
+            server.post(&t.user, &p, json!({"summary": "b"}))
+        );
+        let mut statuses = [ra.status, rb.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [202, 409], "one verify wins: {} {} / {} {}", ra.status, ra.body, rb.status, rb.body);
+        let st = story(&server, &t.user, &id).await;
+        assert_eq!(st["verifications"].as_array().expect("verifications").len(), 1, "one verdict row: {st}");
+    }
+}
+
+both!(verdicts_race => verdicts_race_sqlite, verdicts_race_postgres);
+
+/// SPEC, threat model: "finding the one code path that skips a check". The implementer's
+/// identity takes its reported story back to an unassigned state (force-unclaim as an
+/// orchestrator, or unclaim as the claimant) and then backfills it — a verified status
+/// written by the agent that implemented the story. Backfill is for work done outside
+/// loopctl; it must not launder work done inside it by the same identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implementer_cannot_backfill_its_own_reported_work() {
+    let server = Server::sqlite().await;
+    let t = server.tenant("Launder").await;
+    let ids = seed(&server, &t.orch, &doc(&[3])).await;
+    let orch_id = agent_id(&server, &t.orch).await;
+    let mut laundered = Vec::new();
+
+    // 1.1: the orchestrator dispatches itself, implements, force-unclaims, backfills.
+    let s1 = ids.story("1.1");
+    let resp = dispatch_raw(&server, &t.orch, "implementer", &s1, json!({"agent_id": orch_id})).await;
+    let own = s(&resp.ok(201)["data"]["api_key"]["raw_key"]);
+    to_reported(&server, &own, &s1, "1.1").await;
+    server.post(&t.orch, &path(&s1, "verify"), json!({})).await.err(409, "self_verify_blocked");
+    server.post(&t.orch, &path(&s1, "force-unclaim"), json!({"reason": "redo"})).await.ok(200);
+    let resp = server.post(&t.orch, &path(&s1, "backfill"), json!({"reason": "done elsewhere"})).await;
+    // Refused either way: as the implementer's own verdict, or because a story worked on in
+    // loopctl is never backfilled.
+    let refused = |code: Option<&str>| matches!(code, Some("self_verify_blocked" | "invalid_transition"));
+    if resp.status != 409 || !refused(resp.code()) {
+        laundered.push(format!("force-unclaim + backfill by the implementer: {} {}", resp.status, resp.body));
+    }
+
+    // 1.2: the implementer unclaims its own reported story; its linked orchestrator key backfills.
+    let s2 = ids.story("1.2");
+    to_reported(&server, &t.agent, &s2, "1.2").await;
+    let implementer = agent_id(&server, &t.agent).await;
+    let (sneaky, _, _) = new_key(&server, &t.user, "orchestrator", Some(&implementer)).await;
+    server.post(&t.agent, &path(&s2, "unclaim"), Value::Null).await.ok(200);
+    let resp = server.post(&sneaky, &path(&s2, "backfill"), json!({"reason": "done elsewhere"})).await;
+    if resp.status != 409 || !refused(resp.code()) {
+        laundered.push(format!("unclaim + backfill by the implementer: {} {}", resp.status, resp.body));
+    }
+
+    // A party that never implemented it may still backfill an untouched story.
+    let s3 = ids.story("1.3");
+    let resp = server.post(&t.orch, &path(&s3, "backfill"), json!({"reason": "shipped in v0"})).await;
+    assert_eq!(resp.ok(200)["story"]["verified_status"], "verified");
+    assert!(laundered.is_empty(), "the implementer's identity verified its own work:\n{}", laundered.join("\n"));
+}
+
+/// Identities are minted only inside a tenant: a key or a dispatch of tenant B cannot be
+/// bound to an agent identity of tenant A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_do_not_cross_tenants() {
+    let server = Server::sqlite().await;
+    let a = server.tenant("Alpha").await;
+    let b = server.tenant("Beta").await;
+    let ids_a = seed(&server, &a.orch, &doc(&[1])).await;
+    let ids_b = seed(&server, &b.orch, &doc(&[1])).await;
+    let a_agent = agent_id(&server, &a.agent).await;
+    let body = json!({"name": "borrowed", "role": "orchestrator", "agent_id": a_agent});
+    server.post(&b.user, "/api/v1/api_keys", body).await.err(404, "not_found");
+    let borrowed = json!({"agent_id": a_agent});
+    dispatch_raw(&server, &b.orch, "implementer", &ids_b.story("1.1"), borrowed).await.err(404, "not_found");
+    dispatch_raw(&server, &b.orch, "reviewer", &ids_a.story("1.1"), json!({})).await.err(404, "not_found");
+    let imp = dispatch(&server, &a.orch, "implementer", &ids_a.story("1.1")).await;
+    server.delete(&b.orch, &format!("/api/v1/dispatches/{}", imp.id)).await.err(404, "not_found");
+    server.get(&imp.key, &format!("/api/v1/stories/{}", ids_b.story("1.1"))).await.err(403, "scope_violation");
+    server.get(&imp.key, "/api/v1/whoami").await.ok(200);
+}
+
 fn result_of<'a>(results: &'a Value, id: &str) -> &'a Value {
     results["results"]
         .as_array()

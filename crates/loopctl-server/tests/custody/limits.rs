@@ -77,6 +77,30 @@ async fn escalation_after_three_rejections_and_lock_after_five() {
     assert_eq!(reject(6).await["escalated"], false, "one rejection since the clear does not escalate");
 }
 
+/// WIRE.md: "Permission is checked before state" — with nothing ready to claim, the roles
+/// that may not claim at all still get 403, not `nothing_ready`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_next_checks_the_role_before_the_queue() {
+    let server = Server::sqlite().await;
+    let t = server.tenant("Queue").await;
+    let ids = seed(&server, &t.orch, &doc(&[1])).await;
+    let imp = dispatch(&server, &t.orch, "implementer", &ids.story("1.1")).await;
+    let body = json!({"project_id": ids.project});
+    // With a ready story the orchestrator is refused for its role ...
+    server.post(&t.orch, "/api/v1/stories/claim-next", body.clone()).await.err(403, "forbidden");
+    to_reported(&server, &t.agent, &ids.story("1.1"), "1.1").await;
+    server.post(&t.agent, "/api/v1/stories/claim-next", body.clone()).await.err(404, "nothing_ready");
+    // ... and so it must be with nothing ready.
+    let mut wrong = Vec::new();
+    for key in [&t.orch, &t.user, &imp.key] {
+        let resp = server.post(key, "/api/v1/stories/claim-next", body.clone()).await;
+        if resp.status != 403 {
+            wrong.push(format!("{} → {} {}", resp.desc, resp.status, resp.body));
+        }
+    }
+    assert!(wrong.is_empty(), "claim-next answered the queue before the role:\n{}", wrong.join("\n"));
+}
+
 /// Check 8: with `max_concurrent_agents` 1, a second claim in the project is refused with
 /// 409 `concurrency_limit` naming the story in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,8 +120,8 @@ async fn concurrency_limit_refuses_the_second_claim() {
     // Two agents race for two different stories: the limit holds under the race.
     server.post(&a, &path(&s1, "contract"), contract_body("1.1")).await.ok(200);
     server.post(&b, &path(&s2, "contract"), contract_body("1.2")).await.ok(200);
-    let (ra, rb) =
-        tokio::join!(server.post(&a, &path(&s1, "claim"), Value::Null), server.post(&b, &path(&s2, "claim"), Value::Null));
+    let (p1, p2) = (path(&s1, "claim"), path(&s2, "claim"));
+    let (ra, rb) = tokio::join!(server.post(&a, &p1, Value::Null), server.post(&b, &p2, Value::Null));
     let mut statuses = [ra.status, rb.status];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 409], "{}: {} / {}: {}", ra.desc, ra.body, rb.desc, rb.body);

@@ -277,7 +277,11 @@ pub async fn dispatch(server: &Server, manager: &str, role: &str, story: &str) -
     let data = &resp.ok(201)["data"];
     assert_eq!(data["dispatch"]["story_id"], json!(story), "dispatch answer: {data}");
     assert_eq!(data["api_key"]["agent_id"], data["dispatch"]["agent_id"], "dispatch answer: {data}");
-    Dispatched { id: s(&data["dispatch"]["id"]), key: s(&data["api_key"]["raw_key"]), agent_id: s(&data["dispatch"]["agent_id"]) }
+    Dispatched {
+        id: s(&data["dispatch"]["id"]),
+        key: s(&data["api_key"]["raw_key"]),
+        agent_id: s(&data["dispatch"]["agent_id"]),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -26,10 +26,6 @@ async fn implementer_token_is_confined_to_its_story_and_capacity() {
     assert_eq!(me["scope"]["story_id"], json!(s1));
     assert_eq!(me["scope"]["role"], "implementer");
 
-    // SPEC: "the token is shown once and may read its own story".
-    let own = server.get(&imp.key, &format!("/api/v1/stories/{s1}")).await;
-    assert_eq!(own.ok(200)["story"]["id"], json!(s1), "a dispatched token reads its own story");
-
     // Its own story, its own capacity: the whole implementer path.
     server.post(&imp.key, &path(&s1, "contract"), contract_body("1.1")).await.ok(200);
     let claimed = server.post(&imp.key, &path(&s1, "claim"), Value::Null).await;
@@ -43,8 +39,6 @@ async fn implementer_token_is_confined_to_its_story_and_capacity() {
     server.post(&imp.key, &path(&s1, "verify"), json!({"summary": "done"})).await.err(403, "scope_violation");
     server.post(&imp.key, &path(&s1, "reject"), json!({"reason": "reset"})).await.err(403, "scope_violation");
     server.post(&imp.key, &path(&s1, "review-complete"), json!({})).await.err(403, "scope_violation");
-    let bulk = json!({"stories": [{"story_id": s1}]});
-    server.post(&imp.key, "/api/v1/stories/bulk/verify", bulk).await.err(403, "scope_violation");
 
     // Another story: refused whatever the call, reads included.
     server.post(&imp.key, &path(&s2, "contract"), contract_body("1.2")).await.err(403, "scope_violation");
@@ -75,6 +69,20 @@ async fn implementer_token_is_confined_to_its_story_and_capacity() {
     // A different party verifies.
     let resp = server.post(&t.orch, &path(&s1, "verify"), json!({"summary": "ok"})).await;
     assert_eq!(resp.ok(202)["story"]["verified_status"], "verified");
+
+    // SPEC: "the token is shown once and may read its own story" — every read of it.
+    let mut unreadable = Vec::new();
+    for read in ["", "/history", "/artifacts", "/verifications", "/acceptance_criteria"] {
+        let resp = server.get(&imp.key, &format!("/api/v1/stories/{s1}{read}")).await;
+        if resp.status != 200 {
+            unreadable.push(format!("{} → {} {}", resp.desc, resp.status, resp.body));
+        }
+    }
+    let resp = server.get(&imp.key, &format!("/api/v1/projects/{}", ids.project)).await;
+    if resp.status != 200 {
+        unreadable.push(format!("{} → {} {}", resp.desc, resp.status, resp.body));
+    }
+    assert!(unreadable.is_empty(), "a dispatched token cannot read its own story:\n{}", unreadable.join("\n"));
 }
 
 /// Check 3: a reviewer dispatch never goes to the implementer, and the reviewer token can
@@ -212,5 +220,15 @@ async fn expired_and_revoked_tokens_and_key_minting() {
         server.post(&t.agent, "/api/v1/api_keys", body).await.err(403, "forbidden");
     }
     server.get(&t.orch, "/api/v1/api_keys").await.err(403, "forbidden");
-    new_key(&server, &t.user, "agent", None).await;
+
+    // A revoked API key (not a dispatch) stops at once too.
+    let (raw, key_id, _) = new_key(&server, &t.user, "orchestrator", None).await;
+    server.get(&raw, "/api/v1/whoami").await.ok(200);
+    server.delete(&t.orch, &format!("/api/v1/api_keys/{key_id}")).await.err(403, "forbidden");
+    server.delete(&t.user, &format!("/api/v1/api_keys/{key_id}")).await.ok(200);
+    server.get(&raw, "/api/v1/whoami").await.err(401, "token_revoked");
+    server
+        .post(&raw, "/api/v1/dispatches", json!({"role": "implementer", "story_id": s1}))
+        .await
+        .err(401, "token_revoked");
 }

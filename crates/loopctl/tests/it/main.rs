@@ -15,3 +15,4 @@ mod misc;
 mod output;
 mod restart;
 mod up;
+mod verify_artifacts;

@@ -1,0 +1,137 @@
+//! Mistakes get tool errors with loopctl's code and a message that says what to do; the
+//! server process survives every one of them. `/mcp` refuses a missing or bad key with 401.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_are_tool_errors() {
+    let w = World::start().await;
+    w.project("shop").await;
+    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch), ("LOOPCTL_AGENT_KEY", &w.keys.agent)]).await;
+    ok(&mcp, "import_stories", json!({"project_id": "shop", "payload": breakdown()})).await;
+
+    // Missing and mistyped arguments name the field.
+    let (code, message) = fails(&mcp, "contract_story", json!({"story_id": "1.1", "project_id": "shop"})).await;
+    assert_eq!(code, "validation_failed");
+    assert!(message.contains("story_title") || message.contains("ac_count"), "{message}");
+    let (code, message) = fails(&mcp, "list_stories", json!({"project_id": "shop", "limit": "many"})).await;
+    assert_eq!(code, "validation_failed");
+    assert!(message.contains("list_stories"), "{message}");
+    let (code, message) = fails(&mcp, "import_stories", json!({"project_id": "shop"})).await;
+    assert_eq!(code, "validation_failed");
+    assert!(message.contains("payload"), "{message}");
+    let (_, message) =
+        fails(&mcp, "import_stories", json!({"project_id": "shop", "payload_path": "relative/file.json"})).await;
+    assert!(message.contains("absolute"), "{message}");
+    let (_, message) =
+        fails(&mcp, "backfill_story", json!({"story_id": "1.1", "project_id": "shop", "reason": " "})).await;
+    assert!(message.contains("reason"), "{message}");
+
+    // Unknown things are named.
+    let (code, message) = fails(&mcp, "get_story", json!({"story_id": "9.9", "project_id": "shop"})).await;
+    assert_eq!(code, "not_found", "{message}");
+    let (code, _) = fails(&mcp, "get_progress", json!({"project_id": "no-such-project"})).await;
+    assert_eq!(code, "not_found");
+    let (code, message) = fails(&mcp, "no_such_tool", json!({})).await;
+    assert_eq!(code, "unknown_tool");
+    assert!(message.contains("no_such_tool"), "{message}");
+
+    // State errors carry the REST code and message.
+    let (code, message) = fails(&mcp, "verify_story", json!({"story_id": "1.1", "project_id": "shop"})).await;
+    assert!(!code.is_empty() && code != "internal", "{message}");
+    let (code, _) = fails(&mcp, "claim_story", json!({"story_id": "1.1", "project_id": "shop"})).await;
+    assert_eq!(code, "must_contract_first");
+
+    // With two projects, a story number needs its project.
+    w.project("web").await;
+    let (_, message) = fails(&mcp, "get_story", json!({"story_id": "1.1"})).await;
+    assert!(message.contains("project_id") && message.contains("shop") && message.contains("web"), "{message}");
+
+    // payload_path reads a local file in stdio mode.
+    let file = w.dir.path().join("more.json");
+    let more = json!({"epics": [{"number": 3, "title": "Reports", "stories": [
+        {"number": "3.1", "title": "Monthly report", "acceptance_criteria": [{"id": "AC-3.1.1", "description": "a PDF"}]}]}]});
+    std::fs::write(&file, more.to_string()).expect("write payload");
+    let import = ok(
+        &mcp,
+        "import_stories",
+        json!({"project_id": "shop", "payload_path": file.to_string_lossy(), "merge": true}),
+    )
+    .await;
+    assert!(import["import"].is_object(), "{import}");
+
+    // The process is still there and answering.
+    let (names, _) = (mcp.list_tools(None).await.expect("still serving").tools, ());
+    assert!(!names.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_key_and_unreachable_server_are_tool_errors() {
+    let w = World::start().await;
+    let keyless = w.mcp(&[]).await;
+    let (code, message) = fails(&keyless, "list_projects", json!({})).await;
+    assert_eq!(code, "unauthorized");
+    assert!(message.contains("LOOPCTL_ORCH_KEY"), "{message}");
+    let bad_key = w.mcp(&[("LOOPCTL_ORCH_KEY", "lc_not_a_real_key")]).await;
+    let (code, _) = fails(&bad_key, "list_projects", json!({})).await;
+    assert_eq!(code, "unauthorized");
+    let nowhere = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch), ("LOOPCTL_SERVER", "http://127.0.0.1:9")]).await;
+    let (code, message) = fails(&nowhere, "list_projects", json!({})).await;
+    assert_eq!(code, "unreachable", "{message}");
+    // Still serving after all that.
+    assert!(!keyless.list_tools(None).await.expect("tools/list").tools.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoint_refuses_missing_or_bad_keys() {
+    let w = World::start().await;
+    let client = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let url = format!("{}/mcp", w.url);
+    let post = |key: Option<&str>| {
+        let mut request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&init);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    for key in [None, Some("lc_not_a_real_key")] {
+        let response = post(key).await.expect("answer");
+        assert_eq!(response.status().as_u16(), 401, "key {key:?}");
+        let body: Value = response.json().await.expect("JSON error body");
+        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    }
+    let response = post(Some(&w.keys.orch)).await.expect("answer");
+    assert_eq!(response.status().as_u16(), 200);
+
+    // On loopback, a foreign Host header is refused (DNS rebinding)…
+    let response = client
+        .post(&url)
+        .header("host", "evil.example")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&w.keys.orch)
+        .json(&init)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 403);
+    // …while a server listening on every interface serves any host name.
+    let open = World::start_on("0.0.0.0:0").await;
+    let response = client
+        .post(format!("{}/mcp", open.url))
+        .header("host", "loopctl.example.com")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&open.keys.orch)
+        .json(&init)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 200);
+}

@@ -1,0 +1,10 @@
+//! MCP end to end: `loopctl mcp` children and the server's `/mcp` endpoint, driven by real
+//! MCP clients (rmcp's, and the official TypeScript SDK's when Node is present) against a
+//! real `loopctl serve`.
+
+mod errors;
+mod more_tools;
+mod node_sdk;
+mod seed_loop;
+mod support;
+mod tiers;
