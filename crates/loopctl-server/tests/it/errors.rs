@@ -614,18 +614,25 @@ async fn unclaim_backfill_and_deletes(server: Server) {
     server.post(&t.orch, &path(s11, "backfill"), json!({})).await.err(422, "validation_failed");
     let resp = server.post(&t.orch, &path(s11, "backfill"), json!({"reason": "x", "evidence_url": "ftp://x"})).await;
     resp.err(422, "validation_failed");
-    let resp = server
-        .post(
-            &t.orch,
-            &path(s11, "backfill"),
-            json!({"reason": "merged in PR 42", "evidence_url": "https://example.com/pr/42", "pr_number": 42}),
-        )
+    // 1.1 was claimed in loopctl (and given back): it is verified or rejected, never backfilled.
+    let backfill = json!({"reason": "merged in PR 42", "evidence_url": "https://example.com/pr/42", "pr_number": 42});
+    server.post(&t.orch, &path(s11, "backfill"), backfill.clone()).await.err(409, "invalid_transition");
+    // A story never claimed here is backfilled, with its reason recorded.
+    let extra = server
+        .post(&t.orch, &format!("/api/v1/epics/{}/stories", ids.epic(1)), json!({"number": "1.9", "title": "Done before loopctl"}))
         .await;
+    let s19 = s(&extra.ok(201)["story"]["id"]);
+    let resp = server.post(&t.orch, &path(&s19, "backfill"), backfill).await;
     let st = &resp.ok(200)["story"];
     assert_eq!(st["agent_status"], "reported_done");
     assert_eq!(st["verified_status"], "verified");
     assert_eq!(st["metadata"]["backfill"]["reason"], "merged in PR 42");
-    assert_eq!(story(&server, &t.agent, s11).await["metadata"]["backfill"]["pr_number"], 42);
+    assert_eq!(story(&server, &t.agent, &s19).await["metadata"]["backfill"]["pr_number"], 42);
+    // 1.1 goes the normal way, which frees 1.2.
+    claim(&server, &t.agent, s11).await;
+    server.post(&t.agent, &path(s11, "start"), Value::Null).await.ok(200);
+    server.post(&t.agent, &path(s11, "report"), Value::Null).await.ok(200);
+    server.post(&t.orch, &path(s11, "verify"), json!({})).await.ok(202);
     assert_eq!(ready_numbers(&server, &t.agent, &ids.project).await, vec!["1.2"]);
     claim(&server, &t.agent, s12).await;
     server.post(&t.orch, &path(s12, "backfill"), json!({"reason": "no"})).await.err(409, "invalid_transition");

@@ -24,7 +24,7 @@ enum R {
 const ALL: &[R] = &[R::User, R::Orch, R::Agent];
 const MANAGERS: &[R] = &[R::User, R::Orch];
 const HUMANS: &[R] = &[R::User];
-const CLAIMERS: &[R] = &[R::Orch, R::Agent];
+const CLAIMERS: &[R] = &[R::Agent];
 
 /// The ids a route may name.
 struct Ids {
