@@ -619,7 +619,11 @@ async fn unclaim_backfill_and_deletes(server: Server) {
     server.post(&t.orch, &path(s11, "backfill"), backfill.clone()).await.err(409, "invalid_transition");
     // A story never claimed here is backfilled, with its reason recorded.
     let extra = server
-        .post(&t.orch, &format!("/api/v1/epics/{}/stories", ids.epic(1)), json!({"number": "1.9", "title": "Done before loopctl"}))
+        .post(
+            &t.orch,
+            &format!("/api/v1/epics/{}/stories", ids.epic(1)),
+            json!({"number": "1.9", "title": "Done before loopctl"}),
+        )
         .await;
     let s19 = s(&extra.ok(201)["story"]["id"]);
     let resp = server.post(&t.orch, &path(&s19, "backfill"), backfill).await;
