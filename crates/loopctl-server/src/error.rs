@@ -29,6 +29,12 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
+        if status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(seconds) = self.0.context.as_ref().and_then(|c| c["retry_after_seconds"].as_i64())
+            && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert("retry-after", value);
+        }
         response
     }
 }
@@ -134,7 +140,9 @@ impl FromRequestParts<AppState> for Caller {
                 "missing `Authorization: Bearer <api key>`; run `loopctl auth login` or set LOOPCTL_API_KEY",
             ))
         })?;
-        state.app.authenticate(raw).await.map(Caller).map_err(ApiError)
+        let who = state.app.authenticate(raw).await.map_err(ApiError)?;
+        state.limiter.check(&who).map_err(ApiError)?;
+        Ok(Caller(who))
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod error;
 mod idempotency;
+mod limits;
 mod mcp;
 mod routes;
 
@@ -33,6 +34,20 @@ pub const IMPORT_BODY_LIMIT: usize = 16 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
+    pub limiter: Arc<limits::RateLimiter>,
+}
+
+/// How `serve_with` runs the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Per-key and per-tenant request limits (off for `loopctl up`).
+    pub rate_limits: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { rate_limits: true }
+    }
 }
 
 #[derive(OpenApi)]
@@ -48,12 +63,11 @@ const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// The whole router: `/health`, `/api/v1/*`, the OpenAPI document, and `/mcp` (loopback
 /// `Host` names only; `serve` accepts any when it listens elsewhere).
 pub fn router(store: Arc<dyn Store>) -> Router {
-    let app = App::new(store);
-    mcp::with_mcp(AppState { app: app.clone() }, router_for(app), false)
+    let state = AppState { app: App::new(store), limiter: Arc::new(limits::RateLimiter::new(true)) };
+    mcp::with_mcp(state.clone(), router_for(state), false)
 }
 
-fn router_for(app: App) -> Router {
-    let state = AppState { app };
+fn router_for(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::tenancy::routes())
         .merge(routes::work::routes())
@@ -113,12 +127,21 @@ async fn method_not_allowed() -> impl IntoResponse {
 /// # Errors
 /// When the address cannot be bound.
 pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Result<()> {
+    serve_with(store, listener, ServeOptions::default()).await
+}
+
+/// `serve` with options.
+///
+/// # Errors
+/// When the address cannot be served.
+pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: ServeOptions) -> std::io::Result<()> {
     let app = App::new(store);
+    let state = AppState { app: app.clone(), limiter: Arc::new(limits::RateLimiter::new(options.rate_limits)) };
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
     // authenticated by its bearer key, so any `Host` is accepted.
     let any_host = listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback());
-    let router = mcp::with_mcp(AppState { app: app.clone() }, router_for(app), any_host);
+    let router = mcp::with_mcp(state.clone(), router_for(state), any_host);
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

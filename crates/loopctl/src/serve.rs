@@ -158,7 +158,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         dir.display()
     );
-    loopctl_server::serve(store, listener).await.context("server failed")
+    // A local quickstart has one user and many agents: no rate limits (SPEC).
+    let options = loopctl_server::ServeOptions { rate_limits: false };
+    loopctl_server::serve_with(store, listener, options).await.context("server failed")
 }
 
 const EXAMPLE: &str = include_str!("example-breakdown.json");

@@ -26,6 +26,7 @@ mod errors;
 mod evidence;
 mod import_export;
 mod isolation;
+mod limits;
 mod no_500;
 mod openapi;
 mod seed_loop;
