@@ -26,12 +26,17 @@ pub struct EventsQuery {
 }
 
 struct Feed {
+    app: loopctl_app::App,
+    who: loopctl_app::Principal,
     backlog: std::vec::IntoIter<EventView>,
     live: tokio::sync::broadcast::Receiver<loopctl_app::Published>,
-    tenant_id: Uuid,
     project_id: Option<Uuid>,
     last_cursor: i64,
 }
+
+/// How long a quiet stream waits before it looks at the store itself: events committed by
+/// another server on the same database arrive within this time.
+const POLL_EVERY: Duration = Duration::from_secs(1);
 
 fn frame(event: &EventView) -> Event {
     Event::default()
@@ -40,8 +45,8 @@ fn frame(event: &EventView) -> Event {
         .data(serde_json::to_string(event).unwrap_or_else(|_| "{}".into()))
 }
 
-/// Live change feed (SSE). `Last-Event-ID` resumes; a `resync` event means events were
-/// dropped for a slow reader: fetch `/changes` from your last cursor.
+/// Live change feed (SSE). `Last-Event-ID` resumes. Commits of this server wake the stream at
+/// once; commits of other servers sharing the database arrive within a second.
 #[utoipa::path(get, path = "/api/v1/events", tag = "feed")]
 pub async fn events(
     State(s): State<AppState>,
@@ -50,41 +55,55 @@ pub async fn events(
     Params(q): Params<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    // Subscribe before reading the backlog, so nothing committed in between is lost; the
-    // cursor filter drops what the backlog already had.
+    // Subscribe before reading the backlog, so a commit in between still wakes the stream.
     let live = s.app.subscribe();
     let since = resume.or(q.since).or_else(|| Some("0".into()));
     let query = ChangesQuery { project_id: q.project_id, since, limit: Some(1000), ..ChangesQuery::default() };
     let changes = s.app.changes(&who, query).await?;
     let last_cursor = changes.next_cursor.unwrap_or(0);
     let feed = Feed {
+        app: s.app.clone(),
+        who,
         backlog: changes.data.into_iter(),
         live,
-        tenant_id: who.tenant_id,
         project_id: q.project_id,
         last_cursor,
     };
     let stream = stream::unfold(feed, |mut feed| async move {
-        if let Some(event) = feed.backlog.next() {
-            return Some((Ok(frame(&event)), feed));
-        }
         loop {
-            match feed.live.recv().await {
-                Ok(published) => {
-                    let mine = published.tenant_id == feed.tenant_id
-                        && feed.project_id.is_none_or(|p| published.project_id == Some(p))
-                        && published.cursor > feed.last_cursor;
-                    if mine {
-                        feed.last_cursor = published.cursor;
-                        return Some((Ok(frame(&published.event)), feed));
-                    }
+            if let Some(event) = feed.backlog.next() {
+                feed.last_cursor = feed.last_cursor.max(event.cursor);
+                return Some((Ok(frame(&event)), feed));
+            }
+            // Wait for a local commit or the poll interval, then read what is new from the
+            // store: the store, not the broadcast, is the source of truth.
+            let deadline = tokio::time::Instant::now() + POLL_EVERY;
+            loop {
+                tokio::select! {
+                    received = feed.live.recv() => match received {
+                        // Another tenant's or project's commit is no reason to look.
+                        Ok(published)
+                            if published.tenant_id != feed.who.tenant_id
+                                || feed.project_id.is_some_and(|p| published.project_id != Some(p)) => continue,
+                        Err(RecvError::Closed) => return None,
+                        // Ours, or missed some (lagged): read the store.
+                        Ok(_) | Err(RecvError::Lagged(_)) => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
                 }
-                Err(RecvError::Lagged(_)) => {
-                    let resync =
-                        Event::default().event("resync").data(format!("{{\"last_cursor\":{}}}", feed.last_cursor));
-                    return Some((Ok(resync), feed));
+            }
+            let query = ChangesQuery {
+                project_id: feed.project_id,
+                since: Some(feed.last_cursor.to_string()),
+                limit: Some(1000),
+                ..ChangesQuery::default()
+            };
+            match feed.app.changes(&feed.who, query).await {
+                Ok(changes) => feed.backlog = changes.data.into_iter(),
+                Err(err) => {
+                    let failure = Event::default().event("error").data(err.body().to_string());
+                    return Some((Ok(failure), feed));
                 }
-                Err(RecvError::Closed) => return None,
             }
         }
     });

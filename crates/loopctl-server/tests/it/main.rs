@@ -23,6 +23,7 @@ mod support;
 
 mod concurrency;
 mod errors;
+mod events;
 mod evidence;
 mod import_export;
 mod isolation;

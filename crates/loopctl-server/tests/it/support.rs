@@ -75,6 +75,14 @@ impl Server {
         Server::start(Arc::new(store), Keep::Postgres { db }).await
     }
 
+    /// The PostgreSQL URL of this server's database (for a second server on the same data).
+    pub fn database_url(&self) -> Option<String> {
+        match &self.keep {
+            Keep::Sqlite { .. } => None,
+            Keep::Postgres { db } => Some(db.url.clone()),
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self.keep {
             Keep::Sqlite { .. } => "sqlite",
