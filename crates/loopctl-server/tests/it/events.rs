@@ -36,7 +36,7 @@ async fn open(server: &Server, key: &str, query: &str, last_event_id: Option<&st
 }
 
 fn last_id(text: &str) -> String {
-    text.lines().filter_map(|l| l.strip_prefix("id:")).map(str::trim).last().expect("an event id").to_string()
+    text.lines().filter_map(|l| l.strip_prefix("id:")).map(str::trim).next_back().expect("an event id").to_string()
 }
 
 async fn the_stream_replays_then_follows_and_resumes(server: Server) {
