@@ -488,6 +488,11 @@ impl App {
         Ok(())
     }
 
+    /// Story ids and titles of a project, in order (for the benchmark's fixtures).
+    pub async fn all_stories_for_bench(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<(Uuid, String)>> {
+        Ok(self.all_stories(who, project_id).await?.into_iter().map(|s| (s.id, s.title)).collect())
+    }
+
     pub(crate) async fn all_stories(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<StoryRecord>> {
         let filter = StoryFilter { project_id: Some(project_id), limit: i64::MAX, ..StoryFilter::default() };
         Ok(self.store.stories(who.tenant_id, filter).await?.0)
