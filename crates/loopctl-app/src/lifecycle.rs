@@ -201,13 +201,7 @@ impl App {
     }
 
     async fn dependencies_met(&self, who: &Principal, story: &StoryRecord) -> AppResult<bool> {
-        let graph = self.project_graph(who, story.project_id).await?;
-        Ok(graph.blockers(story.id).is_empty())
-    }
-
-    pub(crate) async fn project_graph(&self, who: &Principal, project_id: Uuid) -> AppResult<ProjectGraph> {
-        let stories = self.all_stories(who, project_id).await?;
-        self.graph_of(who, project_id, &stories).await
+        Ok(self.store.unverified_blockers(who.tenant_id, story.id).await? == 0)
     }
 
     pub(crate) async fn graph_of(

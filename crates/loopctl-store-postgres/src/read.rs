@@ -252,6 +252,23 @@ impl Store for PgStore {
         })
     }
 
+    fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM stories st WHERE st.tenant_id = $1 AND st.verified_status <> 'verified' AND st.id IN ( \
+                 SELECT d.depends_on_story_id FROM story_dependencies d WHERE d.story_id = $2 AND d.tenant_id = $1 \
+                 UNION \
+                 SELECT s.id FROM epic_dependencies ed JOIN stories s ON s.epic_id = ed.depends_on_epic_id \
+                 WHERE ed.tenant_id = $1 AND ed.epic_id = (SELECT x.epic_id FROM stories x WHERE x.id = $2 AND x.tenant_id = $1))",
+            )
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+        })
+    }
+
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
         Box::pin(async move {
             let stories = sqlx::query(

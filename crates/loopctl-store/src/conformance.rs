@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             idempotent_responses_replay_per_caller_and_expire,
             dispatches_round_trip_and_revoke_their_token,
             database_refuses_a_self_verified_story_row,
+            unverified_blockers_count_story_and_epic_dependencies,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -830,4 +831,42 @@ pub async fn database_refuses_a_self_verified_story_row(store: Arc<dyn Store>) {
         ..claimed
     };
     assert!(matches!(store.commit(vec![transition(&current, skipped, None)]).await, Err(StoreError::Invariant(_))));
+}
+
+pub async fn unverified_blockers_count_story_and_epic_dependencies(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let second_epic = Uuid::now_v7();
+    store.commit(vec![WriteOp::InsertEpic(epic_record(fx.tenant, fx.project, second_epic, 2))]).await.unwrap();
+    let a = fx.story("1.1").await;
+    let b = fx.story("1.2").await;
+    let c = story_record(fx.tenant, fx.project, second_epic, "2.1");
+    store.commit(vec![WriteOp::InsertStory(c.clone())]).await.unwrap();
+    let edge = |from: Uuid, to: Uuid| DependencyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        from_id: from,
+        to_id: to,
+        created_at: t0(),
+    };
+    store
+        .commit(vec![
+            WriteOp::InsertStoryDependency(edge(c.id, a.id)),
+            WriteOp::InsertEpicDependency(edge(second_epic, fx.epic)),
+        ])
+        .await
+        .unwrap();
+    // 2.1 waits for 1.1 directly and for all of epic 1 (1.1 again, and 1.2): two stories.
+    assert_eq!(store.unverified_blockers(fx.tenant, c.id).await.unwrap(), 2);
+    assert_eq!(store.unverified_blockers(fx.tenant, a.id).await.unwrap(), 0);
+    let verified = StoryState {
+        agent_status: AgentStatus::ReportedDone,
+        verified_status: VerifiedStatus::Verified,
+        ..StoryState::default()
+    };
+    fx.force_state(b.id, verified).await;
+    assert_eq!(store.unverified_blockers(fx.tenant, c.id).await.unwrap(), 1);
+    // Another tenant learns nothing.
+    let other = Fixture::new(store.clone()).await;
+    assert_eq!(store.unverified_blockers(other.tenant, c.id).await.unwrap(), 0);
 }

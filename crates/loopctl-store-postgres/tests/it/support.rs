@@ -237,6 +237,9 @@ impl Store for TestStore {
     fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
         self.store.idempotent_response(scope, key)
     }
+    fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64> {
+        self.store.unverified_blockers(tenant_id, story_id)
+    }
     fn dispatch(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<DispatchRecord>> {
         self.store.dispatch(tenant_id, id)
     }
