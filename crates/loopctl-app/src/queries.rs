@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use loopctl_store::StoryRecord;
+use loopctl_core::AgentStatus;
+use loopctl_store::{StoryFilter, StoryRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -61,11 +62,25 @@ impl Paging {
 }
 
 impl App {
-    /// Ready stories of a project in work order (epic position, epic number, story number).
+    /// Ready stories of a project in work order (epic position, epic number, story number),
+    /// answered by one index-backed query.
     pub(crate) async fn ready_records(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<StoryRecord>> {
-        let stories = self.all_stories(who, project_id).await?;
-        let graph = self.graph_of(who, project_id, &stories).await?;
-        Ok(stories.into_iter().filter(|s| graph.is_ready(s.id)).collect())
+        Ok(self.store.ready_stories(who.tenant_id, project_id).await?)
+    }
+
+    /// Stories assigned or implementing in the project.
+    async fn in_flight(&self, who: &Principal, project_id: Uuid) -> AppResult<usize> {
+        let mut total = 0;
+        for status in [AgentStatus::Assigned, AgentStatus::Implementing] {
+            let filter = StoryFilter {
+                project_id: Some(project_id),
+                agent_status: Some(status),
+                limit: 0,
+                ..StoryFilter::default()
+            };
+            total += self.store.stories(who.tenant_id, filter).await?.1;
+        }
+        Ok(usize::try_from(total).unwrap_or(usize::MAX))
     }
 
     /// Ready stories, with the suggested batch for the next round of agents marked: up to
@@ -79,11 +94,9 @@ impl App {
     ) -> AppResult<ReadyList> {
         require(who, ANYONE, "list ready stories")?;
         self.project_of(who, project_id).await?;
-        let stories = self.all_stories(who, project_id).await?;
-        let in_flight = stories.iter().filter(|s| s.state.agent_status.in_flight()).count();
-        let graph = self.graph_of(who, project_id, &stories).await?;
-        let ready: Vec<&StoryRecord> =
-            stories.iter().filter(|s| graph.is_ready(s.id) && epic_id.is_none_or(|e| s.epic_id == e)).collect();
+        let in_flight = self.in_flight(who, project_id).await?;
+        let all_ready = self.ready_records(who, project_id).await?;
+        let ready: Vec<&StoryRecord> = all_ready.iter().filter(|s| epic_id.is_none_or(|e| s.epic_id == e)).collect();
         let limit = who.settings.max_concurrent_agents as usize;
         let slots = limit.saturating_sub(in_flight);
         let suggested = suggest(&ready, slots);

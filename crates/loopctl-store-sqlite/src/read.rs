@@ -243,6 +243,29 @@ impl Store for SqliteStore {
         })
     }
 
+    fn ready_stories(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<StoryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories s WHERE s.tenant_id = ?1 AND s.project_id = ?2 AND s.agent_status = 'pending' \
+                 AND s.escalation_locked = 0 \
+                 AND NOT EXISTS (SELECT 1 FROM story_dependencies d JOIN stories t ON t.id = d.depends_on_story_id \
+                     WHERE d.story_id = s.id AND t.verified_status <> 'verified') \
+                 AND NOT EXISTS (SELECT 1 FROM epic_dependencies ed JOIN stories t ON t.epic_id = ed.depends_on_epic_id \
+                     WHERE ed.epic_id = s.epic_id AND t.verified_status <> 'verified') \
+                 ORDER BY (SELECT e.position FROM epics e WHERE e.id = s.epic_id), \
+                 (SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.sort_key"
+            ))
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64> {
         Box::pin(async move {
             sqlx::query_scalar(

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             dispatches_round_trip_and_revoke_their_token,
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
+            ready_stories_agree_with_the_dependency_graph,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -869,4 +870,76 @@ pub async fn unverified_blockers_count_story_and_epic_dependencies(store: Arc<dy
     // Another tenant learns nothing.
     let other = Fixture::new(store.clone()).await;
     assert_eq!(store.unverified_blockers(other.tenant, c.id).await.unwrap(), 0);
+}
+
+pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>) {
+    use loopctl_core::graph::{ProjectGraph, StoryNode};
+    let fx = Fixture::new(store.clone()).await;
+    let early_epic = Uuid::now_v7();
+    let mut early = epic_record(fx.tenant, fx.project, early_epic, 2);
+    early.position = 0;
+    store.commit(vec![WriteOp::InsertEpic(early)]).await.unwrap();
+    let numbers = ["1.1", "1.2", "1.3", "1.10", "1.9"];
+    let mut stories = Vec::new();
+    for number in numbers {
+        stories.push(fx.story(number).await);
+    }
+    let early_story = story_record(fx.tenant, fx.project, early_epic, "2.1");
+    store.commit(vec![WriteOp::InsertStory(early_story.clone())]).await.unwrap();
+    let edge = |from: Uuid, to: Uuid| DependencyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        from_id: from,
+        to_id: to,
+        created_at: t0(),
+    };
+    // 1.2 waits for 1.1; epic 1 waits for epic 2 (so all of epic 1 waits for 2.1).
+    store
+        .commit(vec![
+            WriteOp::InsertStoryDependency(edge(stories[1].id, stories[0].id)),
+            WriteOp::InsertEpicDependency(edge(fx.epic, early_epic)),
+        ])
+        .await
+        .unwrap();
+    let ready = |store: Arc<dyn Store>| async move {
+        store.ready_stories(fx.tenant, fx.project).await.unwrap().iter().map(|s| s.number.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ready(store.clone()).await, vec!["2.1"]);
+    fx.force_state(
+        early_story.id,
+        StoryState {
+            agent_status: AgentStatus::ReportedDone,
+            verified_status: VerifiedStatus::Verified,
+            ..StoryState::default()
+        },
+    )
+    .await;
+    // Numeric order within the epic; 1.2 still waits for 1.1.
+    assert_eq!(ready(store.clone()).await, vec!["1.1", "1.3", "1.9", "1.10"]);
+    // A story locked by escalation, or no longer pending, is not ready.
+    fx.force_state(stories[2].id, StoryState { escalated: true, escalation_locked: true, ..StoryState::default() })
+        .await;
+    fx.force_state(stories[3].id, StoryState { agent_status: AgentStatus::Contracted, ..StoryState::default() }).await;
+    let found = ready(store.clone()).await;
+    assert_eq!(found, vec!["1.1", "1.9"]);
+    // The same answer as the pure graph over everything the project holds.
+    let all = StoryFilter { project_id: Some(fx.project), limit: 100, ..StoryFilter::default() };
+    let (records, _) = store.stories(fx.tenant, all).await.unwrap();
+    let deps = store.dependencies(fx.tenant, fx.project).await.unwrap();
+    let graph = ProjectGraph::new(
+        records.iter().map(|s| StoryNode {
+            id: s.id,
+            epic_id: s.epic_id,
+            agent_status: s.state.agent_status,
+            verified_status: s.state.verified_status,
+            escalation_locked: s.state.escalation_locked,
+        }),
+        &deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
+        &deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
+    );
+    let by_graph: Vec<String> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.number.clone()).collect();
+    assert_eq!(found, by_graph);
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.ready_stories(other.tenant, fx.project).await.unwrap().is_empty());
 }

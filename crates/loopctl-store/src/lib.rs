@@ -64,6 +64,10 @@ pub trait Store: Send + Sync {
     /// assigned or implementing, oldest lease first; the lease sweeper returns them to the queue.
     fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>>;
 
+    /// Ready stories of a project (pending, not locked by escalation, every story and epic it
+    /// depends on verified) in work order: epic position, epic number, story number.
+    fn ready_stories(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<StoryRecord>>;
+
     /// How many stories keep this one from being claimed: unverified direct dependencies and
     /// unverified stories of the epics its epic depends on (counted once each). Index-backed:
     /// the claim path asks this instead of loading the project.

@@ -237,6 +237,9 @@ impl Store for TestStore {
     fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
         self.store.idempotent_response(scope, key)
     }
+    fn ready_stories(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<StoryRecord>> {
+        self.store.ready_stories(tenant_id, project_id)
+    }
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64> {
         self.store.unverified_blockers(tenant_id, story_id)
     }
