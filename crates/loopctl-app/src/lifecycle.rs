@@ -393,18 +393,9 @@ impl App {
         let story = self
             .transition(who, id, Action::Verify, None, None, |story, _| {
                 let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts)?;
-                ops.push(WriteOp::InsertVerification(VerificationRecord {
-                    id: Uuid::now_v7(),
-                    tenant_id: who.tenant_id,
-                    story_id: story.id,
-                    verifier_agent_id: who.agent_id,
-                    result: result.into(),
-                    summary: request.summary.clone(),
-                    findings: findings.clone(),
-                    review_type: request.review_type.clone(),
-                    iteration,
-                    created_at: now(),
-                }));
+                let verdict =
+                    Verdict { result, summary: request.summary.clone(), findings: findings.clone(), iteration };
+                ops.push(verification_op(who, story, verdict, request.review_type.clone()));
                 Ok(ops)
             })
             .await?;
@@ -422,18 +413,13 @@ impl App {
         let findings = object("findings", request.findings)?;
         let story = self
             .transition(who, id, Action::Reject { reason: reason.clone() }, None, None, |story, next| {
-                Ok(vec![WriteOp::InsertVerification(VerificationRecord {
-                    id: Uuid::now_v7(),
-                    tenant_id: who.tenant_id,
-                    story_id: story.id,
-                    verifier_agent_id: who.agent_id,
-                    result: "fail".into(),
+                let verdict = Verdict {
+                    result: "fail",
                     summary: next.rejection_reason.clone(),
                     findings: findings.clone(),
-                    review_type: request.review_type.clone(),
                     iteration,
-                    created_at: now(),
-                })])
+                };
+                Ok(vec![verification_op(who, story, verdict, request.review_type.clone())])
             })
             .await?;
         Ok(self.outcome(who, &story))
@@ -597,6 +583,29 @@ impl App {
 enum ClaimNextError {
     Lost,
     Refused(AppError),
+}
+
+/// The verdict a verify or reject records.
+struct Verdict {
+    result: &'static str,
+    summary: Option<String>,
+    findings: Value,
+    iteration: i64,
+}
+
+fn verification_op(who: &Principal, story: &StoryRecord, verdict: Verdict, review_type: Option<String>) -> WriteOp {
+    WriteOp::InsertVerification(VerificationRecord {
+        id: Uuid::now_v7(),
+        tenant_id: who.tenant_id,
+        story_id: story.id,
+        verifier_agent_id: who.agent_id,
+        result: verdict.result.into(),
+        summary: verdict.summary,
+        findings: verdict.findings,
+        review_type,
+        iteration: verdict.iteration,
+        created_at: now(),
+    })
 }
 
 fn artifact_op(

@@ -75,13 +75,8 @@ async fn start_story(
 
 /// Alias of `start` (the reference's path).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/start-work", tag = "lifecycle")]
-async fn start_work(
-    State(s): State<AppState>,
-    Caller(who): Caller,
-    headers: HeaderMap,
-    Path(story): Path<String>,
-) -> Outcome {
-    Ok(outcome(s.app.start_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
+async fn start_work(state: State<AppState>, caller: Caller, headers: HeaderMap, story: Path<String>) -> Outcome {
+    start_story(state, caller, headers, story).await
 }
 
 /// Renews the claimant's lease.
@@ -124,13 +119,13 @@ async fn report_story(
 /// Alias of `report` (the reference's path).
 #[utoipa::path(post, path = "/api/v1/stories/{id}/report-done", tag = "lifecycle", request_body = ReportRequest)]
 async fn report_done(
-    State(s): State<AppState>,
-    Caller(who): Caller,
+    state: State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
-    Path(story): Path<String>,
-    OptionalBody(body): OptionalBody<ReportRequest>,
+    story: Path<String>,
+    body: OptionalBody<ReportRequest>,
 ) -> Outcome {
-    Ok(outcome(s.app.report_story(&who, id(&story, "story")?, body, claim_epoch(&headers)?).await?))
+    report_story(state, caller, headers, story, body).await
 }
 
 #[utoipa::path(post, path = "/api/v1/stories/{id}/unclaim", tag = "lifecycle")]
