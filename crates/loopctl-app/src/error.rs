@@ -120,7 +120,10 @@ impl From<DomainError> for AppError {
         let message = err.to_string();
         let code = err.code();
         match err {
-            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } | DomainError::ScopeViolation { .. } => {
+            DomainError::Forbidden { .. }
+            | DomainError::NotAssignee { .. }
+            | DomainError::NotContractor
+            | DomainError::ScopeViolation { .. } => {
                 AppError::new(403, code, message)
             }
             DomainError::InvalidTransition { action, agent_status, verified_status, .. } => {

@@ -13,8 +13,9 @@ use crate::{ANYONE, App, AppError, AppResult, HUMANS, Principal, require};
 pub struct Changes {
     pub data: Vec<EventView>,
     pub has_more: bool,
-    /// Pass as `since` to continue (a cursor).
-    pub next_cursor: Option<i64>,
+    /// Pass as `since` to continue (a cursor). Always present: with nothing new it is the
+    /// cursor the feed stands at, so a poll by time continues without skipping or replaying.
+    pub next_cursor: i64,
     /// The reference's continuation: the time of the last event.
     pub next_since: Option<DateTime<Utc>>,
 }
@@ -83,13 +84,25 @@ impl App {
             limit: limit + 1,
             ..EventFilter::default()
         };
+        // Where the feed stands before reading what is after a time: read first, so an event
+        // committed in between has a higher cursor and is not skipped by the next poll.
+        let head = match after_cursor {
+            Some(cursor) => cursor,
+            None => self.feed_head(who).await?,
+        };
         let mut events = self.store.events(who.tenant_id, filter).await?;
         let has_more = events.len() as i64 > limit;
         events.truncate(usize::try_from(limit).unwrap_or(0));
         let data: Vec<EventView> = events.iter().map(EventView::from).collect();
-        let next_cursor = data.last().map(|e| e.cursor).or(after_cursor);
+        let next_cursor = data.last().map_or(head, |e| e.cursor);
         let next_since = data.last().map(|e| e.inserted_at).or(after_time);
         Ok(Changes { data, has_more, next_cursor, next_since })
+    }
+
+    /// The cursor of the tenant's newest event (0 when there is none).
+    async fn feed_head(&self, who: &Principal) -> AppResult<i64> {
+        let newest = EventFilter { limit: 1, newest_first: true, ..EventFilter::default() };
+        Ok(self.store.events(who.tenant_id, newest).await?.first().map_or(0, |e| e.cursor))
     }
 
     pub async fn audit(&self, who: &Principal, query: AuditQuery) -> AppResult<Vec<EventView>> {

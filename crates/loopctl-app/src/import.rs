@@ -19,6 +19,8 @@ use crate::{ANYONE, App, AppError, AppResult, Principal, event, now, object, opt
 
 const IMPORT_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 pub const MAX_IMPORT_STORIES: usize = 100_000;
+/// How many kept-but-not-named stories a merge import lists by name.
+pub const ORPHAN_SAMPLE: usize = 20;
 
 #[derive(Debug, Clone, Serialize, ToSchema, Default, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -26,7 +28,10 @@ pub struct ImportSummary {
     pub epics_updated: usize,
     pub stories_created: usize,
     pub stories_updated: usize,
+    /// Existing stories a merge import did not name (they are kept): the first
+    /// `ORPHAN_SAMPLE` of them; `stories_orphaned_count` says how many there are.
     pub stories_orphaned: Vec<OrphanedStory>,
+    pub stories_orphaned_count: usize,
     pub dependencies_created: usize,
     pub dependencies_existing: usize,
 }
@@ -305,11 +310,14 @@ impl App {
             }
         }
         if merge {
-            summary.stories_orphaned = existing_stories
-                .iter()
-                .filter(|s| !imported_numbers.contains(&s.number))
+            // Counts and a bounded sample: an answer must not grow with the project.
+            let mut orphans = existing_stories.iter().filter(|s| !imported_numbers.contains(&s.number));
+            summary.stories_orphaned = orphans
+                .by_ref()
+                .take(ORPHAN_SAMPLE)
                 .map(|s| OrphanedStory { number: s.number.clone(), title: s.title.clone() })
                 .collect();
+            summary.stories_orphaned_count = summary.stories_orphaned.len() + orphans.count();
         }
 
         // Dependencies: resolve, skip existing pairs, then check the whole graph for cycles.

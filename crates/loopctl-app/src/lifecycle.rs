@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 use loopctl_core::graph::{ProjectGraph, StoryNode};
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
-use loopctl_store::{ArtifactRecord, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp};
+use loopctl_store::{
+    ArtifactRecord, ExpiredClaims, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -137,7 +139,7 @@ impl App {
         for _ in 0..MAX_ATTEMPTS {
             let story = self.story_of(who, story_id).await?;
             let dependencies_met = match action {
-                Action::Claim => self.dependencies_met(who, &story).await?,
+                Action::Claim | Action::Contract { .. } => self.dependencies_met(who, &story).await?,
                 _ => true,
             };
             let at = now();
@@ -157,8 +159,7 @@ impl App {
                 }
             };
             let mut batch = evidence(&story, &next)?;
-            let guard = (action == Action::Claim)
-                .then_some(InFlightGuard { project_id: story.project_id, limit: who.settings.max_concurrent_agents });
+            let guard = claim_guard(who, &story, &next);
             batch.push(WriteOp::TransitionStory {
                 tenant_id: who.tenant_id,
                 story_id,
@@ -211,6 +212,7 @@ impl App {
         stories: &[StoryRecord],
     ) -> AppResult<ProjectGraph> {
         let deps = self.store.dependencies(who.tenant_id, project_id).await?;
+        let at = now();
         let story_edges: Vec<(Uuid, Uuid)> = deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
         let epic_edges: Vec<(Uuid, Uuid)> = deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
         let nodes = stories.iter().map(|s| StoryNode {
@@ -219,6 +221,7 @@ impl App {
             agent_status: s.state.agent_status,
             verified_status: s.state.verified_status,
             escalation_locked: s.state.escalation_locked,
+            lease_expired: s.state.lease_expired(at),
         });
         Ok(ProjectGraph::new(nodes, &story_edges, &epic_edges))
     }
@@ -480,55 +483,65 @@ impl App {
         Ok(self.outcome(who, &story))
     }
 
-    /// Returns stories whose lease expired to the queue, so a crashed agent never holds
-    /// one forever. Answers the numbers reclaimed.
+    /// Returns the project's stories whose lease expired to the queue (an orchestrator's
+    /// explicit call; the sweeper only marks them stale). Answers the numbers reclaimed.
     pub async fn reclaim_expired(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<String>> {
+        crate::require(who, crate::MANAGERS, "reclaim expired claims")?;
         self.project_of(who, project_id).await?;
-        let expired = self.store.expired_claims(now(), 10_000).await?;
+        let query =
+            ExpiredClaims { now: now(), project: Some((who.tenant_id, project_id)), unannounced_only: false, limit: 1000 };
         let mut reclaimed = Vec::new();
-        for story in expired.iter().filter(|s| s.tenant_id == who.tenant_id && s.project_id == project_id) {
-            if self.reclaim_one(story).await? {
-                reclaimed.push(story.number.clone());
+        for story in self.store.expired_claims(query).await? {
+            match self.transition(who, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {
+                Ok(_) => reclaimed.push(story.number.clone()),
+                // Renewed, taken over or finished meanwhile: nothing to do.
+                Err(err) if err.code == "invalid_transition" || err.code == "not_found" => {}
+                Err(err) => return Err(err),
             }
         }
         Ok(reclaimed)
     }
 
-    /// One pass of the lease sweeper over every tenant; answers how many stories it returned.
+    /// One pass of the lease sweeper over every tenant: each claim whose lease ran out is
+    /// announced once as stale (a `lease_expired` event). The story stays with its holder,
+    /// whose writes still count, until another agent takes it over with `claim`.
+    /// Answers how many claims it announced.
     ///
     /// # Errors
     /// When the store fails; a story someone else touched meanwhile is simply skipped.
     pub async fn sweep_expired_leases(&self) -> AppResult<usize> {
-        let expired = self.store.expired_claims(now(), 1000).await?;
+        let query = ExpiredClaims { now: now(), project: None, unannounced_only: true, limit: 1000 };
+        let expired = self.store.expired_claims(query).await?;
         let mut count = 0;
         for story in &expired {
-            if self.reclaim_one(story).await? {
-                count += 1;
+            let Some(tenant) = self.store.tenant(story.tenant_id).await? else {
+                continue;
+            };
+            let system = Principal::system(tenant, "lease-sweeper");
+            match self.transition(&system, story.id, Action::MarkStale, None, None, |_, _| Ok(Vec::new())).await {
+                Ok(_) => count += 1,
+                Err(err) if err.code == "invalid_transition" || err.code == "not_found" => {}
+                Err(err) => return Err(err),
             }
         }
         Ok(count)
     }
 
-    async fn reclaim_one(&self, story: &StoryRecord) -> AppResult<bool> {
-        let Some(tenant) = self.store.tenant(story.tenant_id).await? else {
-            return Ok(false);
-        };
-        let system = Principal::system(tenant, "lease-sweeper");
-        match self.transition(&system, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {
-            Ok(_) => Ok(true),
-            // Heartbeated, reclaimed or finished meanwhile: nothing to do.
-            Err(err) if err.code == "invalid_transition" || err.code == "not_found" => Ok(false),
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Picks the first ready story and contracts and claims it in one write.
+    /// Picks the first available story and claims it in one write: a pending one is
+    /// contracted and claimed, a contracted one (by the caller, or a contract gone stale) is
+    /// claimed, and a claim whose lease ran out is taken over.
     pub async fn claim_next(&self, who: &Principal, request: ClaimNextRequest) -> AppResult<TransitionOutcome> {
         crate::require(who, &[Role::Agent], "claim stories")?;
         self.project_of(who, request.project_id).await?;
-        self.reclaim_expired(who, request.project_id).await?;
-        let ready = self.ready_records(who, request.project_id).await?;
-        for candidate in ready.into_iter().filter(|s| request.epic_id.is_none_or(|e| s.epic_id == e)) {
+        let at = now();
+        let ready = self.store.ready_stories(who.tenant_id, request.project_id, at).await?;
+        let available = ready.into_iter().filter(|s| {
+            let fresh_contract_of_another = s.state.agent_status == AgentStatus::Contracted
+                && !s.state.is_contractor(who.agent_id)
+                && !s.state.contract_stale(at, &who.settings);
+            request.epic_id.is_none_or(|e| s.epic_id == e) && !fresh_contract_of_another
+        });
+        for candidate in available {
             match self.contract_and_claim(who, &candidate).await {
                 Ok(story) => return Ok(self.outcome(who, &story)),
                 Err(ClaimNextError::Lost) => continue,
@@ -552,11 +565,16 @@ impl App {
             dependencies_met: true,
             claim_epoch: None,
         };
-        let contract = Action::Contract { story_title: Some(story.title.clone()), ac_count: Some(story.ac_count()) };
-        let contracted =
-            apply(&story.state, &contract, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
-        let claimed =
-            apply(&contracted, &Action::Claim, &who.actor(), &ctx).map_err(|e| ClaimNextError::Refused(e.into()))?;
+        let refused = |e: loopctl_core::DomainError| ClaimNextError::Refused(e.into());
+        let contracted = if story.state.agent_status == AgentStatus::Pending {
+            let contract =
+                Action::Contract { story_title: Some(story.title.clone()), ac_count: Some(story.ac_count()) };
+            apply(&story.state, &contract, &who.actor(), &ctx).map_err(refused)?
+        } else {
+            story.state.clone()
+        };
+        let claimed = apply(&contracted, &Action::Claim, &who.actor(), &ctx).map_err(refused)?;
+        let guard = claim_guard(who, story, &claimed);
         let updated = StoryRecord {
             state: claimed.clone(),
             lock_version: story.lock_version + 1,
@@ -569,7 +587,7 @@ impl App {
             expected_version: story.lock_version,
             state: claimed,
             updated_at: at,
-            guard: Some(InFlightGuard { project_id: story.project_id, limit: who.settings.max_concurrent_agents }),
+            guard,
         }];
         batch.extend(transition_events(who, story, &updated, &Action::Claim, None));
         match self.commit(batch).await {
@@ -578,6 +596,13 @@ impl App {
             Err(err) => Err(ClaimNextError::Refused(err)),
         }
     }
+}
+
+/// A claim that puts one more story in flight is held to `max_concurrent_agents`; taking
+/// over a claim whose lease ran out does not change how many are in flight.
+fn claim_guard(who: &Principal, before: &StoryRecord, after: &StoryState) -> Option<InFlightGuard> {
+    (after.agent_status.in_flight() && !before.state.agent_status.in_flight())
+        .then_some(InFlightGuard { project_id: before.project_id, limit: who.settings.max_concurrent_agents })
 }
 
 enum ClaimNextError {
@@ -650,7 +675,8 @@ fn transition_events(
         Action::Heartbeat => "heartbeat",
         Action::RequestReview => "review_requested",
         Action::ForceUnclaim => "force_unclaimed",
-        Action::ReclaimExpired => "lease_expired",
+        Action::ReclaimExpired => "reclaimed_expired",
+        Action::MarkStale => "lease_expired",
         Action::ReviewComplete => "review_completed",
         Action::Verify => "verified",
         Action::Reject { .. } => "rejected",
@@ -661,6 +687,13 @@ fn transition_events(
     status["transition"] = json!(action.name());
     if let Some(note) = note {
         status["note"] = json!(note);
+    }
+    if let Some(previous) = taken_over_from(before, after) {
+        status["taken_over_from"] = json!(previous);
+    }
+    if matches!(action, Action::MarkStale) {
+        status["lease_expires_at"] = json!(after.state.lease_expires_at);
+        status["assigned_agent_id"] = json!(after.state.assigned_agent_id);
     }
     let mut events = vec![event(who, Some(after.project_id), ("story", after.id), name, story_status(before), status)];
     if after.state.escalated && !before.state.escalated {
@@ -674,6 +707,13 @@ fn transition_events(
         ));
     }
     events
+}
+
+/// The holder a claim took the story from, when it took over a lease that ran out.
+fn taken_over_from(before: &StoryRecord, after: &StoryRecord) -> Option<Uuid> {
+    let holder = before.state.assigned_agent_id?;
+    let taken = matches!(after.state.agent_status, AgentStatus::Assigned | AgentStatus::Contracted);
+    (before.state.agent_status.in_flight() && taken && after.state.assigned_agent_id != Some(holder)).then_some(holder)
 }
 
 fn next_actions(who: &Principal, story: &StoryRecord) -> Vec<NextAction> {

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use loopctl_core::AgentStatus;
-use loopctl_store::{StoryFilter, StoryRecord};
+use chrono::{DateTime, Utc};
+use loopctl_store::{EpicCounts, StoryRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -17,9 +17,16 @@ pub struct ListMeta {
     pub page_size: i64,
     pub total_count: i64,
     pub total_pages: i64,
-    /// Stories assigned or implementing now, and the tenant's limit.
+    /// Stories assigned or implementing now (the core's definition; stale ones included,
+    /// they hold their slot until taken over), and the tenant's limit.
     pub in_flight: usize,
     pub max_concurrent_agents: u32,
+    /// In-flight stories whose lease ran out: available to take over with `claim`.
+    pub stale: usize,
+    pub total_stories: i64,
+    pub verified_stories: i64,
+    /// Every story of the project is verified (and it has at least one).
+    pub project_complete: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -62,29 +69,9 @@ impl Paging {
 }
 
 impl App {
-    /// Ready stories of a project in work order (epic position, epic number, story number),
-    /// answered by one index-backed query.
-    pub(crate) async fn ready_records(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<StoryRecord>> {
-        Ok(self.store.ready_stories(who.tenant_id, project_id).await?)
-    }
-
-    /// Stories assigned or implementing in the project.
-    async fn in_flight(&self, who: &Principal, project_id: Uuid) -> AppResult<usize> {
-        let mut total = 0;
-        for status in [AgentStatus::Assigned, AgentStatus::Implementing] {
-            let filter = StoryFilter {
-                project_id: Some(project_id),
-                agent_status: Some(status),
-                limit: 0,
-                ..StoryFilter::default()
-            };
-            total += self.store.stories(who.tenant_id, filter).await?.1;
-        }
-        Ok(usize::try_from(total).unwrap_or(usize::MAX))
-    }
-
-    /// Ready stories, with the suggested batch for the next round of agents marked: up to
-    /// `max_concurrent_agents` minus those in flight, preferring the epic of the first.
+    /// Available stories, with the suggested batch for the next round of agents marked:
+    /// every stale claim (its slot is taken already), then up to `max_concurrent_agents`
+    /// minus those in flight, preferring the epic of the first.
     pub async fn ready_stories(
         &self,
         who: &Principal,
@@ -94,12 +81,12 @@ impl App {
     ) -> AppResult<ReadyList> {
         require(who, ANYONE, "list ready stories")?;
         self.project_of(who, project_id).await?;
-        let in_flight = self.in_flight(who, project_id).await?;
-        let all_ready = self.ready_records(who, project_id).await?;
+        let at = crate::now();
+        let counts = self.project_counts(who, project_id).await?;
+        let all_ready = self.store.ready_stories(who.tenant_id, project_id, at).await?;
         let ready: Vec<&StoryRecord> = all_ready.iter().filter(|s| epic_id.is_none_or(|e| s.epic_id == e)).collect();
-        let limit = who.settings.max_concurrent_agents as usize;
-        let slots = limit.saturating_sub(in_flight);
-        let suggested = suggest(&ready, slots);
+        let slots = (who.settings.max_concurrent_agents as usize).saturating_sub(counts.in_flight());
+        let suggested = suggest(&ready, slots, at);
         let (page, page_size) = paging.window();
         let total_count = ready.len() as i64;
         let data = ready
@@ -112,7 +99,13 @@ impl App {
                 brief
             })
             .collect();
-        Ok(ReadyList { data, meta: meta(page, page_size, total_count, in_flight, who.settings.max_concurrent_agents) })
+        Ok(ReadyList { data, meta: meta(page, page_size, total_count, &counts, who.settings.max_concurrent_agents) })
+    }
+
+    /// The project's story counts, summed over its epics (one aggregate query).
+    pub(crate) async fn project_counts(&self, who: &Principal, project_id: Uuid) -> AppResult<EpicCounts> {
+        let per_epic = self.store.stage_counts(who.tenant_id, project_id, crate::now()).await?;
+        Ok(per_epic.iter().fold(EpicCounts::default(), |sum, e| sum.plus(e)))
     }
 
     /// Stories not yet claimed that wait for unverified dependencies, each with what it waits for.
@@ -120,7 +113,7 @@ impl App {
         require(who, ANYONE, "list blocked stories")?;
         self.project_of(who, project_id).await?;
         let stories = self.all_stories(who, project_id).await?;
-        let in_flight = stories.iter().filter(|s| s.state.agent_status.in_flight()).count();
+        let counts = self.project_counts(who, project_id).await?;
         let graph = self.graph_of(who, project_id, &stories).await?;
         let by_id: HashMap<Uuid, &StoryRecord> = stories.iter().map(|s| (s.id, s)).collect();
         let blocked: Vec<BlockedStory> = stories
@@ -151,29 +144,36 @@ impl App {
             .collect();
         Ok(BlockedList {
             data,
-            meta: meta(page, page_size, total_count, in_flight, who.settings.max_concurrent_agents),
+            meta: meta(page, page_size, total_count, &counts, who.settings.max_concurrent_agents),
         })
     }
 }
 
-/// The suggested batch: fill `slots` from the first ready story's epic, then from the rest
-/// in order.
-fn suggest(ready: &[&StoryRecord], slots: usize) -> Vec<Uuid> {
-    let Some(first) = ready.first() else {
-        return Vec::new();
+/// The suggested batch: every stale claim, then `slots` more from the first ready story's
+/// epic, then from the rest in order. A fresh contract is someone's pick already, so it is
+/// suggested only to fill a slot like any other.
+fn suggest(ready: &[&StoryRecord], slots: usize, now: DateTime<Utc>) -> Vec<Uuid> {
+    let stale = ready.iter().filter(|s| s.state.lease_expired(now)).map(|s| s.id);
+    let waiting: Vec<&&StoryRecord> = ready.iter().filter(|s| !s.state.agent_status.in_flight()).collect();
+    let Some(first) = waiting.first() else {
+        return stale.collect();
     };
-    let same_epic = ready.iter().filter(|s| s.epic_id == first.epic_id);
-    let others = ready.iter().filter(|s| s.epic_id != first.epic_id);
-    same_epic.chain(others).take(slots).map(|s| s.id).collect()
+    let same_epic = waiting.iter().filter(|s| s.epic_id == first.epic_id);
+    let others = waiting.iter().filter(|s| s.epic_id != first.epic_id);
+    stale.chain(same_epic.chain(others).take(slots).map(|s| s.id)).collect()
 }
 
-fn meta(page: i64, page_size: i64, total_count: i64, in_flight: usize, limit: u32) -> ListMeta {
+fn meta(page: i64, page_size: i64, total_count: i64, counts: &EpicCounts, limit: u32) -> ListMeta {
     ListMeta {
         page,
         page_size,
         total_count,
         total_pages: total_count.saturating_add(page_size - 1) / page_size,
-        in_flight,
+        in_flight: counts.in_flight(),
         max_concurrent_agents: limit,
+        stale: usize::try_from(counts.stale).unwrap_or(0),
+        total_stories: counts.total,
+        verified_stories: counts.verified,
+        project_complete: counts.complete(),
     }
 }

@@ -204,6 +204,11 @@ pub struct StoryView {
     pub implementer_dispatch_id: Option<Uuid>,
     pub verifier_dispatch_id: Option<Uuid>,
     pub verifier_needed: bool,
+    /// Who contracted it and when, while it waits in `contracted` for a claim.
+    pub contracted_by_agent_id: Option<Uuid>,
+    pub contracted_at: Option<DateTime<Utc>>,
+    /// Claimed, but the lease ran out: the holder may still write, any agent may take it over.
+    pub stale: bool,
     pub inserted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -243,6 +248,9 @@ impl From<&StoryRecord> for StoryView {
             implementer_dispatch_id: None,
             verifier_dispatch_id: None,
             verifier_needed: false,
+            contracted_by_agent_id: st.contracted_by_agent_id,
+            contracted_at: st.contracted_at,
+            stale: st.lease_expired(crate::now()),
             inserted_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -269,6 +277,13 @@ pub struct StoryBrief {
     /// Part of the suggested batch for the next round of agents (ready lists only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggested: Option<bool>,
+    /// Who contracted it and when, while it waits in `contracted` for a claim.
+    pub contracted_by_agent_id: Option<Uuid>,
+    pub contracted_at: Option<DateTime<Utc>>,
+    pub assigned_agent_id: Option<Uuid>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Claimed, but the lease ran out: any agent may take it over with `claim`.
+    pub stale: bool,
 }
 
 impl From<&StoryRecord> for StoryBrief {
@@ -289,6 +304,11 @@ impl From<&StoryRecord> for StoryBrief {
             inserted_at: s.created_at,
             updated_at: s.updated_at,
             suggested: None,
+            contracted_by_agent_id: s.state.contracted_by_agent_id,
+            contracted_at: s.state.contracted_at,
+            assigned_agent_id: s.state.assigned_agent_id,
+            lease_expires_at: s.state.lease_expires_at,
+            stale: s.state.lease_expired(crate::now()),
         }
     }
 }

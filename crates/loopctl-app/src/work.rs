@@ -117,6 +117,8 @@ pub struct PageMeta {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Progress {
     pub total_stories: usize,
+    /// Counts by `agent_status`, except that verified stories are left out of `reported_done`
+    /// (they are in `stories_by_verified_status.verified`): nothing done looks like it waits.
     #[schema(value_type = Object)]
     pub stories_by_agent_status: Value,
     #[schema(value_type = Object)]
@@ -126,8 +128,56 @@ pub struct Progress {
     pub verification_percentage: f64,
     pub estimated_hours_total: f64,
     pub estimated_hours_completed: f64,
+    /// Assigned or implementing (stale claims included).
     pub in_flight: usize,
     pub escalated: usize,
+    /// Where each story is, in disjoint stages that add up to `total_stories`.
+    pub stages: Stages,
+    /// Every story is verified.
+    pub complete: bool,
+    /// The same counts per epic, in epic order.
+    pub epics: Vec<EpicProgress>,
+}
+
+/// Disjoint stages: a verified story is only `verified`, a reported one waits in
+/// `awaiting_verification`; `stale` is the part of `in_flight` whose lease ran out.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Stages {
+    pub pending: i64,
+    pub contracted: i64,
+    pub in_flight: i64,
+    pub stale: i64,
+    pub awaiting_verification: i64,
+    pub verified: i64,
+    /// Pending stories whose last verdict was a rejection.
+    pub rejected: i64,
+    pub escalated: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EpicProgress {
+    pub id: Uuid,
+    pub number: i64,
+    pub title: String,
+    pub total_stories: i64,
+    pub verified: i64,
+    pub complete: bool,
+    pub stages: Stages,
+}
+
+impl From<&loopctl_store::EpicCounts> for Stages {
+    fn from(c: &loopctl_store::EpicCounts) -> Stages {
+        Stages {
+            pending: c.pending,
+            contracted: c.contracted,
+            in_flight: c.assigned + c.implementing,
+            stale: c.stale,
+            awaiting_verification: c.reported,
+            verified: c.verified,
+            rejected: c.rejected,
+            escalated: c.escalated,
+        }
+    }
 }
 
 impl App {
@@ -313,15 +363,15 @@ impl App {
         require(who, ANYONE, "list epics")?;
         self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
-        let stories = self.all_stories(who, project_id).await?;
+        let per_epic = self.store.stage_counts(who.tenant_id, project_id, now()).await?;
         Ok(epics
             .iter()
             .map(|epic| {
-                let mine: Vec<&StoryRecord> = stories.iter().filter(|s| s.epic_id == epic.id).collect();
-                let verified = mine.iter().filter(|s| s.state.verified_status == VerifiedStatus::Verified).count();
+                let c = per_epic.iter().find(|c| c.epic_id == epic.id).copied().unwrap_or_default();
+                let count = |n: i64| usize::try_from(n).unwrap_or(0);
                 let mut view = EpicView::from(epic);
-                view.story_count = Some(mine.len());
-                view.completion_percentage = Some(percentage(verified, mine.len()));
+                view.story_count = Some(count(c.total));
+                view.completion_percentage = Some(percentage(count(c.verified), count(c.total)));
                 view
             })
             .collect())
@@ -498,53 +548,56 @@ impl App {
         Ok(self.store.stories(who.tenant_id, filter).await?.0)
     }
 
+    /// Progress from one aggregate query: flat cost at any project size.
     pub async fn project_progress(&self, who: &Principal, project_id: Uuid) -> AppResult<Progress> {
         require(who, ANYONE, "read progress")?;
         self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
-        let stories = self.all_stories(who, project_id).await?;
-        let epics_completed = epics
+        let per_epic = self.store.stage_counts(who.tenant_id, project_id, now()).await?;
+        let counts_of = |epic: Uuid| per_epic.iter().find(|c| c.epic_id == epic).copied().unwrap_or_default();
+        let epic_rows: Vec<EpicProgress> = epics
             .iter()
-            .filter(|epic| {
-                let mut mine = stories.iter().filter(|s| s.epic_id == epic.id).peekable();
-                mine.peek().is_some() && mine.all(|s| s.state.verified_status == VerifiedStatus::Verified)
+            .map(|epic| {
+                let c = counts_of(epic.id);
+                EpicProgress {
+                    id: epic.id,
+                    number: epic.number,
+                    title: epic.title.clone(),
+                    total_stories: c.total,
+                    verified: c.verified,
+                    complete: c.complete(),
+                    stages: Stages::from(&c),
+                }
             })
-            .count();
-        Ok(progress(&stories, epics.len(), epics_completed))
-    }
-}
-
-pub(crate) fn progress(stories: &[StoryRecord], total_epics: usize, epics_completed: usize) -> Progress {
-    let count_agent = |status: AgentStatus| stories.iter().filter(|s| s.state.agent_status == status).count();
-    let count_verified = |status: VerifiedStatus| stories.iter().filter(|s| s.state.verified_status == status).count();
-    let verified = count_verified(VerifiedStatus::Verified);
-    let hours_total: f64 = stories.iter().filter_map(|s| s.estimated_hours).sum();
-    let hours_done: f64 = stories
-        .iter()
-        .filter(|s| s.state.verified_status == VerifiedStatus::Verified)
-        .filter_map(|s| s.estimated_hours)
-        .sum();
-    Progress {
-        total_stories: stories.len(),
-        stories_by_agent_status: json!({
-            "pending": count_agent(AgentStatus::Pending),
-            "contracted": count_agent(AgentStatus::Contracted),
-            "assigned": count_agent(AgentStatus::Assigned),
-            "implementing": count_agent(AgentStatus::Implementing),
-            "reported_done": count_agent(AgentStatus::ReportedDone),
-        }),
-        stories_by_verified_status: json!({
-            "unverified": count_verified(VerifiedStatus::Unverified),
-            "verified": verified,
-            "rejected": count_verified(VerifiedStatus::Rejected),
-        }),
-        total_epics,
-        epics_completed,
-        verification_percentage: percentage(verified, stories.len()),
-        estimated_hours_total: hours_total,
-        estimated_hours_completed: hours_done,
-        in_flight: stories.iter().filter(|s| s.state.agent_status.in_flight()).count(),
-        escalated: stories.iter().filter(|s| s.state.escalated).count(),
+            .collect();
+        let sum = per_epic.iter().fold(loopctl_store::EpicCounts::default(), |sum, e| sum.plus(e));
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        Ok(Progress {
+            total_stories: count(sum.total),
+            stories_by_agent_status: json!({
+                "pending": sum.pending,
+                "contracted": sum.contracted,
+                "assigned": sum.assigned,
+                "implementing": sum.implementing,
+                // Verified stories are counted as verified, never as waiting in reported_done.
+                "reported_done": sum.reported,
+            }),
+            stories_by_verified_status: json!({
+                "unverified": sum.total - sum.verified - sum.rejected,
+                "verified": sum.verified,
+                "rejected": sum.rejected,
+            }),
+            total_epics: epics.len(),
+            epics_completed: epic_rows.iter().filter(|e| e.complete).count(),
+            verification_percentage: percentage(count(sum.verified), count(sum.total)),
+            estimated_hours_total: sum.hours_total,
+            estimated_hours_completed: sum.hours_verified,
+            in_flight: sum.in_flight(),
+            escalated: count(sum.escalated),
+            stages: Stages::from(&sum),
+            complete: sum.complete(),
+            epics: epic_rows,
+        })
     }
 }
 

@@ -11,6 +11,8 @@ pub enum DomainError {
     ScopeViolation { capacity: &'static str, action: &'static str },
     #[error("only the agent that claimed this story may {action} it")]
     NotAssignee { action: &'static str },
+    #[error("only the identity that contracted this story may give it back; an orchestrator or user can `force-unclaim` it")]
+    NotContractor,
     #[error("cannot {action}: story is in agent_status='{agent_status}', verified_status='{verified_status}'; {hint}")]
     InvalidTransition {
         action: &'static str,
@@ -35,7 +37,7 @@ pub enum DomainError {
     #[error("in the strict custody flow the implementer may not report its own story; request review instead")]
     SelfReportBlocked,
     #[error(
-        "this claim is stale: the lease expired or the story was reclaimed (current claim epoch {current}); fetch the story and claim it again if it is ready"
+        "this claim is stale: another agent took the story over or it was taken back (current claim epoch {current}); fetch the story and claim it again if it is ready"
     )]
     StaleClaim { current: i64 },
     #[error("story is locked after {rejections} rejections; a user must clear it with `loopctl escalation clear`")]
@@ -52,7 +54,9 @@ impl DomainError {
     /// The stable machine-readable code of WIRE.md.
     pub fn code(&self) -> &'static str {
         match self {
-            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } => "forbidden",
+            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } | DomainError::NotContractor => {
+                "forbidden"
+            }
             DomainError::ScopeViolation { .. } => "scope_violation",
             DomainError::InvalidTransition { .. } => "invalid_transition",
             DomainError::MustContractFirst => "must_contract_first",

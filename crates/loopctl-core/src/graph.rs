@@ -86,6 +86,8 @@ pub struct StoryNode {
     pub agent_status: AgentStatus,
     pub verified_status: VerifiedStatus,
     pub escalation_locked: bool,
+    /// Claimed, but the lease ran out (`StoryState::lease_expired`): available to take over.
+    pub lease_expired: bool,
 }
 
 /// A project's stories and both levels of dependency edges.
@@ -135,10 +137,13 @@ impl ProjectGraph {
         blockers
     }
 
-    /// Ready: pending, not locked by escalation, nothing blocking it.
+    /// Ready (available to an agent): pending or contracted and not yet claimed, or claimed
+    /// with a lease that ran out; not locked by escalation; nothing blocking it.
     pub fn is_ready(&self, story_id: Uuid) -> bool {
         self.stories.get(&story_id).is_some_and(|story| {
-            story.agent_status == AgentStatus::Pending && !story.escalation_locked && self.blockers(story_id).is_empty()
+            let available = matches!(story.agent_status, AgentStatus::Pending | AgentStatus::Contracted)
+                || (story.agent_status.in_flight() && story.lease_expired);
+            available && !story.escalation_locked && self.blockers(story_id).is_empty()
         })
     }
 
@@ -166,6 +171,7 @@ mod tests {
             agent_status: if verified { AgentStatus::ReportedDone } else { AgentStatus::Pending },
             verified_status: if verified { VerifiedStatus::Verified } else { VerifiedStatus::Unverified },
             escalation_locked: false,
+            lease_expired: false,
         }
     }
 

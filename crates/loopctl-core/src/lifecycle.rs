@@ -36,6 +36,35 @@ pub struct StoryState {
     pub last_review_at: Option<DateTime<Utc>>,
     /// Who verified (or backfilled) the story; never its implementer.
     pub verified_by_agent_id: Option<Uuid>,
+    /// Who contracted the story and when, while it waits in `contracted` for a claim.
+    pub contracted_by_agent_id: Option<Uuid>,
+    pub contracted_at: Option<DateTime<Utc>>,
+    /// When the server announced that this claim's lease ran out (once per claim, in the
+    /// change feed). Cleared when the holder writes again or someone takes the story over.
+    pub stale_since: Option<DateTime<Utc>>,
+    /// The last holder whose claim ended without its own report (taken over, reclaimed,
+    /// force-unclaimed, rejected): its late writes get `stale_claim`, not `forbidden`.
+    pub previous_assignee_agent_id: Option<Uuid>,
+}
+
+impl StoryState {
+    /// Claimed, and the lease ran out: the holder may still write, anyone may take it over.
+    pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
+        self.agent_status.in_flight() && self.lease_expires_at.is_some_and(|until| until <= now)
+    }
+
+    /// Contracted but not claimed for longer than a lease: it no longer holds anyone back.
+    pub fn contract_stale(&self, now: DateTime<Utc>, settings: &Settings) -> bool {
+        self.agent_status == AgentStatus::Contracted
+            && self.contracted_at.is_none_or(|at| at + lease_length(settings) <= now)
+    }
+
+    /// The identity that contracted the story, while it is contracted.
+    pub fn is_contractor(&self, agent_id: Option<Uuid>) -> bool {
+        self.agent_status == AgentStatus::Contracted
+            && agent_id.is_some()
+            && self.contracted_by_agent_id == agent_id
+    }
 }
 
 /// Who is asking: the key's role, the agent identity behind it, and — for a capability
@@ -120,8 +149,11 @@ pub enum Action {
         reason: String,
     },
     ClearEscalation,
-    /// Run by the server itself when a lease has expired.
+    /// An orchestrator returns stories whose lease expired to the queue.
     ReclaimExpired,
+    /// Run by the server's lease sweeper: announces once that a claim's lease ran out.
+    /// The story stays with its holder until someone takes it over.
+    MarkStale,
 }
 
 impl Action {
@@ -142,6 +174,7 @@ impl Action {
             Action::Backfill { .. } => "backfill",
             Action::ClearEscalation => "clear_escalation",
             Action::ReclaimExpired => "reclaim_expired",
+            Action::MarkStale => "mark_stale",
         }
     }
 
@@ -149,19 +182,23 @@ impl Action {
     pub fn allowed_roles(&self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::Contract { .. } | Action::Report => &[Agent, Orchestrator],
-            Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview | Action::Unclaim => &[Agent],
+            // The contractor of a contracted story may give it back, and an orchestrator may contract.
+            Action::Contract { .. } | Action::Report | Action::Unclaim => &[Agent, Orchestrator],
+            Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview => &[Agent],
             Action::ForceUnclaim
             | Action::ReviewComplete
             | Action::Verify
             | Action::Reject { .. }
             | Action::Backfill { .. } => &[Orchestrator, User, Superadmin],
             Action::ClearEscalation => &[User, Superadmin],
-            Action::ReclaimExpired => &[Orchestrator, User, Superadmin],
+            Action::ReclaimExpired | Action::MarkStale => &[Orchestrator, User, Superadmin],
         }
     }
 
     fn role_hint(&self) -> &'static str {
+        if matches!(self, Action::ReviewComplete) {
+            return "a reviewer uses an orchestrator or user key, or the token the orchestrator dispatches for it with `loopctl dispatch N --role reviewer`";
+        }
         match self.allowed_roles() {
             [Role::Agent] => "use an agent key",
             [Role::Agent, Role::Orchestrator] => "use an agent or orchestrator key",
@@ -210,11 +247,37 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
     {
         return Err(DomainError::StaleClaim { current: state.claim_epoch });
     }
+    // The same for a former holder that sends no epoch (MCP, the reference's clients).
+    let former_holder = actor.agent_id.is_some()
+        && actor.agent_id == state.previous_assignee_agent_id
+        && !is_assignee(state, actor);
+    if claimant_write && former_holder && !state.is_contractor(actor.agent_id) {
+        return Err(DomainError::StaleClaim { current: state.claim_epoch });
+    }
     let mut next = state.clone();
     match action {
         Action::Contract { story_title, ac_count } => {
             refuse_if_locked(state)?;
-            expect_status(state, action, &[AgentStatus::Pending], "only pending stories can be contracted")?;
+            let takeover = state.lease_expired(ctx.now);
+            let renewable = state.is_contractor(actor.agent_id) || state.contract_stale(ctx.now, ctx.settings);
+            let open = state.agent_status == AgentStatus::Pending
+                || (state.agent_status == AgentStatus::Contracted && renewable)
+                || takeover;
+            if !open {
+                let hint = match state.agent_status {
+                    AgentStatus::Contracted => {
+                        "another identity contracted it within the lease; claim it, or wait until the contract is stale"
+                    }
+                    AgentStatus::Assigned | AgentStatus::Implementing => {
+                        "it is claimed and its lease is alive; pick another story from `next`"
+                    }
+                    _ => "only pending stories (or claims whose lease ran out) can be contracted",
+                };
+                return Err(invalid(state, action, hint));
+            }
+            if !ctx.dependencies_met {
+                return Err(DomainError::DependenciesNotMet);
+            }
             if actor.role == Role::Agent && (story_title.is_none() || ac_count.is_none()) {
                 return Err(DomainError::Validation(
                     "contract needs story_title and ac_count; read the story and send both".into(),
@@ -230,19 +293,28 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             {
                 return Err(DomainError::ContractMismatch { expected: ctx.ac_count, provided });
             }
+            if takeover {
+                // Contracting an abandoned claim fences its old holder off, as a claim would.
+                reset_to_pending(&mut next);
+            }
             next.agent_status = AgentStatus::Contracted;
+            next.contracted_by_agent_id = actor.agent_id;
+            next.contracted_at = Some(ctx.now);
         }
         Action::Claim => {
             refuse_if_locked(state)?;
             if state.agent_status == AgentStatus::Pending {
                 return Err(DomainError::MustContractFirst);
             }
-            expect_status(
-                state,
-                action,
-                &[AgentStatus::Contracted],
-                "the story is already claimed; see `loopctl status`",
-            )?;
+            // A claim whose lease ran out is available: claiming it takes it over.
+            if !state.lease_expired(ctx.now) {
+                expect_status(
+                    state,
+                    action,
+                    &[AgentStatus::Contracted],
+                    "the story is claimed and its lease is alive; see `loopctl status`",
+                )?;
+            }
             if !ctx.dependencies_met {
                 return Err(DomainError::DependenciesNotMet);
             }
@@ -251,12 +323,18 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
                     "this key has no agent identity; register one with `loopctl agent register` first".into(),
                 )
             })?;
+            if state.assigned_agent_id.is_some_and(|holder| holder != agent_id) {
+                next.previous_assignee_agent_id = state.assigned_agent_id;
+            }
             next.agent_status = AgentStatus::Assigned;
             next.assigned_agent_id = Some(agent_id);
             next.assigned_at = Some(ctx.now);
             next.claim_epoch = state.claim_epoch + 1;
             next.lease_expires_at = Some(lease_until(ctx));
             next.review_requested_at = None;
+            next.contracted_by_agent_id = None;
+            next.contracted_at = None;
+            next.stale_since = None;
         }
         Action::Start => {
             match state.agent_status {
@@ -267,7 +345,7 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             check_claimant(state, action, actor, ctx)?;
             expect_status(state, action, &[AgentStatus::Assigned], "work has already started")?;
             next.agent_status = AgentStatus::Implementing;
-            next.lease_expires_at = Some(lease_until(ctx));
+            renew_lease(&mut next, ctx);
         }
         Action::Heartbeat => {
             check_claimant(state, action, actor, ctx)?;
@@ -277,12 +355,13 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
                 &[AgentStatus::Assigned, AgentStatus::Implementing],
                 "only a claimed story has a lease",
             )?;
-            next.lease_expires_at = Some(lease_until(ctx));
+            renew_lease(&mut next, ctx);
         }
         Action::RequestReview => {
             check_claimant(state, action, actor, ctx)?;
             expect_status(state, action, &[AgentStatus::Implementing], "start the story before requesting review")?;
             next.review_requested_at = Some(ctx.now);
+            renew_lease(&mut next, ctx);
         }
         Action::Report => {
             if matches!(state.agent_status, AgentStatus::Pending | AgentStatus::Contracted) {
@@ -298,10 +377,16 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             next.reported_done_at = Some(ctx.now);
             next.reported_by_agent_id = actor.agent_id;
             next.lease_expires_at = None;
+            next.stale_since = None;
         }
         Action::Unclaim => {
             if state.agent_status == AgentStatus::Contracted {
-                return Err(DomainError::NotAssignee { action: action.name() });
+                // The contractor gives back a story it contracted but never claimed.
+                if !state.is_contractor(actor.agent_id) {
+                    return Err(DomainError::NotContractor);
+                }
+                reset_to_pending(&mut next);
+                return Ok(next);
             }
             expect_status(
                 state,
@@ -324,11 +409,16 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             }
         }
         Action::ReclaimExpired => {
-            let expired = state.lease_expires_at.is_some_and(|until| until <= ctx.now);
-            if !state.agent_status.in_flight() || !expired {
+            if !state.lease_expired(ctx.now) {
                 return Err(invalid(state, action, "only stories whose lease has expired can be reclaimed"));
             }
             reset_to_pending(&mut next);
+        }
+        Action::MarkStale => {
+            if !state.lease_expired(ctx.now) || state.stale_since.is_some() {
+                return Err(invalid(state, action, "only a claim whose lease just ran out is marked stale"));
+            }
+            next.stale_since = Some(ctx.now);
         }
         Action::ReviewComplete => {
             expect_status(
@@ -444,18 +534,17 @@ fn is_assignee(state: &StoryState, actor: &Actor) -> bool {
     actor.agent_id.is_some() && actor.agent_id == state.assigned_agent_id
 }
 
-/// A write by the claimant: the epoch it holds must be current and its lease alive.
+/// A write by the claimant: the epoch it holds must be current and it must still hold the story.
 fn check_claimant(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'_>) -> Result<(), DomainError> {
     if let Some(epoch) = ctx.claim_epoch
         && epoch != state.claim_epoch
     {
         return Err(DomainError::StaleClaim { current: state.claim_epoch });
     }
+    // An expired lease alone does not fence the holder off: until someone takes the story
+    // over (the epoch moves, the assignee changes) its honest work still counts.
     if !is_assignee(state, actor) {
         return Err(DomainError::NotAssignee { action: action.name() });
-    }
-    if state.agent_status.in_flight() && state.lease_expires_at.is_some_and(|until| until <= ctx.now) {
-        return Err(DomainError::StaleClaim { current: state.claim_epoch });
     }
     Ok(())
 }
@@ -498,12 +587,25 @@ fn required_reason(reason: &str) -> Result<String, DomainError> {
     Ok(reason.to_string())
 }
 
+fn lease_length(settings: &Settings) -> Duration {
+    Duration::seconds(i64::from(settings.claim_lease_seconds))
+}
+
 fn lease_until(ctx: &Context<'_>) -> DateTime<Utc> {
-    ctx.now + Duration::seconds(i64::from(ctx.settings.claim_lease_seconds))
+    ctx.now + lease_length(ctx.settings)
+}
+
+/// Every write by the holder renews its lease and clears a stale mark.
+fn renew_lease(next: &mut StoryState, ctx: &Context<'_>) {
+    next.lease_expires_at = Some(lease_until(ctx));
+    next.stale_since = None;
 }
 
 /// Back to the queue: no assignee, no lease, and a new epoch so the old holder is fenced off.
 fn reset_to_pending(next: &mut StoryState) {
+    if next.assigned_agent_id.is_some() {
+        next.previous_assignee_agent_id = next.assigned_agent_id;
+    }
     next.agent_status = AgentStatus::Pending;
     next.assigned_agent_id = None;
     next.assigned_at = None;
@@ -512,5 +614,8 @@ fn reset_to_pending(next: &mut StoryState) {
     next.review_requested_at = None;
     // A review belongs to one round: a new report needs a new review.
     next.last_review_at = None;
+    next.contracted_by_agent_id = None;
+    next.contracted_at = None;
+    next.stale_since = None;
     next.claim_epoch += 1;
 }

@@ -2,7 +2,7 @@
 //! stored answer instead of running again, so a retried report or verify is never applied
 //! twice (WIRE.md, "Idempotency").
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -59,9 +59,19 @@ pub async fn replay(State(state): State<AppState>, request: Request, next: Next)
     if response.status().is_server_error() {
         return response;
     }
+    // Only small answers are kept for replay; a larger one (an export, a big import) is
+    // passed through untouched and simply not replayed.
+    let size = HttpBody::size_hint(response.body()).upper();
+    if size.is_none_or(|len| len > MAX_STORED_BODY as u64) {
+        return response;
+    }
     let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "response too large to store").into_response();
+    let bytes = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            tracing::warn!(%err, "could not read an answer to keep for replay");
+            return ApiError(AppError::internal()).into_response();
+        }
     };
     let record = IdempotentResponse {
         scope,

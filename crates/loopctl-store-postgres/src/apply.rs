@@ -399,6 +399,7 @@ async fn transition(
          reported_done_at = $5, reported_by_agent_id = $6, verified_at = $7, rejected_at = $8, rejection_reason = $9, \
          claim_epoch = $10, lease_expires_at = $11, iteration_count = $12, rejections_since_clear = $13, escalated = $14, \
          escalated_at = $15, escalation_locked = $16, review_requested_at = $17, last_review_at = $18, verified_by_agent_id = $25, \
+         contracted_by_agent_id = $26, contracted_at = $27, stale_since = $28, previous_assignee_agent_id = $29, \
          lock_version = lock_version + 1, updated_at = $19 \
          WHERE tenant_id = $20 AND id = $21 AND lock_version = $22 \
          AND ($23::uuid IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
@@ -429,6 +430,10 @@ async fn transition(
     .bind(guard.map(|g| g.project_id))
     .bind(guard.map(|g| i64::from(g.limit)))
     .bind(st.verified_by_agent_id)
+    .bind(st.contracted_by_agent_id)
+    .bind(st.contracted_at)
+    .bind(st.stale_since)
+    .bind(st.previous_assignee_agent_id)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;

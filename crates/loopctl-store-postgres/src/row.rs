@@ -14,10 +14,32 @@ macro_rules! story_columns {
          estimated_hours, metadata, agent_status, verified_status, assigned_agent_id, assigned_at, \
          reported_done_at, reported_by_agent_id, verified_at, rejected_at, rejection_reason, claim_epoch, \
          lease_expires_at, iteration_count, rejections_since_clear, escalated, escalated_at, \
-         escalation_locked, review_requested_at, last_review_at, verified_by_agent_id, lock_version, created_at, updated_at"
+         escalation_locked, review_requested_at, last_review_at, verified_by_agent_id, contracted_by_agent_id, \
+         contracted_at, stale_since, previous_assignee_agent_id, lock_version, created_at, updated_at"
     };
 }
 pub(crate) use story_columns;
+
+/// The aggregate columns of `Store::stage_counts` (`now` is the third parameter).
+macro_rules! stage_count_columns {
+    () => {
+        concat!(
+            "COUNT(*)::bigint AS total, ",
+            "COALESCE(SUM(CASE WHEN agent_status = 'pending' THEN 1 ELSE 0 END), 0)::bigint AS pending, ",
+            "COALESCE(SUM(CASE WHEN agent_status = 'contracted' THEN 1 ELSE 0 END), 0)::bigint AS contracted, ",
+            "COALESCE(SUM(CASE WHEN agent_status = 'assigned' THEN 1 ELSE 0 END), 0)::bigint AS assigned, ",
+            "COALESCE(SUM(CASE WHEN agent_status = 'implementing' THEN 1 ELSE 0 END), 0)::bigint AS implementing, ",
+            "COALESCE(SUM(CASE WHEN agent_status IN ('assigned', 'implementing') AND lease_expires_at <= $3 THEN 1 ELSE 0 END), 0)::bigint AS stale, ",
+            "COALESCE(SUM(CASE WHEN agent_status = 'reported_done' AND verified_status <> 'verified' THEN 1 ELSE 0 END), 0)::bigint AS reported, ",
+            "COALESCE(SUM(CASE WHEN verified_status = 'verified' THEN 1 ELSE 0 END), 0)::bigint AS verified, ",
+            "COALESCE(SUM(CASE WHEN verified_status = 'rejected' THEN 1 ELSE 0 END), 0)::bigint AS rejected, ",
+            "COALESCE(SUM(CASE WHEN escalated THEN 1 ELSE 0 END), 0)::bigint AS escalated, ",
+            "COALESCE(SUM(estimated_hours), 0.0)::float8 AS hours_total, ",
+            "COALESCE(SUM(CASE WHEN verified_status = 'verified' THEN estimated_hours END), 0.0)::float8 AS hours_verified"
+        )
+    };
+}
+pub(crate) use stage_count_columns;
 
 /// A JSON document as a `jsonb` parameter.
 pub(crate) fn json(value: &Value) -> sqlx::types::Json<&Value> {
@@ -216,6 +238,10 @@ pub(crate) fn story(row: &PgRow) -> Result<StoryRecord, StoreError> {
         review_requested_at: opt_ts(row, "review_requested_at")?,
         last_review_at: opt_ts(row, "last_review_at")?,
         verified_by_agent_id: get(row, "verified_by_agent_id")?,
+        contracted_by_agent_id: get(row, "contracted_by_agent_id")?,
+        contracted_at: opt_ts(row, "contracted_at")?,
+        stale_since: opt_ts(row, "stale_since")?,
+        previous_assignee_agent_id: get(row, "previous_assignee_agent_id")?,
     };
     Ok(StoryRecord {
         id: get(row, "id")?,
@@ -233,6 +259,24 @@ pub(crate) fn story(row: &PgRow) -> Result<StoryRecord, StoreError> {
         lock_version: get(row, "lock_version")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn epic_counts(row: &PgRow) -> Result<EpicCounts, StoreError> {
+    Ok(EpicCounts {
+        epic_id: get(row, "epic_id")?,
+        total: get(row, "total")?,
+        pending: get(row, "pending")?,
+        contracted: get(row, "contracted")?,
+        assigned: get(row, "assigned")?,
+        implementing: get(row, "implementing")?,
+        stale: get(row, "stale")?,
+        reported: get(row, "reported")?,
+        verified: get(row, "verified")?,
+        rejected: get(row, "rejected")?,
+        escalated: get(row, "escalated")?,
+        hours_total: get(row, "hours_total")?,
+        hours_verified: get(row, "hours_verified")?,
     })
 }
 

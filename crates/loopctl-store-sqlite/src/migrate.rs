@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_skills_idempotency.sql")),
     (3, include_str!("../migrations/0003_dispatch_custody.sql")),
     (4, include_str!("../migrations/0004_evidence.sql")),
+    (5, include_str!("../migrations/0005_contracts_and_stale_leases.sql")),
 ];
 
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {

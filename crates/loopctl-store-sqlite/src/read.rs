@@ -5,7 +5,7 @@ use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::SqliteStore;
-use crate::row::{self, map_err, story_columns};
+use crate::row::{self, map_err, stage_count_columns, story_columns};
 
 fn all<T>(rows: Vec<SqliteRow>, decode: fn(&SqliteRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     rows.iter().map(decode).collect()
@@ -226,16 +226,21 @@ impl Store for SqliteStore {
         })
     }
 
-    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>> {
+    fn expired_claims(&self, query: ExpiredClaims) -> StoreResult<'_, Vec<StoryRecord>> {
         Box::pin(async move {
+            let (tenant_id, project_id) = query.project.unzip();
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 story_columns!(),
-                " FROM stories WHERE agent_status IN ('assigned', 'implementing') \
-                 AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?"
+                " FROM stories WHERE agent_status IN ('assigned', 'implementing') AND lease_expires_at <= ?1 \
+                 AND (?2 IS NULL OR (tenant_id = ?2 AND project_id = ?3)) AND (?4 = 0 OR stale_since IS NULL) \
+                 ORDER BY lease_expires_at LIMIT ?5"
             ))
-            .bind(row::micros(now))
-            .bind(limit)
+            .bind(row::micros(query.now))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(query.unannounced_only)
+            .bind(query.limit)
             .fetch_all(&self.readers)
             .await
             .map_err(map_err)?;
@@ -243,12 +248,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn ready_stories(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<StoryRecord>> {
+    fn ready_stories(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
         Box::pin(async move {
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 story_columns!(),
-                " FROM stories s WHERE s.tenant_id = ?1 AND s.project_id = ?2 AND s.agent_status = 'pending' \
+                " FROM stories s WHERE s.tenant_id = ?1 AND s.project_id = ?2 \
+                 AND (s.agent_status IN ('pending', 'contracted') \
+                      OR (s.agent_status IN ('assigned', 'implementing') AND s.lease_expires_at <= ?3)) \
                  AND s.escalation_locked = 0 \
                  AND NOT EXISTS (SELECT 1 FROM story_dependencies d JOIN stories t ON t.id = d.depends_on_story_id \
                      WHERE d.story_id = s.id AND t.verified_status <> 'verified') \
@@ -259,10 +271,30 @@ impl Store for SqliteStore {
             ))
             .bind(tenant_id)
             .bind(project_id)
+            .bind(row::micros(now))
             .fetch_all(&self.readers)
             .await
             .map_err(map_err)?;
             all(rows, row::story)
+        })
+    }
+
+    fn stage_counts(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<'_, Vec<EpicCounts>> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!("SELECT epic_id, ", stage_count_columns!(), " FROM stories \
+                 WHERE tenant_id = ?1 AND project_id = ?2 GROUP BY epic_id"))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(row::micros(now))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::epic_counts)
         })
     }
 

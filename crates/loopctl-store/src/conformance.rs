@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
             ready_stories_agree_with_the_dependency_graph,
+            stage_counts_are_disjoint_per_epic_and_scoped,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -647,12 +648,28 @@ pub async fn expired_claims_are_found_across_tenants(store: Arc<dyn Store>) {
     fx.force_state(expired.id, lease(1)).await;
     fx.force_state(alive.id, lease(60)).await;
     other.force_state(elsewhere.id, lease(2)).await;
-    let found = store.expired_claims(t0() + Duration::minutes(5), 100).await.unwrap();
+    let every_tenant = |limit| ExpiredClaims {
+        now: t0() + Duration::minutes(5),
+        project: None,
+        unannounced_only: true,
+        limit,
+    };
+    let found = store.expired_claims(every_tenant(100)).await.unwrap();
     let ids: Vec<Uuid> = found.iter().map(|s| s.id).collect();
     assert!(ids.contains(&expired.id) && ids.contains(&elsewhere.id), "{ids:?}");
     assert!(!ids.contains(&alive.id));
-    let first_only = store.expired_claims(t0() + Duration::minutes(5), 1).await.unwrap();
+    let first_only = store.expired_claims(every_tenant(1)).await.unwrap();
     assert_eq!(first_only.len(), 1);
+    // One project's: the other tenant's expired claim is not among them.
+    let mine = ExpiredClaims { project: Some((fx.tenant, fx.project)), ..every_tenant(100) };
+    let ids_of = |found: Vec<StoryRecord>| found.iter().map(|s| s.id).collect::<Vec<Uuid>>();
+    assert_eq!(ids_of(store.expired_claims(mine).await.unwrap()), vec![expired.id]);
+    // Once announced as stale the sweeper no longer sees it; a reclaim still does.
+    fx.force_state(expired.id, StoryState { stale_since: Some(t0() + Duration::minutes(2)), ..lease(1) }).await;
+    let unannounced = ids_of(store.expired_claims(every_tenant(100)).await.unwrap());
+    assert!(!unannounced.contains(&expired.id) && unannounced.contains(&elsewhere.id), "{unannounced:?}");
+    let reclaimable = ExpiredClaims { unannounced_only: false, ..mine };
+    assert_eq!(ids_of(store.expired_claims(reclaimable).await.unwrap()), vec![expired.id]);
 }
 
 pub async fn skill_versions_are_unique_and_ordered(store: Arc<dyn Store>) {
@@ -902,8 +919,10 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
         ])
         .await
         .unwrap();
+    let now = t0() + Duration::hours(1);
     let ready = |store: Arc<dyn Store>| async move {
-        store.ready_stories(fx.tenant, fx.project).await.unwrap().iter().map(|s| s.number.clone()).collect::<Vec<_>>()
+        let found = store.ready_stories(fx.tenant, fx.project, now).await.unwrap();
+        found.iter().map(|s| s.number.clone()).collect::<Vec<_>>()
     };
     assert_eq!(ready(store.clone()).await, vec!["2.1"]);
     fx.force_state(
@@ -917,10 +936,23 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
     .await;
     // Numeric order within the epic; 1.2 still waits for 1.1.
     assert_eq!(ready(store.clone()).await, vec!["1.1", "1.3", "1.9", "1.10"]);
-    // A story locked by escalation, or no longer pending, is not ready.
+    // A story locked by escalation, or claimed with a live lease, is not ready; a contracted
+    // one waiting for its claim, and a claim whose lease ran out, are.
     fx.force_state(stories[2].id, StoryState { escalated: true, escalation_locked: true, ..StoryState::default() })
         .await;
-    fx.force_state(stories[3].id, StoryState { agent_status: AgentStatus::Contracted, ..StoryState::default() }).await;
+    let claimed = |minutes| StoryState {
+        lease_expires_at: Some(t0() + Duration::minutes(minutes)),
+        ..claimed_by(fx.agents[0], &StoryState::default())
+    };
+    fx.force_state(stories[3].id, claimed(120)).await;
+    fx.force_state(stories[4].id, claimed(30)).await;
+    let contracted = StoryState {
+        agent_status: AgentStatus::Contracted,
+        contracted_by_agent_id: Some(fx.agents[0]),
+        contracted_at: Some(t0()),
+        ..StoryState::default()
+    };
+    fx.force_state(stories[0].id, contracted).await;
     let found = ready(store.clone()).await;
     assert_eq!(found, vec!["1.1", "1.9"]);
     // The same answer as the pure graph over everything the project holds.
@@ -934,6 +966,7 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
             agent_status: s.state.agent_status,
             verified_status: s.state.verified_status,
             escalation_locked: s.state.escalation_locked,
+            lease_expired: s.state.lease_expired(now),
         }),
         &deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
         &deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
@@ -941,5 +974,58 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
     let by_graph: Vec<String> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.number.clone()).collect();
     assert_eq!(found, by_graph);
     let other = Fixture::new(store.clone()).await;
-    assert!(store.ready_stories(other.tenant, fx.project).await.unwrap().is_empty());
+    assert!(store.ready_stories(other.tenant, fx.project, now).await.unwrap().is_empty());
+}
+
+pub async fn stage_counts_are_disjoint_per_epic_and_scoped(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let second_epic = Uuid::now_v7();
+    store.commit(vec![WriteOp::InsertEpic(epic_record(fx.tenant, fx.project, second_epic, 2))]).await.unwrap();
+    let numbers = ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6"];
+    let mut stories = Vec::new();
+    for number in numbers {
+        stories.push(fx.story(number).await);
+    }
+    let mut hours = story_record(fx.tenant, fx.project, second_epic, "2.1");
+    hours.estimated_hours = Some(2.5);
+    store.commit(vec![WriteOp::InsertStory(hours.clone())]).await.unwrap();
+    let now = t0() + Duration::hours(1);
+    let claimed = |minutes| StoryState {
+        lease_expires_at: Some(t0() + Duration::minutes(minutes)),
+        ..claimed_by(fx.agents[0], &StoryState::default())
+    };
+    let verified = StoryState {
+        agent_status: AgentStatus::ReportedDone,
+        verified_status: VerifiedStatus::Verified,
+        ..StoryState::default()
+    };
+    fx.force_state(stories[1].id, StoryState { agent_status: AgentStatus::Contracted, ..StoryState::default() }).await;
+    fx.force_state(stories[2].id, claimed(120)).await;
+    fx.force_state(stories[3].id, StoryState { agent_status: AgentStatus::Implementing, ..claimed(30) }).await;
+    fx.force_state(stories[4].id, StoryState { agent_status: AgentStatus::ReportedDone, ..claimed(120) }).await;
+    fx.force_state(stories[5].id, verified.clone()).await;
+    fx.force_state(hours.id, verified).await;
+    let counts = store.stage_counts(fx.tenant, fx.project, now).await.unwrap();
+    let first = counts.iter().find(|c| c.epic_id == fx.epic).expect("epic 1 counted");
+    let expected = EpicCounts {
+        epic_id: fx.epic,
+        total: 6,
+        pending: 1,
+        contracted: 1,
+        assigned: 1,
+        implementing: 1,
+        stale: 1,
+        reported: 1,
+        verified: 1,
+        // Six stories of 2.5 hours each (the fixture's estimate), one of them verified.
+        hours_total: 15.0,
+        hours_verified: 2.5,
+        ..EpicCounts::default()
+    };
+    assert_eq!(*first, expected);
+    let second = counts.iter().find(|c| c.epic_id == second_epic).expect("epic 2 counted");
+    assert_eq!((second.total, second.verified, second.hours_total, second.hours_verified), (1, 1, 2.5, 2.5));
+    assert!(second.complete() && !first.complete());
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.stage_counts(other.tenant, fx.project, now).await.unwrap().is_empty());
 }

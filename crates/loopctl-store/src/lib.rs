@@ -60,13 +60,30 @@ pub trait Store: Send + Sync {
     /// Stories matching the filter, by sort key, and the total count before paging.
     fn stories(&self, tenant_id: Uuid, filter: StoryFilter) -> StoreResult<'_, (Vec<StoryRecord>, i64)>;
 
-    /// Stories of any tenant whose claim lease ended at or before `now` while they are still
-    /// assigned or implementing, oldest lease first; the lease sweeper returns them to the queue.
-    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>>;
+    /// Stories still assigned or implementing whose claim lease ended at or before
+    /// `query.now`, oldest lease first: of one project, or of every tenant (the lease
+    /// sweeper, which asks only for those not yet announced as stale). Index-backed.
+    fn expired_claims(&self, query: ExpiredClaims) -> StoreResult<'_, Vec<StoryRecord>>;
 
-    /// Ready stories of a project (pending, not locked by escalation, every story and epic it
-    /// depends on verified) in work order: epic position, epic number, story number.
-    fn ready_stories(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<StoryRecord>>;
+    /// Available stories of a project in work order (epic position, epic number, story
+    /// number): pending or contracted and not yet claimed, or claimed with a lease that ended
+    /// at or before `now` — never locked by escalation, every story and epic it depends on
+    /// verified.
+    fn ready_stories(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<'_, Vec<StoryRecord>>;
+
+    /// Story counts of a project per epic (epics without stories are absent), from one
+    /// aggregate query: the numbers behind progress and `status` at any project size.
+    fn stage_counts(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<'_, Vec<EpicCounts>>;
 
     /// How many stories keep this one from being claimed: unverified direct dependencies and
     /// unverified stories of the epics its epic depends on (counted once each). Index-backed:

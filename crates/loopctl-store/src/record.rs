@@ -260,6 +260,70 @@ pub struct StoryFilter {
     pub offset: i64,
 }
 
+/// Which expired claims to read (`Store::expired_claims`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredClaims {
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// `(tenant_id, project_id)`; `None` reads every tenant.
+    pub project: Option<(Uuid, Uuid)>,
+    /// Only claims not yet announced as stale (`stale_since` unset).
+    pub unannounced_only: bool,
+    pub limit: i64,
+}
+
+/// How many stories of one epic are at each stage. The stages are disjoint and add up to
+/// `total`: pending (incl. rejected, back in the queue), contracted, assigned, implementing,
+/// reported (done, not verified yet) and verified. `stale` counts the assigned or
+/// implementing ones whose lease ran out; `rejected` the pending ones last rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EpicCounts {
+    pub epic_id: Uuid,
+    pub total: i64,
+    pub pending: i64,
+    pub contracted: i64,
+    pub assigned: i64,
+    pub implementing: i64,
+    pub stale: i64,
+    pub reported: i64,
+    pub verified: i64,
+    pub rejected: i64,
+    pub escalated: i64,
+    pub hours_total: f64,
+    pub hours_verified: f64,
+}
+
+impl EpicCounts {
+    /// Assigned or implementing: the core's "in flight" (`AgentStatus::in_flight`).
+    pub fn in_flight(&self) -> usize {
+        usize::try_from(self.assigned + self.implementing).unwrap_or(0)
+    }
+
+    /// Every story verified, and there is at least one.
+    pub fn complete(&self) -> bool {
+        self.total > 0 && self.verified == self.total
+    }
+
+    /// The counts of two groups of stories together (the epic id of `self` is kept).
+    #[must_use]
+    pub fn plus(&self, other: &EpicCounts) -> EpicCounts {
+        EpicCounts {
+            epic_id: self.epic_id,
+            total: self.total + other.total,
+            pending: self.pending + other.pending,
+            contracted: self.contracted + other.contracted,
+            assigned: self.assigned + other.assigned,
+            implementing: self.implementing + other.implementing,
+            stale: self.stale + other.stale,
+            reported: self.reported + other.reported,
+            verified: self.verified + other.verified,
+            rejected: self.rejected + other.rejected,
+            escalated: self.escalated + other.escalated,
+            hours_total: self.hours_total + other.hours_total,
+            hours_verified: self.hours_verified + other.hours_verified,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EventFilter {
     pub project_id: Option<Uuid>,

@@ -32,6 +32,11 @@ pub async fn open_store(database_url: Option<&str>) -> anyhow::Result<Arc<dyn St
                 .with_context(|| format!("cannot open SQLite at {url}"))?;
             Ok(Arc::new(store))
         }
+        Some(other) if let Some(scheme) = url_scheme(other) => anyhow::bail!(
+            "unsupported database URL scheme `{scheme}:` in {}; loopctl stores data in SQLite \
+             (`sqlite:PATH` or a plain file path) or PostgreSQL (`postgres://…` or `postgresql://…`)",
+            redact(other)
+        ),
         Some(path) => open_sqlite(PathBuf::from(path)).await,
         None => {
             let dir = data_dir()?;
@@ -50,10 +55,36 @@ async fn open_sqlite(path: PathBuf) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// The scheme of a URL-looking value (`mysql` of `mysql://x`), or `None` for a file path.
+/// A path with a colon in its first segment needs `sqlite:` or `./` in front.
+fn url_scheme(value: &str) -> Option<&str> {
+    let (scheme, _) = value.split_once(':')?;
+    let mut chars = scheme.chars();
+    let looks_like_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    looks_like_scheme.then_some(scheme)
+}
+
 /// Hides a password in a URL before it reaches a message.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_scheme;
+
+    #[test]
+    fn a_url_of_another_database_is_recognised_and_a_file_path_is_not() {
+        assert_eq!(url_scheme("mysql://x"), Some("mysql"));
+        assert_eq!(url_scheme("mariadb://root@localhost/db"), Some("mariadb"));
+        assert_eq!(url_scheme("redis:x"), Some("redis"));
+        assert_eq!(url_scheme("/var/lib/loopctl/loopctl.db"), None);
+        assert_eq!(url_scheme("./data.db"), None);
+        assert_eq!(url_scheme("data.db"), None);
     }
 }

@@ -13,7 +13,7 @@ fn id(n: u128) -> Uuid {
 }
 
 fn node(story: u128, epic: u128, agent_status: AgentStatus, verified_status: VerifiedStatus) -> StoryNode {
-    StoryNode { id: id(story), epic_id: id(epic), agent_status, verified_status, escalation_locked: false }
+    StoryNode { id: id(story), epic_id: id(epic), agent_status, verified_status, escalation_locked: false, lease_expired: false }
 }
 
 fn pending(story: u128, epic: u128) -> StoryNode {
@@ -231,12 +231,17 @@ fn every_story_of_a_prerequisite_epic_must_be_verified() {
 }
 
 #[test]
-fn ready_means_pending_unlocked_and_unblocked() {
+fn ready_means_available_unlocked_and_unblocked() {
     use AgentStatus::*;
     for status in AgentStatus::ALL {
         let graph = ProjectGraph::new([node(1, EPIC_A, status, VerifiedStatus::Unverified)], &[], &[]);
-        assert_eq!(graph.is_ready(id(1)), status == Pending, "{status}");
+        assert_eq!(graph.is_ready(id(1)), matches!(status, Pending | Contracted), "{status}");
         assert!(!graph.is_blocked(id(1)), "nothing to wait for: {status}");
+    }
+    // A claim whose lease ran out is available again; a live claim is not.
+    for status in [Assigned, Implementing] {
+        let stale = StoryNode { lease_expired: true, ..node(1, EPIC_A, status, VerifiedStatus::Unverified) };
+        assert!(ProjectGraph::new([stale], &[], &[]).is_ready(id(1)), "{status}");
     }
     // A rejected story back in the queue is ready again.
     let graph = ProjectGraph::new([node(1, EPIC_A, Pending, VerifiedStatus::Rejected)], &[], &[]);
@@ -314,16 +319,17 @@ proptest! {
     /// direct dependency or a story of an epic this story's epic depends on.
     #[test]
     fn ready_and_blocked_follow_from_blockers(
-        stories in prop::collection::vec((0u128..3, 0usize..5, 0usize..3, any::<bool>()), 1..10),
+        stories in prop::collection::vec((0u128..3, 0usize..5, 0usize..3, any::<bool>(), any::<bool>()), 1..10),
         story_pairs in prop::collection::vec((0usize..10, 0usize..10), 0..15),
         epic_pairs in prop::collection::vec((0u128..3, 0u128..3), 0..4),
     ) {
-        let nodes: Vec<StoryNode> = stories.iter().enumerate().map(|(n, &(epic, status, verdict, locked))| StoryNode {
+        let nodes: Vec<StoryNode> = stories.iter().enumerate().map(|(n, &(epic, status, verdict, locked, expired))| StoryNode {
             id: id(n as u128 + 1),
             epic_id: id(EPIC_A + epic),
             agent_status: AgentStatus::ALL[status],
             verified_status: VerifiedStatus::ALL[verdict],
             escalation_locked: locked,
+            lease_expired: expired && AgentStatus::ALL[status].in_flight(),
         }).collect();
         let story_edges: Vec<_> = story_pairs.iter().map(|&(a, b)| (id(a as u128 + 1), id(b as u128 + 1))).collect();
         let epic_edges: Vec<_> = epic_pairs.iter().map(|&(a, b)| (id(EPIC_A + a), id(EPIC_A + b))).collect();
@@ -349,7 +355,9 @@ proptest! {
             let waiting = !blockers.is_empty();
             prop_assert_eq!(
                 graph.is_ready(story.id),
-                story.agent_status == AgentStatus::Pending && !story.escalation_locked && !waiting
+                (matches!(story.agent_status, AgentStatus::Pending | AgentStatus::Contracted) || story.lease_expired)
+                    && !story.escalation_locked
+                    && !waiting
             );
             prop_assert_eq!(
                 graph.is_blocked(story.id),

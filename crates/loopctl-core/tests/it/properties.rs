@@ -543,6 +543,10 @@ fn any_state() -> impl Strategy<Value = StoryState> {
             escalation_locked,
             review_requested_at,
             last_review_at,
+            contracted_by_agent_id: None,
+            contracted_at: None,
+            stale_since: None,
+            previous_assignee_agent_id: None,
             verified_by_agent_id: (verified_status == VerifiedStatus::Verified)
                 .then_some(reported_by_agent_id)
                 .flatten(),

@@ -34,7 +34,7 @@ fn scene(action: &Action) -> (StoryState, Facts, Option<Uuid>) {
             state.escalation_locked = true;
             (state, facts, Some(ORCHESTRATOR))
         }
-        Action::ReclaimExpired => {
+        Action::ReclaimExpired | Action::MarkStale => {
             let late = facts.at(at(LEASE_END_MIN) + Duration::minutes(1));
             (story(Implementing, unverified), late, Some(ORCHESTRATOR))
         }
@@ -47,14 +47,17 @@ fn scene(action: &Action) -> (StoryState, Facts, Option<Uuid>) {
 fn wire_roles(action: &Action) -> &'static [Role] {
     use Role::*;
     match action {
-        Action::Contract { .. } | Action::Report => &[Agent, Orchestrator],
-        Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview | Action::Unclaim => &[Agent],
+        // Unclaim: the claimant agent, or the contractor (agent or orchestrator) of a
+        // contracted story.
+        Action::Contract { .. } | Action::Report | Action::Unclaim => &[Agent, Orchestrator],
+        Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview => &[Agent],
         Action::ForceUnclaim
         | Action::ReviewComplete
         | Action::Verify
         | Action::Reject { .. }
         | Action::Backfill { .. }
-        | Action::ReclaimExpired => &[Orchestrator, User, Superadmin],
+        | Action::ReclaimExpired
+        | Action::MarkStale => &[Orchestrator, User, Superadmin],
         Action::ClearEscalation => &[User, Superadmin],
     }
 }

@@ -60,7 +60,7 @@ pub async fn events(
     let since = resume.or(q.since).or_else(|| Some("0".into()));
     let query = ChangesQuery { project_id: q.project_id, since, limit: Some(1000), ..ChangesQuery::default() };
     let changes = s.app.changes(&who, query).await?;
-    let last_cursor = changes.next_cursor.unwrap_or(0);
+    let last_cursor = changes.next_cursor;
     let feed = Feed {
         app: s.app.clone(),
         who,

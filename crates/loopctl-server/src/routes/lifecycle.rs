@@ -146,10 +146,7 @@ async fn force_unclaim_story(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<ReasonRequest>,
 ) -> Outcome {
-    let mut body = body;
-    if body.reason.is_none() && body.note.is_none() {
-        body.reason = Some("force-unclaimed".into());
-    }
+    // No default reason: taking work away from an agent is audited with the caller's words.
     Ok(outcome(s.app.force_unclaim_story(&who, id(&story, "story")?, body).await?))
 }
 

@@ -225,8 +225,8 @@ impl Store for TestStore {
     ) -> StoreResult<'_, Option<OrchestratorStateRecord>> {
         self.store.orchestrator_state(tenant_id, project_id, state_key)
     }
-    fn expired_claims(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<StoryRecord>> {
-        self.store.expired_claims(now, limit)
+    fn expired_claims(&self, query: ExpiredClaims) -> StoreResult<'_, Vec<StoryRecord>> {
+        self.store.expired_claims(query)
     }
     fn skill_versions(&self, tenant_id: Uuid, name: Option<&str>) -> StoreResult<'_, Vec<SkillVersionRecord>> {
         self.store.skill_versions(tenant_id, name)
@@ -237,8 +237,21 @@ impl Store for TestStore {
     fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
         self.store.idempotent_response(scope, key)
     }
-    fn ready_stories(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Vec<StoryRecord>> {
-        self.store.ready_stories(tenant_id, project_id)
+    fn ready_stories(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        self.store.ready_stories(tenant_id, project_id, now)
+    }
+    fn stage_counts(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<'_, Vec<EpicCounts>> {
+        self.store.stage_counts(tenant_id, project_id, now)
     }
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64> {
         self.store.unverified_blockers(tenant_id, story_id)
