@@ -679,6 +679,8 @@ pub(crate) fn criteria(field: &str, value: Option<Value>) -> AppResult<Value> {
     Ok(Value::Array(out))
 }
 
+const MAX_ESTIMATED_HOURS: f64 = 1_000_000.0;
+
 pub(crate) fn hours(value: Option<&Value>) -> AppResult<Option<f64>> {
     let parsed = match value {
         None | Some(Value::Null) => return Ok(None),
@@ -686,9 +688,10 @@ pub(crate) fn hours(value: Option<&Value>) -> AppResult<Option<f64>> {
         Some(Value::String(s)) => s.trim().parse().ok(),
         Some(_) => None,
     };
+    // Bounded, so totals over a whole project stay finite on every store.
     match parsed {
-        Some(h) if h.is_finite() && h >= 0.0 => Ok(Some(h)),
-        _ => Err(AppError::field("estimated_hours", "must be a number of hours, 0 or more")),
+        Some(h) if (0.0..=MAX_ESTIMATED_HOURS).contains(&h) => Ok(Some(h + 0.0)),
+        _ => Err(AppError::field("estimated_hours", "must be a number of hours from 0 to 1000000")),
     }
 }
 

@@ -385,8 +385,15 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
                 if !state.is_contractor(actor.agent_id) {
                     return Err(DomainError::NotContractor);
                 }
-                reset_to_pending(&mut next);
+                // Nobody held a claim, so there is no epoch to move.
+                next.agent_status = AgentStatus::Pending;
+                next.contracted_by_agent_id = None;
+                next.contracted_at = None;
                 return Ok(next);
+            }
+            // Beyond its own contracts an orchestrator unclaims nothing (permission before state).
+            if actor.role != Role::Agent {
+                return Err(DomainError::NotAssignee { action: action.name() });
             }
             expect_status(
                 state,

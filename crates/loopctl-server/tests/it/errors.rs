@@ -212,8 +212,10 @@ async fn lifecycle_errors(server: Server) {
         .err(422, "validation_failed");
     post(&t.agent, s11, "contract", json!({"story_title": "Sign-up endpoint", "ac_count": "2"})).await.ok(200);
 
+    // Contracting again renews the caller's own contract; anyone else's fresh contract is
     // invalid_transition, with the current statuses as context.
-    let resp = post(&t.agent, s11, "contract", json!({"story_title": "Sign-up endpoint", "ac_count": 2})).await;
+    post(&t.agent, s11, "contract", json!({"story_title": "Sign-up endpoint", "ac_count": 2})).await.ok(200);
+    let resp = post(&t.orch, s11, "contract", json!({"story_title": "Sign-up endpoint", "ac_count": 2})).await;
     let err = resp.err(409, "invalid_transition");
     assert_eq!(
         err["context"],
@@ -225,12 +227,19 @@ async fn lifecycle_errors(server: Server) {
     post(&t.orch, s11, "review-complete", json!({})).await.err(409, "invalid_transition");
     post(&t.orch, s11, "reject", json!({"reason": "too early"})).await.err(409, "invalid_transition");
 
-    // dependencies_not_met: story and epic dependencies.
-    contract(&server, &t.agent, s12).await;
-    post(&t.agent, s12, "claim", Value::Null).await.err(409, "dependencies_not_met");
-    contract(&server, &t.agent, s21).await;
-    post(&t.agent, s21, "claim", Value::Null).await.err(409, "dependencies_not_met");
-    assert_eq!(story(&server, &t.agent, s12).await["agent_status"], "contracted", "a refused claim changes nothing");
+    // dependencies_not_met: story and epic dependencies refuse the contract already, so a
+    // waiting story stays pending (and in `blocked`) instead of contracted and nowhere.
+    let ac = |title: &str| json!({"story_title": title, "ac_count": 2});
+    let s12_title = story(&server, &t.agent, s12).await["title"].as_str().unwrap_or_default().to_string();
+    let s21_title = story(&server, &t.agent, s21).await["title"].as_str().unwrap_or_default().to_string();
+    post(&t.agent, s12, "contract", ac(&s12_title)).await.err(409, "dependencies_not_met");
+    post(&t.agent, s21, "contract", ac(&s21_title)).await.err(409, "dependencies_not_met");
+    post(&t.agent, s12, "claim", Value::Null).await.err(409, "must_contract_first");
+    assert_eq!(story(&server, &t.agent, s12).await["agent_status"], "pending", "a refused contract changes nothing");
+    let blocked = server.get(&t.agent, &format!("/api/v1/stories/blocked?project_id={}", ids.project)).await;
+    let waiting: Vec<&str> =
+        blocked.ok(200)["data"].as_array().into_iter().flatten().filter_map(|b| b["story"]["number"].as_str()).collect();
+    assert!(waiting.contains(&"1.2") && waiting.contains(&"2.1"), "{waiting:?}");
 
     // stale_claim: a claim epoch that is not the story's.
     let resp = post(&t.agent, s11, "claim", Value::Null).await;
@@ -269,8 +278,8 @@ async fn lifecycle_errors(server: Server) {
     post(&t.orch, s11, "force-unclaim", json!({"reason": "no"})).await.err(409, "invalid_transition");
     post(&t.orch, s11, "backfill", json!({"reason": "no"})).await.err(409, "invalid_transition");
 
-    // Now 1.2's dependency is verified: its claim goes through.
-    post(&t.agent, s12, "claim", Value::Null).await.ok(200);
+    // Now 1.2's dependency is verified: its contract and claim go through.
+    claim(&server, &t.agent, s12).await;
 }
 
 async fn concurrency_limit(server: Server) {
@@ -388,7 +397,8 @@ async fn stale_claim_after_reclaim(server: Server) {
     assert_eq!(st["claim_epoch"], json!(old + 1));
     let new = claim(&server, &newcomer, s2).await;
     assert!(new > old + 1);
-    server.post(&t.agent, &format!("/api/v1/stories/{s2}/start"), Value::Null).await.err(403, "forbidden");
+    // Even without its epoch the old holder is told its claim is stale, not that it never had one.
+    server.post(&t.agent, &format!("/api/v1/stories/{s2}/start"), Value::Null).await.err(409, "stale_claim");
 
     // Every write of the old holder with its old epoch is stale; collected so that one
     // report names every verb that answers otherwise.
@@ -596,10 +606,14 @@ async fn unclaim_backfill_and_deletes(server: Server) {
     let (s11, s12, s21) = (ids.story("1.1"), ids.story("1.2"), ids.story("2.1"));
     let path = |id: &str, verb: &str| format!("/api/v1/stories/{id}/{verb}");
 
-    // Unclaim: only a claimed story, only by its claimant; it goes back with a new epoch.
+    // Unclaim: a contracted story only by its contractor (back to pending, no epoch to move);
+    // a claimed one only by its claimant, back with a new epoch.
     server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await.err(409, "invalid_transition");
     contract(&server, &t.agent, s11).await;
-    server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await.err(403, "forbidden");
+    server.post(&t.orch, &path(s11, "unclaim"), Value::Null).await.err(403, "forbidden");
+    let resp = server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await;
+    assert_eq!(resp.ok(200)["story"]["agent_status"], "pending");
+    contract(&server, &t.agent, s11).await;
     let resp = server.post(&t.agent, &path(s11, "claim"), Value::Null).await;
     assert_eq!(resp.ok(200)["story"]["claim_epoch"], 1);
     let resp = server.post(&t.agent, &path(s11, "unclaim"), Value::Null).await;

@@ -28,6 +28,7 @@ mod evidence;
 mod import_export;
 mod isolation;
 mod limits;
+mod loop_truth;
 mod no_500;
 mod openapi;
 mod seed_loop;
