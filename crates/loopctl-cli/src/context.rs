@@ -1,17 +1,17 @@
 //! Where the CLI finds its server, key and project: flags > env > `.loopctl.toml` > profile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use etcetera::BaseStrategy;
-use loopctl_client::Client;
+use loopctl_client::{Client, ClientError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::output::{Format, usage};
+use crate::output::{Format, short_id, text, usage, uuids_in};
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4000";
 
@@ -150,6 +150,55 @@ fn main_checkout(dir: &Path) -> Option<PathBuf> {
     (common.file_name()? == ".git").then(|| common.parent().map(Path::to_path_buf)).flatten()
 }
 
+/// The output format: `--format` / `LOOPCTL_FORMAT`, else the profile's, else human.
+pub fn output_format(globals: &Globals, profile: &Profile) -> Format {
+    match globals.format {
+        Some(FormatArg::Json) => Format::Json,
+        Some(FormatArg::Csv) => Format::Csv,
+        Some(FormatArg::Human) => Format::Human,
+        None => match profile.format.as_deref() {
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            _ => Format::Human,
+        },
+    }
+}
+
+/// The stories of one project by id, for naming them by number.
+#[derive(Debug, Default)]
+pub struct StoryIndex {
+    by_id: HashMap<String, Value>,
+}
+
+impl StoryIndex {
+    pub fn get(&self, id: &Value) -> Option<&Value> {
+        self.by_id.get(id.as_str()?)
+    }
+
+    /// The story's number, or a short id for a story of another project.
+    pub fn name(&self, id: &Value) -> String {
+        self.get(id).map_or_else(|| short_id(id), |story| text(&story["number"]))
+    }
+}
+
+/// Story numbers an error's `context` already carries (`{"id": …, "number": "1.1"}` anywhere
+/// in it), by id.
+fn numbers_in_context(context: &Value, found: &mut HashMap<String, String>) {
+    match context {
+        Value::Object(fields) => {
+            if let (Some(id), Some(number)) = (fields.get("id").and_then(Value::as_str), fields.get("number")) {
+                found.insert(id.to_string(), text(number));
+            }
+            fields.values().for_each(|value| numbers_in_context(value, found));
+        }
+        Value::Array(items) => items.iter().for_each(|item| numbers_in_context(item, found)),
+        _ => {}
+    }
+}
+
+/// At most this many ids of one error message are looked up as stories.
+const IDS_LOOKED_UP: usize = 3;
+
 /// Everything a command needs: a client, the output format, the project if any.
 pub struct Ctx {
     pub client: Client,
@@ -181,16 +230,7 @@ impl Ctx {
             .unwrap_or_else(|| DEFAULT_SERVER.to_string());
         let api_key = globals.api_key.clone().or(profile.api_key.clone());
         let project = globals.project.clone().or(repo.project).or(profile.project.clone());
-        let format = match globals.format {
-            Some(FormatArg::Json) => Format::Json,
-            Some(FormatArg::Csv) => Format::Csv,
-            Some(FormatArg::Human) => Format::Human,
-            None => match profile.format.as_deref() {
-                Some("json") => Format::Json,
-                Some("csv") => Format::Csv,
-                _ => Format::Human,
-            },
-        };
+        let format = output_format(globals, &profile);
         let has_key = api_key.is_some();
         let client = Client::new(&server, api_key)?;
         Ok(Ctx { client, format, project, profile_name, server, has_key })
@@ -245,6 +285,69 @@ impl Ctx {
         }
         Ok(self.story(reference).await?["id"].as_str().unwrap_or_default().to_string())
     }
+
+    /// Every story of a project, from one list call (one per 500 stories).
+    pub async fn story_index(&self, project_id: &str) -> anyhow::Result<StoryIndex> {
+        const PAGE: usize = 500;
+        let mut index = StoryIndex::default();
+        let mut offset = 0;
+        loop {
+            let query =
+                [("project_id", project_id.to_string()), ("limit", PAGE.to_string()), ("offset", offset.to_string())];
+            let page = self.client.get_query("/api/v1/stories", &query).await?;
+            let stories = page["data"].as_array().cloned().unwrap_or_default();
+            offset += stories.len();
+            let last_page = stories.len() < PAGE || offset as u64 >= page["meta"]["total_count"].as_u64().unwrap_or(0);
+            for story in stories {
+                if let Some(id) = story["id"].as_str() {
+                    index.by_id.insert(id.to_string(), story);
+                }
+            }
+            if last_page {
+                return Ok(index);
+            }
+        }
+    }
+
+    /// A server refusal whose message names stories by UUID, reworded with their numbers, as
+    /// people name them (`dispatched for story 1.1 only`). The numbers come from the error's
+    /// context, else from a look-up of each id; an id that is no story this key may read stays.
+    /// The JSON body stays as the server sent it.
+    pub async fn name_stories_in(&self, err: anyhow::Error) -> anyhow::Error {
+        let Some(ClientError::Api { status, code, message, body }) = err.downcast_ref::<ClientError>() else {
+            return err;
+        };
+        let ids = uuids_in(message);
+        if ids.is_empty() {
+            return err;
+        }
+        let mut numbers = HashMap::new();
+        numbers_in_context(&body["error"]["context"], &mut numbers);
+        let mut reworded = message.clone();
+        for id in ids.iter().take(IDS_LOOKED_UP) {
+            let number = match numbers.remove(id) {
+                Some(number) => Some(number),
+                None => self
+                    .client
+                    .get(&format!("/api/v1/stories/{id}"))
+                    .await
+                    .ok()
+                    .and_then(|answer| answer["story"]["number"].as_str().map(str::to_string)),
+            };
+            if let Some(number) = number {
+                reworded = reworded.replace(id.as_str(), &number);
+            }
+        }
+        if reworded == *message {
+            return err;
+        }
+        anyhow::Error::new(ClientError::Api {
+            status: *status,
+            code: code.clone(),
+            message: reworded,
+            body: body.clone(),
+        })
+    }
 }
 
 /// Percent-encodes a path segment.
@@ -285,5 +388,32 @@ pub fn recall_epoch(story_id: &str) -> Option<i64> {
 pub fn forget_epoch(story_id: &str) {
     if let Some(dir) = epoch_dir() {
         let _ = std::fs::remove_file(dir.join(story_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_context_names_story_numbers_at_any_depth() {
+        let context = serde_json::json!({
+            "max_concurrent_agents": 1,
+            "in_flight": [{"id": "a", "number": "1.1"}, {"id": "b", "number": "2.3", "title": "x"}],
+        });
+        let mut found = HashMap::new();
+        numbers_in_context(&context, &mut found);
+        assert_eq!(found.get("a").map(String::as_str), Some("1.1"));
+        assert_eq!(found.get("b").map(String::as_str), Some("2.3"));
+        assert_eq!(found.len(), 2);
+    }
+
+    #[test]
+    fn a_story_index_names_its_stories_by_number_and_others_by_short_id() {
+        let mut index = StoryIndex::default();
+        index.by_id.insert("01a2332d-7c4e-7f00-8a1b-0123456789ab".into(), serde_json::json!({"number": "1.1"}));
+        assert_eq!(index.name(&serde_json::json!("01a2332d-7c4e-7f00-8a1b-0123456789ab")), "1.1");
+        assert_eq!(index.name(&serde_json::json!("01a2332d-7c4e-7f00-8a1b-ffffffffffff")), "ffffffff");
+        assert_eq!(index.name(&Value::Null), "-");
     }
 }

@@ -8,6 +8,7 @@ mod artifacts;
 mod cmd;
 pub mod context;
 pub mod output;
+mod time;
 
 use clap::Subcommand;
 
@@ -167,40 +168,49 @@ pub async fn run(command: Command, globals: &Globals) -> anyhow::Result<()> {
         return cmd::auth::init(args, globals);
     }
     let ctx = Ctx::new(globals)?;
+    let outcome = run_with(&ctx, command).await;
+    match outcome {
+        // People read story numbers; programs get the server's error body as it came.
+        Err(err) if ctx.format == output::Format::Human => Err(ctx.name_stories_in(err).await),
+        other => other,
+    }
+}
+
+async fn run_with(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Auth(_) | Command::Config(_) | Command::Init(_) => Ok(()),
-        Command::Status(args) => cmd::read::status(&ctx, args).await,
-        Command::Next(args) => cmd::read::next(&ctx, args).await,
-        Command::Blocked(args) => cmd::read::blocked(&ctx, args).await,
-        Command::Pending => cmd::read::pending(&ctx).await,
-        Command::Contract(args) => cmd::lifecycle::contract(&ctx, args).await,
-        Command::Claim(args) => cmd::lifecycle::claim(&ctx, args).await,
-        Command::Start(args) => cmd::lifecycle::claimant(&ctx, args, "start").await,
-        Command::Heartbeat(args) => cmd::lifecycle::claimant(&ctx, args, "heartbeat").await,
-        Command::RequestReview(args) => cmd::lifecycle::claimant(&ctx, args, "request-review").await,
-        Command::Report(args) => cmd::lifecycle::report(&ctx, args).await,
-        Command::Unclaim(args) => cmd::lifecycle::claimant(&ctx, args, "unclaim").await,
-        Command::ForceUnclaim(args) => cmd::lifecycle::force_unclaim(&ctx, args).await,
-        Command::ReviewComplete(args) => cmd::lifecycle::review_complete(&ctx, args).await,
-        Command::Verify(args) => cmd::lifecycle::verify(&ctx, args).await,
-        Command::Reject(args) => cmd::lifecycle::reject(&ctx, args).await,
-        Command::Backfill(args) => cmd::lifecycle::backfill(&ctx, args).await,
-        Command::VerifyArtifacts(args) => cmd::verify_artifacts::run(&ctx, args).await,
-        Command::Dispatch(args) => cmd::dispatch::run(&ctx, args).await,
-        Command::Escalation(sub) => cmd::lifecycle::escalation(&ctx, sub).await,
-        Command::Changes(args) => cmd::feed::changes(&ctx, args).await,
-        Command::History(args) => cmd::feed::history(&ctx, args).await,
-        Command::Audit(args) => cmd::feed::audit(&ctx, args).await,
-        Command::State(sub) => cmd::feed::state(&ctx, sub).await,
-        Command::Skill(sub) => cmd::skill::run(&ctx, sub).await,
-        Command::Project(sub) => cmd::admin::project(&ctx, sub).await,
-        Command::Import(args) => cmd::admin::import(&ctx, args).await,
-        Command::Export => cmd::admin::export(&ctx).await,
-        Command::Epic(sub) => cmd::admin::epic(&ctx, sub).await,
-        Command::Story(sub) => cmd::admin::story(&ctx, sub).await,
-        Command::Keys(sub) => cmd::admin::keys(&ctx, sub).await,
-        Command::Agent(sub) => cmd::admin::agent(&ctx, sub).await,
-        Command::Tenant(sub) => cmd::admin::tenant(&ctx, sub).await,
+        Command::Status(args) => cmd::read::status(ctx, args).await,
+        Command::Next(args) => cmd::read::next(ctx, args).await,
+        Command::Blocked(args) => cmd::read::blocked(ctx, args).await,
+        Command::Pending => cmd::read::pending(ctx).await,
+        Command::Contract(args) => cmd::lifecycle::contract(ctx, args).await,
+        Command::Claim(args) => cmd::lifecycle::claim(ctx, args).await,
+        Command::Start(args) => cmd::lifecycle::claimant(ctx, args, "start").await,
+        Command::Heartbeat(args) => cmd::lifecycle::claimant(ctx, args, "heartbeat").await,
+        Command::RequestReview(args) => cmd::lifecycle::claimant(ctx, args, "request-review").await,
+        Command::Report(args) => cmd::lifecycle::report(ctx, args).await,
+        Command::Unclaim(args) => cmd::lifecycle::claimant(ctx, args, "unclaim").await,
+        Command::ForceUnclaim(args) => cmd::lifecycle::force_unclaim(ctx, args).await,
+        Command::ReviewComplete(args) => cmd::lifecycle::review_complete(ctx, args).await,
+        Command::Verify(args) => cmd::lifecycle::verify(ctx, args).await,
+        Command::Reject(args) => cmd::lifecycle::reject(ctx, args).await,
+        Command::Backfill(args) => cmd::lifecycle::backfill(ctx, args).await,
+        Command::VerifyArtifacts(args) => cmd::verify_artifacts::run(ctx, args).await,
+        Command::Dispatch(args) => cmd::dispatch::run(ctx, args).await,
+        Command::Escalation(sub) => cmd::lifecycle::escalation(ctx, sub).await,
+        Command::Changes(args) => cmd::feed::changes(ctx, args).await,
+        Command::History(args) => cmd::feed::history(ctx, args).await,
+        Command::Audit(args) => cmd::feed::audit(ctx, args).await,
+        Command::State(sub) => cmd::feed::state(ctx, sub).await,
+        Command::Skill(sub) => cmd::skill::run(ctx, sub).await,
+        Command::Project(sub) => cmd::admin::project(ctx, sub).await,
+        Command::Import(args) => cmd::admin::import(ctx, args).await,
+        Command::Export => cmd::admin::export(ctx).await,
+        Command::Epic(sub) => cmd::admin::epic(ctx, sub).await,
+        Command::Story(sub) => cmd::admin::story(ctx, sub).await,
+        Command::Keys(sub) => cmd::admin::keys(ctx, sub).await,
+        Command::Agent(sub) => cmd::admin::agent(ctx, sub).await,
+        Command::Tenant(sub) => cmd::admin::tenant(ctx, sub).await,
     }
 }
 

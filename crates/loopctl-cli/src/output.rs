@@ -33,9 +33,11 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(CliError { exit: 2, message: message.into() })
 }
 
-/// Exit code of a server error code (SPEC: 3 auth, 4 not found, 5 conflict, 6 unreachable).
+/// Exit code of a server error code (SPEC: 2 usage, 3 auth, 4 not found, 5 conflict, 6
+/// unreachable). A request the server refuses as malformed is a usage error like a bad flag.
 pub fn exit_code_for(code: &str) -> u8 {
     match code {
+        "validation_failed" | "invalid_json" => 2,
         "unauthorized" | "forbidden" | "scope_violation" | "token_expired" | "token_revoked" | "rate_limited" => 3,
         "not_found" | "nothing_ready" => 4,
         "invalid_transition"
@@ -110,13 +112,9 @@ impl Table {
     }
 
     fn csv(&self) -> String {
-        let mut out = String::new();
-        let line = |cells: Vec<String>| cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(",");
-        out.push_str(&line(self.headers.iter().map(|h| (*h).to_string()).collect()));
-        out.push('\n');
+        let mut out = csv_line(self.headers.as_slice());
         for row in &self.rows {
-            out.push_str(&line(row.clone()));
-            out.push('\n');
+            out.push_str(&csv_line(row.as_slice()));
         }
         out
     }
@@ -152,8 +150,39 @@ fn push_row(out: &mut String, cells: &[String], widths: &[usize], style: impl Fn
     out.push('\n');
 }
 
-fn csv_cell(cell: &str) -> String {
-    if cell.contains([',', '"', '\n']) { format!("\"{}\"", cell.replace('"', "\"\"")) } else { cell.to_string() }
+/// One CSV record (RFC 4180) ending in LF: a field holding a comma, quote, CR or LF is quoted,
+/// its quotes doubled. Every line loopctl writes ends in LF, so the file is consistent.
+fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
+    let mut line = cells.iter().map(|cell| csv_field(cell.as_ref())).collect::<Vec<_>>().join(",");
+    line.push('\n');
+    line
+}
+
+fn csv_field(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", cell.replace('"', "\"\"")).into()
+    } else {
+        cell.into()
+    }
+}
+
+/// One object as CSV: a header row of its field names and a row of their values (text bare,
+/// null empty, nested values as compact JSON).
+fn record_csv(record: &Value) -> String {
+    let Value::Object(fields) = record else {
+        return format!("value\n{}", csv_line(&[csv_value(record)]));
+    };
+    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    let values: Vec<String> = fields.values().map(csv_value).collect();
+    format!("{}{}", csv_line(&names), csv_line(&values))
+}
+
+fn csv_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Colours the status words people scan for.
@@ -193,18 +222,30 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::output::write_out(&format!($($arg)*)) };
 }
 
-/// Prints the server's object as JSON, or `human` for people.
+/// Prints the server's object as JSON, or `human` for people; for CSV too, so `human` renders
+/// its rows with `Table::render(format, …)` (commands that print rows).
 pub fn emit(format: Format, value: &Value, human: impl FnOnce() -> String) {
     match format {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
-        Format::Human | Format::Csv => {
-            let text = human();
-            if text.is_empty() || text.ends_with('\n') {
-                crate::out!("{text}");
-            } else {
-                crate::outln!("{text}");
-            }
-        }
+        Format::Human | Format::Csv => print_text(&human()),
+    }
+}
+
+/// Prints the server's object as JSON, `human` for people, and `record` (one object: a story,
+/// the caller, the configuration) as a CSV header row and value row.
+pub fn emit_record(format: Format, value: &Value, record: &Value, human: impl FnOnce() -> String) {
+    match format {
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Format::Csv => crate::out!("{}", record_csv(record)),
+        Format::Human => print_text(&human()),
+    }
+}
+
+fn print_text(text: &str) {
+    if text.is_empty() || text.ends_with('\n') {
+        crate::out!("{text}");
+    } else {
+        crate::outln!("{text}");
     }
 }
 
@@ -217,6 +258,46 @@ pub fn text(value: &Value) -> String {
     }
 }
 
+/// A UUID shortened for people: its last 8 hex digits. Every id loopctl makes is a UUIDv7,
+/// whose first digits are a timestamp shared by everything made the same month; the end is
+/// random, so two short ids differ when their ids do.
+pub fn short_id(id: &Value) -> String {
+    match id.as_str() {
+        Some(id) => {
+            let hex: Vec<char> = id.chars().filter(char::is_ascii_hexdigit).collect();
+            hex[hex.len().saturating_sub(8)..].iter().collect()
+        }
+        None => "-".into(),
+    }
+}
+
+/// Every hyphenated UUID in a text, in order of appearance, each once.
+pub fn uuids_in(text: &str) -> Vec<String> {
+    const LEN: usize = 36;
+    let bytes = text.as_bytes();
+    let mut found: Vec<String> = Vec::new();
+    let mut start = 0;
+    while start + LEN <= bytes.len() {
+        let window = &bytes[start..start + LEN];
+        let hyphenated = [8, 13, 18, 23].iter().all(|&i| window[i] == b'-');
+        let bounded = |i: Option<&u8>| i.is_none_or(|b| !b.is_ascii_hexdigit() && *b != b'-');
+        if hyphenated
+            && bounded(start.checked_sub(1).and_then(|i| bytes.get(i)))
+            && bounded(bytes.get(start + LEN))
+            && let Ok(id) = uuid::Uuid::try_parse_ascii(window)
+        {
+            let id = id.hyphenated().to_string();
+            if !found.contains(&id) {
+                found.push(id);
+            }
+            start += LEN;
+        } else {
+            start += 1;
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +308,9 @@ mod tests {
         assert_eq!(exit_code_for("not_found"), 4);
         assert_eq!(exit_code_for("self_verify_blocked"), 5);
         assert_eq!(exit_code_for("unreachable"), 6);
-        assert_eq!(exit_code_for("validation_failed"), 1);
+        assert_eq!(exit_code_for("validation_failed"), 2);
+        assert_eq!(exit_code_for("invalid_json"), 2);
+        assert_eq!(exit_code_for("payload_too_large"), 1);
     }
 
     #[test]
@@ -236,5 +319,37 @@ mod tests {
         table.row(vec!["1.1".into(), "Sign-up, fast".into()]);
         assert_eq!(table.render(Format::Human, false), "NUMBER  TITLE\n1.1     Sign-up, fast\n");
         assert_eq!(table.render(Format::Csv, false), "number,title\n1.1,\"Sign-up, fast\"\n");
+    }
+
+    #[test]
+    fn csv_fields_with_separators_quotes_or_line_breaks_are_quoted() {
+        assert_eq!(
+            csv_line(&["plain", "a,b", "say \"hi\"", "two\nlines", "cr\r", ""]),
+            "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\"cr\r\",\n"
+        );
+    }
+
+    #[test]
+    fn a_record_is_a_header_row_and_a_value_row() {
+        let record = serde_json::json!({"number": "1.1", "title": "a, b", "lease": null, "acs": [1, 2]});
+        assert_eq!(record_csv(&record), "acs,lease,number,title\n\"[1,2]\",,1.1,\"a, b\"\n");
+        assert_eq!(record_csv(&serde_json::json!("x")), "value\nx\n");
+    }
+
+    #[test]
+    fn short_ids_are_the_random_end_of_a_uuid() {
+        let id = serde_json::json!("01a2332d-7c4e-7f00-8a1b-0123456789ab");
+        assert_eq!(short_id(&id), "456789ab");
+        assert_eq!(short_id(&Value::Null), "-");
+        assert_eq!(short_id(&serde_json::json!("abc")), "abc");
+    }
+
+    #[test]
+    fn uuids_are_found_in_a_message_once_each() {
+        let a = "01a2332d-7c4e-7f00-8a1b-0123456789ab";
+        let b = "01a2332d-7c4e-7f00-8a1b-ba9876543210";
+        let message = format!("story {a} only; not {b} (nor {a}), not x{a}0 nor 01a2332d-7c4e");
+        assert_eq!(uuids_in(&message), [a, b]);
+        assert!(uuids_in("no ids here, ünïcödé included").is_empty());
     }
 }

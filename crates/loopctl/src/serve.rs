@@ -1,10 +1,12 @@
 //! `serve`, `admin init` and `up`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use loopctl_app::{App, Bootstrap, BootstrapRequest};
+use loopctl_store::Store;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -137,7 +139,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         serde_json::from_str(&text)
             .with_context(|| format!("{} is damaged; move it away to start afresh", keys_file.display()))?
     };
-    save_profiles(&server, &keys)?;
+    let profiles = save_profiles(&server, &keys).await?;
+    let projects = project_slugs(&store, &keys).await?;
     if first_run {
         eprintln!(
             "Created tenant `local` with an example project; keys are in {} (readable only by you).",
@@ -146,18 +149,47 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("Reusing the data in {}.", dir.display());
     }
-    eprintln!(
-        "loopctl {} is up on {server} (SQLite store in {}).\n\
-         CLI profiles saved: local (orchestrator, default), local-user, local-agent.\n\
-         Try, in another terminal:\n  \
-         loopctl status --project example\n  \
-         loopctl next --project example\n  \
-         loopctl --profile local-agent next --project example --claim\n  \
-         loopctl blocked --project example --explain\n\
-         API docs: {server}/api/v1/openapi.json   Stop with Ctrl-C.",
-        env!("CARGO_PKG_VERSION"),
-        dir.display()
-    );
+    eprintln!("loopctl {} is up on {server} (SQLite store in {}).", env!("CARGO_PKG_VERSION"), dir.display());
+    if !profiles.saved.is_empty() {
+        let named: Vec<String> = profiles
+            .saved
+            .iter()
+            .map(|name| match *name {
+                "local" if profiles.default_is_local => "local (orchestrator, default)".to_string(),
+                "local" => "local (orchestrator)".to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        eprintln!("CLI profiles saved: {}.", named.join(", "));
+    }
+    if !profiles.kept.is_empty() {
+        let kept: Vec<String> = profiles.kept.iter().map(|(name, url)| format!("{name} at {url}")).collect();
+        eprintln!(
+            "Left profiles {} (a server answers there); to point one here: \
+             loopctl auth login --server {server} --key … --profile local (keys in {}).",
+            kept.join(", "),
+            keys_file.display()
+        );
+    }
+    if projects.len() > 1 {
+        eprintln!(
+            "This tenant has {} projects ({}): commands that name none need `loopctl init --project P` \
+             in the repository, or LOOPCTL_PROJECT=P.",
+            projects.len(),
+            projects.join(", ")
+        );
+    }
+    // The commands below run with the default profile, so only when it points here.
+    if profiles.default_points_here {
+        eprintln!(
+            "Try, in another terminal:\n  \
+             loopctl status --project example\n  \
+             loopctl next --project example\n  \
+             loopctl --profile local-agent next --project example --claim\n  \
+             loopctl blocked --project example --explain"
+        );
+    }
+    eprintln!("API docs: {server}/api/v1/openapi.json   Stop with Ctrl-C.");
     // A local quickstart has one user and many agents: no rate limits (SPEC).
     let options = loopctl_server::ServeOptions { rate_limits: false };
     loopctl_server::serve_with(store, listener, options).await.context("server failed")
@@ -187,22 +219,73 @@ async fn create_example(app: &App, orchestrator_key: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `local` (orchestrator, the default), `local-user`, `local-agent`, all on this server.
-fn save_profiles(server: &str, keys: &Bootstrap) -> anyhow::Result<()> {
+/// The slugs of the local tenant's projects.
+async fn project_slugs(store: &Arc<dyn Store>, keys: &Bootstrap) -> anyhow::Result<Vec<String>> {
+    let app = App::new(store.clone());
+    let who = app.authenticate(&keys.keys.orchestrator).await.map_err(|err| anyhow::anyhow!(err.message))?;
+    let projects = app.list_projects(&who, false).await.map_err(|err| anyhow::anyhow!(err.message))?;
+    Ok(projects.into_iter().map(|p| p.slug).collect())
+}
+
+/// What `up` did with the CLI profiles.
+struct Profiles {
+    /// Created, or already pointing here (their keys refreshed).
+    saved: Vec<&'static str>,
+    /// Left as they were: they point at another server that still answers.
+    kept: Vec<(&'static str, String)>,
+    default_is_local: bool,
+    /// The default profile is one of `local*` and points at this server.
+    default_points_here: bool,
+}
+
+/// `local` (orchestrator, the default), `local-user`, `local-agent`, on this server. A profile
+/// that points at another server is left alone while a server answers there (a second `up`
+/// on another port must not take the first one's profiles away); one whose server is gone
+/// is pointed here, so a restart on a new port carries on.
+async fn save_profiles(server: &str, keys: &Bootstrap) -> anyhow::Result<Profiles> {
     use loopctl_cli::context::{Profile, load_config, save_config};
     let mut config = load_config()?;
+    let mut saved = Vec::new();
+    let mut kept = Vec::new();
     for (name, key) in
         [("local", &keys.keys.orchestrator), ("local-user", &keys.keys.user), ("local-agent", &keys.keys.agent)]
     {
+        let elsewhere = config
+            .profiles
+            .get(name)
+            .and_then(|profile| profile.server.clone())
+            .filter(|url| url.trim_end_matches('/') != server.trim_end_matches('/'));
+        if let Some(url) = elsewhere
+            && answers(&url).await
+        {
+            kept.push((name, url));
+            continue;
+        }
         let profile = config.profiles.entry(name.to_string()).or_insert_with(Profile::default);
         profile.server = Some(server.to_string());
         profile.api_key = Some(key.clone());
+        saved.push(name);
     }
     if config.default_profile.is_none() {
         config.default_profile = Some("local".into());
     }
     save_config(&config)?;
-    Ok(())
+    let default = config.default_profile.as_deref().unwrap_or_default();
+    Ok(Profiles { default_is_local: default == "local", default_points_here: saved.contains(&default), saved, kept })
+}
+
+/// Whether something accepts connections at a server URL's host and port (within a second).
+async fn answers(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let default_port = if url.starts_with("https://") { 443 } else { 80 };
+    let address = if authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let connect = tokio::net::TcpStream::connect(address);
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(1), connect).await, Ok(Ok(_)))
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {

@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::context::{Ctx, encode};
-use crate::output::{Table, emit, text, usage};
+use crate::context::{Ctx, StoryIndex, encode};
+use crate::output::{Format, Table, emit, text, usage};
 
 #[derive(Subcommand, Debug)]
 pub enum ProjectCmd {
@@ -344,13 +344,24 @@ pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
             }
             let detail = ctx.client.get(&format!("/api/v1/stories/{id}")).await?;
             let deps = detail["story"]["dependencies"].clone();
+            let targets: Vec<&Value> =
+                deps.as_array().into_iter().flatten().map(|d| &d["depends_on_story_id"]).collect();
+            let stories = match (ctx.format, targets.is_empty()) {
+                (Format::Human | Format::Csv, false) => ctx.story_index(&text(&detail["story"]["project_id"])).await?,
+                _ => StoryIndex::default(),
+            };
             emit(ctx.format, &json!({"dependencies": deps}), || {
-                let ids: Vec<String> =
-                    deps.as_array().into_iter().flatten().map(|d| text(&d["depends_on_story_id"])).collect();
-                if ids.is_empty() {
-                    format!("{story} depends on nothing")
+                let number = text(&detail["story"]["number"]);
+                let names: Vec<String> = targets.iter().map(|id| stories.name(id)).collect();
+                if ctx.format == Format::Csv {
+                    let mut table = Table::new(&["story", "depends on"]);
+                    names.into_iter().for_each(|name| table.row(vec![number.clone(), name]));
+                    return table.render(ctx.format, false);
+                }
+                if names.is_empty() {
+                    format!("{number} depends on nothing")
                 } else {
-                    format!("{story} depends on {}", ids.join(", "))
+                    format!("{number} depends on {}", names.join(", "))
                 }
             });
         }

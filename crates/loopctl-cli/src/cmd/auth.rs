@@ -4,8 +4,9 @@ use clap::{Args, Subcommand};
 use loopctl_client::Client;
 use serde_json::json;
 
+use crate::context::output_format;
 use crate::context::{Ctx, Globals, Profile, RepoFile, config_path, load_config, save_config, write_private};
-use crate::output::{Format, emit, text, usage};
+use crate::output::{Format, emit, emit_record, text, usage};
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCmd {
@@ -36,6 +37,8 @@ pub struct LoginArgs {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCmd {
     /// Print the configuration in effect (keys shown by prefix only).
+    ///
+    /// Example: loopctl config show --format json
     Show,
     /// Print one setting of the profile: server, api_key, project, format.
     Get { key: String },
@@ -110,7 +113,7 @@ async fn whoami(globals: &Globals) -> anyhow::Result<()> {
     let mut me = ctx.client.get("/api/v1/whoami").await?;
     me["server"] = json!(ctx.server);
     me["profile"] = json!(ctx.profile_name);
-    emit(ctx.format, &me, || {
+    emit_record(ctx.format, &me, &me, || {
         let agent = match (me["agent_name"].as_str(), me["agent_id"].as_str()) {
             (Some(name), Some(id)) => format!("{name} ({id})"),
             _ => "-".into(),
@@ -161,7 +164,10 @@ pub fn config(command: ConfigCmd, globals: &Globals) -> anyhow::Result<()> {
                 "profiles": shown.profiles.iter().map(|(k, p)| (k.clone(), json!(p))).collect::<serde_json::Map<_, _>>(),
                 "default_profile": config.default_profile,
             });
-            crate::outln!("{}", serde_json::to_string_pretty(&value)?);
+            let profile = config.profiles.get(&name).cloned().unwrap_or_default();
+            // People have always been shown this JSON; it reads well as it is.
+            let pretty = serde_json::to_string_pretty(&value)?;
+            emit_record(output_format(globals, &profile), &value, &value, || pretty);
         }
         ConfigCmd::Get { key } => {
             let profile = config.profiles.get(&name).cloned().unwrap_or_default();

@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::context::Ctx;
-use crate::output::{Table, emit, text, usage};
+use crate::context::{Ctx, StoryIndex};
+use crate::output::{CliError, Table, emit, short_id, text, usage};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -50,15 +50,12 @@ pub enum DispatchCmd {
 /// `90s`, `30m`, `2h`, or plain seconds.
 fn seconds(ttl: &str) -> anyhow::Result<i64> {
     let ttl = ttl.trim();
-    let (number, unit) = ttl.split_at(ttl.find(|c: char| !c.is_ascii_digit()).unwrap_or(ttl.len()));
-    let n: i64 = number.parse().map_err(|_| usage(format!("--ttl `{ttl}` is not a duration like 90s, 30m or 2h")))?;
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(usage(format!("--ttl `{ttl}`: use s, m or h"))),
-    };
-    Ok(n * factor)
+    if let Ok(seconds) = ttl.parse::<u32>() {
+        return Ok(i64::from(seconds));
+    }
+    crate::time::duration(ttl)
+        .map(|d| d.as_secs())
+        .ok_or_else(|| usage(format!("--ttl `{ttl}` is not a duration like 90s, 30m or 2h")))
 }
 
 pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
@@ -72,6 +69,13 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
                 query.push(("active_only", "true".to_string()));
             }
             let answer = ctx.client.get_query("/api/v1/dispatches", &query).await?;
+            let stories = match ctx.project_id().await {
+                Ok(project) => ctx.story_index(&project).await?,
+                // Several projects and none named: a number would not say which project's
+                // story it is, so those rows keep a short id.
+                Err(err) if err.downcast_ref::<CliError>().is_some() => StoryIndex::default(),
+                Err(err) => return Err(err),
+            };
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["id", "role", "story", "agent", "by", "expires", "active", "lineage"]);
                 for d in answer["data"].as_array().into_iter().flatten() {
@@ -80,10 +84,10 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
                     table.row(vec![
                         text(&d["id"]),
                         text(&d["role"]),
-                        text(&d["story_id"]).chars().take(8).collect(),
-                        text(&d["agent_id"]).chars().take(8).collect(),
-                        text(&d["dispatched_by_agent_id"]).chars().take(8).collect(),
-                        text(&d["expires_at"]),
+                        stories.name(&d["story_id"]),
+                        short_id(&d["agent_id"]),
+                        short_id(&d["dispatched_by_agent_id"]),
+                        crate::time::display_time(&text(&d["expires_at"])),
                         active.into(),
                         format!("depth {lineage}"),
                     ]);
@@ -100,7 +104,8 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
         None => {
             let story = args.story.ok_or_else(|| usage("say which story: loopctl dispatch 2.1 --role implementer"))?;
             let role = args.role.ok_or_else(|| usage("say which capacity: --role implementer|reviewer"))?;
-            let story_id = ctx.story_id(&story).await?;
+            let story = ctx.story(&story).await?;
+            let story_id = text(&story["id"]);
             let role = match role {
                 Capacity::Implementer => "implementer",
                 Capacity::Reviewer => "reviewer",
@@ -115,10 +120,12 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
             let data = &answer["data"];
             emit(ctx.format, &answer, || {
                 format!(
-                    "Dispatched a {role} for story {story} (dispatch {}, agent {}), valid until {}.\nToken (shown once; give it to the sub-agent as LOOPCTL_API_KEY):\n{}",
+                    "Dispatched {} {role} for story {} (dispatch {}, agent {}), valid until {}.\nToken (shown once; give it to the sub-agent as LOOPCTL_API_KEY):\n{}",
+                    if role == "implementer" { "an" } else { "a" },
+                    text(&story["number"]),
                     text(&data["dispatch"]["id"]),
                     text(&data["dispatch"]["agent_id"]),
-                    text(&data["dispatch"]["expires_at"]),
+                    crate::time::display_time(&text(&data["dispatch"]["expires_at"])),
                     text(&data["api_key"]["raw_key"])
                 )
             });
@@ -132,12 +139,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
+    fn ttls_are_plain_seconds_or_durations() {
         assert_eq!(seconds("90s").ok(), Some(90));
         assert_eq!(seconds("30m").ok(), Some(1800));
         assert_eq!(seconds("2h").ok(), Some(7200));
         assert_eq!(seconds("45").ok(), Some(45));
-        assert!(seconds("2d").is_err());
+        assert_eq!(seconds("1d").ok(), Some(86_400));
         assert!(seconds("h").is_err());
+        assert!(seconds("-5m").is_err());
     }
 }

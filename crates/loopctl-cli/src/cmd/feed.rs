@@ -6,11 +6,14 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::context::Ctx;
-use crate::output::{Format, Table, emit, text, usage};
+use crate::output::{Format, Table, emit, emit_record, text, usage};
+use crate::time::Since;
 
 #[derive(Args, Debug)]
 pub struct ChangesArgs {
-    /// A cursor from an earlier answer, or an ISO-8601 time; default: the start.
+    /// Where to start: a cursor from an earlier answer (42), an RFC 3339 time
+    /// (2026-12-01T08:00:00Z), a date (2026-12-01, midnight UTC) or a time ago (45s, 10m, 2h,
+    /// 3d); default: the start.
     #[arg(long)]
     since: Option<String>,
     /// Keep polling for new events (Ctrl-C stops); resumes from the last cursor.
@@ -84,8 +87,12 @@ fn event_table(events: &[Value], format: Format, color: bool) -> String {
 }
 
 pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
+    let since = match &args.since {
+        Some(text) => Since::parse(text, jiff::Timestamp::now()).map_err(usage)?,
+        None => Since::Cursor(0),
+    };
     let project = ctx.project_id().await?;
-    let mut since = args.since.clone().unwrap_or_else(|| "0".into());
+    let mut since = since.query_value();
     let mut first = true;
     loop {
         let mut query = vec![("project_id", project.clone()), ("since", since.clone())];
@@ -97,6 +104,9 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
         }
         let page = ctx.client.get_query("/api/v1/changes", &query).await?;
         let events = page["data"].as_array().cloned().unwrap_or_default();
+        // Where the next read starts: the answer's cursor, else (no event yet after a time)
+        // the same `since`, which the server takes again.
+        let next = page["next_cursor"].as_i64().map_or_else(|| since.clone(), |cursor| cursor.to_string());
         if args.follow {
             // One JSON object per line when following, so a reader can act on each as it comes.
             if ctx.format == Format::Json {
@@ -115,19 +125,14 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
             emit(ctx.format, &page, || {
                 let mut out = event_table(&events, ctx.format, ctx.color());
                 if ctx.format == Format::Human {
-                    out.push_str(&format!(
-                        "\nnext: --since {}{}\n",
-                        text(&page["next_cursor"]),
-                        if page["has_more"] == true { " (more waiting)" } else { "" }
-                    ));
+                    let more = if page["has_more"] == true { " (more waiting)" } else { "" };
+                    out.push_str(&format!("\nnext: --since {next}{more}\n"));
                 }
                 out
             });
             return Ok(());
         }
-        if let Some(cursor) = page["next_cursor"].as_i64() {
-            since = cursor.to_string();
-        }
+        since = next;
         if page["has_more"] != true {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -170,7 +175,10 @@ pub async fn state(ctx: &Ctx, command: StateCmd) -> anyhow::Result<()> {
                 body["version"] = json!(version);
             }
             let answer = ctx.client.put(&path, body).await?;
-            emit(ctx.format, &answer, || format!("Saved state `{key}` version {}", text(&answer["state"]["version"])));
+            let state = &answer["state"];
+            emit_record(ctx.format, &answer, state, || {
+                format!("Saved state `{key}` version {}", text(&state["version"]))
+            });
         }
         StateCmd::Load { key } => {
             let answer = ctx.client.get_query(&path, &[("state_key", key)]).await?;

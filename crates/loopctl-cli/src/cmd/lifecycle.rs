@@ -4,7 +4,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::context::{Ctx, forget_epoch, recall_epoch, remember_epoch};
-use crate::output::{emit, text, usage};
+use crate::output::{emit_record, text, usage};
 
 #[derive(Args, Debug)]
 pub struct StoryArg {
@@ -48,8 +48,13 @@ pub struct ReasonArgs {
     /// The story: 2.1, US-2.1, or its id.
     story: String,
     /// Why (recorded; the implementer sees it).
-    #[arg(long)]
+    #[arg(long, value_parser = not_blank)]
     reason: String,
+}
+
+/// A reason or note that says something: an audit line reading "" explains nothing.
+fn not_blank(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() { Err("say why; it is recorded and shown".into()) } else { Ok(value.to_string()) }
 }
 
 #[derive(Args, Debug)]
@@ -74,19 +79,23 @@ pub struct ReviewArgs {
     disproved_count: Option<i64>,
 }
 
+/// The verdict of `verify`: there is no implicit pass, and no half one.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Every criterion is met: the story is verified.
     Pass,
+    /// Not done: the story is rejected, with the summary as the reason.
     Fail,
-    Partial,
 }
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The story: 2.1, US-2.1, or its id.
     story: String,
-    #[arg(long, value_enum, default_value = "pass")]
+    /// The verdict: pass verifies the story, fail rejects it (back to pending).
+    #[arg(long, value_enum)]
     result: Verdict,
+    /// What was checked and found; with --result fail, the rejection reason (required then).
     #[arg(long)]
     summary: Option<String>,
     #[arg(long)]
@@ -102,7 +111,8 @@ pub struct VerifyArgs {
 pub struct BackfillArgs {
     /// The story: 2.1, US-2.1, or its id.
     story: String,
-    #[arg(long)]
+    /// Why the work counts as done (recorded and shown as backfilled).
+    #[arg(long, value_parser = not_blank)]
     reason: String,
     #[arg(long)]
     evidence_url: Option<String>,
@@ -117,14 +127,14 @@ pub enum EscalationCmd {
     /// Example: loopctl escalation clear 2.1 --note "split into 2.1a/2.1b"
     Clear {
         story: String,
-        #[arg(long)]
+        #[arg(long, value_parser = not_blank)]
         note: String,
     },
 }
 
 fn done(ctx: &Ctx, answer: &Value, verb: &str) {
     let story = answer.get("story").unwrap_or(answer);
-    emit(ctx.format, answer, || {
+    emit_record(ctx.format, answer, story, || {
         let mut out = format!(
             "{verb} {} {}: {} / {}",
             text(&story["number"]),
@@ -132,6 +142,16 @@ fn done(ctx: &Ctx, answer: &Value, verb: &str) {
             text(&story["agent_status"]),
             text(&story["verified_status"])
         );
+        // A held story is lost when its lease ends; the holder should know when that is.
+        if matches!(story["agent_status"].as_str(), Some("assigned" | "implementing"))
+            && let Some(lease) = story["lease_expires_at"].as_str()
+        {
+            out.push_str(&format!(
+                " (lease until {}; renew with loopctl heartbeat {})",
+                crate::time::display_time(lease),
+                text(&story["number"])
+            ));
+        }
         if let Some(next) = answer["next_actions"].as_array().and_then(|a| a.first()) {
             out.push_str(&format!(
                 "\nNext: loopctl {} {}",
@@ -259,7 +279,8 @@ pub async fn force_unclaim(ctx: &Ctx, args: ReasonArgs) -> anyhow::Result<()> {
 }
 
 pub async fn review_complete(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> {
-    let id = ctx.story_id(&args.story).await?;
+    let story = ctx.story(&args.story).await?;
+    let id = text(&story["id"]);
     let mut body = json!({"review_type": args.review_type, "summary": args.summary});
     if let Some(findings) = &args.findings {
         body["findings"] = crate::json_arg("--findings", findings)?;
@@ -277,8 +298,9 @@ pub async fn review_complete(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> 
         body["criteria"] = verdicts_arg(&args.verdict)?;
     }
     let answer = ctx.client.post(&format!("/api/v1/stories/{id}/review-complete"), body).await?;
-    emit(ctx.format, &answer, || {
-        format!("Review recorded for {}: {}", args.story, text(&answer["review_record"]["summary"]))
+    let record = &answer["review_record"];
+    emit_record(ctx.format, &answer, record, || {
+        format!("Review recorded for {}: {}", text(&story["number"]), text(&record["summary"]))
     });
     Ok(())
 }
@@ -293,8 +315,7 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<()> {
         done(ctx, &answer, "Rejected");
         return Ok(());
     }
-    let result = if args.result == Verdict::Partial { "partial" } else { "pass" };
-    let mut body = json!({"result": result, "summary": args.summary, "review_type": args.review_type, "commit_sha": args.commit_sha});
+    let mut body = json!({"result": "pass", "summary": args.summary, "review_type": args.review_type, "commit_sha": args.commit_sha});
     if !args.verdict.is_empty() {
         body["criteria"] = verdicts_arg(&args.verdict)?;
     }

@@ -4,7 +4,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::context::{Ctx, remember_epoch};
-use crate::output::{Format, Table, emit, text};
+use crate::output::{Format, Table, emit, emit_record, short_id, text};
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -60,17 +60,6 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
         "escalated": escalated,
     });
     emit(ctx.format, &value, || {
-        let p = &progress["progress"];
-        let mut out = format!(
-            "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n\n",
-            text(&project["name"]),
-            text(&project["slug"]),
-            text(&p["stories_by_verified_status"]["verified"]),
-            text(&p["total_stories"]),
-            text(&p["verification_percentage"]),
-            text(&p["epics_completed"]),
-            text(&p["total_epics"]),
-        );
         let mut table = Table::new(&["epic", "title", "progress", "verified", "stories"]);
         for epic in epics["data"].as_array().into_iter().flatten() {
             let mine: Vec<&Value> = all.iter().filter(|s| s["epic_id"] == epic["id"]).collect();
@@ -83,6 +72,21 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
                 counts(&mine),
             ]);
         }
+        // CSV is one table: the epics (the JSON has everything).
+        if ctx.format == Format::Csv {
+            return table.render(ctx.format, false);
+        }
+        let p = &progress["progress"];
+        let mut out = format!(
+            "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n\n",
+            text(&project["name"]),
+            text(&project["slug"]),
+            text(&p["stories_by_verified_status"]["verified"]),
+            text(&p["total_stories"]),
+            text(&p["verification_percentage"]),
+            text(&p["epics_completed"]),
+            text(&p["total_epics"]),
+        );
         out.push_str(&table.render(ctx.format, ctx.color()));
         if !in_flight.is_empty() {
             out.push_str("\nIn flight:\n");
@@ -91,7 +95,7 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
                 table.row(vec![
                     text(&s["number"]),
                     text(&s["agent_status"]),
-                    short(&s["assigned_agent_id"]),
+                    short_id(&s["assigned_agent_id"]),
                     text(&s["title"]),
                 ]);
             }
@@ -128,14 +132,16 @@ fn counts(stories: &[&Value]) -> String {
     parts.join(", ")
 }
 
-fn short(id: &Value) -> String {
-    id.as_str().map_or_else(|| "-".into(), |s| s.chars().take(8).collect())
-}
-
 async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
     let id = ctx.story_id(reference).await?;
     let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
-    emit(ctx.format, &story, || {
+    let dependencies = story["dependencies"].as_array().cloned().unwrap_or_default();
+    // People read dependencies by number: one list call names them all.
+    let stories = match (ctx.format, dependencies.is_empty()) {
+        (Format::Human, false) => Some(ctx.story_index(&text(&story["project_id"])).await?),
+        _ => None,
+    };
+    emit_record(ctx.format, &story, &story, || {
         let mut out = format!(
             "{} {}\n  agent_status:    {}\n  verified_status: {}\n  assignee:        {}\n  claim epoch:     {} (lease until {})\n  iteration:       {}{}\n",
             text(&story["number"]),
@@ -144,7 +150,7 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
             text(&story["verified_status"]),
             text(&story["assigned_agent_id"]),
             text(&story["claim_epoch"]),
-            text(&story["lease_expires_at"]),
+            crate::time::display_time(&text(&story["lease_expires_at"])),
             text(&story["iteration_count"]),
             if story["escalated"] == true {
                 if story["escalation_locked"] == true { "  (ESCALATED, locked)" } else { "  (ESCALATED)" }
@@ -154,6 +160,22 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
         );
         if let Some(reason) = story["rejection_reason"].as_str() {
             out.push_str(&format!("  last rejection:  {reason}\n"));
+        }
+        if let Some(stories) = &stories {
+            out.push_str("\nDepends on:\n");
+            for dependency in &dependencies {
+                let target = &dependency["depends_on_story_id"];
+                match stories.get(target) {
+                    Some(s) => out.push_str(&format!(
+                        "  {} {} ({} / {})\n",
+                        text(&s["number"]),
+                        text(&s["title"]),
+                        text(&s["agent_status"]),
+                        text(&s["verified_status"])
+                    )),
+                    None => out.push_str(&format!("  {}\n", short_id(target))),
+                }
+            }
         }
         out.push_str("\nAcceptance criteria:\n");
         for ac in story["criteria"].as_array().into_iter().flatten() {
@@ -177,7 +199,7 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
             format!(
                 "{} by {}: {} findings; {}",
                 text(&r["review_type"]),
-                short(&r["reviewer_agent_id"]),
+                short_id(&r["reviewer_agent_id"]),
                 text(&r["findings_count"]),
                 text(&r["summary"])
             )
@@ -187,7 +209,7 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
                 "#{} {} by {}: {}",
                 text(&v["iteration"]),
                 text(&v["result"]),
-                short(&v["orchestrator_agent_id"]),
+                short_id(&v["orchestrator_agent_id"]),
                 text(&v["summary"])
             )
         });
@@ -223,13 +245,13 @@ pub async fn next(ctx: &Ctx, args: NextArgs) -> anyhow::Result<()> {
         if let (Some(id), Some(epoch)) = (story["id"].as_str(), story["claim_epoch"].as_i64()) {
             remember_epoch(id, epoch);
         }
-        emit(ctx.format, &answer, || {
+        emit_record(ctx.format, &answer, story, || {
             let mut out = format!(
                 "Claimed {} {} (epoch {}, lease until {})\nAcceptance criteria:\n",
                 text(&story["number"]),
                 text(&story["title"]),
                 text(&story["claim_epoch"]),
-                text(&story["lease_expires_at"])
+                crate::time::display_time(&text(&story["lease_expires_at"]))
             );
             for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
                 let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
@@ -282,10 +304,12 @@ pub async fn blocked(ctx: &Ctx, args: BlockedArgs) -> anyhow::Result<()> {
     let blocked = ctx.client.get_query("/api/v1/stories/blocked", &[("project_id", project)]).await?;
     emit(ctx.format, &blocked, || {
         let items = blocked["data"].as_array().cloned().unwrap_or_default();
-        if items.is_empty() {
+        // Prose for people; CSV is always the table (with no rows when nothing waits).
+        let human = ctx.format == Format::Human;
+        if human && items.is_empty() {
             return "Nothing is blocked.\n".into();
         }
-        if args.explain {
+        if human && args.explain {
             let mut out = String::new();
             for item in &items {
                 let story = &item["story"];

@@ -1,8 +1,11 @@
-//! SPEC exit codes: 0 success, 1 other error, 2 usage, 3 authentication/permission, 4 not
-//! found, 5 conflict (state, custody, race, limit), 6 server unreachable. Errors are one
-//! line on stderr, or `{"error":{…}}` on stderr with `--format json`.
+//! SPEC exit codes: 0 success, 1 other error, 2 usage (the CLI's, clap's, or the server's
+//! `validation_failed`), 3 authentication/permission, 4 not found, 5 conflict (state, custody,
+//! race, limit), 6 server unreachable. Errors are one line on stderr, or `{"error":{…}}` on
+//! stderr with `--format json`.
 
 use std::process::Stdio;
+
+use serde_json::json;
 
 use crate::support::{Env, Lab};
 
@@ -16,18 +19,61 @@ fn exit_0_on_success() {
 }
 
 #[test]
-fn exit_1_on_a_server_side_validation_error() {
+fn a_server_side_validation_error_exits_2_like_other_usage_errors() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
     let orch = lab.orch();
     let out = lab.run(&orch, &["story", "create", "3.1", " ", "--epic", "1", "--project", "web"]);
-    out.fails(1).stderr_has("title");
+    out.fails(2).stderr_has("title");
     let body = lab
         .run(&orch, &["story", "create", "3.1", "", "--epic", "1", "--project", "web", "--format", "json"])
-        .fails_json(1, "validation_failed");
+        .fails_json(2, "validation_failed");
     assert_eq!(body["error"]["status"], 422, "{body}");
     lab.run(&orch, &["story", "create", "3.1", "Refunds", "--epic", "99", "--project", "web", "--format", "json"])
-        .fails_json(1, "validation_failed");
+        .fails_json(2, "validation_failed");
+    let stories = lab.run(&orch, &["pending", "--project", "web", "--format", "json"]).json();
+    assert!(!crate::support::numbers(&stories).contains(&"3.1".to_string()), "nothing was created: {stories}");
+}
+
+#[test]
+fn verify_without_result_is_a_usage_error_and_changes_nothing() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let orch = lab.orch();
+    let implementer = lab.new_key("impl-1", "agent", None);
+    lab.implement(&implementer, "web", "1.1");
+    let no_result = lab.run(&orch, &["verify", "1.1", "--project", "web", "--summary", "looks done"]);
+    no_result.exit(2).stderr_has("--result");
+    lab.run(&orch, &["verify", "1.1", "--project", "web", "--result", "partial", "--summary", "half"])
+        .exit(2)
+        .stderr_has("pass, fail");
+    lab.run(&orch, &["--format", "json", "verify", "1.1", "--project", "web", "--result", "maybe"])
+        .fails_json(2, "usage");
+    let story = lab.story("web", "1.1");
+    assert_eq!((&story["agent_status"], &story["verified_status"]), (&json!("reported_done"), &json!("unverified")));
+    assert_eq!(story["verifications"], json!([]), "no verdict was recorded: {story}");
+    // Said out loud, either verdict works.
+    lab.run(&orch, &["verify", "1.1", "--project", "web", "--result", "pass", "--summary", "AC met"])
+        .ok()
+        .stdout_has("verified");
+}
+
+#[test]
+fn force_unclaim_without_a_reason_is_a_usage_error_and_changes_nothing() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let orch = lab.orch();
+    let agent = lab.agent();
+    lab.run(&agent, &["contract", "1.1", "--project", "web"]).ok();
+    lab.run(&agent, &["claim", "1.1", "--project", "web"]).ok();
+    let epoch = lab.story("web", "1.1")["claim_epoch"].clone();
+    lab.run(&orch, &["force-unclaim", "1.1", "--project", "web"]).exit(2).stderr_has("--reason");
+    for blank in ["", "   "] {
+        lab.run(&orch, &["force-unclaim", "1.1", "--project", "web", "--reason", blank]).exit(2).stderr_has("--reason");
+    }
+    let story = lab.story("web", "1.1");
+    assert_eq!((&story["agent_status"], &story["claim_epoch"]), (&json!("assigned"), &epoch), "still held: {story}");
+    lab.run(&agent, &["start", "1.1", "--project", "web"]).ok().stdout_has("implementing");
 }
 
 #[test]
@@ -88,7 +134,8 @@ fn exit_3_on_a_bad_key_or_a_forbidden_call() {
     // An agent may not verify, not even a story that is not its own.
     let agent = lab.agent();
     lab.run(&agent, &["verify", "1.1", "--project", "web", "--result", "pass", "--summary", "x"]).fails(3);
-    let out = lab.run(&agent, &["verify", "1.1", "--project", "web", "--summary", "x", "--format", "json"]);
+    let out = lab
+        .run(&agent, &["verify", "1.1", "--project", "web", "--result", "pass", "--summary", "x", "--format", "json"]);
     out.fails_json(3, "forbidden");
     lab.run(&agent, &["keys", "create", "mine", "--role", "orchestrator"]).fails(3);
 }

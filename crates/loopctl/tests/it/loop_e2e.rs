@@ -210,3 +210,29 @@ fn repeated_rejections_escalate_then_lock_until_a_user_clears() {
     lab.run(&implementer, &["contract", "1.1", "--project", "web"]).ok();
     lab.run(&implementer, &["claim", "1.1", "--project", "web"]).ok().stdout_has("assigned");
 }
+
+#[test]
+fn claim_and_start_say_when_the_lease_ends() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let agent = lab.agent();
+    lab.run(&agent, &["contract", "1.1", "--project", "web"]).ok();
+    let claimed = lab.run(&agent, &["claim", "1.1", "--project", "web"]);
+    let lease = lab.story("web", "1.1")["lease_expires_at"].as_str().expect("a claimed story has a lease").to_string();
+    // Shown to the second: `2026-12-01T22:40:00.123Z` reads `2026-12-01T22:40:00Z`.
+    let until = format!("{}Z", &lease[..19]);
+    claimed.ok().stdout_has(&format!(
+        "Claimed 1.1 Sign-up endpoint: assigned / unverified (lease until {until}; renew with loopctl heartbeat 1.1)"
+    ));
+    let started = lab.run(&agent, &["start", "1.1", "--project", "web"]);
+    started.ok().stdout_has("Started 1.1 Sign-up endpoint: implementing / unverified (lease until ");
+    started.stdout_has("renew with loopctl heartbeat 1.1)");
+
+    // Programs get the answer as it was: the story with its lease.
+    let json = lab.run(&agent, &["heartbeat", "1.1", "--project", "web", "--format", "json"]).json();
+    assert!(json["story"]["lease_expires_at"].is_string(), "{json}");
+    assert_eq!(json["story"]["agent_status"], "implementing", "{json}");
+    // A story given back has no lease to speak of.
+    let unclaimed = lab.run(&agent, &["unclaim", "1.1", "--project", "web"]);
+    assert!(!unclaimed.ok().stdout.contains("lease until"), "{unclaimed:?}");
+}

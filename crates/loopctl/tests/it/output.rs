@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{BIN, Env, Lab, Server, numbers};
+use crate::support::{BIN, Env, Lab, Server, csv_records, numbers};
 
 #[test]
 fn json_output_parses_for_every_read_of_the_loop() {
@@ -89,6 +89,102 @@ fn csv_output_starts_with_a_header_line() {
     let blocked = lab.run(&orch, &["blocked", "--project", "web", "--format", "csv"]).ok().stdout.clone();
     assert_eq!(blocked.lines().next(), Some("story,waits for,title"), "{blocked}");
     assert!(blocked.lines().nth(1).is_some_and(|l| l.starts_with("1.2,")), "{blocked}");
+}
+
+/// A title with everything CSV must quote: a comma, a quote, a line break.
+const AWKWARD_TITLE: &str = "Refunds, \"fast\"\nand safe";
+
+#[test]
+fn csv_round_trips_a_title_with_a_comma_a_quote_and_a_newline() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let orch = lab.orch();
+    lab.run(&orch, &["story", "create", "1.4", AWKWARD_TITLE, "--epic", "1", "--ac", "it works", "--project", "web"])
+        .ok();
+
+    let ready = csv_records(&lab.run(&orch, &["next", "--project", "web", "--format", "csv"]));
+    assert_eq!(ready[0], ["story", "suggested", "acs", "title"], "{ready:?}");
+    let row = ready.iter().find(|r| r[0] == "1.4").unwrap_or_else(|| panic!("1.4 is ready: {ready:?}"));
+    assert_eq!(row[3], AWKWARD_TITLE, "{ready:?}");
+
+    let pending = csv_records(&lab.run(&orch, &["pending", "--project", "web", "--format", "csv"]));
+    let title = pending[0].iter().position(|h| h == "title").expect("a title column");
+    assert!(pending.iter().any(|r| r[title] == AWKWARD_TITLE), "{pending:?}");
+
+    let story = csv_records(&lab.run(&orch, &["status", "1.4", "--project", "web", "--format", "csv"]));
+    assert_eq!(story.len(), 2, "one story: a header row and a value row: {story:?}");
+    let field = |name: &str| {
+        let at = story[0].iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} column: {story:?}"));
+        story[1][at].clone()
+    };
+    assert_eq!((field("number"), field("title")), ("1.4".to_string(), AWKWARD_TITLE.to_string()));
+}
+
+#[test]
+fn every_command_that_prints_rows_prints_csv() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let orch = lab.orch();
+    let user = lab.user();
+    lab.run(&orch, &["story", "create", "1.4", AWKWARD_TITLE, "--epic", "1", "--ac", "it works", "--project", "web"])
+        .ok();
+    lab.implement(&lab.agent(), "web", "1.1");
+    lab.run(&orch, &["dispatch", "1.3", "--role", "implementer", "--project", "web"]).ok();
+    lab.run(&orch, &["state", "save", "--project", "web", "--data", r#"{"phase": "a, \"b\""}"#]).ok();
+    for (who, args) in [
+        (&orch, &["status", "--project", "web"][..]),
+        (&orch, &["next", "--project", "web"]),
+        (&orch, &["blocked", "--project", "web"]),
+        (&orch, &["blocked", "--project", "web", "--explain"]),
+        (&orch, &["pending", "--project", "web"]),
+        (&orch, &["changes", "--project", "web"]),
+        (&orch, &["history", "1.1", "--project", "web"]),
+        (&orch, &["dispatch", "list", "--project", "web"]),
+        (&orch, &["state", "history", "--project", "web"]),
+        (&orch, &["project", "list"]),
+        (&orch, &["epic", "list", "--project", "web"]),
+        (&orch, &["story", "deps", "1.2", "--project", "web"]),
+        (&orch, &["skill", "list"]),
+        (&user, &["keys", "list"]),
+        (&user, &["audit"]),
+    ] {
+        let args = [args, &["--format", "csv"]].concat();
+        let records = csv_records(&lab.run(who, &args));
+        assert!(!records.is_empty(), "`{}` prints at least a header row", args.join(" "));
+        assert!(
+            records[0].iter().all(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_lowercase() || " %-_".contains(c))),
+            "`{}` starts with a header row: {records:?}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn one_object_commands_honour_the_format() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let orch = lab.orch();
+    lab.run(&orch, &["auth", "login", "--server", lab.url(), "--key", &lab.keys.orchestrator]).ok();
+
+    let story = lab.run(&orch, &["status", "1.1", "--project", "web", "--format", "json"]).json();
+    assert_eq!(story["number"], "1.1", "{story}");
+    let me = lab.run(&orch, &["auth", "whoami", "--format", "json"]).json();
+    assert_eq!(me["role"], "orchestrator", "{me}");
+    let config = lab.env.run(&["config", "show", "--format", "json"]).json();
+    assert_eq!(config["profiles"]["default"]["server"], json!(lab.url()), "{config}");
+
+    for args in [&["status", "1.1", "--project", "web"][..], &["auth", "whoami"]] {
+        let args = [args, &["--format", "csv"]].concat();
+        let records = csv_records(&lab.run(&orch, &args));
+        assert_eq!(records.len(), 2, "`{}`: a header row and a value row: {records:?}", args.join(" "));
+    }
+    let config = csv_records(&lab.env.run(&["config", "show", "--format", "csv"]));
+    assert_eq!(config.len(), 2, "{config:?}");
+    assert!(config[0].contains(&"default_profile".to_string()), "{config:?}");
+    // People still get what they always got.
+    lab.run(&orch, &["auth", "whoami"]).ok().stdout_has("role:     orchestrator");
+    let shown = lab.env.run(&["config", "show"]).json();
+    assert_eq!(shown["default_profile"], "default", "{shown}");
 }
 
 #[test]

@@ -328,8 +328,13 @@ pub fn admin_init(env: &Env, db: &Path, tenant: &str) -> Out {
 /// Runs `loopctl up` in `env` until it is up; returns the process and every line it printed
 /// up to its "Stop with Ctrl-C." line.
 pub fn start_up(env: &Env) -> (Proc, String, Vec<String>) {
+    start_up_in(env, &env.data_dir())
+}
+
+/// `start_up` with its data in `data_dir` (another quickstart for the same user).
+pub fn start_up_in(env: &Env, data_dir: &Path) -> (Proc, String, Vec<String>) {
     let mut cmd = env.std_cmd();
-    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    cmd.env("LOOPCTL_DATA_DIR", data_dir).args(["up", "--listen", "127.0.0.1:0"]);
     let mut proc = Proc::spawn(cmd, "loopctl up");
     let up_line = proc.wait_for("`is up on` line", |l| l.contains(" is up on http://"));
     let url = url_after(&up_line, "is up on ").unwrap_or_else(|| panic!("no parseable URL in {up_line:?}"));
@@ -520,5 +525,21 @@ pub fn numbers(answer: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|item| item["number"].as_str().or_else(|| item["story"]["number"].as_str()))
         .map(str::to_string)
+        .collect()
+}
+
+/// `--format csv` output read by a real CSV reader: every record, the header first. Fails the
+/// test when it is not CSV or its records differ in length.
+#[track_caller]
+pub fn csv_records(out: &Out) -> Vec<Vec<String>> {
+    out.ok();
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(out.stdout.as_bytes())
+        .records()
+        .map(|record| match record {
+            Ok(record) => record.iter().map(str::to_string).collect(),
+            Err(err) => panic!("`{}` is not CSV ({err}):\n{}", out.what, out.stdout),
+        })
         .collect()
 }

@@ -2,12 +2,17 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Env, Keys, numbers, start_up};
+use crate::support::{Env, Keys, numbers, start_up, start_up_in};
 
 fn config_show(env: &Env) -> Value {
     let out = env.run(&["config", "show"]);
     out.ok();
     serde_json::from_str(&out.stdout).expect("config show prints JSON")
+}
+
+fn keys_in(data_dir: &std::path::Path) -> Keys {
+    let text = std::fs::read_to_string(data_dir.join("keys.json")).expect("up writes keys.json");
+    Keys::from_json(&serde_json::from_str(&text).expect("keys.json is JSON"))
 }
 
 #[test]
@@ -77,4 +82,67 @@ fn up_on_an_empty_data_dir_then_again_reuses_everything() {
     assert_eq!(story["assigned_agent_id"], claimed_by, "the data survived: {story}");
     let ready = env.run(&["next", "--project", "example", "--format", "json"]).json();
     assert!(!numbers(&ready).contains(&"1.1".to_string()), "1.1 is still claimed: {ready}");
+}
+
+#[test]
+fn a_second_up_on_another_port_leaves_the_first_ones_profiles_and_says_how_to_repoint_them() {
+    let env = Env::new();
+    let (_first, first_url, _) = start_up(&env);
+    let first_keys = keys_in(&env.data_dir());
+    let other_data = env.path("other-data");
+    let (_second, second_url, lines) = start_up_in(&env, &other_data);
+    assert_ne!(first_url, second_url);
+    let text = lines.join("\n");
+
+    // The profiles still reach the first server, with its keys.
+    let config = config_show(&env);
+    for name in ["local", "local-user", "local-agent"] {
+        assert_eq!(config["profiles"][name]["server"], json!(first_url), "profile {name}: {config}");
+    }
+    let me = env.run(&["auth", "whoami", "--format", "json"]).json();
+    assert_eq!(me["tenant_id"], json!(first_keys.tenant_id), "{me}");
+
+    // `up` says so in one line, with the way to point a profile at the new server.
+    let left: Vec<&String> = lines.iter().filter(|l| l.starts_with("Left profiles")).collect();
+    assert_eq!(left.len(), 1, "{text}");
+    for part in [
+        format!("local at {first_url}"),
+        format!("local-agent at {first_url}"),
+        format!("loopctl auth login --server {second_url} --key"),
+        "--profile local".to_string(),
+        other_data.join("keys.json").display().to_string(),
+    ] {
+        assert!(left[0].contains(&part), "{part:?} in {:?}", left[0]);
+    }
+    assert!(!text.contains("CLI profiles saved"), "nothing was saved: {text}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("  loopctl ")),
+        "no commands that would reach the first server: {text}"
+    );
+
+    // Followed, the way works.
+    let second_keys = keys_in(&other_data);
+    env.run(&["--profile", "local", "auth", "login", "--server", &second_url, "--key", &second_keys.orchestrator]).ok();
+    let me = env.run(&["auth", "whoami", "--format", "json"]).json();
+    assert_eq!(me["tenant_id"], json!(second_keys.tenant_id), "{me}");
+    assert_eq!(config_show(&env)["profiles"]["local-agent"]["server"], json!(first_url), "only local moved");
+}
+
+#[test]
+fn up_with_several_projects_says_commands_need_a_project() {
+    let env = Env::new();
+    let (mut proc, _, lines) = start_up(&env);
+    let text = lines.join("\n");
+    assert!(!text.contains("loopctl init --project"), "one project is used without saying: {text}");
+    env.run(&["project", "create", "Web shop", "--slug", "web"]).ok();
+    proc.kill();
+
+    let (_proc, _, lines) = start_up(&env);
+    let hint = lines.iter().find(|l| l.contains("projects (")).unwrap_or_else(|| panic!("no hint: {lines:?}"));
+    for part in ["2 projects", "example", "web", "loopctl init --project P", "LOOPCTL_PROJECT"] {
+        assert!(hint.contains(part), "{part:?} in {hint:?}");
+    }
+    // The hint is true: a command that names no project is refused, and one that does works.
+    env.run(&["next"]).fails(2).stderr_has("example").stderr_has("web");
+    env.run(&["next", "--project", "example"]).ok();
 }

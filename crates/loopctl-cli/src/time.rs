@@ -1,0 +1,132 @@
+//! Times and durations as people type them: `--ttl 2h`, `changes --since 10m`, and times
+//! printed to the second.
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, SpanRelativeTo, Timestamp};
+
+/// What `changes --since` accepts, for the message when a value is none of them.
+pub const SINCE_FORMS: &str = "a cursor (42), an RFC 3339 time (2026-12-01T08:00:00Z), a date (2026-12-01, midnight UTC) \
+     or a time ago (45s, 10m, 2h, 3d)";
+
+/// A duration like `45s`, `10m`, `2h`, `3d` or `1h30m` (a day is 24 hours). The one duration
+/// parser of the CLI, so `--ttl` and `--since` read the same words.
+pub fn duration(text: &str) -> Option<SignedDuration> {
+    let span: jiff::Span = text.trim().parse().ok()?;
+    let duration = span.to_duration(SpanRelativeTo::days_are_24_hours()).ok()?;
+    (!duration.is_negative()).then_some(duration)
+}
+
+/// Where a feed starts: a cursor, or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Cursor(u64),
+    Time(Timestamp),
+}
+
+impl Since {
+    /// `--since` as the user typed it; `now` is what "10m" counts back from.
+    ///
+    /// # Errors
+    /// A message naming the accepted forms.
+    pub fn parse(text: &str, now: Timestamp) -> Result<Since, String> {
+        let text = text.trim();
+        if let Ok(cursor) = text.parse::<u64>() {
+            return Ok(Since::Cursor(cursor));
+        }
+        if let Ok(time) = text.parse::<Timestamp>() {
+            return Ok(Since::Time(time));
+        }
+        if let Ok(date) = text.parse::<Date>()
+            && let Ok(midnight) = date.to_zoned(TimeZone::UTC)
+        {
+            return Ok(Since::Time(midnight.timestamp()));
+        }
+        // "10m ago" means to the second; finer would be a precision nobody asked for.
+        if let Some(ago) = duration(text)
+            && let Ok(time) = now.checked_sub(ago)
+            && let Ok(time) = Timestamp::from_second(time.as_second())
+        {
+            return Ok(Since::Time(time));
+        }
+        Err(format!("--since `{text}` is not {SINCE_FORMS}"))
+    }
+
+    /// The value the server's `since=` takes: the cursor, or the time in RFC 3339 UTC (as
+    /// precise as it was given).
+    pub fn query_value(self) -> String {
+        match self {
+            Since::Cursor(cursor) => cursor.to_string(),
+            Since::Time(time) => time.to_string(),
+        }
+    }
+}
+
+/// `2026-12-01T22:40:00Z`: UTC, whole seconds.
+fn to_the_second(time: Timestamp) -> String {
+    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A time from the server shown to the second in UTC; anything else as it came.
+pub fn display_time(text: &str) -> String {
+    text.parse::<Timestamp>().map_or_else(|_| text.to_string(), to_the_second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("a test timestamp")
+    }
+
+    #[test]
+    fn durations_read_seconds_minutes_hours_and_days() {
+        assert_eq!(duration("45s"), Some(SignedDuration::from_secs(45)));
+        assert_eq!(duration("10m"), Some(SignedDuration::from_mins(10)));
+        assert_eq!(duration("2h"), Some(SignedDuration::from_hours(2)));
+        assert_eq!(duration("3d"), Some(SignedDuration::from_hours(72)));
+        assert_eq!(duration("1h30m"), Some(SignedDuration::from_mins(90)));
+        for bad in ["", "h", "10", "ten minutes", "-10m", "2mo", "1y"] {
+            assert_eq!(duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn since_reads_a_cursor_a_time_a_date_or_a_time_ago() {
+        let now = at("2026-12-01T12:00:00Z");
+        assert_eq!(Since::parse("0", now), Ok(Since::Cursor(0)));
+        assert_eq!(Since::parse(" 42 ", now), Ok(Since::Cursor(42)));
+        assert_eq!(Since::parse("2026-11-30T08:15:00+02:00", now), Ok(Since::Time(at("2026-11-30T06:15:00Z"))));
+        assert_eq!(Since::parse("2026-11-30", now), Ok(Since::Time(at("2026-11-30T00:00:00Z"))));
+        assert_eq!(Since::parse("10m", now), Ok(Since::Time(at("2026-12-01T11:50:00Z"))));
+        assert_eq!(Since::parse("45s", now), Ok(Since::Time(at("2026-12-01T11:59:15Z"))));
+        assert_eq!(Since::parse("2h", now), Ok(Since::Time(at("2026-12-01T10:00:00Z"))));
+        assert_eq!(Since::parse("3d", now), Ok(Since::Time(at("2026-11-28T12:00:00Z"))));
+    }
+
+    #[test]
+    fn a_bad_since_names_every_accepted_form() {
+        let now = at("2026-12-01T12:00:00Z");
+        for bad in ["yesterday", "-5", "2026-13-01", "10x", "-"] {
+            let message = Since::parse(bad, now).expect_err(bad);
+            assert!(message.contains(bad) && message.contains(SINCE_FORMS), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_query_value_is_the_cursor_or_rfc3339_utc() {
+        let now = at("2026-12-01T12:00:00.75Z");
+        assert_eq!(Since::Cursor(7).query_value(), "7");
+        let given = Since::parse("2026-11-30T08:15:00.987+02:00", now).map(Since::query_value);
+        assert_eq!(given.as_deref(), Ok("2026-11-30T06:15:00.987Z"), "a time given keeps its precision");
+        let ago = Since::parse("10m", now).map(Since::query_value);
+        assert_eq!(ago.as_deref(), Ok("2026-12-01T11:50:00Z"), "a time ago is to the second");
+    }
+
+    #[test]
+    fn server_times_are_shown_to_the_second() {
+        assert_eq!(display_time("2026-12-01T22:40:00.123456Z"), "2026-12-01T22:40:00Z");
+        assert_eq!(display_time("-"), "-");
+    }
+}
