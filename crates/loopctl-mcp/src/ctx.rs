@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 
 use crate::backend::{ApiFailure, ApiRequest, Backend, KeyRole, Method, encode_component};
 use crate::handler::Options;
+use crate::speak;
 
 /// State shared by every call of one MCP session.
 pub(crate) struct Shared {
@@ -43,7 +44,8 @@ impl Ctx {
 
     pub async fn call(&self, mut request: ApiRequest) -> Result<Value, ApiFailure> {
         request.authorization.clone_from(&self.authorization);
-        self.shared.backend.call(request).await
+        // Every REST error passes here, so every tool's error names tools, not CLI commands.
+        self.shared.backend.call(request).await.map_err(speak::failure)
     }
 
     pub async fn get(&self, path: &str, query: Vec<(&'static str, String)>) -> Result<Value, ApiFailure> {

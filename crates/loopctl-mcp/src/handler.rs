@@ -73,7 +73,8 @@ impl Options {
 const INSTRUCTIONS: &str = "loopctl keeps the state of an AI development loop. Orchestrator: list_ready_stories, \
 dispatch a fresh implementer per story, then review_complete (by someone else) and verify_story or reject_story; \
 get_progress shows where the loop stands. Implementer: contract_story (exact title + acceptance-criteria count), \
-claim_story, start_story, report_story. Stories are named by UUID or by number (\"2.1\") with project_id. \
+claim_story, start_story (heartbeat_story on long work, or the lease runs out), report_story. Each result's \
+next_actions names the tool to call next with its arguments. Stories are named by UUID or by number (\"2.1\") with project_id. \
 Errors read `<code>: <message>`.";
 
 /// The built-in skills offered as prompts: name, what it is for, which argument it takes.

@@ -7,8 +7,9 @@
 //! the same tools at `/mcp` over its own router, with the caller's bearer key.
 //!
 //! What deliberately does not live here: any rule of the loop. The MCP layer resolves story
-//! numbers and project slugs, trims list rows to save the agent's context, and picks the
-//! key a tool's role needs; it never decides who may do what.
+//! numbers and project slugs, trims list rows and transition answers to save the agent's
+//! context, says the API's next steps and hints in tool names, and picks the key a tool's
+//! role needs; it never decides who may do what.
 
 mod backend;
 mod ctx;
@@ -17,6 +18,7 @@ mod http;
 #[cfg(feature = "remote")]
 mod remote;
 mod rows;
+mod speak;
 mod tools;
 
 pub use backend::{ApiFailure, ApiRequest, Backend, BoxFuture, KeyRole, Method, encode_component, path_with_query};

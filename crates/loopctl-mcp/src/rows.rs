@@ -6,6 +6,32 @@ use serde_json::{Map, Value, json};
 /// The fields of a story row unless `fields` asks for more.
 pub(crate) const STORY_ROW: &[&str] = &["id", "number", "title", "agent_status", "verified_status"];
 
+/// What a transition's answer keeps of its story: where it stands, the claim to fence later
+/// writes with, and how many criteria it has. The criteria texts (often most of a story's
+/// size) are in `get_story`; repeating them at every step would cost the agent context.
+pub(crate) const TRANSITION_STORY: &[&str] = &[
+    "id",
+    "number",
+    "title",
+    "agent_status",
+    "verified_status",
+    "claim_epoch",
+    "lease_expires_at",
+    "ac_count",
+    "escalated",
+];
+
+/// The ids of a story's acceptance criteria, named as the server names them: a criterion's
+/// own `id`, else `AC-<position>` (`criteria_of` in loopctl-app).
+pub(crate) fn ac_ids(story: &Value) -> Vec<String> {
+    let criteria = story["acceptance_criteria"].as_array().map(Vec::as_slice).unwrap_or_default();
+    criteria
+        .iter()
+        .enumerate()
+        .map(|(index, criterion)| criterion["id"].as_str().map_or_else(|| format!("AC-{}", index + 1), str::to_string))
+        .collect()
+}
+
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
 pub(crate) const MAX_LIMIT: u32 = 100;
 /// The largest page the API answers.
@@ -108,6 +134,14 @@ mod tests {
         let fields = vec!["ac_count".to_string(), "missing".to_string()];
         assert_eq!(pick(&row, &["id"], Some(&fields)), json!({"id": "a", "ac_count": 2}));
         assert_eq!(pick(&row, &["id"], Some(&["*".to_string()])), row);
+    }
+
+    #[test]
+    fn criteria_ids_are_their_own_or_their_position() {
+        let story =
+            json!({"acceptance_criteria": [{"id": "AC-1.1.1", "description": "a"}, "plain", {"description": "b"}]});
+        assert_eq!(ac_ids(&story), vec!["AC-1.1.1", "AC-2", "AC-3"]);
+        assert!(ac_ids(&json!({"acceptance_criteria": "not a list"})).is_empty());
     }
 
     #[test]

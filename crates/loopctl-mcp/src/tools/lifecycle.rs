@@ -10,7 +10,7 @@ use super::story::{StoryRef, text};
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
 use crate::backend::{ApiFailure, ApiRequest, KeyRole, Method};
 use crate::ctx::Ctx;
-use crate::rows;
+use crate::{rows, speak};
 
 pub(super) fn specs() -> Vec<ToolSpec> {
     vec![
@@ -71,6 +71,14 @@ pub(super) fn specs() -> Vec<ToolSpec> {
         ),
         spec(
             Tier::Core,
+            "heartbeat_story",
+            "Implementer: renew the lease on your claimed story during long work; a story whose lease ran out \
+             can be taken over by another agent.",
+            Effect::Write,
+            heartbeat_story,
+        ),
+        spec(
+            Tier::Core,
             "backfill_story",
             "Mark a story verified because the work was done outside loopctl; the reason is recorded.",
             Effect::Write,
@@ -83,13 +91,6 @@ pub(super) fn specs() -> Vec<ToolSpec> {
              its acceptance criteria (nothing_ready when none).",
             Effect::Write,
             claim_next_story,
-        ),
-        spec(
-            Tier::Standard,
-            "heartbeat_story",
-            "Implementer: renew the lease on your claimed story during long work.",
-            Effect::Write,
-            heartbeat_story,
         ),
         spec(
             Tier::Standard,
@@ -108,7 +109,8 @@ pub(super) fn specs() -> Vec<ToolSpec> {
         spec(
             Tier::Standard,
             "force_unclaim_story",
-            "Orchestrator: take a story back from a stuck or crashed agent; its later writes are refused.",
+            "Orchestrator: take a story back from a stuck or crashed agent, with the reason (required, \
+             audited); its later writes are refused.",
             Effect::Destroy,
             force_unclaim_story,
         ),
@@ -149,12 +151,53 @@ async fn transition(
     Ok((id, answer))
 }
 
-fn outcome(answer: Value) -> ToolResult {
-    let mut summary = rows::story_line(&answer["story"]);
-    if let Some(next) = answer["next_actions"][0]["action"].as_str() {
+/// How much of the criteria a transition's answer carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Criteria {
+    /// `ac_count` only.
+    Count,
+    /// Also `ac_ids`: the agent that just contracted names them in its evidence later.
+    Ids,
+}
+
+/// A transition's answer as an agent needs it: the compact story, `next_actions` as tool
+/// calls, and the answer's other (small) fields such as verify's `status` or heartbeat's
+/// `lease_expires_at`. `get_story` has everything else.
+fn compact(answer: Value, criteria: Criteria) -> Value {
+    let Value::Object(mut fields) = answer else {
+        return answer;
+    };
+    let story = fields.remove("story").unwrap_or_default();
+    let mut small = rows::pick(&story, rows::TRANSITION_STORY, None);
+    if criteria == Criteria::Ids
+        && let Some(small) = small.as_object_mut()
+    {
+        small.insert("ac_ids".into(), json!(rows::ac_ids(&story)));
+    }
+    if let Some(next) = fields.remove("next_actions") {
+        fields.insert("next_actions".into(), speak::next_actions(&next, story["id"].as_str()));
+    }
+    fields.insert("story".into(), small);
+    Value::Object(fields)
+}
+
+/// The compact answer, and a summary line saying where the story stands and which tool is next.
+fn outcome(answer: Value, criteria: Criteria) -> ToolResult {
+    let value = compact(answer, criteria);
+    let mut summary = rows::story_line(&value["story"]);
+    if let Some(next) = value["next_actions"][0]["tool"].as_str() {
         summary.push_str(&format!("; next: {next}"));
     }
-    Ok(Outcome::new(answer, summary))
+    Ok(Outcome::new(value, summary))
+}
+
+/// Text an agent must give, not blank: a refusal before any request, so no default reason is
+/// ever recorded in its name.
+fn required(text: String, field: &str, why: &str) -> Result<String, ApiFailure> {
+    if text.trim().is_empty() {
+        return Err(ApiFailure::invalid(format!("{field} must not be blank: {why}")));
+    }
+    Ok(text)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -171,20 +214,20 @@ async fn contract_story(ctx: Ctx, params: ContractParams) -> ToolResult {
     let body = json!({"story_title": params.story_title, "ac_count": params.ac_count});
     let step = Step { role: KeyRole::Agent, action: "contract", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Ids)
 }
 
 async fn claim_story(ctx: Ctx, params: StoryRef) -> ToolResult {
     let step = Step { role: KeyRole::Agent, action: "claim", fenced: false };
     let (_, answer) = transition(&ctx, &params, step, None).await?;
     ctx.remember_epoch(&answer["story"]);
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 async fn start_story(ctx: Ctx, params: StoryRef) -> ToolResult {
     let step = Step { role: KeyRole::Agent, action: "start", fenced: true };
     let (_, answer) = transition(&ctx, &params, step, None).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -246,7 +289,7 @@ async fn report_story(ctx: Ctx, params: ReportParams) -> ToolResult {
     let step = Step { role, action: "report", fenced: role == KeyRole::Agent };
     let (id, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
     ctx.forget_epoch(&id);
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 fn artifact_json(artifact: ArtifactParam) -> Value {
@@ -262,6 +305,18 @@ fn artifact_json(artifact: ArtifactParam) -> Value {
     }
     value
 }
+
+/// What review_complete answers of the record it wrote.
+const REVIEW_RECORD: &[&str] = &[
+    "id",
+    "story_id",
+    "reviewer_agent_id",
+    "review_type",
+    "findings_count",
+    "fixes_count",
+    "disproved_count",
+    "completed_at",
+];
 
 #[derive(Deserialize, JsonSchema)]
 struct ReviewParams {
@@ -296,14 +351,15 @@ async fn review_complete(ctx: Ctx, params: ReviewParams) -> ToolResult {
     }
     let step = Step { role: KeyRole::Orchestrator, action: "review-complete", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    let review = &answer["review_record"];
+    // The reviewer wrote the summary and findings; echoing them back costs its context.
+    let review = rows::pick(&answer["review_record"], REVIEW_RECORD, None);
     let summary = format!(
-        "review recorded for story {} ({}, {} findings)",
+        "review recorded for story {} ({}, {} findings); next: verify_story or reject_story by the orchestrator",
         params.story.story_id,
         review["review_type"].as_str().unwrap_or("standard"),
         review["findings_count"].as_i64().unwrap_or(0)
     );
-    Ok(Outcome::new(answer, summary))
+    Ok(Outcome::new(json!({"review_record": review}), summary))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -330,7 +386,7 @@ async fn verify_story(ctx: Ctx, params: VerifyParams) -> ToolResult {
     }
     let step = Step { role: KeyRole::Orchestrator, action: "verify", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -345,7 +401,7 @@ async fn reject_story(ctx: Ctx, params: RejectParams) -> ToolResult {
     let body = json!({"reason": params.reason});
     let step = Step { role: KeyRole::Orchestrator, action: "reject", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -359,10 +415,8 @@ struct BackfillParams {
 }
 
 async fn backfill_story(ctx: Ctx, params: BackfillParams) -> ToolResult {
-    if params.reason.trim().is_empty() {
-        return Err(ApiFailure::invalid("reason must say why the story counts as done"));
-    }
-    let mut body = json!({"reason": params.reason});
+    let reason = required(params.reason, "reason", "say why the story counts as done")?;
+    let mut body = json!({"reason": reason});
     if let Some(url) = params.evidence_url {
         body["evidence_url"] = json!(url);
     }
@@ -371,7 +425,7 @@ async fn backfill_story(ctx: Ctx, params: BackfillParams) -> ToolResult {
     }
     let step = Step { role: KeyRole::Orchestrator, action: "backfill", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -390,46 +444,50 @@ async fn claim_next_story(ctx: Ctx, params: ClaimNextParams) -> ToolResult {
     }
     let answer = ctx.send(KeyRole::Agent, Method::Post, "/api/v1/stories/claim-next", Some(body)).await?;
     ctx.remember_epoch(&answer["story"]);
-    outcome(answer)
+    let mut result = outcome(answer, Criteria::Ids)?;
+    result.summary.push_str(" (criteria texts: get_story)");
+    Ok(result)
 }
 
 async fn heartbeat_story(ctx: Ctx, params: StoryRef) -> ToolResult {
     let step = Step { role: KeyRole::Agent, action: "heartbeat", fenced: true };
     let (_, answer) = transition(&ctx, &params, step, None).await?;
-    let summary = format!(
+    let mut result = outcome(answer, Criteria::Count)?;
+    result.summary = format!(
         "lease of story {} renewed until {}",
         params.story_id,
-        answer["lease_expires_at"].as_str().unwrap_or("?")
+        result.value["lease_expires_at"].as_str().unwrap_or("?")
     );
-    Ok(Outcome::new(answer, summary))
+    Ok(result)
 }
 
 async fn unclaim_story(ctx: Ctx, params: StoryRef) -> ToolResult {
     let step = Step { role: KeyRole::Agent, action: "unclaim", fenced: true };
     let (id, answer) = transition(&ctx, &params, step, None).await?;
     ctx.forget_epoch(&id);
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 async fn request_review(ctx: Ctx, params: StoryRef) -> ToolResult {
     let step = Step { role: KeyRole::Agent, action: "request-review", fenced: true };
     let (_, answer) = transition(&ctx, &params, step, None).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 #[derive(Deserialize, JsonSchema)]
-struct ReasonParams {
+struct ForceUnclaimParams {
     #[serde(flatten)]
     story: StoryRef,
-    /// Recorded in the audit log.
-    reason: Option<String>,
+    /// Why the story is taken back; recorded in the audit log, which is why there is no default.
+    reason: String,
 }
 
-async fn force_unclaim_story(ctx: Ctx, params: ReasonParams) -> ToolResult {
-    let body = json!({"reason": params.reason.unwrap_or_else(|| "force-unclaimed over MCP".into())});
+async fn force_unclaim_story(ctx: Ctx, params: ForceUnclaimParams) -> ToolResult {
+    let reason = required(params.reason, "reason", "say why the story is taken from its holder")?;
+    let body = json!({"reason": reason});
     let step = Step { role: KeyRole::Orchestrator, action: "force-unclaim", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -445,5 +503,5 @@ async fn clear_escalation(ctx: Ctx, params: ClearParams) -> ToolResult {
     let body = json!({"note": params.note});
     let step = Step { role: KeyRole::User, action: "clear-escalation", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
-    outcome(answer)
+    outcome(answer, Criteria::Count)
 }

@@ -5,6 +5,8 @@
 mod errors;
 mod more_tools;
 mod node_sdk;
+mod results;
 mod seed_loop;
+mod skills;
 mod support;
 mod tiers;

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// The seed's loop and the tools it names.
+/// The seed's loop and the tools it names, with lease renewal (leases expire on long work).
 const CORE: &[&str] = &[
     "list_projects",
     "get_progress",
@@ -17,6 +17,7 @@ const CORE: &[&str] = &[
     "contract_story",
     "claim_story",
     "start_story",
+    "heartbeat_story",
     "report_story",
     "review_complete",
     "verify_story",
