@@ -39,68 +39,91 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
 async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project().await?;
     let id = text(&project["id"]);
+    // Every count comes from the server's aggregate; the lists below are bounded pages.
     let progress = ctx.client.get(&format!("/api/v1/projects/{id}/progress")).await?;
-    let epics = ctx.client.get(&format!("/api/v1/projects/{id}/epics")).await?;
-    let stories =
-        ctx.client.get_query("/api/v1/stories", &[("project_id", id.clone()), ("limit", "500".into())]).await?;
-    let all: Vec<Value> = stories["data"].as_array().cloned().unwrap_or_default();
-    let in_flight: Vec<&Value> = all
-        .iter()
-        .filter(|s| {
-            matches!(s["agent_status"].as_str(), Some("assigned" | "implementing" | "reported_done"))
-                && s["verified_status"] != "verified"
-        })
-        .collect();
-    let escalated: Vec<&Value> = all.iter().filter(|s| s["escalated"] == true).collect();
+    let p = &progress["progress"];
+    let page = |filter: (&'static str, &'static str)| {
+        let query = vec![("project_id", id.clone()), (filter.0, filter.1.to_string()), ("limit", "100".into())];
+        async move { ctx.client.get_query("/api/v1/stories", &query).await }
+    };
+    let mut in_flight = Vec::new();
+    for status in ["assigned", "implementing"] {
+        in_flight.extend(page(("agent_status", status)).await?["data"].as_array().cloned().unwrap_or_default());
+    }
+    let reported = page(("agent_status", "reported_done")).await?;
+    let awaiting: Vec<Value> =
+        reported["data"].as_array().into_iter().flatten().filter(|s| s["verified_status"] != "verified").cloned().collect();
+    let escalated: Vec<Value> = match p["escalated"].as_i64() {
+        Some(n) if n > 0 => page(("verified_status", "rejected")).await?["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["escalated"] == true)
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
     let value = json!({
         "project": project,
-        "progress": progress["progress"],
-        "epics": epics["data"],
+        "progress": p,
+        "epics": p["epics"],
         "in_flight": in_flight,
+        "awaiting_verification": awaiting,
         "escalated": escalated,
     });
     emit(ctx.format, &value, || {
         let mut table = Table::new(&["epic", "title", "progress", "verified", "stories"]);
-        for epic in epics["data"].as_array().into_iter().flatten() {
-            let mine: Vec<&Value> = all.iter().filter(|s| s["epic_id"] == epic["id"]).collect();
-            let verified = mine.iter().filter(|s| s["verified_status"] == "verified").count();
+        for epic in p["epics"].as_array().into_iter().flatten() {
+            let total = count(&epic["total_stories"]);
+            let verified = count(&epic["verified"]);
             table.row(vec![
                 text(&epic["number"]),
                 text(&epic["title"]),
-                bar(verified, mine.len()),
-                format!("{verified}/{}", mine.len()),
-                counts(&mine),
+                bar(verified, total),
+                format!("{verified}/{total}"),
+                stages(&epic["stages"]),
             ]);
         }
         // CSV is one table: the epics (the JSON has everything).
         if ctx.format == Format::Csv {
             return table.render(ctx.format, false);
         }
-        let p = &progress["progress"];
         let mut out = format!(
-            "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n\n",
+            "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n",
             text(&project["name"]),
             text(&project["slug"]),
-            text(&p["stories_by_verified_status"]["verified"]),
+            text(&p["stages"]["verified"]),
             text(&p["total_stories"]),
             text(&p["verification_percentage"]),
             text(&p["epics_completed"]),
             text(&p["total_epics"]),
         );
+        if p["complete"] == true {
+            out.push_str("Every story is verified: the project is complete. Add work with `loopctl import FILE --merge`.\n");
+        } else {
+            out.push_str(&format!("Now: {}\n", stages(&p["stages"])));
+        }
+        out.push('\n');
         out.push_str(&table.render(ctx.format, ctx.color()));
-        if !in_flight.is_empty() {
-            out.push_str("\nIn flight:\n");
-            let mut table = Table::new(&["story", "status", "assignee", "title"]);
-            for s in &in_flight {
+        let listing = |title: &str, rows: &[Value], out: &mut String| {
+            if rows.is_empty() {
+                return;
+            }
+            out.push_str(&format!("\n{title}:\n"));
+            let mut table = Table::new(&["story", "status", "assignee", "lease", "title"]);
+            for s in rows {
                 table.row(vec![
                     text(&s["number"]),
-                    text(&s["agent_status"]),
+                    status_word(s),
                     short_id(&s["assigned_agent_id"]),
+                    lease_word(s),
                     text(&s["title"]),
                 ]);
             }
             out.push_str(&table.render(ctx.format, ctx.color()));
-        }
+        };
+        listing("In flight", &in_flight, &mut out);
+        listing("Reported, awaiting verification", &awaiting, &mut out);
         if !escalated.is_empty() {
             out.push_str("\nEscalated (needs a human):\n");
             let mut table = Table::new(&["story", "iterations", "locked", "title"]);
@@ -115,21 +138,49 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn count(value: &Value) -> usize {
+    value.as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0)
+}
+
+/// The server's disjoint stages in words, leaving out the empty ones.
+fn stages(stages: &Value) -> String {
+    let mut parts = Vec::new();
+    for (key, word) in [
+        ("pending", "pending"),
+        ("contracted", "contracted"),
+        ("in_flight", "in flight"),
+        ("awaiting_verification", "awaiting verification"),
+        ("verified", "verified"),
+    ] {
+        let n = count(&stages[key]);
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    let stale = count(&stages["stale"]);
+    if stale > 0 {
+        parts.push(format!("{stale} stale (lease ran out)"));
+    }
+    if parts.is_empty() { "no stories".into() } else { parts.join(", ") }
+}
+
+/// `implementing`, or `implementing (stale)` when its lease ran out.
+fn status_word(story: &Value) -> String {
+    let status = text(&story["agent_status"]);
+    if story["stale"] == true { format!("{status} (stale)") } else { status }
+}
+
+fn lease_word(story: &Value) -> String {
+    match story["lease_expires_at"].as_str() {
+        Some(until) => crate::time::display_time(until),
+        None => "-".into(),
+    }
+}
+
 /// `[#####-----]` for people scanning progress.
 fn bar(done: usize, total: usize) -> String {
     let filled = (done * 10).checked_div(total).unwrap_or(0);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(10 - filled))
-}
-
-fn counts(stories: &[&Value]) -> String {
-    let mut parts = Vec::new();
-    for status in ["pending", "contracted", "assigned", "implementing", "reported_done"] {
-        let n = stories.iter().filter(|s| s["agent_status"] == status).count();
-        if n > 0 {
-            parts.push(format!("{n} {status}"));
-        }
-    }
-    parts.join(", ")
 }
 
 async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
@@ -268,24 +319,64 @@ pub async fn next(ctx: &Ctx, args: NextArgs) -> anyhow::Result<()> {
     }
     let ready = ctx.client.get_query("/api/v1/stories/ready", &query).await?;
     emit(ctx.format, &ready, || {
-        let mut table = Table::new(&["story", "suggested", "acs", "title"]);
+        let mut table = Table::new(&["story", "suggested", "acs", "state", "title"]);
         for s in ready["data"].as_array().into_iter().flatten() {
             let suggested = if s["suggested"] == true { "yes" } else { "" };
-            table.row(vec![text(&s["number"]), suggested.into(), text(&s["ac_count"]), text(&s["title"])]);
+            table.row(vec![
+                text(&s["number"]),
+                suggested.into(),
+                text(&s["ac_count"]),
+                availability(s),
+                text(&s["title"]),
+            ]);
         }
         let meta = &ready["meta"];
-        let mut out = table.render(ctx.format, ctx.color());
-        if ctx.format == Format::Human {
-            out.push_str(&format!(
-                "\n{} ready; {} in flight of max {}\n",
-                text(&meta["total_count"]),
-                text(&meta["in_flight"]),
-                text(&meta["max_concurrent_agents"])
-            ));
+        if ctx.format != Format::Human {
+            return table.render(ctx.format, ctx.color());
         }
+        if meta["project_complete"] == true {
+            return format!(
+                "Every story ({}) is verified: the project is complete.\nNext: `loopctl status` for the summary, or add work with `loopctl import FILE --merge`.\n",
+                text(&meta["total_stories"])
+            );
+        }
+        let mut out = String::new();
+        if meta["total_count"] == 0 {
+            out.push_str("Nothing is ready to claim. See `loopctl blocked --explain` for what waits on what, `loopctl status` for what is in flight.\n");
+        } else {
+            out.push_str(&table.render(ctx.format, ctx.color()));
+        }
+        let stale = count(&meta["stale"]);
+        let stale = if stale > 0 { format!(" ({stale} stale: take over with `loopctl claim N`)") } else { String::new() };
+        out.push_str(&format!(
+            "\n{} ready; {} in flight of max {}{stale}; {} of {} verified\n",
+            text(&meta["total_count"]),
+            text(&meta["in_flight"]),
+            text(&meta["max_concurrent_agents"]),
+            text(&meta["verified_stories"]),
+            text(&meta["total_stories"]),
+        ));
         out
     });
     Ok(())
+}
+
+/// What keeps a ready story from being plain pending: a contract waiting for its claim, or
+/// a claim whose lease ran out.
+fn availability(story: &Value) -> String {
+    match story["agent_status"].as_str() {
+        Some("contracted") => format!(
+            "contracted by {} at {}",
+            short_id(&story["contracted_by_agent_id"]),
+            crate::time::display_time(&text(&story["contracted_at"]))
+        ),
+        Some("assigned" | "implementing") => format!(
+            "stale: {} held it, lease ended {}",
+            short_id(&story["assigned_agent_id"]),
+            crate::time::display_time(&text(&story["lease_expires_at"]))
+        ),
+        _ => String::new(),
+    }
 }
 
 async fn epic_id(ctx: &Ctx, project: &str, number: i64) -> anyhow::Result<String> {

@@ -83,7 +83,7 @@ fn csv_output_starts_with_a_header_line() {
     let orch = lab.orch();
     let next = lab.run(&orch, &["next", "--project", "web", "--format", "csv"]).ok().stdout.clone();
     let mut lines = next.lines();
-    assert_eq!(lines.next(), Some("story,suggested,acs,title"), "{next}");
+    assert_eq!(lines.next(), Some("story,suggested,acs,state,title"), "{next}");
     assert_eq!(lines.next(), Some("1.1,yes,2,Sign-up endpoint"), "{next}");
     assert!(!next.contains("ready;"), "CSV is rows only: {next}");
     let blocked = lab.run(&orch, &["blocked", "--project", "web", "--format", "csv"]).ok().stdout.clone();
@@ -103,9 +103,9 @@ fn csv_round_trips_a_title_with_a_comma_a_quote_and_a_newline() {
         .ok();
 
     let ready = csv_records(&lab.run(&orch, &["next", "--project", "web", "--format", "csv"]));
-    assert_eq!(ready[0], ["story", "suggested", "acs", "title"], "{ready:?}");
+    assert_eq!(ready[0], ["story", "suggested", "acs", "state", "title"], "{ready:?}");
     let row = ready.iter().find(|r| r[0] == "1.4").unwrap_or_else(|| panic!("1.4 is ready: {ready:?}"));
-    assert_eq!(row[3], AWKWARD_TITLE, "{ready:?}");
+    assert_eq!(row[4], AWKWARD_TITLE, "{ready:?}");
 
     let pending = csv_records(&lab.run(&orch, &["pending", "--project", "web", "--format", "csv"]));
     let title = pending[0].iter().position(|h| h == "title").expect("a title column");
