@@ -15,6 +15,7 @@ mod loop_e2e;
 mod misc;
 mod names;
 mod output;
+mod readme;
 mod restart;
 mod up;
 mod verify_artifacts;
