@@ -123,9 +123,7 @@ impl From<DomainError> for AppError {
             DomainError::Forbidden { .. }
             | DomainError::NotAssignee { .. }
             | DomainError::NotContractor
-            | DomainError::ScopeViolation { .. } => {
-                AppError::new(403, code, message)
-            }
+            | DomainError::ScopeViolation { .. } => AppError::new(403, code, message),
             DomainError::InvalidTransition { action, agent_status, verified_status, .. } => {
                 AppError::new(409, code, message).with_context(json!({
                     "current_agent_status": agent_status.as_str(),

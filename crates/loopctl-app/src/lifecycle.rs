@@ -488,8 +488,12 @@ impl App {
     pub async fn reclaim_expired(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<String>> {
         crate::require(who, crate::MANAGERS, "reclaim expired claims")?;
         self.project_of(who, project_id).await?;
-        let query =
-            ExpiredClaims { now: now(), project: Some((who.tenant_id, project_id)), unannounced_only: false, limit: 1000 };
+        let query = ExpiredClaims {
+            now: now(),
+            project: Some((who.tenant_id, project_id)),
+            unannounced_only: false,
+            limit: 1000,
+        };
         let mut reclaimed = Vec::new();
         for story in self.store.expired_claims(query).await? {
             match self.transition(who, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {

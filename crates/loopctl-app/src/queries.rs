@@ -142,10 +142,7 @@ impl App {
             .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .collect();
-        Ok(BlockedList {
-            data,
-            meta: meta(page, page_size, total_count, &counts, who.settings.max_concurrent_agents),
-        })
+        Ok(BlockedList { data, meta: meta(page, page_size, total_count, &counts, who.settings.max_concurrent_agents) })
     }
 }
 

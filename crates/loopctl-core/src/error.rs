@@ -11,7 +11,9 @@ pub enum DomainError {
     ScopeViolation { capacity: &'static str, action: &'static str },
     #[error("only the agent that claimed this story may {action} it")]
     NotAssignee { action: &'static str },
-    #[error("only the identity that contracted this story may give it back; an orchestrator or user can `force-unclaim` it")]
+    #[error(
+        "only the identity that contracted this story may give it back; an orchestrator or user can `force-unclaim` it"
+    )]
     NotContractor,
     #[error("cannot {action}: story is in agent_status='{agent_status}', verified_status='{verified_status}'; {hint}")]
     InvalidTransition {
@@ -37,7 +39,7 @@ pub enum DomainError {
     #[error("in the strict custody flow the implementer may not report its own story; request review instead")]
     SelfReportBlocked,
     #[error(
-        "this claim is stale: another agent took the story over or it was taken back (current claim epoch {current}); fetch the story and claim it again if it is ready"
+        "this claim is stale: the story was taken over by another agent, taken back or given back (current claim epoch {current}); fetch the story and claim it again if it is ready"
     )]
     StaleClaim { current: i64 },
     #[error("story is locked after {rejections} rejections; a user must clear it with `loopctl escalation clear`")]
@@ -54,9 +56,7 @@ impl DomainError {
     /// The stable machine-readable code of WIRE.md.
     pub fn code(&self) -> &'static str {
         match self {
-            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } | DomainError::NotContractor => {
-                "forbidden"
-            }
+            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } | DomainError::NotContractor => "forbidden",
             DomainError::ScopeViolation { .. } => "scope_violation",
             DomainError::InvalidTransition { .. } => "invalid_transition",
             DomainError::MustContractFirst => "must_contract_first",

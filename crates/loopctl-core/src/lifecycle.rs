@@ -61,9 +61,7 @@ impl StoryState {
 
     /// The identity that contracted the story, while it is contracted.
     pub fn is_contractor(&self, agent_id: Option<Uuid>) -> bool {
-        self.agent_status == AgentStatus::Contracted
-            && agent_id.is_some()
-            && self.contracted_by_agent_id == agent_id
+        self.agent_status == AgentStatus::Contracted && agent_id.is_some() && self.contracted_by_agent_id == agent_id
     }
 }
 
@@ -248,9 +246,8 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
         return Err(DomainError::StaleClaim { current: state.claim_epoch });
     }
     // The same for a former holder that sends no epoch (MCP, the reference's clients).
-    let former_holder = actor.agent_id.is_some()
-        && actor.agent_id == state.previous_assignee_agent_id
-        && !is_assignee(state, actor);
+    let former_holder =
+        actor.agent_id.is_some() && actor.agent_id == state.previous_assignee_agent_id && !is_assignee(state, actor);
     if claimant_write && former_holder && !state.is_contractor(actor.agent_id) {
         return Err(DomainError::StaleClaim { current: state.claim_epoch });
     }

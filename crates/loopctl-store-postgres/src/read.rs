@@ -295,8 +295,12 @@ impl Store for PgStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<'_, Vec<EpicCounts>> {
         Box::pin(async move {
-            let rows = sqlx::query(concat!("SELECT epic_id, ", stage_count_columns!(), " FROM stories \
-                 WHERE tenant_id = $1 AND project_id = $2 GROUP BY epic_id"))
+            let rows = sqlx::query(concat!(
+                "SELECT epic_id, ",
+                stage_count_columns!(),
+                " FROM stories \
+                 WHERE tenant_id = $1 AND project_id = $2 GROUP BY epic_id"
+            ))
             .bind(tenant_id)
             .bind(project_id)
             .bind(now)

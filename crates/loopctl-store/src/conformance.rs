@@ -648,12 +648,8 @@ pub async fn expired_claims_are_found_across_tenants(store: Arc<dyn Store>) {
     fx.force_state(expired.id, lease(1)).await;
     fx.force_state(alive.id, lease(60)).await;
     other.force_state(elsewhere.id, lease(2)).await;
-    let every_tenant = |limit| ExpiredClaims {
-        now: t0() + Duration::minutes(5),
-        project: None,
-        unannounced_only: true,
-        limit,
-    };
+    let every_tenant =
+        |limit| ExpiredClaims { now: t0() + Duration::minutes(5), project: None, unannounced_only: true, limit };
     let found = store.expired_claims(every_tenant(100)).await.unwrap();
     let ids: Vec<Uuid> = found.iter().map(|s| s.id).collect();
     assert!(ids.contains(&expired.id) && ids.contains(&elsewhere.id), "{ids:?}");

@@ -51,8 +51,13 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
         in_flight.extend(page(("agent_status", status)).await?["data"].as_array().cloned().unwrap_or_default());
     }
     let reported = page(("agent_status", "reported_done")).await?;
-    let awaiting: Vec<Value> =
-        reported["data"].as_array().into_iter().flatten().filter(|s| s["verified_status"] != "verified").cloned().collect();
+    let awaiting: Vec<Value> = reported["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["verified_status"] != "verified")
+        .cloned()
+        .collect();
     let escalated: Vec<Value> = match p["escalated"].as_i64() {
         Some(n) if n > 0 => page(("verified_status", "rejected")).await?["data"]
             .as_array()
@@ -99,7 +104,9 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
             text(&p["total_epics"]),
         );
         if p["complete"] == true {
-            out.push_str("Every story is verified: the project is complete. Add work with `loopctl import FILE --merge`.\n");
+            out.push_str(
+                "Every story is verified: the project is complete. Add work with `loopctl import FILE --merge`.\n",
+            );
         } else {
             out.push_str(&format!("Now: {}\n", stages(&p["stages"])));
         }
@@ -347,7 +354,8 @@ pub async fn next(ctx: &Ctx, args: NextArgs) -> anyhow::Result<()> {
             out.push_str(&table.render(ctx.format, ctx.color()));
         }
         let stale = count(&meta["stale"]);
-        let stale = if stale > 0 { format!(" ({stale} stale: take over with `loopctl claim N`)") } else { String::new() };
+        let stale =
+            if stale > 0 { format!(" ({stale} stale: take over with `loopctl claim N`)") } else { String::new() };
         out.push_str(&format!(
             "\n{} ready; {} in flight of max {}{stale}; {} of {} verified\n",
             text(&meta["total_count"]),

@@ -187,8 +187,11 @@ fn the_strict_flow_end_to_end_needs_a_fresh_review_every_round() {
     assert_eq!(story.refused(orchestrator(), &Action::Verify), "review_not_conducted");
     story.does(orchestrator(), &Action::ReviewComplete).does(orchestrator(), &reject("AC-3 has no test"));
 
-    // Round two: the review of round one does not carry over.
-    story.started_by(OTHER_AGENT).does(agent(IMPLEMENTER), &Action::Report);
+    // Round two: the review of round one does not carry over. The first round's implementer
+    // held the story before, so its report now is a stale claimant's write; a third agent reports.
+    story.started_by(OTHER_AGENT);
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "stale_claim");
+    story.does(agent(REVIEWER), &Action::Report);
     assert_eq!(story.refused(orchestrator(), &Action::Verify), "review_not_conducted");
     assert_eq!(story.refused(key(Role::User, Some(OTHER_AGENT)), &Action::ReviewComplete), "self_review_blocked");
     story.does(user(), &Action::ReviewComplete).does(orchestrator(), &Action::Verify);

@@ -1,8 +1,9 @@
 //! Whole stories, told call by call: the seed flow, a rejection round, unclaim, backfill,
-//! re-opening a verified story.
+//! re-opening a verified story, a late holder finishing its work, an abandoned claim taken
+//! over or reclaimed.
 
 use chrono::Duration;
-use loopctl_core::{Action, AgentStatus::*, StoryState, VerifiedStatus::*};
+use loopctl_core::{Action, AgentStatus::*, DomainError, Role, StoryState, VerifiedStatus::*};
 
 use crate::support::*;
 
@@ -63,10 +64,11 @@ fn a_rejected_story_goes_back_to_the_queue_and_a_fresh_agent_finishes_it() {
     assert_eq!((state.assigned_agent_id, state.assigned_at, state.lease_expires_at), (None, None, None));
     assert_eq!(state.reported_done_at, None);
     assert_eq!(state.reported_by_agent_id, Some(IMPLEMENTER), "who reported last is kept");
+    assert_eq!(state.previous_assignee_agent_id, Some(IMPLEMENTER), "who held it last is kept");
     assert_eq!(state.iteration_count, 1);
 
-    // The old implementer is no longer the assignee: it may not touch the story's lease.
-    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Heartbeat), "forbidden");
+    // The old implementer is no longer the assignee: its claim is stale, it may not touch the lease.
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Heartbeat), "stale_claim");
     story.implemented_by(OTHER_AGENT).does(user(), &Action::Verify);
     let done = &story.state;
     assert_eq!(done.verified_status, Verified);
@@ -80,10 +82,21 @@ fn an_agent_unclaims_and_the_story_must_be_contracted_again() {
     story.started_by(IMPLEMENTER).does(agent(IMPLEMENTER), &Action::Unclaim);
     assert_eq!(story.state.agent_status, Pending);
     assert_eq!(story.state.assigned_agent_id, None);
+    assert_eq!(story.state.previous_assignee_agent_id, Some(IMPLEMENTER));
     assert_eq!(story.state.verified_status, Unverified);
-    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Start), "must_contract_first");
+    // Its claim is over: its own late writes are stale, its next step is a new contract.
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Start), "stale_claim");
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Unclaim), "stale_claim");
     assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Claim), "must_contract_first");
-    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Unclaim), "invalid_transition");
+    assert_eq!(story.refused(agent(OTHER_AGENT), &Action::Start), "must_contract_first");
+    assert_eq!(story.refused(agent(OTHER_AGENT), &Action::Unclaim), "invalid_transition");
+    // Contracting it again makes it the contractor, which may give the story back.
+    story.does(agent(IMPLEMENTER), &contract());
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Start), "must_claim_first");
+    story.does(agent(IMPLEMENTER), &Action::Unclaim);
+    assert_eq!(story.state.agent_status, Pending);
+    assert_eq!(story.state.claim_epoch, 2, "the claim and its unclaim; giving a contract back moves nothing");
+    assert_eq!(story.state.previous_assignee_agent_id, Some(IMPLEMENTER));
 }
 
 #[test]
@@ -96,13 +109,37 @@ fn an_agent_may_take_back_its_report_before_the_verdict() {
 }
 
 #[test]
-fn nobody_unclaims_a_contracted_story_but_an_orchestrator_can_force_it_back() {
+fn the_contractor_gives_a_contracted_story_back() {
+    let mut story = Story::new();
+    story.does(agent(IMPLEMENTER), &contract()).does(agent(IMPLEMENTER), &Action::Unclaim);
+    // As if it had never been contracted: no claim ended, so no epoch moved.
+    assert_eq!(story.state, StoryState::default());
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Claim), "must_contract_first");
+    // An orchestrator that contracted it gives it back the same way.
+    story.does(orchestrator(), &Action::Contract { story_title: None, ac_count: None });
+    story.does(orchestrator(), &Action::Unclaim);
+    assert_eq!(story.state, StoryState::default());
+    // A story given back can be backfilled: it was never claimed here.
+    story.does(orchestrator(), &backfill("shipped before loopctl"));
+    assert_eq!(story.state.verified_status, Verified);
+}
+
+#[test]
+fn nobody_else_unclaims_a_contracted_story_but_an_orchestrator_can_force_it_back() {
     let mut story = Story::new();
     story.does(agent(IMPLEMENTER), &contract());
-    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Unclaim), "forbidden");
+    for actor in [agent(OTHER_AGENT), orchestrator(), key(Role::Agent, None)] {
+        let error = refusal(&story.facts, &story.state, &Action::Unclaim, &actor);
+        assert_eq!(error, DomainError::NotContractor, "{actor:?}");
+        assert_eq!(error.code(), "forbidden");
+        assert!(error.to_string().contains("force-unclaim"), "{error}");
+    }
     story.does(orchestrator(), &Action::ForceUnclaim);
     assert_eq!(story.state.agent_status, Pending);
+    assert_eq!((story.state.contracted_by_agent_id, story.state.contracted_at), (None, None));
     assert_eq!(story.state.claim_epoch, 1);
+    // Once back in the queue the former contractor holds nothing to give back.
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Unclaim), "invalid_transition");
 }
 
 #[test]
@@ -164,12 +201,64 @@ fn an_abandoned_claim_is_reclaimed_after_its_lease() {
     let lease_end = story.state.lease_expires_at.expect("a lease");
     assert_eq!(story.refused(orchestrator(), &Action::ReclaimExpired), "invalid_transition");
     story.facts.now = lease_end;
-    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "stale_claim");
-    story.does(orchestrator(), &Action::ReclaimExpired);
+    story.does(orchestrator(), &Action::MarkStale).does(orchestrator(), &Action::ReclaimExpired);
     assert_eq!(story.state.agent_status, Pending);
     assert_eq!(story.state.lease_expires_at, None);
+    assert_eq!(story.state.stale_since, None);
+    assert_eq!(story.state.previous_assignee_agent_id, Some(IMPLEMENTER));
     assert_eq!(story.state.verified_status, Unverified);
     assert_eq!(story.state.iteration_count, 0, "a reclaim is not a rejection");
+    // Reclaimed, the old holder's report comes too late.
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "stale_claim");
+}
+
+#[test]
+fn a_late_holder_finishes_its_work_while_nobody_took_the_story_over() {
+    let mut story = Story::new();
+    story.started_by(IMPLEMENTER);
+    let epoch = story.state.claim_epoch;
+    story.facts.claim_epoch = Some(epoch);
+    let lease_end = story.state.lease_expires_at.expect("a lease");
+    story.facts.now = lease_end + Duration::minutes(45);
+    story.does(orchestrator(), &Action::MarkStale);
+    assert!(story.state.stale_since.is_some());
+    // The holder was slow, not gone: its writes still count.
+    story.does(agent(IMPLEMENTER), &Action::RequestReview);
+    assert_eq!(story.state.stale_since, None);
+    story.wait(Duration::hours(2)).does(agent(IMPLEMENTER), &Action::Report);
+    assert_eq!(story.state.agent_status, ReportedDone);
+    assert_eq!(story.state.lease_expires_at, None);
+    assert_eq!(story.state.claim_epoch, epoch, "nobody was fenced off");
+    story.does(orchestrator(), &Action::Verify);
+    assert_eq!(story.state.verified_status, Verified);
+}
+
+#[test]
+fn another_agent_takes_over_an_abandoned_claim_and_finishes_it() {
+    let mut story = Story::new();
+    story.started_by(IMPLEMENTER);
+    let old_epoch = story.state.claim_epoch;
+    let lease_end = story.state.lease_expires_at.expect("a lease");
+    // While the lease lives, the claim is the holder's.
+    assert_eq!(story.refused(agent(OTHER_AGENT), &Action::Claim), "invalid_transition");
+    assert_eq!(story.refused(agent(OTHER_AGENT), &contract()), "invalid_transition");
+    story.facts.now = lease_end;
+    story.does(orchestrator(), &Action::MarkStale).does(agent(OTHER_AGENT), &Action::Claim);
+    let state = &story.state;
+    assert_eq!((state.agent_status, state.assigned_agent_id), (Assigned, Some(OTHER_AGENT)));
+    assert_eq!(state.claim_epoch, old_epoch + 1);
+    assert_eq!(state.previous_assignee_agent_id, Some(IMPLEMENTER));
+    assert_eq!(state.stale_since, None);
+    // The old holder wakes up: stale, with or without the epoch it held.
+    story.facts.claim_epoch = Some(old_epoch);
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Heartbeat), "stale_claim");
+    story.facts.claim_epoch = None;
+    assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Start), "stale_claim");
+    // The new holder starts over and finishes.
+    story.does(agent(OTHER_AGENT), &Action::Start).does(agent(OTHER_AGENT), &Action::Report);
+    story.does(orchestrator(), &Action::Verify);
+    assert_eq!(story.state.verified_status, Verified);
+    assert_eq!(story.state.reported_by_agent_id, Some(OTHER_AGENT));
 }
 
 #[test]

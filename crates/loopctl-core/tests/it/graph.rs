@@ -13,7 +13,14 @@ fn id(n: u128) -> Uuid {
 }
 
 fn node(story: u128, epic: u128, agent_status: AgentStatus, verified_status: VerifiedStatus) -> StoryNode {
-    StoryNode { id: id(story), epic_id: id(epic), agent_status, verified_status, escalation_locked: false, lease_expired: false }
+    StoryNode {
+        id: id(story),
+        epic_id: id(epic),
+        agent_status,
+        verified_status,
+        escalation_locked: false,
+        lease_expired: false,
+    }
 }
 
 fn pending(story: u128, epic: u128) -> StoryNode {

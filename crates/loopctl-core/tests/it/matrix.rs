@@ -3,7 +3,7 @@
 //! call is legal, the exact next state; everywhere else, the refusal's code.
 
 use chrono::Duration;
-use loopctl_core::{Action, Actor, AgentStatus::*, StoryState, VerifiedStatus, VerifiedStatus::*};
+use loopctl_core::{Action, Actor, AgentStatus::*, DomainError, StoryState, VerifiedStatus, VerifiedStatus::*};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -30,11 +30,23 @@ fn lease_from_now(facts: &Facts) -> Option<chrono::DateTime<chrono::Utc>> {
     Some(facts.now + Duration::seconds(i64::from(facts.settings.claim_lease_seconds)))
 }
 
-fn contracted(state: &StoryState) -> StoryState {
-    StoryState { agent_status: Contracted, ..state.clone() }
+/// Contracted now by `by`.
+fn contracted(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
+    StoryState {
+        agent_status: Contracted,
+        contracted_by_agent_id: Some(by),
+        contracted_at: Some(facts.now),
+        ..state.clone()
+    }
 }
 
+/// Claimed now by `by`: a new epoch and lease; the contract is used up, a stale mark gone; a
+/// holder it took the story from becomes the previous assignee.
 fn claimed(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
+    let previous = match state.assigned_agent_id {
+        Some(holder) if holder != by => Some(holder),
+        _ => state.previous_assignee_agent_id,
+    };
     StoryState {
         agent_status: Assigned,
         assigned_agent_id: Some(by),
@@ -42,12 +54,17 @@ fn claimed(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
         claim_epoch: state.claim_epoch + 1,
         lease_expires_at: lease_from_now(facts),
         review_requested_at: None,
+        contracted_by_agent_id: None,
+        contracted_at: None,
+        stale_since: None,
+        previous_assignee_agent_id: previous,
         ..state.clone()
     }
 }
 
+/// A write by the holder: a lease from now, and no stale mark.
 fn lease_renewed(state: &StoryState, facts: &Facts) -> StoryState {
-    StoryState { lease_expires_at: lease_from_now(facts), ..state.clone() }
+    StoryState { lease_expires_at: lease_from_now(facts), stale_since: None, ..state.clone() }
 }
 
 fn started(state: &StoryState, facts: &Facts) -> StoryState {
@@ -55,7 +72,7 @@ fn started(state: &StoryState, facts: &Facts) -> StoryState {
 }
 
 fn review_requested(state: &StoryState, facts: &Facts) -> StoryState {
-    StoryState { review_requested_at: Some(facts.now), ..state.clone() }
+    StoryState { review_requested_at: Some(facts.now), ..lease_renewed(state, facts) }
 }
 
 fn reported(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
@@ -64,11 +81,13 @@ fn reported(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
         reported_done_at: Some(facts.now),
         reported_by_agent_id: Some(by),
         lease_expires_at: None,
+        stale_since: None,
         ..state.clone()
     }
 }
 
-/// Back to the queue: no assignee, no lease, no report, and a new epoch. The verdict, the
+/// Back to the queue: no assignee, no lease, no report, no review, no contract, no stale
+/// mark, and a new epoch; the holder it had becomes the previous assignee. The verdict, the
 /// reporter and the counters stay.
 fn back_in_queue(state: &StoryState) -> StoryState {
     StoryState {
@@ -78,9 +97,35 @@ fn back_in_queue(state: &StoryState) -> StoryState {
         reported_done_at: None,
         lease_expires_at: None,
         review_requested_at: None,
+        last_review_at: None,
+        contracted_by_agent_id: None,
+        contracted_at: None,
+        stale_since: None,
+        previous_assignee_agent_id: state.assigned_agent_id.or(state.previous_assignee_agent_id),
         claim_epoch: state.claim_epoch + 1,
         ..state.clone()
     }
+}
+
+/// A contract nobody claimed, given back by its contractor: pending again, and since no claim
+/// ended, the epoch and everything else stay.
+fn given_back(state: &StoryState) -> StoryState {
+    StoryState { agent_status: Pending, contracted_by_agent_id: None, contracted_at: None, ..state.clone() }
+}
+
+/// A claim whose lease ran out, taken over by a contract: back in the queue, then contracted.
+fn taken_over_by_contract(state: &StoryState, by: Uuid, facts: &Facts) -> StoryState {
+    contracted(&back_in_queue(state), by, facts)
+}
+
+/// The sweeper's mark on a claim whose lease ran out; nothing else moves.
+fn marked_stale(state: &StoryState, facts: &Facts) -> StoryState {
+    StoryState { stale_since: Some(facts.now), ..state.clone() }
+}
+
+/// The fixtures' leases end here; a lease ending exactly now has expired.
+fn lease_over() -> Facts {
+    Facts::default().at(at(LEASE_END_MIN))
 }
 
 fn reviewed(state: &StoryState, facts: &Facts) -> StoryState {
@@ -139,22 +184,73 @@ fn unverified_or_rejected(status: VerifiedStatus) -> bool {
 }
 
 #[test]
-fn contract_moves_only_a_pending_story_to_contracted() {
+fn contract_takes_a_pending_story_but_none_another_identity_holds() {
+    // Every fixture's contract and lease is alive: only the queue is open to another agent.
     let facts = Facts::default();
     matrix(&facts, &contract(), &agent(OTHER_AGENT), unchanged, |s| match s.agent_status {
-        Pending => Expect::Ok(contracted(s)),
-        _ => Expect::Err("invalid_transition"),
+        Pending => Expect::Ok(contracted(s, OTHER_AGENT, &facts)),
+        Contracted | Assigned | Implementing | ReportedDone => Expect::Err("invalid_transition"),
     });
+}
+
+#[test]
+fn contract_by_the_contractor_renews_its_contract_but_not_a_live_claim() {
+    let facts = Facts::default();
+    matrix(&facts, &contract(), &agent(IMPLEMENTER), unchanged, |s| match s.agent_status {
+        Pending | Contracted => Expect::Ok(contracted(s, IMPLEMENTER, &facts)),
+        // Its own live claim is no contract to renew.
+        Assigned | Implementing | ReportedDone => Expect::Err("invalid_transition"),
+    });
+}
+
+#[test]
+fn contract_takes_over_a_claim_whose_lease_ran_out() {
+    for facts in [lease_over(), lease_over().at(at(LEASE_END_MIN + 600))] {
+        let contract_live = facts.now < at(CONTRACTED_MIN) + Duration::minutes(30);
+        matrix(&facts, &contract(), &agent(OTHER_AGENT), unchanged, |s| match s.agent_status {
+            Pending => Expect::Ok(contracted(s, OTHER_AGENT, &facts)),
+            Contracted if contract_live => Expect::Err("invalid_transition"),
+            Contracted => Expect::Ok(contracted(s, OTHER_AGENT, &facts)),
+            Assigned | Implementing => Expect::Ok(taken_over_by_contract(s, OTHER_AGENT, &facts)),
+            ReportedDone => Expect::Err("invalid_transition"),
+        });
+    }
 }
 
 #[test]
 fn claim_takes_a_contracted_story_and_must_follow_a_contract() {
     let facts = Facts::default();
-    matrix(&facts, &Action::Claim, &agent(OTHER_AGENT), unchanged, |s| match s.agent_status {
+    // Any agent claims a contracted story, the contractor or another.
+    for by in [OTHER_AGENT, IMPLEMENTER] {
+        matrix(&facts, &Action::Claim, &agent(by), unchanged, |s| match s.agent_status {
+            Pending => Expect::Err("must_contract_first"),
+            Contracted => Expect::Ok(claimed(s, by, &facts)),
+            Assigned | Implementing | ReportedDone => Expect::Err("invalid_transition"),
+        });
+    }
+}
+
+#[test]
+fn claim_takes_over_a_claim_whose_lease_ran_out() {
+    let facts = lease_over();
+    let mark = |s: &mut StoryState| {
+        if s.agent_status.in_flight() {
+            s.stale_since = Some(at(LEASE_END_MIN));
+        }
+    };
+    matrix(&facts, &Action::Claim, &agent(OTHER_AGENT), mark, |s| match s.agent_status {
         Pending => Expect::Err("must_contract_first"),
-        Contracted => Expect::Ok(claimed(s, OTHER_AGENT, &facts)),
-        _ => Expect::Err("invalid_transition"),
+        Contracted | Assigned | Implementing => Expect::Ok(claimed(s, OTHER_AGENT, &facts)),
+        // A report ends the lease: nothing to take over.
+        ReportedDone => Expect::Err("invalid_transition"),
     });
+    // The takeover names the holder it fenced off; the holder re-claiming names nobody.
+    let holder = story(Implementing, Unverified);
+    let taken = success(&facts, &holder, &Action::Claim, &agent(OTHER_AGENT));
+    assert_eq!(taken.previous_assignee_agent_id, Some(IMPLEMENTER));
+    let again = success(&facts, &holder, &Action::Claim, &agent(IMPLEMENTER));
+    assert_eq!(again, claimed(&holder, IMPLEMENTER, &facts));
+    assert_eq!(again.previous_assignee_agent_id, None);
 }
 
 #[test]
@@ -180,8 +276,8 @@ fn heartbeat_renews_the_lease_of_a_story_in_flight() {
 }
 
 #[test]
-fn request_review_marks_an_implementing_story_without_moving_it() {
-    let facts = Facts::default();
+fn request_review_marks_an_implementing_story_without_moving_it_and_renews_the_lease() {
+    let facts = Facts::default().at(at(5));
     matrix(&facts, &Action::RequestReview, &agent(IMPLEMENTER), unchanged, |s| match s.agent_status {
         Pending | Contracted => Expect::Err("forbidden"),
         Implementing => Expect::Ok(review_requested(s, &facts)),
@@ -200,15 +296,44 @@ fn report_by_the_implementer_in_the_seed_flow_moves_implementing_to_reported_don
 }
 
 #[test]
-fn unclaim_by_the_claimant_puts_an_unverified_story_back_in_the_queue() {
+fn unclaim_by_the_claimant_or_the_contractor_puts_an_unverified_story_back_in_the_queue() {
+    // IMPLEMENTER contracted the contracted fixture and holds the claimed ones.
     let facts = Facts::default();
-    matrix(&facts, &Action::Unclaim, &agent(IMPLEMENTER), unchanged, |s| {
-        match (s.agent_status, s.verified_status) {
-            (Pending, _) => Expect::Err("invalid_transition"),
-            // Contracted has no assignee: only force-unclaim resets it.
-            (Contracted, _) => Expect::Err("forbidden"),
-            (_, Verified) => Expect::Err("invalid_transition"),
-            (Assigned | Implementing | ReportedDone, Unverified | Rejected) => Expect::Ok(back_in_queue(s)),
+    matrix(&facts, &Action::Unclaim, &agent(IMPLEMENTER), unchanged, |s| match (s.agent_status, s.verified_status) {
+        (Pending, _) => Expect::Err("invalid_transition"),
+        (Contracted, _) => Expect::Ok(given_back(s)),
+        (_, Verified) => Expect::Err("invalid_transition"),
+        (Assigned | Implementing | ReportedDone, Unverified | Rejected) => Expect::Ok(back_in_queue(s)),
+    });
+}
+
+#[test]
+fn unclaim_by_anyone_else_is_refused_as_not_the_contractor_or_not_the_assignee() {
+    let facts = Facts::default();
+    let not_assignee = || Expect::Refused(DomainError::NotAssignee { action: "unclaim" });
+    matrix(&facts, &Action::Unclaim, &agent(OTHER_AGENT), unchanged, |s| match s.agent_status {
+        Pending => Expect::Err("invalid_transition"),
+        Contracted => Expect::Refused(DomainError::NotContractor),
+        Assigned | Implementing | ReportedDone => not_assignee(),
+    });
+    // An orchestrator unclaims only its own contract: anything else is not its to give back,
+    // whatever the state.
+    matrix(&facts, &Action::Unclaim, &orchestrator(), unchanged, |s| match s.agent_status {
+        Contracted => Expect::Refused(DomainError::NotContractor),
+        Pending | Assigned | Implementing | ReportedDone => not_assignee(),
+    });
+}
+
+#[test]
+fn an_orchestrator_key_gives_back_its_identitys_contract_but_never_unclaims_a_claim() {
+    // The orchestrator key carries IMPLEMENTER's identity: the contractor of the contracted
+    // fixture and the holder of the claimed ones.
+    let facts = Facts::default();
+    let actor = key(loopctl_core::Role::Orchestrator, Some(IMPLEMENTER));
+    matrix(&facts, &Action::Unclaim, &actor, unchanged, |s| match s.agent_status {
+        Contracted => Expect::Ok(given_back(s)),
+        Pending | Assigned | Implementing | ReportedDone => {
+            Expect::Refused(DomainError::NotAssignee { action: "unclaim" })
         }
     });
 }
@@ -300,7 +425,33 @@ fn reclaim_expired_puts_a_story_whose_lease_ran_out_back_in_the_queue() {
             Assigned | Implementing => Expect::Ok(back_in_queue(s)),
             _ => Expect::Err("invalid_transition"),
         });
+        // Marked stale or not, the same.
+        let mark = |s: &mut StoryState| s.stale_since = s.agent_status.in_flight().then_some(at(LEASE_END_MIN));
+        matrix(&facts, &Action::ReclaimExpired, &user(), mark, |s| match s.agent_status {
+            Assigned | Implementing => Expect::Ok(back_in_queue(s)),
+            _ => Expect::Err("invalid_transition"),
+        });
     }
+}
+
+#[test]
+fn mark_stale_marks_a_claim_whose_lease_ran_out_once_and_leaves_it_with_its_holder() {
+    for minutes in [LEASE_END_MIN, LEASE_END_MIN + 60] {
+        let facts = Facts::default().at(at(minutes));
+        matrix(&facts, &Action::MarkStale, &orchestrator(), unchanged, |s| match s.agent_status {
+            Assigned | Implementing => Expect::Ok(marked_stale(s, &facts)),
+            Pending | Contracted | ReportedDone => Expect::Err("invalid_transition"),
+        });
+        // Once per claim: a marked claim is not marked again.
+        let mark = |s: &mut StoryState| s.stale_since = Some(at(LEASE_END_MIN));
+        matrix(&facts, &Action::MarkStale, &orchestrator(), mark, |_| Expect::Err("invalid_transition"));
+    }
+}
+
+#[test]
+fn mark_stale_refuses_every_story_whose_lease_is_alive() {
+    let facts = Facts::default().at(at(LEASE_END_MIN) - Duration::seconds(1));
+    matrix(&facts, &Action::MarkStale, &user(), unchanged, |_| Expect::Err("invalid_transition"));
 }
 
 #[test]

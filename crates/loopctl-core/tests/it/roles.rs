@@ -16,7 +16,9 @@ fn scene(action: &Action) -> (StoryState, Facts, Option<Uuid>) {
     match action {
         Action::Contract { .. } => (story(Pending, unverified), facts, Some(OTHER_AGENT)),
         Action::Claim => (story(Contracted, unverified), facts, Some(OTHER_AGENT)),
-        Action::Start | Action::Unclaim => (story(Assigned, unverified), facts, Some(IMPLEMENTER)),
+        Action::Start => (story(Assigned, unverified), facts, Some(IMPLEMENTER)),
+        // A key of either role gives back the contract its identity made.
+        Action::Unclaim => (story(Contracted, unverified), facts, Some(IMPLEMENTER)),
         Action::Heartbeat | Action::RequestReview | Action::Report => {
             (story(Implementing, unverified), facts, Some(IMPLEMENTER))
         }
@@ -42,12 +44,12 @@ fn scene(action: &Action) -> (StoryState, Facts, Option<Uuid>) {
 }
 
 /// The roles WIRE.md grants each call. Superadmin (the operator) stands above user and may do
-/// what a user may. `reclaim_expired` is the server's own sweep; it runs with a human or
-/// orchestrator role.
+/// what a user may. `reclaim_expired` and `mark_stale` are what the server's lease sweeper and
+/// an orchestrator run; they take a human or orchestrator role.
 fn wire_roles(action: &Action) -> &'static [Role] {
     use Role::*;
     match action {
-        // Unclaim: the claimant agent, or the contractor (agent or orchestrator) of a
+        // Unclaim: the claimant agent, or the contractor (agent or orchestrator key) of a
         // contracted story.
         Action::Contract { .. } | Action::Report | Action::Unclaim => &[Agent, Orchestrator],
         Action::Claim | Action::Start | Action::Heartbeat | Action::RequestReview => &[Agent],
@@ -61,6 +63,9 @@ fn wire_roles(action: &Action) -> &'static [Role] {
         Action::ClearEscalation => &[User, Superadmin],
     }
 }
+
+/// What a caller refused `review_complete` is told: which keys a reviewer uses.
+const REVIEWER_HINT: &str = "a reviewer uses an orchestrator or user key, or the token the orchestrator dispatches for it with `loopctl dispatch N --role reviewer`";
 
 fn key_for(role: Role, agent_side_id: Option<Uuid>) -> loopctl_core::Actor {
     match role {
@@ -83,7 +88,11 @@ fn every_role_for_every_action_follows_the_wire_table() {
                     Err(DomainError::Forbidden { role: refused, action: name, hint }) => {
                         assert_eq!(refused, role);
                         assert_eq!(name, action.name());
-                        assert!(hint.starts_with("use "), "hint `{hint}` says what to do");
+                        if matches!(action, Action::ReviewComplete) {
+                            assert_eq!(hint, REVIEWER_HINT);
+                        } else {
+                            assert!(hint.starts_with("use "), "hint `{hint}` says what to do");
+                        }
                     }
                     other => panic!("{role} must be forbidden to {}: {other:?}", action.name()),
                 }
@@ -179,6 +188,7 @@ fn actions_carry_the_verbs_used_in_messages_and_audit_rows() {
             "backfill",
             "clear_escalation",
             "reclaim_expired",
+            "mark_stale",
         ]
     );
 }
@@ -192,4 +202,18 @@ fn a_forbidden_message_names_the_role_the_call_and_what_to_use() {
     assert_eq!(error.to_string(), "the user role may not claim; use an agent key");
     let error = refusal(&Facts::default(), &state, &Action::ClearEscalation, &orchestrator());
     assert_eq!(error.to_string(), "the orchestrator role may not clear_escalation; use a user (human) key");
+    let error = refusal(&Facts::default(), &state, &Action::Unclaim, &user());
+    assert_eq!(error.to_string(), "the user role may not unclaim; use an agent or orchestrator key");
+    let error = refusal(&Facts::default(), &state, &Action::MarkStale, &agent(OTHER_AGENT));
+    assert_eq!(error.to_string(), "the agent role may not mark_stale; use an orchestrator or user key");
+}
+
+#[test]
+fn a_forbidden_review_says_which_keys_and_tokens_a_reviewer_uses() {
+    let state = story(AgentStatus::ReportedDone, VerifiedStatus::Unverified);
+    let error = refusal(&Facts::default(), &state, &Action::ReviewComplete, &agent(OTHER_AGENT));
+    assert_eq!(error, DomainError::Forbidden { role: Role::Agent, action: "review_complete", hint: REVIEWER_HINT });
+    assert_eq!(error.code(), "forbidden");
+    assert_eq!(error.to_string(), format!("the agent role may not review_complete; {REVIEWER_HINT}"));
+    assert!(error.to_string().contains("`loopctl dispatch N --role reviewer`"), "{error}");
 }

@@ -13,6 +13,8 @@ pub const IMPLEMENTER: Uuid = Uuid::from_u128(0x1);
 pub const OTHER_AGENT: Uuid = Uuid::from_u128(0x2);
 /// The agent identity behind the orchestrator key.
 pub const ORCHESTRATOR: Uuid = Uuid::from_u128(0x3);
+/// An agent that never holds the story: in the strict flow it reports and reviews.
+pub const REVIEWER: Uuid = Uuid::from_u128(0x4);
 
 pub const TITLE: &str = "Login page";
 pub const AC_COUNT: usize = 3;
@@ -96,6 +98,7 @@ pub fn every_action() -> Vec<Action> {
         backfill("shipped before loopctl"),
         Action::ClearEscalation,
         Action::ReclaimExpired,
+        Action::MarkStale,
     ]
 }
 
@@ -162,7 +165,8 @@ impl Facts {
     }
 }
 
-/// When the fixture's claim was made, its lease ends, and its report was filed.
+/// When the fixture's contract and claim were made, its lease ends, and its report was filed.
+pub const CONTRACTED_MIN: i64 = -5;
 pub const ASSIGNED_MIN: i64 = -60;
 pub const REPORTED_MIN: i64 = -30;
 pub const VERIFIED_MIN: i64 = -10;
@@ -172,12 +176,17 @@ pub const LEASE_END_MIN: i64 = 10;
 pub const FIXTURE_EPOCH: i64 = 4;
 
 /// A representative story in `agent_status` × `verified_status`, shaped the way the
-/// lifecycle leaves it: claimed stories belong to `IMPLEMENTER` with a live lease, reported
-/// stories carry their report, rejected ones their reason, verified ones `verified_at`.
-/// Combinations no sequence of commands reaches (pending + verified, say) are built the same
-/// way, so the pure function can be checked on them too.
+/// lifecycle leaves it: a contracted story was contracted by `IMPLEMENTER` at
+/// `CONTRACTED_MIN` (a live contract), claimed stories belong to `IMPLEMENTER` with a live
+/// lease, reported stories carry their report, rejected ones their reason, verified ones
+/// `verified_at`. Combinations no sequence of commands reaches (pending + verified, say) are
+/// built the same way, so the pure function can be checked on them too.
 pub fn story(agent_status: AgentStatus, verified_status: VerifiedStatus) -> StoryState {
     let mut state = StoryState { agent_status, verified_status, claim_epoch: FIXTURE_EPOCH, ..StoryState::default() };
+    if agent_status == AgentStatus::Contracted {
+        state.contracted_by_agent_id = Some(IMPLEMENTER);
+        state.contracted_at = Some(at(CONTRACTED_MIN));
+    }
     if matches!(agent_status, AgentStatus::Assigned | AgentStatus::Implementing | AgentStatus::ReportedDone) {
         state.assigned_agent_id = Some(IMPLEMENTER);
         state.assigned_at = Some(at(ASSIGNED_MIN));
@@ -210,11 +219,14 @@ pub fn every_status_pair() -> Vec<(AgentStatus, VerifiedStatus)> {
         .collect()
 }
 
-/// What a call must come to: the exact next state, or a refusal with this code.
+/// What a call must come to: the exact next state, a refusal with this code, or exactly
+/// this refusal (where two refusals share a code, `forbidden` say).
 #[derive(Debug, Clone)]
+#[expect(clippy::large_enum_variant, reason = "one short-lived expectation per call; a box would only add noise")]
 pub enum Expect {
     Ok(StoryState),
     Err(&'static str),
+    Refused(DomainError),
 }
 
 /// The one table helper: applies `action` by `actor` to `state` with default facts and
@@ -242,8 +254,14 @@ pub fn check_with(facts: &Facts, state: &StoryState, action: &Action, actor: &Ac
             assert_eq!(error.code(), code, "{situation}: refused with `{error}`");
             assert!(!error.to_string().is_empty(), "{situation}: refusal without a message");
         }
+        (Err(error), Expect::Refused(wanted)) => {
+            assert_eq!(error, wanted, "{situation}: refused with `{error}`");
+        }
         (Ok(next), Expect::Err(code)) => {
             panic!("{situation}: expected `{code}`, but it succeeded with {next:?}")
+        }
+        (Ok(next), Expect::Refused(wanted)) => {
+            panic!("{situation}: expected `{wanted:?}`, but it succeeded with {next:?}")
         }
         (Err(error), Expect::Ok(_)) => {
             panic!("{situation}: expected success, but it was refused: {} ({error})", error.code())

@@ -237,8 +237,12 @@ async fn lifecycle_errors(server: Server) {
     post(&t.agent, s12, "claim", Value::Null).await.err(409, "must_contract_first");
     assert_eq!(story(&server, &t.agent, s12).await["agent_status"], "pending", "a refused contract changes nothing");
     let blocked = server.get(&t.agent, &format!("/api/v1/stories/blocked?project_id={}", ids.project)).await;
-    let waiting: Vec<&str> =
-        blocked.ok(200)["data"].as_array().into_iter().flatten().filter_map(|b| b["story"]["number"].as_str()).collect();
+    let waiting: Vec<&str> = blocked.ok(200)["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["story"]["number"].as_str())
+        .collect();
     assert!(waiting.contains(&"1.2") && waiting.contains(&"2.1"), "{waiting:?}");
 
     // stale_claim: a claim epoch that is not the story's.
