@@ -236,3 +236,42 @@ fn claim_and_start_say_when_the_lease_ends() {
     let unclaimed = lab.run(&agent, &["unclaim", "1.1", "--project", "web"]);
     assert!(!unclaimed.ok().stdout.contains("lease until"), "{unclaimed:?}");
 }
+
+/// Nothing vanishes: a contract refused a slot waits in `next` (marked contracted, by whom)
+/// and is claimed once a slot frees; when everything is verified, `next` and `status` say the
+/// project is complete instead of showing an empty table.
+#[test]
+fn a_contract_refused_a_slot_stays_in_next_and_a_finished_project_says_so() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let (user, orch) = (lab.user(), lab.orch());
+    let first = lab.new_key("impl-1", "agent", None);
+    let second = lab.new_key("impl-2", "agent", None);
+    lab.run(&user, &["tenant", "settings", "set", "max_concurrent_agents=1"]).ok();
+    lab.run(&orch, &["init", "--project", "web"]).ok();
+
+    lab.run(&first, &["contract", "1.1"]).ok();
+    lab.run(&first, &["claim", "1.1"]).ok();
+    lab.run(&second, &["contract", "1.3"]).ok();
+    lab.run(&second, &["claim", "1.3"]).fails(5).stderr_has("1.1");
+    let next = lab.run(&orch, &["next"]).ok().stdout.clone();
+    let row = next.lines().find(|l| l.starts_with("1.3")).unwrap_or_else(|| panic!("1.3 is still in next: {next}"));
+    assert!(row.contains("contracted by"), "{next}");
+
+    let finish = |agent: &crate::support::Actor, number: &str| {
+        lab.run(agent, &["start", number]).ok();
+        let artifact = r#"{"artifact_type": "commit_diff", "details": {"commit_sha": "abc123"}}"#;
+        lab.run(agent, &["report", number, "--artifact", artifact]).ok();
+        lab.run(&orch, &["verify", number, "--result", "pass", "--summary", "done"]).ok();
+    };
+    finish(&first, "1.1");
+    lab.run(&second, &["claim", "1.3"]).ok().stdout_has("assigned");
+    finish(&second, "1.3");
+    for number in ["1.2", "2.1"] {
+        lab.run(&first, &["contract", number]).ok();
+        lab.run(&first, &["claim", number]).ok();
+        finish(&first, number);
+    }
+    lab.run(&orch, &["next"]).ok().stdout_has("the project is complete");
+    lab.run(&orch, &["status"]).ok().stdout_has("4 of 4 stories verified").stdout_has("the project is complete");
+}

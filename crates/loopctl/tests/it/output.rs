@@ -84,7 +84,7 @@ fn csv_output_starts_with_a_header_line() {
     let next = lab.run(&orch, &["next", "--project", "web", "--format", "csv"]).ok().stdout.clone();
     let mut lines = next.lines();
     assert_eq!(lines.next(), Some("story,suggested,acs,state,title"), "{next}");
-    assert_eq!(lines.next(), Some("1.1,yes,2,Sign-up endpoint"), "{next}");
+    assert_eq!(lines.next(), Some("1.1,yes,2,,Sign-up endpoint"), "{next}");
     assert!(!next.contains("ready;"), "CSV is rows only: {next}");
     let blocked = lab.run(&orch, &["blocked", "--project", "web", "--format", "csv"]).ok().stdout.clone();
     assert_eq!(blocked.lines().next(), Some("story,waits for,title"), "{blocked}");
