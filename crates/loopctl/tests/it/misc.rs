@@ -65,3 +65,18 @@ fn help_shows_an_example_for_the_seed_commands() {
     assert!(missing.is_empty(), "no `Example` in the --help of: {missing:?}");
     Command::new(BIN).arg("--help").assert().success().stdout(predicate::str::contains("loopctl up"));
 }
+
+/// `serve --database-url mysql://x` used to create a SQLite file named `mysql:/x`; now it is
+/// refused, names the supported stores, and leaves nothing behind.
+#[test]
+fn serve_refuses_a_database_url_of_an_unsupported_scheme() {
+    let env = Env::new();
+    for url in ["mysql://x", "mariadb://root@localhost/db", "redis:x"] {
+        let out = env.run(&["serve", "--listen", "127.0.0.1:0", "--database-url", url]);
+        assert_ne!(out.code, Some(0), "{out:?}");
+        assert!(out.stderr.contains("unsupported database URL scheme"), "{out:?}");
+        assert!(out.stderr.contains("sqlite:") && out.stderr.contains("postgres://"), "{out:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(env.work()).expect("work dir").collect();
+    assert!(left.is_empty(), "no file was created: {left:?}");
+}
