@@ -106,7 +106,7 @@ impl App {
         let mut raw = Vec::new();
         for role in [Role::User, Role::Orchestrator, Role::Agent] {
             let agent_id = match role {
-                Role::User | Role::Superadmin => None,
+                Role::User | Role::Superadmin | Role::Verifier => None,
                 Role::Orchestrator | Role::Agent => {
                     let id = Uuid::now_v7();
                     let (name, agent_type) = if role == Role::Orchestrator {

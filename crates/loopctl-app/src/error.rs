@@ -31,6 +31,7 @@ pub const ERROR_CODES: &[&str] = &[
     "self_verify_blocked",
     "review_not_conducted",
     "acceptance_incomplete",
+    "commit_mismatch",
     "cycle_detected",
     "duplicate_number",
     "conflict",

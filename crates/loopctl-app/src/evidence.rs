@@ -1,11 +1,8 @@
 //! Evidence, not claims: per-criterion evidence in reports, per-criterion verdicts in review
 //! and verify, and verification runs that the server signs so no caller can forge one.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use loopctl_core::{AgentStatus, Role};
-use loopctl_store::{CriterionRecord, StoryRecord, VerificationRunRecord, WriteOp};
+use loopctl_store::{ArtifactRecord, CriterionRecord, StoryRecord, VerificationRunRecord, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -64,6 +61,9 @@ pub struct VerificationRunView {
     pub checks: Value,
     pub recorded_by_agent_id: Option<Uuid>,
     pub signature: String,
+    /// The server key that signed it (`/.well-known/loopctl/signing-key` lists them).
+    pub key_id: String,
+    /// The signature checks out over exactly the stored run.
     pub signature_valid: bool,
     pub inserted_at: chrono::DateTime<chrono::Utc>,
 }
@@ -191,8 +191,8 @@ pub(crate) fn verdict_ops(
 pub(crate) struct VerifyFacts {
     /// (round, ac_id, verdict) of review verdicts.
     reviews: Vec<(i64, String, String)>,
-    /// Rounds that have a passing run with a valid server signature.
-    passing_run_rounds: Vec<i64>,
+    /// The latest valid run for the latest report's commit passed.
+    latest_run_passed: bool,
 }
 
 /// The verdict rows a verify records, after the tenant's evidence rules.
@@ -208,9 +208,9 @@ pub(crate) fn verify_ops(
 ) -> AppResult<Vec<WriteOp>> {
     let criteria = criteria_of(story);
     let round = story.state.claim_epoch;
-    if who.settings.require_artifact_verification && !facts.passing_run_rounds.contains(&round) {
+    if who.settings.require_artifact_verification && !facts.latest_run_passed {
         return Err(incomplete(
-            "this tenant requires a passing, server-signed verification run for the latest report; run `loopctl verify-artifacts` first".into(),
+            "this tenant requires that the runner's latest signed verification run of the reported commit passed; wait for `loopctl runner` (or reject the story)".into(),
         ));
     }
     let verdicts: Vec<CriterionVerdict> =
@@ -253,14 +253,20 @@ impl App {
             .filter(|r| r.kind == "review")
             .map(|r| (r.round, r.ac_id, r.verdict.unwrap_or_default()))
             .collect();
-        let passing_run_rounds = if who.settings.require_artifact_verification {
-            let key = self.signing_key().await?.verifying_key();
+        let latest_run_passed = if who.settings.require_artifact_verification {
+            let story = self.story_of(who, story_id).await?;
+            let commit = self.reported_commit(who, &story).await?;
             let runs = self.store.verification_runs(who.tenant_id, story_id).await?;
-            runs.iter().filter(|run| run.result == "pass" && signature_valid(&key, run)).map(|run| run.round).collect()
+            // The newest run of this round for this very commit decides: a later failure
+            // undoes an earlier pass, and a run of an older report's commit does not count.
+            runs.iter()
+                .rev()
+                .find(|run| run.round == story.state.claim_epoch && run.commit_sha == commit && self.run_signed(run))
+                .is_some_and(|run| run.result == "pass")
         } else {
-            Vec::new()
+            false
         };
-        Ok(VerifyFacts { reviews, passing_run_rounds })
+        Ok(VerifyFacts { reviews, latest_run_passed })
     }
 
     /// Criteria with their evidence and this round's verdicts.
@@ -292,26 +298,25 @@ impl App {
             .collect())
     }
 
-    /// The server's signing key, created on first use and shared through the store by every
-    /// server on the same database.
-    pub async fn signing_key(&self) -> AppResult<SigningKey> {
-        if let Some(secret) = self.store.signing_key().await? {
-            return key_from(&secret);
-        }
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|_| AppError::internal())?;
-        self.store.commit(vec![WriteOp::InsertSigningKey { secret: secret.to_vec(), at: now() }]).await?;
-        // Another server may have won the race: use whatever is stored now.
-        let stored = self.store.signing_key().await?.ok_or_else(AppError::internal)?;
-        key_from(&stored)
+    /// `GET /.well-known/loopctl/signing-key`: the public keys runs are signed with.
+    pub fn public_signing_key(&self) -> Value {
+        let keys: Vec<Value> =
+            self.signing.public_keys().into_iter().map(|(id, key)| json!({"key_id": id, "public_key": key})).collect();
+        let current = self.signing.current_id();
+        let public = keys.iter().find(|k| k["key_id"] == current).map(|k| k["public_key"].clone());
+        json!({"algorithm": "ed25519", "encoding": "base64, 32 raw bytes", "key_id": current,
+               "public_key": public, "keys": keys, "signed": "the exact bytes of each run's signed_payload"})
     }
 
-    /// `GET /.well-known/loopctl/signing-key`.
-    pub async fn public_signing_key(&self) -> AppResult<Value> {
-        let key = self.signing_key().await?;
-        Ok(
-            json!({"algorithm": "ed25519", "public_key": STANDARD.encode(key.verifying_key().as_bytes()), "encoding": "base64, 32 raw bytes"}),
-        )
+    /// The commit the story's latest report names (the newest artifact of this round that
+    /// carries a `commit_sha`).
+    pub(crate) async fn reported_commit(&self, who: &Principal, story: &StoryRecord) -> AppResult<Option<String>> {
+        let artifacts = self.store.artifacts(who.tenant_id, story.id).await?;
+        Ok(latest_commit(&artifacts, story))
+    }
+
+    fn run_signed(&self, run: &VerificationRunRecord) -> bool {
+        self.signing.verify(&run.key_id, &run.signed_payload, &run.signature) && payload_matches(run)
     }
 
     /// Records a verification run of the story's latest report and signs it.
@@ -321,14 +326,11 @@ impl App {
         story_id: Uuid,
         request: RecordVerificationRun,
     ) -> AppResult<VerificationRunView> {
-        who.check_story_scope(story_id)?;
-        let reviewer_token = who.scope.is_some_and(|s| s.role == loopctl_core::DispatchRole::Reviewer);
-        if who.scope.is_some() && !reviewer_token {
-            return Err(AppError::new(403, "scope_violation", "an implementer token may not record verification runs"));
-        }
-        if who.scope.is_none() && !matches!(who.role, Role::Orchestrator | Role::User | Role::Superadmin) {
+        // Only the runner's verifier identity states facts about a commit: no orchestrator,
+        // user or dispatched token can assert a passing run.
+        if who.role != Role::Verifier || who.scope.is_some() {
             return Err(AppError::forbidden(
-                "verification runs are recorded by an orchestrator, a user or a dispatched reviewer",
+                "verification runs are recorded only by a verifier key (held by `loopctl runner`; a user mints it with `loopctl keys create --role verifier`)",
             ));
         }
         if !matches!(request.result.as_str(), "pass" | "fail") {
@@ -338,36 +340,48 @@ impl App {
             return Err(AppError::field("checks", "list from 1 to 1000 checks"));
         }
         let story = self.story_of(who, story_id).await?;
-        if who.agent_id.is_some() && who.agent_id == story.state.assigned_agent_id {
-            return Err(loopctl_core::DomainError::SelfVerifyBlocked.into());
-        }
         if story.state.agent_status != AgentStatus::ReportedDone {
             return Err(AppError::conflict(
                 "invalid_transition",
                 "a verification run checks a reported story; this one is not reported done",
             ));
         }
-        let key = self.signing_key().await?;
+        // The run is bound to the commit of the report it checked.
+        let reported = self.reported_commit(who, &story).await?;
+        if let Some(claimed) = request.commit_sha.as_deref()
+            && reported.as_deref() != Some(claimed)
+        {
+            return Err(AppError::conflict(
+                "commit_mismatch",
+                format!(
+                    "the run checked commit {claimed}, but the latest report names {}; check that commit",
+                    reported.as_deref().unwrap_or("no commit")
+                ),
+            ));
+        }
         let mut run = VerificationRunRecord {
             id: Uuid::now_v7(),
             tenant_id: who.tenant_id,
             story_id,
             round: story.state.claim_epoch,
             result: request.result,
-            commit_sha: request.commit_sha,
+            commit_sha: reported,
             checks: Value::Array(request.checks),
             recorded_by_agent_id: who.agent_id,
             signature: String::new(),
             created_at: now(),
+            signed_payload: String::new(),
+            key_id: String::new(),
         };
-        run.signature = STANDARD.encode(key.sign(canonical(&run).as_bytes()).to_bytes());
+        run.signed_payload = canonical(&run);
+        (run.key_id, run.signature) = self.signing.sign(&run.signed_payload);
         let audit = event(
             who,
             Some(story.project_id),
             ("story", story.id),
             "verification_run",
             story_status(&story),
-            json!({"result": run.result, "run_id": run.id}),
+            json!({"result": run.result, "run_id": run.id, "commit_sha": run.commit_sha}),
         );
         self.commit(vec![WriteOp::InsertVerificationRun(run.clone()), audit]).await?;
         Ok(run_view(&run, true))
@@ -376,18 +390,22 @@ impl App {
     pub async fn verification_runs(&self, who: &Principal, story_id: Uuid) -> AppResult<Vec<VerificationRunView>> {
         who.check_story_scope(story_id)?;
         self.story_of(who, story_id).await?;
-        let key = self.signing_key().await?.verifying_key();
         let runs = self.store.verification_runs(who.tenant_id, story_id).await?;
-        Ok(runs.iter().map(|run| run_view(run, signature_valid(&key, run))).collect())
+        Ok(runs.iter().map(|run| run_view(run, self.run_signed(run))).collect())
     }
 }
 
-fn key_from(secret: &[u8]) -> AppResult<SigningKey> {
-    let bytes: [u8; 32] = secret.try_into().map_err(|_| AppError::internal())?;
-    Ok(SigningKey::from_bytes(&bytes))
+/// The commit of the newest artifact reported in the story's current round.
+fn latest_commit(artifacts: &[ArtifactRecord], story: &StoryRecord) -> Option<String> {
+    let since = story.state.reported_done_at?;
+    artifacts
+        .iter()
+        .filter(|a| a.created_at >= since)
+        .rev()
+        .find_map(|a| a.details.get("commit_sha").and_then(Value::as_str).map(str::to_string))
 }
 
-/// What is signed: every field of the run but the signature, as sorted-key JSON.
+/// What is signed: the run's fields as sorted-key JSON, kept byte for byte in the row.
 fn canonical(run: &VerificationRunRecord) -> String {
     json!({
         "id": run.id, "tenant_id": run.tenant_id, "story_id": run.story_id, "round": run.round,
@@ -397,26 +415,36 @@ fn canonical(run: &VerificationRunRecord) -> String {
     .to_string()
 }
 
-fn signature_valid(key: &VerifyingKey, run: &VerificationRunRecord) -> bool {
-    let Ok(bytes) = STANDARD.decode(&run.signature) else {
+/// The row's own columns say what the signed bytes say (a row edited around the server, say
+/// `fail` turned into `pass`, no longer matches its payload).
+fn payload_matches(run: &VerificationRunRecord) -> bool {
+    let Ok(signed) = serde_json::from_str::<Value>(&run.signed_payload) else {
         return false;
     };
-    let Ok(signature) = Signature::from_slice(&bytes) else {
-        return false;
-    };
-    key.verify(canonical(run).as_bytes(), &signature).is_ok()
+    signed["id"] == json!(run.id)
+        && signed["tenant_id"] == json!(run.tenant_id)
+        && signed["story_id"] == json!(run.story_id)
+        && signed["round"] == json!(run.round)
+        && signed["result"] == json!(run.result)
+        && signed["commit_sha"] == json!(run.commit_sha)
+        && signed["created_at"] == json!(run.created_at.timestamp_micros())
 }
 
 fn run_view(run: &VerificationRunRecord, signature_valid: bool) -> VerificationRunView {
+    // The checks shown are the signed ones, not the (normalised) copy in the row.
+    let checks = serde_json::from_str::<Value>(&run.signed_payload)
+        .ok()
+        .map_or_else(|| run.checks.clone(), |signed| signed["checks"].clone());
     VerificationRunView {
         id: run.id,
         story_id: run.story_id,
         round: run.round,
         result: run.result.clone(),
         commit_sha: run.commit_sha.clone(),
-        checks: run.checks.clone(),
+        checks,
         recorded_by_agent_id: run.recorded_by_agent_id,
         signature: run.signature.clone(),
+        key_id: run.key_id.clone(),
         signature_valid,
         inserted_at: run.created_at,
     }

@@ -7,6 +7,7 @@
 
 mod error;
 pub mod keys;
+pub mod signing;
 pub mod view;
 
 mod auth;
@@ -67,12 +68,19 @@ pub struct Published {
 pub struct App {
     store: Arc<dyn Store>,
     events: broadcast::Sender<Published>,
+    signing: signing::SigningKeys,
 }
 
 impl App {
+    /// An app over `store` that signs verification runs with a key of this process only;
+    /// a server uses `with_signing_keys` and the keys of its key directory.
     pub fn new(store: Arc<dyn Store>) -> App {
+        App::with_signing_keys(store, signing::SigningKeys::ephemeral())
+    }
+
+    pub fn with_signing_keys(store: Arc<dyn Store>, signing: signing::SigningKeys) -> App {
         let (events, _) = broadcast::channel(4096);
-        App { store, events }
+        App { store, events, signing }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -186,7 +194,8 @@ const MANAGERS: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 /// Humans only.
 const HUMANS: &[Role] = &[Role::User, Role::Superadmin];
 /// Everyone with a tenant key.
-const ANYONE: &[Role] = &[Role::Agent, Role::Orchestrator, Role::User, Role::Superadmin];
+/// Readers: every role, the runner's verifier included.
+const ANYONE: &[Role] = &[Role::Verifier, Role::Agent, Role::Orchestrator, Role::User, Role::Superadmin];
 
 /// Checks the length and presence of a text field.
 fn text(field: &str, value: &str, max: usize) -> AppResult<String> {

@@ -144,10 +144,11 @@ impl App {
         let at = now();
         let mut batch = Vec::new();
         let agent_id = match (role, request.agent_id) {
-            (Role::User | Role::Superadmin, Some(_)) => {
-                return Err(AppError::field("agent_id", "user keys have no agent identity"));
+            (Role::User | Role::Superadmin | Role::Verifier, Some(_)) => {
+                return Err(AppError::field("agent_id", "user and verifier keys have no agent identity"));
             }
-            (Role::User | Role::Superadmin, None) => None,
+            // A verifier implements nothing, so it needs no agent identity for custody.
+            (Role::User | Role::Superadmin | Role::Verifier, None) => None,
             (_, Some(id)) => {
                 self.store.agent(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("agent"))?;
                 Some(id)

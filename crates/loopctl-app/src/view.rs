@@ -209,6 +209,8 @@ pub struct StoryView {
     pub contracted_at: Option<DateTime<Utc>>,
     /// Claimed, but the lease ran out: the holder may still write, any agent may take it over.
     pub stale: bool,
+    /// Marked done outside the loop (`backfill`): verified by a say-so, never independently.
+    pub backfilled: bool,
     pub inserted_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -251,6 +253,7 @@ impl From<&StoryRecord> for StoryView {
             contracted_by_agent_id: st.contracted_by_agent_id,
             contracted_at: st.contracted_at,
             stale: st.lease_expired(crate::now()),
+            backfilled: s.metadata.get("backfill").is_some(),
             inserted_at: s.created_at,
             updated_at: s.updated_at,
         }

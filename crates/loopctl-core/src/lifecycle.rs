@@ -193,9 +193,21 @@ impl Action {
         }
     }
 
-    fn role_hint(&self) -> &'static str {
+    /// `allowed_roles` under a custody mode: strict custody has no side door, so only a human
+    /// marks work done outside the loop (backfill).
+    pub fn allowed_roles_in(&self, mode: CustodyMode) -> &'static [Role] {
+        match (self, mode) {
+            (Action::Backfill { .. }, CustodyMode::Strict) => &[Role::User, Role::Superadmin],
+            _ => self.allowed_roles(),
+        }
+    }
+
+    fn role_hint(&self, mode: CustodyMode) -> &'static str {
         if matches!(self, Action::ReviewComplete) {
             return "a reviewer uses an orchestrator or user key, or the token the orchestrator dispatches for it with `loopctl dispatch N --role reviewer`";
+        }
+        if matches!((self, mode), (Action::Backfill { .. }, CustodyMode::Strict)) {
+            return "in the strict custody flow only a user (human) key backfills";
         }
         match self.allowed_roles() {
             [Role::Agent] => "use an agent key",
@@ -229,8 +241,9 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             return Err(DomainError::ScopeViolation { capacity: capacity.as_str(), action: action.name() });
         }
         Some(_) => {}
-        None if !action.allowed_roles().contains(&actor.role) => {
-            return Err(DomainError::Forbidden { role: actor.role, action: action.name(), hint: action.role_hint() });
+        None if !action.allowed_roles_in(ctx.settings.custody_mode).contains(&actor.role) => {
+            let hint = action.role_hint(ctx.settings.custody_mode);
+            return Err(DomainError::Forbidden { role: actor.role, action: action.name(), hint });
         }
         None => {}
     }
@@ -364,9 +377,11 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             if matches!(state.agent_status, AgentStatus::Pending | AgentStatus::Contracted) {
                 return Err(DomainError::MustClaimFirst);
             }
+            // A plain agent key reports only the story it holds, in either flow (in the strict
+            // flow the orchestrator or its dispatched reviewer files the report).
             if is_assignee(state, actor) {
                 check_claimant(state, action, actor, ctx)?;
-            } else if actor.role == Role::Agent && ctx.settings.custody_mode == CustodyMode::Seed {
+            } else if actor.role == Role::Agent && actor.dispatched_as != Some(DispatchRole::Reviewer) {
                 return Err(DomainError::NotAssignee { action: action.name() });
             }
             expect_status(state, action, &[AgentStatus::Implementing], "run `loopctl start` before reporting")?;

@@ -4,9 +4,11 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The role of an API key. Order matters for "at least" checks: superadmin > user >
-/// orchestrator > agent.
+/// orchestrator > agent > verifier. A verifier (held by `loopctl runner`, minted only by a
+/// user) records verification runs and reads; it takes part in no lifecycle call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    Verifier,
     Agent,
     Orchestrator,
     User,
@@ -14,7 +16,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Superadmin, Role::User, Role::Orchestrator, Role::Agent];
+    pub const ALL: [Role; 5] = [Role::Superadmin, Role::User, Role::Orchestrator, Role::Agent, Role::Verifier];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -22,6 +24,7 @@ impl Role {
             Role::User => "user",
             Role::Orchestrator => "orchestrator",
             Role::Agent => "agent",
+            Role::Verifier => "verifier",
         }
     }
 
@@ -45,7 +48,8 @@ impl FromStr for Role {
             "user" => Ok(Role::User),
             "orchestrator" => Ok(Role::Orchestrator),
             "agent" => Ok(Role::Agent),
-            other => Err(format!("unknown role `{other}`; use one of superadmin, user, orchestrator, agent")),
+            "verifier" => Ok(Role::Verifier),
+            other => Err(format!("unknown role `{other}`; use one of superadmin, user, orchestrator, agent, verifier")),
         }
     }
 }
@@ -60,6 +64,7 @@ mod tests {
         assert!(Role::User.at_least(Role::Orchestrator));
         assert!(Role::Orchestrator.at_least(Role::Agent));
         assert!(!Role::Agent.at_least(Role::Orchestrator));
+        assert!(!Role::Verifier.at_least(Role::Agent), "a verifier is no agent");
     }
 
     #[test]

@@ -38,15 +38,18 @@ pub struct AppState {
 }
 
 /// How `serve_with` runs the server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Per-key and per-tenant request limits (off for `loopctl up`).
     pub rate_limits: bool,
+    /// The keys verification runs are signed with (from the server's key directory);
+    /// without them a key of this process only.
+    pub signing_keys: Option<loopctl_app::signing::SigningKeys>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { rate_limits: true }
+        ServeOptions { rate_limits: true, signing_keys: None }
     }
 }
 
@@ -135,7 +138,8 @@ pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Res
 /// # Errors
 /// When the address cannot be served.
 pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: ServeOptions) -> std::io::Result<()> {
-    let app = App::new(store);
+    let signing = options.signing_keys.unwrap_or_else(loopctl_app::signing::SigningKeys::ephemeral);
+    let app = App::with_signing_keys(store, signing);
     let state = AppState { app: app.clone(), limiter: Arc::new(limits::RateLimiter::new(options.rate_limits)) };
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is

@@ -328,20 +328,11 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
         WriteOp::InsertVerificationRun(r) => {
-            sqlx::query("INSERT INTO verification_runs (id, tenant_id, story_id, round, result, commit_sha, checks, recorded_by_agent_id, signature, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            sqlx::query("INSERT INTO verification_runs (id, tenant_id, story_id, round, result, commit_sha, checks, recorded_by_agent_id, signature, created_at, signed_payload, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
                 .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.round).bind(&r.result).bind(&r.commit_sha)
                 .bind(json(&r.checks)).bind(r.recorded_by_agent_id).bind(&r.signature).bind(r.created_at)
+                .bind(&r.signed_payload).bind(&r.key_id)
                 .execute(&mut *conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertSigningKey { secret, at } => {
-            sqlx::query(
-                "INSERT INTO signing_keys (id, secret, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(secret)
-            .bind(*at)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
         }
         WriteOp::InsertSkillVersion(v) => {
             sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")

@@ -510,15 +510,6 @@ impl Store for PgStore {
         })
     }
 
-    fn signing_key(&self) -> StoreResult<'_, Option<Vec<u8>>> {
-        Box::pin(async move {
-            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE id = 1")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)
-        })
-    }
-
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let limit = limit_or_all(filter.limit);

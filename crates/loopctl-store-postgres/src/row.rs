@@ -443,5 +443,7 @@ pub(crate) fn verification_run(row: &PgRow) -> Result<VerificationRunRecord, Sto
         recorded_by_agent_id: get(row, "recorded_by_agent_id")?,
         signature: get(row, "signature")?,
         created_at: ts(row, "created_at")?,
+        signed_payload: get(row, "signed_payload")?,
+        key_id: get(row, "key_id")?,
     })
 }

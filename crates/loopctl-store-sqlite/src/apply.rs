@@ -251,20 +251,11 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::InsertVerificationRun(r) => {
-            sqlx::query("INSERT INTO verification_runs (id, tenant_id, story_id, round, result, commit_sha, checks, recorded_by_agent_id, signature, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO verification_runs (id, tenant_id, story_id, round, result, commit_sha, checks, recorded_by_agent_id, signature, created_at, signed_payload, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.round).bind(&r.result).bind(&r.commit_sha)
                 .bind(json(&r.checks)).bind(r.recorded_by_agent_id).bind(&r.signature).bind(micros(r.created_at))
+                .bind(&r.signed_payload).bind(&r.key_id)
                 .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertSigningKey { secret, at } => {
-            sqlx::query(
-                "INSERT INTO signing_keys (id, secret, created_at) VALUES (1, ?, ?) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(secret)
-            .bind(micros(*at))
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
         }
         WriteOp::InsertSkillVersion(v) => {
             sqlx::query("INSERT INTO skill_versions (id, tenant_id, name, version, prompt_text, changelog, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

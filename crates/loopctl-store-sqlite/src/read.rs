@@ -500,15 +500,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn signing_key(&self) -> StoreResult<'_, Option<Vec<u8>>> {
-        Box::pin(async move {
-            sqlx::query_scalar("SELECT secret FROM signing_keys WHERE id = 1")
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(map_err)
-        })
-    }
-
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let after_time = filter.after_time.map(row::micros);

@@ -450,5 +450,7 @@ pub(crate) fn verification_run(row: &SqliteRow) -> Result<VerificationRunRecord,
         recorded_by_agent_id: get(row, "recorded_by_agent_id")?,
         signature: get(row, "signature")?,
         created_at: ts(row, "created_at")?,
+        signed_payload: get(row, "signed_payload")?,
+        key_id: get(row, "key_id")?,
     })
 }

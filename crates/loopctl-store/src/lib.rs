@@ -119,8 +119,6 @@ pub trait Store: Send + Sync {
     fn criterion_records(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<CriterionRecord>>;
     /// Verification runs of a story, oldest first.
     fn verification_runs(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRunRecord>>;
-    /// The server's Ed25519 signing key (32 secret bytes), once created.
-    fn signing_key(&self) -> StoreResult<'_, Option<Vec<u8>>>;
 
     /// Change feed and audit log: events after `since`, oldest first.
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>>;

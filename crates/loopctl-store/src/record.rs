@@ -410,7 +410,10 @@ pub struct VerificationRunRecord {
     pub commit_sha: Option<String>,
     pub checks: Value,
     pub recorded_by_agent_id: Option<Uuid>,
-    /// Base64 Ed25519 signature over the run's canonical form.
+    /// Base64 Ed25519 signature over `signed_payload`, by the key `key_id`.
     pub signature: String,
     pub created_at: DateTime<Utc>,
+    /// The exact bytes that were signed: the run as canonical JSON.
+    pub signed_payload: String,
+    pub key_id: String,
 }

@@ -88,11 +88,6 @@ pub enum WriteOp {
     InsertDispatch(DispatchRecord),
     InsertCriterionRecord(CriterionRecord),
     InsertVerificationRun(VerificationRunRecord),
-    /// Stores the server's signing key unless one exists (the first server to start wins).
-    InsertSigningKey {
-        secret: Vec<u8>,
-        at: DateTime<Utc>,
-    },
     /// Revokes a dispatch and, with it, its token.
     RevokeDispatch {
         tenant_id: Uuid,

@@ -20,6 +20,20 @@ pub struct ServeArgs {
     /// `postgres://…`, `sqlite://…` or a file path; default: loopctl.db in the data dir.
     #[arg(long, env = "LOOPCTL_DATABASE_URL")]
     database_url: Option<String>,
+    /// Directory of the Ed25519 keys that sign verification runs (created 0700 with a first
+    /// key when missing); every server on one database needs the same keys. Default:
+    /// signing-keys in the data dir.
+    #[arg(long, env = "LOOPCTL_SIGNING_KEY_DIR")]
+    signing_key_dir: Option<std::path::PathBuf>,
+}
+
+/// The run-signing keys of `dir`, or of the data directory.
+fn signing_keys(dir: Option<std::path::PathBuf>) -> anyhow::Result<loopctl_app::signing::SigningKeys> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => data_dir()?.join("signing-keys"),
+    };
+    Ok(loopctl_app::signing::SigningKeys::load_or_create(&dir)?)
 }
 
 #[derive(Subcommand)]
@@ -67,7 +81,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = store.backend(), "loopctl listening");
     eprintln!("loopctl {} listening on http://{addr} ({} store)", env!("CARGO_PKG_VERSION"), store.backend());
-    loopctl_server::serve(store, listener).await.context("server failed")
+    let options =
+        loopctl_server::ServeOptions { signing_keys: Some(signing_keys(args.signing_key_dir)?), ..Default::default() };
+    loopctl_server::serve_with(store, listener, options).await.context("server failed")
 }
 
 async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
@@ -191,7 +207,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("API docs: {server}/api/v1/openapi.json   Stop with Ctrl-C.");
     // A local quickstart has one user and many agents: no rate limits (SPEC).
-    let options = loopctl_server::ServeOptions { rate_limits: false };
+    let options = loopctl_server::ServeOptions {
+        rate_limits: false,
+        signing_keys: Some(loopctl_app::signing::SigningKeys::load_or_create(&dir.join("signing-keys"))?),
+    };
     loopctl_server::serve_with(store, listener, options).await.context("server failed")
 }
 

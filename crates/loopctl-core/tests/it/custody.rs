@@ -2,7 +2,7 @@
 //! strict flow never reports it either, and a strict verify needs a review after the report.
 
 use chrono::Duration;
-use loopctl_core::{Action, AgentStatus::*, DomainError, Role, VerifiedStatus::*};
+use loopctl_core::{Action, AgentStatus::*, DomainError, Role, StoryState, VerifiedStatus::*};
 
 use crate::support::*;
 
@@ -115,10 +115,13 @@ fn in_the_strict_flow_the_implementer_may_not_report() {
 }
 
 #[test]
-fn in_the_strict_flow_a_different_agent_or_the_orchestrator_reports() {
+fn in_the_strict_flow_a_dispatched_reviewer_or_the_orchestrator_reports_but_no_plain_agent() {
     let strict = Facts::default().strict();
     let state = story(Implementing, Unverified);
-    for (actor, reporter) in [(agent(OTHER_AGENT), OTHER_AGENT), (orchestrator(), ORCHESTRATOR)] {
+    // A plain agent key that does not hold the story cannot report it and clear its lease.
+    let error = refusal(&strict, &state, &Action::Report, &agent(OTHER_AGENT));
+    assert_eq!(error, DomainError::NotAssignee { action: "report" });
+    for (actor, reporter) in [(reviewer_token(OTHER_AGENT), OTHER_AGENT), (orchestrator(), ORCHESTRATOR)] {
         let next = success(&strict, &state, &Action::Report, &actor);
         assert_eq!(next.agent_status, ReportedDone);
         assert_eq!(next.reported_by_agent_id, Some(reporter));
@@ -183,7 +186,7 @@ fn the_strict_flow_end_to_end_needs_a_fresh_review_every_round() {
     let mut story = Story::strict();
     story.started_by(IMPLEMENTER).does(agent(IMPLEMENTER), &Action::RequestReview);
     assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "self_report_blocked");
-    story.does(agent(OTHER_AGENT), &Action::Report);
+    story.does(reviewer_token(OTHER_AGENT), &Action::Report);
     assert_eq!(story.refused(orchestrator(), &Action::Verify), "review_not_conducted");
     story.does(orchestrator(), &Action::ReviewComplete).does(orchestrator(), &reject("AC-3 has no test"));
 
@@ -191,7 +194,7 @@ fn the_strict_flow_end_to_end_needs_a_fresh_review_every_round() {
     // held the story before, so its report now is a stale claimant's write; a third agent reports.
     story.started_by(OTHER_AGENT);
     assert_eq!(story.refused(agent(IMPLEMENTER), &Action::Report), "stale_claim");
-    story.does(agent(REVIEWER), &Action::Report);
+    story.does(reviewer_token(REVIEWER), &Action::Report);
     assert_eq!(story.refused(orchestrator(), &Action::Verify), "review_not_conducted");
     assert_eq!(story.refused(key(Role::User, Some(OTHER_AGENT)), &Action::ReviewComplete), "self_review_blocked");
     story.does(user(), &Action::ReviewComplete).does(orchestrator(), &Action::Verify);
@@ -209,7 +212,7 @@ fn a_review_from_an_earlier_round_never_counts_even_within_one_clock_tick() {
         (contract(), agent(IMPLEMENTER)),
         (Action::Claim, agent(IMPLEMENTER)),
         (Action::Start, agent(IMPLEMENTER)),
-        (Action::Report, agent(OTHER_AGENT)),
+        (Action::Report, reviewer_token(OTHER_AGENT)),
     ] {
         state = success(&facts, &state, &action, &actor);
     }
@@ -239,4 +242,18 @@ fn a_dispatched_token_may_do_only_the_work_of_its_capacity() {
     // A reviewer token in the implementer's identity is still refused by custody.
     let sneaky = Actor { dispatched_as: Some(DispatchRole::Reviewer), ..agent(IMPLEMENTER) };
     check(&reported, &Action::ReviewComplete, &sneaky, Expect::Err("self_review_blocked"));
+}
+
+#[test]
+fn in_the_strict_flow_only_a_human_backfills_a_story() {
+    let strict = Facts::default().strict();
+    let untouched = StoryState { claim_epoch: 0, ..story(Pending, Unverified) };
+    let backfill = Action::Backfill { reason: "trust me".into() };
+    let error = refusal(&strict, &untouched, &backfill, &orchestrator());
+    assert!(matches!(error, DomainError::Forbidden { role: Role::Orchestrator, .. }), "{error:?}");
+    assert!(error.to_string().contains("only a user"), "{error}");
+    let next = success(&strict, &untouched, &backfill, &user());
+    assert_eq!(next.verified_status, Verified);
+    // The seed flow keeps the orchestrator's backfill.
+    success(&Facts::default(), &untouched, &backfill, &orchestrator());
 }

@@ -223,7 +223,7 @@ fn natural_actor(cmd: Cmd, state: &StoryState, settings: &Settings) -> Actor {
         Cmd::Start | Cmd::Heartbeat | Cmd::RequestReview | Cmd::Unclaim => agent(assignee),
         Cmd::Report => match settings.custody_mode {
             CustodyMode::Seed => agent(assignee),
-            CustodyMode::Strict => agent(REVIEWER),
+            CustodyMode::Strict => reviewer_token(REVIEWER),
         },
         Cmd::ForceUnclaim
         | Cmd::ReviewComplete
@@ -500,7 +500,7 @@ fn call_invariants(
     use AgentStatus::*;
     let (now, sent_epoch, settings) = (facts.now, facts.claim_epoch, &facts.settings);
     let dependencies_met = facts.dependencies_met;
-    let role_allowed = action.allowed_roles().contains(&actor.role);
+    let role_allowed = action.allowed_roles_in(settings.custody_mode).contains(&actor.role);
     let claimant_write = is_claimant_write(action);
     let epoch_moved = sent_epoch.is_some_and(|epoch| epoch != before.claim_epoch);
     let lease = now + Duration::seconds(i64::from(settings.claim_lease_seconds));
@@ -678,7 +678,9 @@ fn call_invariants(
     if matches!(action, Action::Report) {
         match settings.custody_mode {
             CustodyMode::Strict => {
-                prop_assert!(!is_implementer(before, actor), "strict self-report")
+                prop_assert!(!is_implementer(before, actor), "strict self-report");
+                let plain_agent = actor.role == Role::Agent && actor.dispatched_as.is_none();
+                prop_assert!(!plain_agent, "strict report by a plain agent key");
             }
             CustodyMode::Seed if actor.role == Role::Agent => {
                 prop_assert!(is_implementer(before, actor), "seed report by a stranger agent");
@@ -1006,7 +1008,7 @@ proptest! {
                 prop_assert!(ALL_CODES.contains(&error.code()));
                 prop_assert_eq!(
                     matches!(error, DomainError::Forbidden { .. }),
-                    !action.allowed_roles().contains(&actor.role)
+                    !action.allowed_roles_in(settings.custody_mode).contains(&actor.role)
                 );
                 if let DomainError::StaleClaim { current } = error {
                     prop_assert_eq!(*current, state.claim_epoch);
@@ -1017,7 +1019,7 @@ proptest! {
                 }
             }
             Ok(after) => {
-                prop_assert!(action.allowed_roles().contains(&actor.role));
+                prop_assert!(action.allowed_roles_in(settings.custody_mode).contains(&actor.role));
                 prop_assert!(after.claim_epoch >= state.claim_epoch);
                 prop_assert!(after.iteration_count >= state.iteration_count);
                 if matches!(action, Action::ReviewComplete | Action::Verify | Action::Reject { .. }) {

@@ -70,7 +70,7 @@ const REVIEWER_HINT: &str = "a reviewer uses an orchestrator or user key, or the
 fn key_for(role: Role, agent_side_id: Option<Uuid>) -> loopctl_core::Actor {
     match role {
         Role::Agent | Role::Orchestrator => key(role, agent_side_id),
-        Role::User | Role::Superadmin => key(role, None),
+        Role::User | Role::Superadmin | Role::Verifier => key(role, None),
     }
 }
 

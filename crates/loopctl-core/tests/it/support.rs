@@ -50,6 +50,11 @@ pub fn agent(id: Uuid) -> Actor {
     Actor::key(Role::Agent, Some(id))
 }
 
+/// A token the orchestrator dispatched for review: in the strict flow it files the report.
+pub fn reviewer_token(id: Uuid) -> Actor {
+    Actor { dispatched_as: Some(loopctl_core::DispatchRole::Reviewer), ..agent(id) }
+}
+
 pub fn orchestrator() -> Actor {
     Actor::key(Role::Orchestrator, Some(ORCHESTRATOR))
 }

@@ -53,5 +53,5 @@ async fn list_verification_runs(
 /// The server's Ed25519 public key that signs verification runs (no authentication).
 #[utoipa::path(get, path = "/.well-known/loopctl/signing-key", tag = "evidence")]
 async fn signing_key(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(s.app.public_signing_key().await?))
+    Ok(Json(s.app.public_signing_key()))
 }

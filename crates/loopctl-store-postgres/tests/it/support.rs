@@ -268,9 +268,6 @@ impl Store for TestStore {
     fn verification_runs(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRunRecord>> {
         self.store.verification_runs(tenant_id, story_id)
     }
-    fn signing_key(&self) -> StoreResult<'_, Option<Vec<u8>>> {
-        self.store.signing_key()
-    }
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         self.store.events(tenant_id, filter)
     }
