@@ -79,8 +79,9 @@ async fn the_seed_flow_passes_every_criterion_without_extra_steps(server: Server
 async fn verification_runs_are_signed_and_a_forged_one_is_refused(server: Server) {
     let t = server.tenant("Runs Team").await;
     set_settings(&server, &t.user, json!({"require_artifact_verification": true})).await;
+    let (verifier, _, _) = new_key(&server, &t.user, "verifier", "runner").await;
     let (_, story) = implementing(&server, &t).await;
-    server.post(&t.agent, &format!("/api/v1/stories/{story}/report"), json!({})).await.ok(200);
+    server.post(&t.agent, &format!("/api/v1/stories/{story}/report"), commit_artifact("c0ffee01")).await.ok(200);
 
     // Without a run, verify is refused.
     server.post(&t.orch, &format!("/api/v1/stories/{story}/verify"), json!({})).await.err(422, "acceptance_incomplete");
@@ -94,34 +95,32 @@ async fn verification_runs_are_signed_and_a_forged_one_is_refused(server: Server
         story_id: story.parse().unwrap(),
         round,
         result: "pass".into(),
-        commit_sha: Some("deadbeef".into()),
+        commit_sha: Some("c0ffee01".into()),
         checks: json!([{"name": "commit exists", "ok": true}]),
         recorded_by_agent_id: None,
         signature: "AAAA".repeat(22),
         created_at: chrono::Utc::now(),
+        signed_payload: "{}".into(),
+        key_id: "0000000000000000".into(),
     };
     server.store.commit(vec![WriteOp::InsertVerificationRun(forged)]).await.unwrap();
     server.post(&t.orch, &format!("/api/v1/stories/{story}/verify"), json!({})).await.err(422, "acceptance_incomplete");
     let runs = server.get(&t.orch, &format!("/api/v1/stories/{story}/verification-runs")).await;
     assert_eq!(runs.ok(200)["data"][0]["signature_valid"], false);
 
-    // The implementer may not record a run of its own work; the agent role may not at all.
-    let body = json!({"result": "pass", "commit_sha": "abc", "checks": [{"name": "commit exists", "ok": true}]});
-    server
-        .post(&t.agent, &format!("/api/v1/stories/{story}/verification-runs"), body.clone())
-        .await
-        .err(403, "forbidden");
     // Bad input is refused.
     let empty = json!({"result": "pass", "checks": []});
     server
-        .post(&t.orch, &format!("/api/v1/stories/{story}/verification-runs"), empty)
+        .post(&verifier, &format!("/api/v1/stories/{story}/verification-runs"), empty)
         .await
         .err(422, "validation_failed");
 
-    let resp = server.post(&t.orch, &format!("/api/v1/stories/{story}/verification-runs"), body).await;
+    let body = json!({"result": "pass", "checks": [{"name": "commit exists", "ok": true}]});
+    let resp = server.post(&verifier, &format!("/api/v1/stories/{story}/verification-runs"), body).await;
     let run = &resp.ok(201)["verification_run"];
     assert_eq!(run["signature_valid"], true);
     assert_eq!(run["round"], round);
+    assert_eq!(run["commit_sha"], "c0ffee01", "the run is bound to the reported commit");
     server.post(&t.orch, &format!("/api/v1/stories/{story}/verify"), json!({})).await.ok(202);
 
     let runs = server.get(&t.orch, &format!("/api/v1/stories/{story}/verification-runs")).await;
@@ -129,11 +128,12 @@ async fn verification_runs_are_signed_and_a_forged_one_is_refused(server: Server
         runs.ok(200)["data"].as_array().unwrap().iter().map(|r| r["signature_valid"] == true).collect();
     assert_eq!(valid, vec![false, true]);
 
-    // The public key is published without authentication.
+    // The public keys are published without authentication, with their ids.
     let key = server.req(Method::GET, "/.well-known/loopctl/signing-key").send().await;
     let key = key.ok(200);
     assert_eq!(key["algorithm"], "ed25519");
     assert_eq!(s(&key["public_key"]).len(), 44, "32 bytes in base64");
+    assert_eq!(key["key_id"], run["key_id"]);
 }
 
 async fn built_in_skills_teach_the_real_commands(server: Server) {

@@ -33,3 +33,4 @@ mod no_500;
 mod openapi;
 mod seed_loop;
 mod state;
+mod trust;
