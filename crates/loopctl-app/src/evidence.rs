@@ -210,7 +210,7 @@ pub(crate) fn verify_ops(
     let round = story.state.claim_epoch;
     if who.settings.require_artifact_verification && !facts.latest_run_passed {
         return Err(incomplete(
-            "this tenant requires that the runner's latest signed verification run of the reported commit passed; wait for `loopctl runner` (or reject the story)".into(),
+            "this tenant requires that the runner's latest signed verification run of the reported commit passed; wait for the runner (`loopctl runner`) to record one, or reject the story with `loopctl reject`".into(),
         ));
     }
     let verdicts: Vec<CriterionVerdict> =
@@ -326,6 +326,8 @@ impl App {
         story_id: Uuid,
         request: RecordVerificationRun,
     ) -> AppResult<VerificationRunView> {
+        who.check_story_scope(story_id)?;
+        let story = self.story_of(who, story_id).await?;
         // Only the runner's verifier identity states facts about a commit: no orchestrator,
         // user or dispatched token can assert a passing run.
         if who.role != Role::Verifier || who.scope.is_some() {
@@ -339,7 +341,6 @@ impl App {
         if request.checks.is_empty() || request.checks.len() > 1000 {
             return Err(AppError::field("checks", "list from 1 to 1000 checks"));
         }
-        let story = self.story_of(who, story_id).await?;
         if story.state.agent_status != AgentStatus::ReportedDone {
             return Err(AppError::conflict(
                 "invalid_transition",

@@ -381,7 +381,10 @@ pub fn apply(state: &StoryState, action: &Action, actor: &Actor, ctx: &Context<'
             // flow the orchestrator or its dispatched reviewer files the report).
             if is_assignee(state, actor) {
                 check_claimant(state, action, actor, ctx)?;
-            } else if actor.role == Role::Agent && actor.dispatched_as != Some(DispatchRole::Reviewer) {
+            } else if actor.role == Role::Agent
+                && (ctx.settings.custody_mode == CustodyMode::Seed
+                    || actor.dispatched_as != Some(DispatchRole::Reviewer))
+            {
                 return Err(DomainError::NotAssignee { action: action.name() });
             }
             expect_status(state, action, &[AgentStatus::Implementing], "run `loopctl start` before reporting")?;

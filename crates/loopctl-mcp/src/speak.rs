@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 use crate::backend::ApiFailure;
 use crate::tools;
 
-/// What `loopctl verify-artifacts` is over MCP: recording the run of those checks.
-const VERIFY_ARTIFACTS: &str =
-    "`record_verification_run` (the result of the checks the loopctl:verify-artifacts prompt describes)";
+/// What `loopctl verify-artifacts` is over MCP: the checks the loopctl:verify-artifacts prompt
+/// describes (only the runner's verifier key records a run of them).
+const VERIFY_ARTIFACTS: &str = "the checks the loopctl:verify-artifacts prompt describes (the verifier runner records the run with `record_verification_run`)";
 
 /// The server's hints for CLI users, and what they are for an MCP agent. Keys keep their
 /// backticks (or a few words around a bare word), so a story title quoted in a message is
@@ -33,6 +33,9 @@ const HINTS: &[(&str, &str)] = &[
     ("`loopctl agent register`", "`dispatch` (it mints a key with its own agent identity)"),
     ("`loopctl skill list`", "`list_skills`"),
     ("`force-unclaim`", "`force_unclaim_story`"),
+    ("`loopctl reject`", "`reject_story`"),
+    ("`loopctl runner`", "the verifier runner, outside MCP"),
+    ("`loopctl keys create --role verifier`", "a user, outside MCP"),
     ("from `next`", "from `list_ready_stories`"),
     ("review-complete by another agent", "`review_complete` by another agent"),
 ];

@@ -103,7 +103,7 @@ pub enum KeysCmd {
     /// Example: loopctl keys create impl-7 --role agent
     Create {
         name: String,
-        #[arg(long, value_parser = ["user", "orchestrator", "agent"])]
+        #[arg(long, value_parser = ["user", "orchestrator", "agent", "verifier"])]
         role: String,
         /// Link to an existing agent identity instead of a new one.
         #[arg(long)]

@@ -32,7 +32,7 @@ pub struct VerifyArtifactsArgs {
     /// Time limit of --run in seconds; the command and its children are killed after it [env: LOOPCTL_VERIFY_TIMEOUT]
     #[arg(long, value_name = "SECS", env = "LOOPCTL_VERIFY_TIMEOUT", hide_env = true, default_value_t = 600)]
     timeout: u64,
-    /// Check only; do not record the run on the server.
+    /// Check only; do not record the run on the server (only a verifier key records anyway).
     #[arg(long)]
     no_record: bool,
 }
@@ -57,7 +57,10 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || artifacts::check(&repo, branch.as_deref(), &artifacts, spec.as_ref()))
             .await
             .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
-    let recorded = if args.no_record { Ok(None) } else { record(ctx, &id, &report).await.map(Some) };
+    // Only a verifier key (the runner's) records runs; for anyone else this is a local check
+    // for a reviewer's eyes, printed and recorded nowhere.
+    let verifier = !args.no_record && ctx.client.get("/api/v1/whoami").await?["role"] == "verifier";
+    let recorded = if verifier { record(ctx, &id, &report).await.map(Some) } else { Ok(None) };
     let run = match recorded {
         Ok(run) => run,
         Err(err) => {
@@ -66,7 +69,11 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
             return Err(err);
         }
     };
-    let state = run.as_ref().map_or(Recorded::Skipped, Recorded::Yes);
+    let state = match (&run, args.no_record) {
+        (Some(run), _) => Recorded::Yes(run),
+        (None, true) => Recorded::Skipped,
+        (None, false) => Recorded::NotAVerifier,
+    };
     print(ctx, &story, &report, state);
     if report.passed() { Ok(()) } else { Err(failed(&report)) }
 }
@@ -76,6 +83,7 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
 enum Recorded<'a> {
     Yes(&'a Value),
     Skipped,
+    NotAVerifier,
     Refused,
 }
 
@@ -142,7 +150,7 @@ fn recorded_checks(checks: &[Check]) -> Vec<Value> {
 fn print(ctx: &Ctx, story: &Value, report: &Report, recorded: Recorded<'_>) {
     let run = match recorded {
         Recorded::Yes(run) => Some(run),
-        Recorded::Skipped | Recorded::Refused => None,
+        Recorded::Skipped | Recorded::NotAVerifier | Recorded::Refused => None,
     };
     let result = if report.passed() { "pass" } else { "fail" };
     let value = json!({
@@ -190,6 +198,9 @@ fn print(ctx: &Ctx, story: &Value, report: &Report, recorded: Recorded<'_>) {
                     text(&run["signature_valid"])
                 )),
                 Recorded::Skipped => out.push_str("Not recorded (--no-record).\n"),
+                Recorded::NotAVerifier => {
+                    out.push_str("Not recorded: only the runner's verifier key records runs; this was a local check.\n")
+                }
                 Recorded::Refused => out.push_str("Not recorded: the server refused the run (see the error).\n"),
             }
         }

@@ -50,7 +50,8 @@ async fn a_fabricated_pass_run_is_refused_from_every_identity_but_the_verifier(s
     let token = server.post(&t.orch, "/api/v1/dispatches", dispatch).await;
     let reviewer = s(&token.ok(201)["data"]["api_key"]["raw_key"]);
     let trust_me = json!({"result": "pass", "commit_sha": "abc123", "checks": [{"name": "trust me", "ok": true}]});
-    for (who, key) in [("orchestrator", &t.orch), ("user", &t.user), ("reviewer token", &reviewer), ("agent", &t.agent)] {
+    for (who, key) in [("orchestrator", &t.orch), ("user", &t.user), ("reviewer token", &reviewer), ("agent", &t.agent)]
+    {
         let resp = server.post(key, &runs_path(&story), trust_me.clone()).await;
         assert!(matches!(resp.code(), Some("forbidden" | "scope_violation")), "{who}: {} {}", resp.status, resp.body);
     }

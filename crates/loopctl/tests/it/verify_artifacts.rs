@@ -54,12 +54,18 @@ fn reported(lab: &Lab, artifacts: &[Value]) {
     lab.run(&agent, &args).ok().stdout_has("reported_done");
 }
 
-/// `verify-artifacts 1.1 --project web --repo REPO EXTRA…` by the orchestrator.
+/// `verify-artifacts 1.1 --project web --repo REPO EXTRA…` with a verifier key (the runner's
+/// role: the only one whose runs are recorded).
 fn verify(lab: &Lab, repo: &Path, extra: &[&str]) -> Out {
+    let verifier = lab.new_key("runner", "verifier", None);
+    verify_as(lab, &verifier, repo, extra)
+}
+
+fn verify_as(lab: &Lab, who: &crate::support::Actor, repo: &Path, extra: &[&str]) -> Out {
     let repo = repo.to_string_lossy().into_owned();
     let mut args = vec!["verify-artifacts", "1.1", "--project", "web", "--repo", repo.as_str()];
     args.extend(extra);
-    lab.run(&lab.orch(), &args)
+    lab.run(who, &args)
 }
 
 /// Exit 5, and the failed checks on stderr are exactly `names`, one `error:` line each.
@@ -296,4 +302,18 @@ fn run_fails_on_a_commit_whose_tests_fail() {
     let out = verify(&lab, &dir, &["--run", "sleep 20", "--timeout", "1", "--no-record"]);
     fails_naming(&out, &[format!("tests pass at {sha}")]);
     out.stderr_has("timed out after 1s");
+}
+
+/// A reviewer's (or orchestrator's) own check proves nothing to the server: it is printed,
+/// and no run is recorded, so it can never satisfy `require_artifact_verification`.
+#[test]
+fn an_orchestrators_check_is_local_and_records_no_run() {
+    let lab = Lab::start();
+    let dir = repo(&lab);
+    write(&dir, "lib/signup.rs", "pub fn signup() {}\n");
+    let sha = commit(&dir, "signup");
+    reported(&lab, &[commit_diff(&sha, &["lib/signup.rs"])]);
+    let out = verify_as(&lab, &lab.orch(), &dir, &[]);
+    out.ok().stdout_has("artifacts verified").stdout_has("Not recorded: only the runner's verifier key records runs");
+    assert!(runs(&lab).is_empty(), "nothing on record");
 }

@@ -201,7 +201,7 @@ async fn refusals_name_the_tools_that_fix_them_and_keep_their_codes() {
     ok(&mcp, "claim_story", s11.clone()).await;
     ok(&mcp, "start_story", s11.clone()).await;
     ok(&mcp, "report_story", json!({"story_id": "1.1", "project_id": "shop", "commit_sha": SHA})).await;
-    refused_naming(&mcp, "verify_story", s11, "acceptance_incomplete", "record_verification_run").await;
+    refused_naming(&mcp, "verify_story", s11, "acceptance_incomplete", "reject_story").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

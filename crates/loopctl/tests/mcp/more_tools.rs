@@ -135,14 +135,15 @@ async fn standard_and_all_tier_tools() {
     .await;
     assert_eq!(bulk["results"][0]["status"], "success", "{bulk}");
     report(&mcp, "1.2", "Login endpoint", 1).await;
-    let run = ok(
+    // An orchestrator cannot assert a passing run: only the runner's verifier key records one.
+    let (code, _) = fails(
         &mcp,
         "record_verification_run",
         json!({"story_id": "1.2", "project_id": "shop", "result": "pass",
         "checks": [{"name": "tests exist", "ok": true}]}),
     )
     .await;
-    assert_eq!(run["verification_run"]["result"], "pass", "{run}");
+    assert_eq!(code, "forbidden");
     let all = ok(&mcp, "verify_all_in_epic", json!({"epic_id": epic1, "summary": "epic done"})).await;
     assert_eq!(all["verified_count"], 1, "{all}");
 
