@@ -39,6 +39,20 @@ pub struct UpdateProject {
     pub metadata: Option<Value>,
 }
 
+/// Where the runner's configuration lives in a project's metadata.
+const RUNNER_KEY: &str = "runner";
+
+/// `PUT /projects/:id/runner`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RunnerConfig {
+    /// A local path or git URL the runner clones (its own clone, never an agent's worktree).
+    pub repo: String,
+    /// Run in a clean copy of each reported commit, e.g. `cargo test`.
+    pub check_command: Option<String>,
+    /// Time limit of the check command (default 600).
+    pub timeout_seconds: Option<u32>,
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateEpic {
     #[schema(value_type = i64)]
@@ -312,12 +326,55 @@ impl App {
             project.status = status;
         }
         if patch.metadata.is_some() {
+            // The runner's configuration is part of the metadata but changes only through
+            // `PUT /projects/:id/runner` (users only): an orchestrator cannot point the
+            // verifier at a repository or a check of its choosing.
+            let runner = project.metadata.get(RUNNER_KEY).cloned();
             project.metadata = object("metadata", patch.metadata)?;
+            match runner {
+                Some(runner) => project.metadata[RUNNER_KEY] = runner,
+                None => {
+                    if let Some(map) = project.metadata.as_object_mut() {
+                        map.remove(RUNNER_KEY);
+                    }
+                }
+            }
         }
         project.updated_at = now();
         let audit = event(who, Some(id), ("project", id), "updated", json!({}), json!({"status": project.status}));
         self.commit(vec![WriteOp::UpdateProject(project.clone()), audit]).await?;
         Ok(ProjectView::from(&project))
+    }
+
+    /// Sets what `loopctl runner` checks for this project: the repository it clones (a path
+    /// or git URL), the command it runs in a clean copy of each reported commit, and its time
+    /// limit. Users only, audited.
+    pub async fn set_project_runner(&self, who: &Principal, id: Uuid, config: RunnerConfig) -> AppResult<Value> {
+        require(who, HUMANS, "configure the verifier runner")?;
+        let mut project = self.project_of(who, id).await?;
+        let repo = text("repo", &config.repo, 2000)?;
+        let check_command = opt_text("check_command", config.check_command.as_deref(), 2000)?;
+        let timeout_seconds = config.timeout_seconds.unwrap_or(600);
+        if !(1..=24 * 3600).contains(&timeout_seconds) {
+            return Err(AppError::field("timeout_seconds", "must be from 1 to 86400"));
+        }
+        let runner = json!({"repo": repo, "check_command": check_command, "timeout_seconds": timeout_seconds});
+        let before = project.metadata.get(RUNNER_KEY).cloned().unwrap_or(Value::Null);
+        if !project.metadata.is_object() {
+            project.metadata = json!({});
+        }
+        project.metadata[RUNNER_KEY] = runner.clone();
+        project.updated_at = now();
+        let audit = event(
+            who,
+            Some(id),
+            ("project", id),
+            "runner_configured",
+            json!({"runner": before}),
+            json!({"runner": runner}),
+        );
+        self.commit(vec![WriteOp::UpdateProject(project), audit]).await?;
+        Ok(runner)
     }
 
     /// Archiving keeps everything; the project leaves default listings.

@@ -78,6 +78,11 @@ impl Check {
 pub struct RunSpec {
     pub command: String,
     pub timeout: Duration,
+    /// Run sealed from the caller (the runner): an empty environment but `PATH`, a temporary
+    /// `HOME` and `TMPDIR`, so no key, profile or config of the caller is reachable through
+    /// them. Without it only `LOOPCTL_*` variables are removed (a reviewer's local check keeps
+    /// its toolchain's HOME).
+    pub sealed: bool,
 }
 
 /// The outcome of [`check`].
@@ -479,8 +484,14 @@ impl Checker<'_> {
             .map_err(|err| format!("cannot read commit {id}: {err}"))?;
         let dir = TempDir::new(&id.to_string()).map_err(|err| format!("cannot make a temporary directory: {err}"))?;
         let files = write_tree(self.repo, tree, &dir.path)?;
-        let outcome = run_command(&dir.path, &run.command, &id.to_string(), run.timeout)
-            .map_err(|err| format!("cannot run `{}`: {err}", run.command))?;
+        let home = if run.sealed {
+            Some(TempDir::new("home").map_err(|err| format!("cannot make a temporary HOME: {err}"))?)
+        } else {
+            None
+        };
+        let outcome =
+            run_command(&dir.path, &run.command, &id.to_string(), run.timeout, home.as_ref().map(|h| h.path.as_path()))
+                .map_err(|err| format!("cannot run `{}`: {err}", run.command))?;
         let mut detail = format!(
             "`{}` {} after {:.1}s in a clean copy of {id} ({files} files)",
             run.command,
@@ -695,15 +706,32 @@ pub struct RunOutcome {
 
 /// Runs `sh -c COMMAND` in `dir` in its own process group, stdout and stderr into one pipe,
 /// killing the whole group at the deadline. `LOOPCTL_*` variables (keys among them) are not
-/// passed on: the code under test is the implementer's.
-pub fn run_command(dir: &Path, command: &str, sha: &str, timeout: Duration) -> std::io::Result<RunOutcome> {
+/// passed on: the code under test is the implementer's. With `sealed_home`, nothing of the
+/// caller's environment is: only `PATH`, and that directory as `HOME` and `TMPDIR`.
+pub fn run_command(
+    dir: &Path,
+    command: &str,
+    sha: &str,
+    timeout: Duration,
+    sealed_home: Option<&Path>,
+) -> std::io::Result<RunOutcome> {
     let (reader, writer) = std::io::pipe()?;
     let writer_err = writer.try_clone()?;
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(command).current_dir(dir).stdin(Stdio::null()).stdout(writer).stderr(writer_err);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LOOPCTL_") {
-            cmd.env_remove(&key);
+    match sealed_home {
+        Some(home) => {
+            cmd.env_clear().env("HOME", home).env("TMPDIR", home).env("LANG", "C.UTF-8");
+            if let Some(path) = std::env::var_os("PATH") {
+                cmd.env("PATH", path);
+            }
+        }
+        None => {
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("LOOPCTL_") {
+                    cmd.env_remove(&key);
+                }
+            }
         }
     }
     cmd.env("LOOPCTL_VERIFY_COMMIT", sha);
@@ -992,7 +1020,7 @@ mod tests {
         let good = repo.commit("good");
         repo.write("test.sh", "echo failing on purpose; exit 1\n");
         let bad = repo.commit("bad");
-        let spec = RunSpec { command: "sh test.sh".into(), timeout: Duration::from_secs(30) };
+        let spec = RunSpec { command: "sh test.sh".into(), timeout: Duration::from_secs(30), sealed: false };
 
         let report = check(repo.path(), None, &[diff(&good, &["test.sh"])], Some(&spec)).expect("checked");
         assert!(report.passed(), "{:#?}", report.checks);
@@ -1010,7 +1038,8 @@ mod tests {
         let dir = TempDir::new("timeout-test").expect("temp dir");
         let started = Instant::now();
         let outcome =
-            run_command(&dir.path, "echo started; sleep 30 & sleep 30", "0", Duration::from_millis(500)).expect("ran");
+            run_command(&dir.path, "echo started; sleep 30 & sleep 30", "0", Duration::from_millis(500), None)
+                .expect("ran");
         assert!(!outcome.success);
         assert!(outcome.ended.contains("timed out"), "{}", outcome.ended);
         assert!(started.elapsed() < Duration::from_secs(10), "the group was killed");

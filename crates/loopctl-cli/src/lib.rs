@@ -98,6 +98,11 @@ pub enum Command {
     ///
     /// Example: loopctl verify-artifacts 2.1 --branch main --run "cargo test"
     VerifyArtifacts(cmd::verify_artifacts::VerifyArtifactsArgs),
+    /// The verifier: checks every reported commit in its own clone and records signed runs
+    /// (needs a verifier key; a user configures the project with `loopctl project runner`).
+    ///
+    /// Example: loopctl --api-key $VERIFIER_KEY runner --project web
+    Runner(cmd::runner::RunnerArgs),
     /// Dispatch a sub-agent for one story: mints a capability token scoped to that story and
     /// capacity; `dispatch list`, `dispatch revoke ID`.
     ///
@@ -196,6 +201,7 @@ async fn run_with(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Reject(args) => cmd::lifecycle::reject(ctx, args).await,
         Command::Backfill(args) => cmd::lifecycle::backfill(ctx, args).await,
         Command::VerifyArtifacts(args) => cmd::verify_artifacts::run(ctx, args).await,
+        Command::Runner(args) => cmd::runner::run(ctx, args).await,
         Command::Dispatch(args) => cmd::dispatch::run(ctx, args).await,
         Command::Escalation(sub) => cmd::lifecycle::escalation(ctx, sub).await,
         Command::Changes(args) => cmd::feed::changes(ctx, args).await,

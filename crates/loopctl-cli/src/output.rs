@@ -33,6 +33,11 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(CliError { exit: 2, message: message.into() })
 }
 
+/// A refusal of the caller's key for this command: exit code 3.
+pub fn permission(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(CliError { exit: 3, message: message.into() })
+}
+
 /// Exit code of a server error code (SPEC: 2 usage, 3 auth, 4 not found, 5 conflict, 6
 /// unreachable). A request the server refuses as malformed is a usage error like a bad flag.
 pub fn exit_code_for(code: &str) -> u8 {
@@ -53,6 +58,7 @@ pub fn exit_code_for(code: &str) -> u8 {
         | "self_verify_blocked"
         | "review_not_conducted"
         | "acceptance_incomplete"
+        | "commit_mismatch"
         | "cycle_detected"
         | "duplicate_number"
         | "version_conflict"

@@ -30,6 +30,22 @@ pub enum ProjectCmd {
     Info { project: Option<String> },
     /// Example: loopctl project archive web
     Archive { project: String },
+    /// What the verifier runner checks (users only): the repository it clones and the check
+    /// it runs in a clean copy of each reported commit.
+    ///
+    /// Example: loopctl project runner web --repo /srv/git/web.git --check "cargo test" --timeout 900
+    Runner {
+        project: String,
+        /// A local path or git URL; the runner keeps its own mirror of it.
+        #[arg(long)]
+        repo: String,
+        /// The command run in a clean copy of each reported commit.
+        #[arg(long)]
+        check: Option<String>,
+        /// Time limit of the check in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u32,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -194,6 +210,18 @@ pub async fn project(ctx: &Ctx, command: ProjectCmd) -> anyhow::Result<()> {
                     text(&p["epic_count"]),
                     text(&p["story_count"]),
                     text(&p["repo_url"])
+                )
+            });
+        }
+        ProjectCmd::Runner { project, repo, check, timeout } => {
+            let found = ctx.client.get(&format!("/api/v1/projects/{}", encode(&project))).await?;
+            let id = text(&found["project"]["id"]);
+            let body = json!({"repo": repo, "check_command": check, "timeout_seconds": timeout});
+            let answer = ctx.client.put(&format!("/api/v1/projects/{id}/runner"), body).await?;
+            emit(ctx.format, &answer, || {
+                format!(
+                    "Runner of {project}: mirrors {repo}, checks with {}",
+                    check.as_deref().unwrap_or("(artifacts only)")
                 )
             });
         }

@@ -6,5 +6,6 @@ pub mod dispatch;
 pub mod feed;
 pub mod lifecycle;
 pub mod read;
+pub mod runner;
 pub mod skill;
 pub mod verify_artifacts;

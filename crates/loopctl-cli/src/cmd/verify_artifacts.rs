@@ -51,7 +51,8 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
     let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
     let artifacts = current_artifacts(&story);
-    let spec = args.run.clone().map(|command| RunSpec { command, timeout: Duration::from_secs(args.timeout) });
+    let spec =
+        args.run.clone().map(|command| RunSpec { command, timeout: Duration::from_secs(args.timeout), sealed: false });
     let branch = args.branch.clone();
     let report =
         tokio::task::spawn_blocking(move || artifacts::check(&repo, branch.as_deref(), &artifacts, spec.as_ref()))
@@ -90,7 +91,7 @@ enum Recorded<'a> {
 /// The artifacts of the latest report: those reported after the current claim (a story
 /// re-claimed after a rejection keeps its earlier artifacts; they are not this round's
 /// evidence). Without a current claim, all of them.
-fn current_artifacts(story: &Value) -> Vec<Value> {
+pub(crate) fn current_artifacts(story: &Value) -> Vec<Value> {
     let all = story["artifacts"].as_array().cloned().unwrap_or_default();
     let Some(since) = story["assigned_at"].as_str().and_then(instant) else {
         return all;
@@ -120,7 +121,7 @@ async fn record(ctx: &Ctx, story_id: &str, report: &Report) -> anyhow::Result<Va
 
 /// `{artifact, name, ok, detail}` per check; past the server's limit, failures first and a
 /// last line saying how many passing checks were left out.
-fn recorded_checks(checks: &[Check]) -> Vec<Value> {
+pub(crate) fn recorded_checks(checks: &[Check]) -> Vec<Value> {
     let row = |c: &Check| {
         let ok = match c.status {
             Status::Pass => json!(true),

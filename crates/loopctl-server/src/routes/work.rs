@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_project, list_projects))
         .routes(routes!(get_project, update_project, archive_project))
         .routes(routes!(project_progress))
+        .routes(routes!(set_project_runner))
         .routes(routes!(create_epic, list_epics))
         .routes(routes!(get_epic, update_epic, delete_epic))
         .routes(routes!(epic_progress))
@@ -85,6 +86,17 @@ async fn update_project(
     Body(body): Body<UpdateProject>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"project": s.app.update_project(&who, id(&project, "project")?, body).await?})))
+}
+
+/// Configures the verifier runner of a project (users only).
+#[utoipa::path(put, path = "/api/v1/projects/{id}/runner", tag = "work", request_body = loopctl_app::RunnerConfig)]
+async fn set_project_runner(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+    Body(body): Body<loopctl_app::RunnerConfig>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"runner": s.app.set_project_runner(&who, id(&project, "project")?, body).await?})))
 }
 
 /// Archives the project (nothing is deleted).

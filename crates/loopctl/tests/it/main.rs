@@ -17,5 +17,6 @@ mod names;
 mod output;
 mod readme;
 mod restart;
+mod runner;
 mod up;
 mod verify_artifacts;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::support::{Lab, Out, git};
 
 /// A repository under the test's directory: `main` with a root commit (README.md).
-fn repo(lab: &Lab) -> PathBuf {
+pub(crate) fn repo(lab: &Lab) -> PathBuf {
     let dir = lab.env.path("repo");
     std::fs::create_dir_all(&dir).expect("repo dir");
     git(&dir, &["-c", "init.defaultBranch=main", "init", "-q"]);
@@ -20,7 +20,7 @@ fn repo(lab: &Lab) -> PathBuf {
     dir
 }
 
-fn write(dir: &Path, path: &str, text: &str) {
+pub(crate) fn write(dir: &Path, path: &str, text: &str) {
     let full = dir.join(path);
     if let Some(parent) = full.parent() {
         std::fs::create_dir_all(parent).expect("mkdir");
@@ -29,13 +29,13 @@ fn write(dir: &Path, path: &str, text: &str) {
 }
 
 /// Commits everything in the work tree (empty commits allowed); answers the full SHA.
-fn commit(dir: &Path, message: &str) -> String {
+pub(crate) fn commit(dir: &Path, message: &str) -> String {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
     git(dir, &["rev-parse", "HEAD"])
 }
 
-fn commit_diff(sha: &str, files: &[&str]) -> Value {
+pub(crate) fn commit_diff(sha: &str, files: &[&str]) -> Value {
     json!({"artifact_type": "commit_diff", "details": {"commit_sha": sha, "files": files}})
 }
 

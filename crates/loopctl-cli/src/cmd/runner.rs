@@ -1,0 +1,163 @@
+//! `loopctl runner`: the verifier. Holding a verifier key, it keeps its own mirror of the
+//! project's repository (configured by a user, never an agent's worktree), and for every story
+//! reported done whose reported commit has no run yet it runs the artifact checks of
+//! `verify-artifacts` and the project's check command in a clean copy of that commit, sealed
+//! from its own environment, and records the signed run. `verify` under
+//! `require_artifact_verification` trusts only these runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::artifacts::{self, RunSpec};
+use crate::cmd::verify_artifacts::{current_artifacts, recorded_checks};
+use crate::context::Ctx;
+use crate::output::{text, usage};
+
+#[derive(Args, Debug)]
+pub struct RunnerArgs {
+    /// Check what is waiting once and exit (default: keep following the project).
+    #[arg(long)]
+    once: bool,
+    /// Seconds between looks at the project.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    interval: u64,
+    /// Where the runner keeps its mirrors of project repositories (default: the system's
+    /// temporary directory).
+    #[arg(long, value_name = "DIR", env = "LOOPCTL_RUNNER_DIR")]
+    work_dir: Option<PathBuf>,
+}
+
+/// What a user configured for the project (`loopctl project runner …`).
+struct Config {
+    repo: String,
+    check_command: Option<String>,
+    timeout: Duration,
+}
+
+pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
+    let me = ctx.client.get("/api/v1/whoami").await?;
+    if me["role"] != "verifier" {
+        return Err(crate::output::permission(format!(
+            "the runner needs a verifier key (this key is `{}`); a user mints one with `loopctl keys create runner --role verifier`",
+            text(&me["role"])
+        )));
+    }
+    let project = ctx.project().await?;
+    let project_id = text(&project["id"]);
+    let config = config_of(&project)?;
+    let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir).join("loopctl-runner");
+    let mirror = work_dir.join(format!("{project_id}.git"));
+    loop {
+        let checked = pass(ctx, &project_id, &config, &mirror).await?;
+        for line in &checked {
+            crate::outln!("{line}");
+        }
+        if args.once {
+            if checked.is_empty() {
+                crate::outln!("Nothing waits for a run in {}.", text(&project["slug"]));
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(args.interval)).await;
+    }
+}
+
+fn config_of(project: &Value) -> anyhow::Result<Config> {
+    let runner = &project["metadata"]["runner"];
+    let repo = runner["repo"].as_str().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+        usage(format!(
+            "project {} has no runner configured; a user sets it with `loopctl project runner {} --repo PATH_OR_URL --check CMD`",
+            text(&project["slug"]),
+            text(&project["slug"])
+        ))
+    })?;
+    Ok(Config {
+        repo: repo.to_string(),
+        check_command: runner["check_command"].as_str().map(str::to_string),
+        timeout: Duration::from_secs(runner["timeout_seconds"].as_u64().unwrap_or(600)),
+    })
+}
+
+/// One look at the project: every reported, unverified story whose reported commit has no
+/// run of this round yet gets one. Answers a line per run recorded.
+async fn pass(ctx: &Ctx, project_id: &str, config: &Config, mirror: &Path) -> anyhow::Result<Vec<String>> {
+    let query = [
+        ("project_id", project_id.to_string()),
+        ("agent_status", "reported_done".to_string()),
+        ("verified_status", "unverified".to_string()),
+        ("limit", "100".to_string()),
+    ];
+    let waiting = ctx.client.get_query("/api/v1/stories", &query).await?;
+    let mut lines = Vec::new();
+    let mut synced = false;
+    for row in waiting["data"].as_array().into_iter().flatten() {
+        let id = text(&row["id"]);
+        let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
+        let artifacts = current_artifacts(&story);
+        let runs = ctx.client.get(&format!("/api/v1/stories/{id}/verification-runs")).await?;
+        if already_checked(&story, &artifacts, &runs) {
+            continue;
+        }
+        if !synced {
+            sync_mirror(&config.repo, mirror)?;
+            synced = true;
+        }
+        let spec =
+            config.check_command.clone().map(|command| RunSpec { command, timeout: config.timeout, sealed: true });
+        let repo = mirror.to_path_buf();
+        let report = tokio::task::spawn_blocking(move || artifacts::check(&repo, None, &artifacts, spec.as_ref()))
+            .await
+            .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
+        let result = if report.passed() { "pass" } else { "fail" };
+        let body = json!({"result": result, "checks": recorded_checks(&report.checks)});
+        match ctx.client.post(&format!("/api/v1/stories/{id}/verification-runs"), body).await {
+            Ok(answer) => lines.push(format!(
+                "{} {}: {result} at {} (run {})",
+                text(&story["number"]),
+                text(&story["title"]),
+                text(&answer["verification_run"]["commit_sha"]),
+                text(&answer["verification_run"]["id"]),
+            )),
+            // Re-reported or verified meanwhile: the next look checks what is current.
+            Err(err) if matches!(err.code(), "commit_mismatch" | "invalid_transition") => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(lines)
+}
+
+/// A run of this round exists for the commit the latest report names.
+fn already_checked(story: &Value, artifacts: &[Value], runs: &Value) -> bool {
+    let round = &story["claim_epoch"];
+    let commit = artifacts.iter().rev().find_map(|a| a["details"]["commit_sha"].as_str().map(str::to_string));
+    runs["data"].as_array().into_iter().flatten().any(|run| {
+        run["round"] == *round && run["signature_valid"] == true && run["commit_sha"].as_str() == commit.as_deref()
+    })
+}
+
+/// The runner's own mirror of the repository: cloned once, fetched before each look.
+fn sync_mirror(repo: &str, mirror: &Path) -> anyhow::Result<()> {
+    let mut git = Command::new("git");
+    if mirror.join("HEAD").is_file() {
+        git.arg("--git-dir").arg(mirror).args(["fetch", "--quiet", "--prune", "origin"]);
+    } else {
+        if let Some(parent) = mirror.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        git.args(["clone", "--quiet", "--mirror", "--", repo]).arg(mirror);
+    }
+    let out = git
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| anyhow::anyhow!("cannot run git to mirror {repo}: {err}"))?;
+    if !out.status.success() {
+        anyhow::bail!("git could not mirror {repo}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
