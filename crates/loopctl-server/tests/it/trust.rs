@@ -22,6 +22,8 @@ both!(in_strict_custody_a_plain_agent_cannot_report_a_story_it_does_not_hold
     => strict_report_sqlite, strict_report_postgres);
 both!(verifier_keys_come_only_from_a_user
     => verifier_keys_sqlite, verifier_keys_postgres);
+both!(an_orchestrator_cannot_repoint_the_runner_through_project_metadata
+    => runner_config_sqlite, runner_config_postgres);
 
 fn runs_path(story: &str) -> String {
     format!("/api/v1/stories/{story}/verification-runs")
@@ -172,4 +174,22 @@ async fn verifier_keys_come_only_from_a_user(server: Server) {
     server.get(&verifier, &format!("/api/v1/stories?project_id={}", ids.project)).await.ok(200);
     let resp = server.post(&verifier, &format!("/api/v1/stories/{}/contract", ids.story("1.1")), json!({})).await;
     resp.err(403, "forbidden");
+}
+
+async fn an_orchestrator_cannot_repoint_the_runner_through_project_metadata(server: Server) {
+    let t = server.tenant("Runner config").await;
+    let project = create_project(&server, &t.orch, "Runner config").await;
+    let runner = format!("/api/v1/projects/{project}/runner");
+    let config = json!({"repo": "/srv/git/web.git", "check_command": "cargo test"});
+    server.put(&t.orch, &runner, config.clone()).await.err(403, "forbidden");
+    server.put(&t.user, &runner, config).await.ok(200);
+    // The orchestrator tries the side door: project metadata.
+    let evil = json!({"metadata": {"runner": {"repo": "/tmp/evil", "check_command": "true"}, "team": "a"}});
+    server.patch(&t.orch, &format!("/api/v1/projects/{project}"), evil).await.ok(200);
+    let got = server.get(&t.orch, &format!("/api/v1/projects/{project}")).await;
+    let metadata = &got.ok(200)["project"]["metadata"];
+    assert_eq!(metadata["runner"]["repo"], "/srv/git/web.git", "{metadata}");
+    assert_eq!(metadata["team"], "a", "the rest of the metadata changes as asked");
+    let audit = server.get(&t.user, &format!("/api/v1/audit?project_id={project}&action=runner_configured")).await;
+    assert_eq!(audit.ok(200)["data"].as_array().map(Vec::len), Some(1), "the configuration is audited");
 }
