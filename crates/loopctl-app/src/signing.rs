@@ -214,7 +214,7 @@ mod tests {
     fn a_malformed_key_file_is_refused_by_name() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("x.ed25519"), "not a key").expect("write");
-        let err = SigningKeys::load_or_create(dir.path()).err().expect("refused");
+        let Err(err) = SigningKeys::load_or_create(dir.path()) else { panic!("a malformed key is refused") };
         assert!(err.to_string().contains("x.ed25519"), "{err}");
     }
 }

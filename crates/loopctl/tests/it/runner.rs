@@ -3,8 +3,6 @@
 //! and fail in its own mirror, and `verify` under `require_artifact_verification` follows them.
 //! Its check command cannot see the runner's key.
 
-use serde_json::Value;
-
 use crate::support::{Actor, Lab, Out};
 use crate::verify_artifacts::{commit, commit_diff, repo, write};
 
