@@ -34,8 +34,8 @@ const HINTS: &[(&str, &str)] = &[
     ("`loopctl skill list`", "`list_skills`"),
     ("`force-unclaim`", "`force_unclaim_story`"),
     ("`loopctl reject`", "`reject_story`"),
-    ("`loopctl runner`", "the verifier runner, outside MCP"),
-    ("`loopctl keys create --role verifier`", "a user, outside MCP"),
+    ("`loopctl runner`", "the verifier runner, outside MCP (its runs show in `get_story`)"),
+    ("`loopctl keys create --role verifier`", "a user outside MCP (see which key you hold with `whoami`)"),
     ("from `next`", "from `list_ready_stories`"),
     ("review-complete by another agent", "`review_complete` by another agent"),
 ];
