@@ -7,6 +7,9 @@
 
 mod support;
 
+#[path = "../common/key_trap.rs"]
+mod key_trap;
+
 mod admin;
 mod config;
 mod exit_codes;
@@ -17,5 +20,6 @@ mod names;
 mod output;
 mod readme;
 mod restart;
+mod trust;
 mod up;
 mod verify_artifacts;
