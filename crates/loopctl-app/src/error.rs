@@ -18,6 +18,8 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_json",
     "payload_too_large",
     "rate_limited",
+    "idempotency_in_progress",
+    "secret_not_replayed",
     "invalid_transition",
     "must_contract_first",
     "must_claim_first",

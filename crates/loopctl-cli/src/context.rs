@@ -1,4 +1,6 @@
-//! Where the CLI finds its server, key and project: flags > env > `.loopctl.toml` > profile.
+//! Where the CLI finds its server, key and project: flags > env > `.loopctl.toml` > profile —
+//! except that a `.loopctl.toml` never sends a key to a server the key was not saved for
+//! ([`key_destination`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -11,7 +13,7 @@ use loopctl_client::{Client, ClientError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::output::{Format, short_id, text, usage, uuids_in};
+use crate::output::{CliError, Format, short_id, text, usage, uuids_in};
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4000";
 
@@ -150,6 +152,65 @@ fn main_checkout(dir: &Path) -> Option<PathBuf> {
     (common.file_name()? == ".git").then(|| common.parent().map(Path::to_path_buf)).flatten()
 }
 
+/// Where the key a command would send came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// Given for this run: `--api-key` or an environment variable, named as the user sees it.
+    Explicit(&'static str),
+    /// Saved in the profile (`loopctl auth login`), together with the server it is for.
+    Profile,
+}
+
+/// The server to talk to: `explicit` (`--server` / `LOOPCTL_SERVER`), else the repository's
+/// `.loopctl.toml`, else the profile's, else the default.
+///
+/// A `.loopctl.toml` comes with whatever repository is checked out, so it may name the project
+/// but it may not decide where a key goes: when it names a server other than the one the key
+/// would go to without it (the profile's, else the default), and a key would be sent, this
+/// refuses (exit 3) instead of sending the key there. A server chosen by flag or environment
+/// is the user's own choice and always stands.
+///
+/// # Errors
+/// A `CliError` (exit 3, `key_server_mismatch`) naming the file, both servers and the fix.
+pub fn key_destination(
+    explicit: Option<&str>,
+    repo: Option<&(PathBuf, RepoFile)>,
+    profile_name: &str,
+    profile: &Profile,
+    key: Option<KeySource>,
+) -> anyhow::Result<String> {
+    if let Some(server) = explicit {
+        return Ok(server.to_string());
+    }
+    let home = profile.server.clone().unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    let Some((path, RepoFile { server: Some(named), .. })) = repo else {
+        return Ok(home);
+    };
+    let Some(key) = key.filter(|_| !loopctl_client::same_server(named, &home)) else {
+        return Ok(named.clone());
+    };
+    let file = path.display();
+    let message = match key {
+        KeySource::Profile => format!(
+            "refusing to send the key of profile `{profile_name}` to {named}: {file} names that server, but the \
+             profile is saved for {home}. If you trust {named}, choose it yourself with --server or LOOPCTL_SERVER; \
+             otherwise remove `server` from {file}"
+        ),
+        KeySource::Explicit(source) => {
+            let otherwise = match profile.server {
+                Some(_) => format!("profile `{profile_name}`'s server is {home}"),
+                None => format!("no profile names a server, so the default would be {home}"),
+            };
+            format!(
+                "refusing to send the key from {source} to {named}: only {file} names that server ({otherwise}), \
+                 and a repository's file may not choose where a key goes. Name the server with --server or \
+                 LOOPCTL_SERVER, or remove `server` from {file}"
+            )
+        }
+    };
+    Err(anyhow::Error::new(CliError { exit: 3, code: "key_server_mismatch", message }))
+}
+
 /// The output format: `--format` / `LOOPCTL_FORMAT`, else the profile's, else human.
 pub fn output_format(globals: &Globals, profile: &Profile) -> Format {
     match globals.format {
@@ -221,15 +282,16 @@ impl Ctx {
                 "no profile `{profile_name}`; known profiles: {known:?} (see `loopctl auth login --profile`)"
             )));
         }
-        let repo = find_repo_file().map(|(_, file)| file).unwrap_or_default();
-        let server = globals
-            .server
-            .clone()
-            .or(repo.server)
-            .or(profile.server.clone())
-            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+        let repo = find_repo_file();
         let api_key = globals.api_key.clone().or(profile.api_key.clone());
-        let project = globals.project.clone().or(repo.project).or(profile.project.clone());
+        let key_source = match (&globals.api_key, &profile.api_key) {
+            (Some(_), _) => Some(KeySource::Explicit("--api-key / LOOPCTL_API_KEY")),
+            (None, Some(_)) => Some(KeySource::Profile),
+            (None, None) => None,
+        };
+        let server = key_destination(globals.server.as_deref(), repo.as_ref(), &profile_name, &profile, key_source)?;
+        let repo_project = repo.and_then(|(_, file)| file.project);
+        let project = globals.project.clone().or(repo_project).or(profile.project.clone());
         let format = output_format(globals, &profile);
         let has_key = api_key.is_some();
         let client = Client::new(&server, api_key)?;
@@ -394,6 +456,57 @@ pub fn forget_epoch(story_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn repo(server: &str) -> (PathBuf, RepoFile) {
+        (PathBuf::from("/checkout/.loopctl.toml"), RepoFile { server: Some(server.into()), project: None })
+    }
+
+    fn refusal(result: anyhow::Result<String>) -> String {
+        let err = result.expect_err("refused");
+        let cli = err.downcast_ref::<CliError>().expect("a CliError");
+        assert_eq!((cli.exit, cli.code), (3, "key_server_mismatch"));
+        cli.message.clone()
+    }
+
+    #[test]
+    fn a_repository_file_cannot_send_a_profile_key_to_its_own_server() {
+        let profile = Profile { server: Some("http://127.0.0.1:4000".into()), ..Profile::default() };
+        let evil = repo("http://127.0.0.1:9999");
+        let message = refusal(key_destination(None, Some(&evil), "local", &profile, Some(KeySource::Profile)));
+        for part in ["/checkout/.loopctl.toml", "http://127.0.0.1:9999", "`local`", "http://127.0.0.1:4000", "--server"]
+        {
+            assert!(message.contains(part), "{part} in {message}");
+        }
+        // An explicit key with only the file's server is refused as well.
+        let explicit = Some(KeySource::Explicit("--api-key / LOOPCTL_API_KEY"));
+        let message = refusal(key_destination(None, Some(&evil), "local", &profile, explicit));
+        assert!(message.contains("--api-key / LOOPCTL_API_KEY") && message.contains("LOOPCTL_SERVER"), "{message}");
+    }
+
+    #[test]
+    fn the_file_may_name_the_key_s_own_server_and_an_explicit_server_always_stands() {
+        let profile = Profile { server: Some("http://127.0.0.1:4000".into()), ..Profile::default() };
+        let same = repo("http://127.0.0.1:4000/");
+        let explicit = Some(KeySource::Explicit("LOOPCTL_AGENT_KEY"));
+        for key in [Some(KeySource::Profile), explicit] {
+            assert_eq!(
+                key_destination(None, Some(&same), "local", &profile, key).expect("allowed"),
+                "http://127.0.0.1:4000/"
+            );
+        }
+        let evil = repo("http://127.0.0.1:9999");
+        let chosen = key_destination(Some("http://127.0.0.1:9999"), Some(&evil), "local", &profile, explicit);
+        assert_eq!(chosen.expect("allowed"), "http://127.0.0.1:9999");
+        // Without a key there is nothing to steal: the file's server is used.
+        assert_eq!(
+            key_destination(None, Some(&evil), "local", &profile, None).expect("allowed"),
+            "http://127.0.0.1:9999"
+        );
+        assert_eq!(
+            key_destination(None, None, "local", &Profile::default(), explicit).expect("allowed"),
+            DEFAULT_SERVER
+        );
+    }
 
     #[test]
     fn an_error_context_names_story_numbers_at_any_depth() {

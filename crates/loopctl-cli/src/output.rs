@@ -13,10 +13,12 @@ pub enum Format {
     Csv,
 }
 
-/// A refusal the CLI decides itself (bad arguments, nothing configured).
+/// A refusal the CLI decides itself (bad arguments, nothing configured, a key it will not send).
 #[derive(Debug)]
 pub struct CliError {
     pub exit: u8,
+    /// The code `--format json` prints (`usage`, `key_server_mismatch`).
+    pub code: &'static str,
     pub message: String,
 }
 
@@ -30,12 +32,12 @@ impl std::error::Error for CliError {}
 
 /// A usage error: exit code 2.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(CliError { exit: 2, message: message.into() })
+    anyhow::Error::new(CliError { exit: 2, code: "usage", message: message.into() })
 }
 
 /// A refusal of the caller's key for this command: exit code 3.
 pub fn permission(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(CliError { exit: 3, message: message.into() })
+    anyhow::Error::new(CliError { exit: 3, code: "forbidden", message: message.into() })
 }
 
 /// Exit code of a server error code (SPEC: 2 usage, 3 auth, 4 not found, 5 conflict, 6
@@ -62,6 +64,8 @@ pub fn exit_code_for(code: &str) -> u8 {
         | "cycle_detected"
         | "duplicate_number"
         | "version_conflict"
+        | "idempotency_in_progress"
+        | "secret_not_replayed"
         | "conflict" => 5,
         "unreachable" => 6,
         _ => 1,
@@ -71,7 +75,7 @@ pub fn exit_code_for(code: &str) -> u8 {
 /// Prints an error as one line (or the error body with `--format json`) and gives the exit code.
 pub fn report_error(err: &anyhow::Error, format: Format) -> u8 {
     if let Some(cli) = err.downcast_ref::<CliError>() {
-        print_error("usage", &cli.message, format, None);
+        print_error(cli.code, &cli.message, format, None);
         return cli.exit;
     }
     if let Some(client) = err.downcast_ref::<ClientError>() {

@@ -1,7 +1,8 @@
 //! A small client of the loopctl HTTP API: JSON in, JSON out, errors with their stable code.
 //!
 //! Idempotent requests (GET) are retried on connection failures; mutating requests carry an
-//! `Idempotency-Key` so that a retry after a lost answer is never applied twice.
+//! `Idempotency-Key` so that a retry after a lost answer is never applied twice (a retry that
+//! finds its first attempt still running is told `idempotency_in_progress` and waits for it).
 
 use std::time::Duration;
 
@@ -138,6 +139,21 @@ impl Client {
                 request = request.json(body);
             }
             match request.send().await {
+                // The same request is still running on the server (an earlier attempt of ours
+                // whose answer we stopped waiting for): come back when it says, for its answer.
+                Ok(response)
+                    if attempt < 3
+                        && response.status() == StatusCode::CONFLICT
+                        && response.headers().contains_key(reqwest::header::RETRY_AFTER) =>
+                {
+                    let seconds = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(1);
+                    tokio::time::sleep(Duration::from_secs(seconds.clamp(1, 5))).await;
+                }
                 Ok(response) => return decode(response).await,
                 // A refused connection never reached the server: safe to retry any request.
                 // A timeout may have: retry only what is idempotent or carries a key.
@@ -152,6 +168,22 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+/// Whether two server URLs name the same server: scheme, host and port compared as URLs
+/// (`http://HOST:80/` is `http://host`), else the text without trailing slashes. Used to
+/// decide whether a key may go somewhere, so anything unclear counts as different.
+pub fn same_server(a: &str, b: &str) -> bool {
+    let origin = |url: &str| {
+        reqwest::Url::parse(url.trim()).ok().map(|url| {
+            let path = url.path().trim_end_matches('/').to_string();
+            (url.scheme().to_string(), url.host_str().map(str::to_ascii_lowercase), url.port_or_known_default(), path)
+        })
+    };
+    match (origin(a), origin(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/'),
     }
 }
 
@@ -193,4 +225,19 @@ async fn decode(response: reqwest::Response) -> Result<Value, ClientError> {
         message: error["message"].as_str().unwrap_or("the server refused the request").to_string(),
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_server;
+
+    #[test]
+    fn a_server_is_the_same_only_when_scheme_host_and_port_agree() {
+        assert!(same_server("http://127.0.0.1:4000", "http://127.0.0.1:4000/"));
+        assert!(same_server("http://Example.com", "http://example.com:80"));
+        assert!(!same_server("http://127.0.0.1:4000", "http://127.0.0.1:4001"));
+        assert!(!same_server("http://127.0.0.1:4000", "https://127.0.0.1:4000"));
+        assert!(!same_server("http://localhost:4000", "http://127.0.0.1:4000"));
+        assert!(!same_server("http://127.0.0.1:4000", "http://127.0.0.1:4000.evil.example"));
+    }
 }

@@ -1,8 +1,8 @@
-//! The one thing the MCP tools need from the outside world: "send this REST request with
-//! the key of this role". Two backends answer it: [`crate::RemoteBackend`] (stdio mode, a
-//! loopctl HTTP client per role key) and the server's in-process backend (HTTP mode, the
-//! caller's own bearer key against the API router), so auth, custody and errors are always
-//! exactly the REST ones.
+//! The one thing the MCP tools need from the outside world: "send this REST request". Two
+//! backends answer it: [`crate::RemoteBackend`] (stdio mode, a loopctl HTTP client with the
+//! process's one key) and the server's in-process backend (HTTP mode, the caller's own bearer
+//! key against the API router), so auth, custody and errors are always exactly the REST ones.
+//! Either way one MCP session acts as one identity.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +12,10 @@ use serde_json::Value;
 /// A boxed `Send` future, so that [`Backend`] stays dyn-compatible.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Which key a call needs, as the reference MCP server picks them.
+/// The role a call is made for. The reference MCP server picked one of several keys by it;
+/// loopctl's acts as one identity (so a client cannot claim and report a story as the agent
+/// and then verify it as the orchestrator), and uses the role only to say, when its key may
+/// not make a call, which role's MCP server should.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyRole {
     /// Reads and anything the reference sends with its default key (the orchestrator's).
@@ -115,12 +118,6 @@ impl std::fmt::Display for ApiFailure {
 pub trait Backend: Send + Sync {
     /// The JSON answer (`Null` for 204), or the error answer.
     fn call(&self, request: ApiRequest) -> BoxFuture<'_, Result<Value, ApiFailure>>;
-
-    /// True when tools of different roles use different keys (stdio with role keys); false
-    /// when every call carries one caller's key (HTTP), so role-dependent choices are moot.
-    fn keys_per_role(&self) -> bool {
-        false
-    }
 }
 
 /// Percent-encodes one path segment or query value (RFC 3986 unreserved characters stay).

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 use crate::backend::{ApiFailure, ApiRequest, Backend, KeyRole, Method, encode_component};
 use crate::handler::Options;
@@ -15,15 +14,13 @@ use crate::speak;
 pub(crate) struct Shared {
     pub backend: Arc<dyn Backend>,
     pub options: Options,
-    /// The key `report_story` uses, from the tenant's custody mode (read once).
-    report_role: OnceCell<KeyRole>,
     /// Claim epochs this session got from `claim_story`, sent back as `X-Claim-Epoch`.
     epochs: Mutex<HashMap<String, i64>>,
 }
 
 impl Shared {
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Shared {
-        Shared { backend, options, report_role: OnceCell::new(), epochs: Mutex::new(HashMap::new()) }
+        Shared { backend, options, epochs: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -44,8 +41,9 @@ impl Ctx {
 
     pub async fn call(&self, mut request: ApiRequest) -> Result<Value, ApiFailure> {
         request.authorization.clone_from(&self.authorization);
+        let role = request.role;
         // Every REST error passes here, so every tool's error names tools, not CLI commands.
-        self.shared.backend.call(request).await.map_err(speak::failure)
+        self.shared.backend.call(request).await.map_err(|failure| speak::failure(failure, role))
     }
 
     pub async fn get(&self, path: &str, query: Vec<(&'static str, String)>) -> Result<Value, ApiFailure> {
@@ -121,23 +119,6 @@ impl Ctx {
         let own = answer["story"]["number"].as_str()?;
         let wanted = number.trim_start_matches("US-").trim_start_matches("us-");
         (own == wanted).then_some(id)
-    }
-
-    /// The role `report_story` reports with: the implementing agent in the seed's custody
-    /// flow (the default), the orchestrator in the strict one.
-    pub async fn report_role(&self) -> KeyRole {
-        if !self.shared.backend.keys_per_role() {
-            return KeyRole::Agent;
-        }
-        let lookup = || async {
-            let tenant = self.get("/api/v1/tenants/me", Vec::new()).await.map_err(|_| ())?;
-            match tenant["tenant"]["settings"]["custody_mode"].as_str() {
-                Some("strict") => Ok::<KeyRole, ()>(KeyRole::Orchestrator),
-                _ => Ok(KeyRole::Agent),
-            }
-        };
-        // A failed lookup is not cached: the next report asks again.
-        self.shared.report_role.get_or_try_init(lookup).await.copied().unwrap_or(KeyRole::Agent)
     }
 
     pub fn remember_epoch(&self, story: &Value) {

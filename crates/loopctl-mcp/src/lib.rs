@@ -3,13 +3,14 @@
 //!
 //! Every tool is a thin adapter over one or two REST calls made through a [`Backend`], so
 //! permissions, custody and error codes are exactly the REST API's. stdio mode
-//! (`loopctl mcp`) uses [`RemoteBackend`], a loopctl client per role key; the server mounts
-//! the same tools at `/mcp` over its own router, with the caller's bearer key.
+//! (`loopctl mcp`) uses [`RemoteBackend`], a loopctl client with the process's one key; the
+//! server mounts the same tools at `/mcp` over its own router, with the caller's bearer key.
+//! Either way one MCP session is one identity: several roles mean several MCP servers.
 //!
 //! What deliberately does not live here: any rule of the loop. The MCP layer resolves story
 //! numbers and project slugs, trims list rows and transition answers to save the agent's
-//! context, says the API's next steps and hints in tool names, and picks the key a tool's
-//! role needs; it never decides who may do what.
+//! context, and says the API's next steps and hints in tool names (and, when a call is
+//! forbidden, which role's MCP server makes it); it never decides who may do what.
 
 mod backend;
 mod ctx;
@@ -25,7 +26,7 @@ pub use backend::{ApiFailure, ApiRequest, Backend, BoxFuture, KeyRole, Method, e
 pub use handler::{LoopctlMcp, Options, TextMode};
 pub use http::{HttpOptions, McpHttpService, http_service};
 #[cfg(feature = "remote")]
-pub use remote::{DEFAULT_SERVER, RemoteBackend, RemoteConfig};
+pub use remote::{KEY_VARIABLES, RemoteBackend, RemoteConfig};
 pub use tools::{Tier, tool_names};
 
 /// Serves the tools over stdin/stdout until the client closes the connection.

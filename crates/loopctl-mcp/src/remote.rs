@@ -1,21 +1,24 @@
-//! stdio mode's backend: the loopctl HTTP client, one per role key, configured like the
-//! reference MCP server (`LOOPCTL_SERVER`, `LOOPCTL_API_KEY`, `LOOPCTL_ORCH_KEY`,
+//! stdio mode's backend: the loopctl HTTP client with the one key of this MCP process, from
+//! the reference MCP server's variables (`LOOPCTL_API_KEY`, `LOOPCTL_ORCH_KEY`,
 //! `LOOPCTL_AGENT_KEY`, `LOOPCTL_USER_KEY`).
-
-use std::collections::HashMap;
+//!
+//! The reference picked a key per tool from several of these. loopctl does not: a process
+//! that held the agent's and the orchestrator's keys would let its client contract, claim and
+//! report a story as the agent and then verify it as the orchestrator, its own work with two
+//! identities. So one process acts as one identity, and a setup with several roles runs one
+//! MCP server per role ([`RemoteConfig::single_key`] refuses anything else).
 
 use loopctl_client::{Client, ClientError};
 use serde_json::Value;
 
-use crate::backend::{ApiFailure, ApiRequest, Backend, BoxFuture, KeyRole, Method};
+use crate::backend::{ApiFailure, ApiRequest, Backend, BoxFuture, Method};
 
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4000";
+/// The variables a key may come from, in the order a refusal names them.
+pub const KEY_VARIABLES: [&str; 4] = ["LOOPCTL_API_KEY", "LOOPCTL_ORCH_KEY", "LOOPCTL_AGENT_KEY", "LOOPCTL_USER_KEY"];
 
-/// Where the server is and which key each role uses.
+/// The keys the environment offers (the server is the CLI's: flags, env, profile).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RemoteConfig {
-    pub server: Option<String>,
-    /// `LOOPCTL_API_KEY`: used for every call when set.
     pub api_key: Option<String>,
     pub orch_key: Option<String>,
     pub agent_key: Option<String>,
@@ -27,70 +30,75 @@ impl RemoteConfig {
     pub fn from_env() -> RemoteConfig {
         let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         RemoteConfig {
-            server: var("LOOPCTL_SERVER"),
-            api_key: var("LOOPCTL_API_KEY"),
-            orch_key: var("LOOPCTL_ORCH_KEY"),
-            agent_key: var("LOOPCTL_AGENT_KEY"),
-            user_key: var("LOOPCTL_USER_KEY"),
+            api_key: var(KEY_VARIABLES[0]),
+            orch_key: var(KEY_VARIABLES[1]),
+            agent_key: var(KEY_VARIABLES[2]),
+            user_key: var(KEY_VARIABLES[3]),
         }
     }
 
-    pub fn has_any_key(&self) -> bool {
-        self.api_key.is_some() || self.orch_key.is_some() || self.agent_key.is_some() || self.user_key.is_some()
-    }
-
-    /// The reference's rule: `LOOPCTL_API_KEY`, else the role's own key, else the
-    /// orchestrator's.
-    pub fn key_for(&self, role: KeyRole) -> Option<&str> {
-        let own = match role {
-            KeyRole::Default | KeyRole::Orchestrator => None,
-            KeyRole::Agent => self.agent_key.as_deref(),
-            KeyRole::User => self.user_key.as_deref(),
+    /// The one key this process acts with and the variable it came from, `None` when no
+    /// variable holds one. A prompt written for the reference that names a single role's key
+    /// (only `LOOPCTL_ORCH_KEY`, or only `LOOPCTL_AGENT_KEY`) works as it is; the same key in
+    /// several variables is still one identity.
+    ///
+    /// # Errors
+    /// When the variables hold more than one distinct key: why that is refused, and how to
+    /// configure one MCP server per role instead.
+    pub fn single_key(&self) -> Result<Option<(&'static str, &str)>, String> {
+        let set: Vec<(&'static str, &str)> = KEY_VARIABLES
+            .into_iter()
+            .zip([&self.api_key, &self.orch_key, &self.agent_key, &self.user_key])
+            .filter_map(|(name, key)| key.as_deref().map(|key| (name, key)))
+            .collect();
+        let Some(&(first_name, first_key)) = set.first() else {
+            return Ok(None);
         };
-        self.api_key.as_deref().or(own).or(self.orch_key.as_deref())
-    }
-
-    pub fn server(&self) -> &str {
-        self.server.as_deref().unwrap_or(DEFAULT_SERVER)
+        if set.iter().all(|(_, key)| *key == first_key) {
+            return Ok(Some((first_name, first_key)));
+        }
+        let names: Vec<&str> = set.iter().map(|(name, _)| *name).collect();
+        Err(format!(
+            "loopctl mcp acts as one identity, but {} hold different keys. One MCP server with the keys of several \
+             identities would let its client contract, claim and report a story as the agent and then verify it \
+             as the orchestrator: its own work. Configure one MCP server per role, each with one key: e.g. \
+             `loopctl-orchestrator` (`loopctl mcp` with only LOOPCTL_ORCH_KEY) and `loopctl-agent` (`loopctl mcp` \
+             with only LOOPCTL_AGENT_KEY); see the MCP section of loopctl's README",
+            names.join(", ")
+        ))
     }
 }
 
-/// Talks to a loopctl server over HTTP with the key each role needs.
+/// Talks to a loopctl server over HTTP with this process's one key.
 pub struct RemoteBackend {
-    clients: HashMap<KeyRole, Client>,
-    distinct_keys: bool,
+    /// `None` when no key is configured: every call then says how to configure one.
+    client: Option<Client>,
     server: String,
 }
 
 impl RemoteBackend {
     /// # Errors
     /// When the HTTP client cannot be built (TLS setup).
-    pub fn new(config: &RemoteConfig) -> Result<RemoteBackend, ApiFailure> {
-        let mut clients = HashMap::new();
-        let mut keys = Vec::new();
-        for role in [KeyRole::Default, KeyRole::Orchestrator, KeyRole::Agent, KeyRole::User] {
-            if let Some(key) = config.key_for(role) {
-                let client = Client::new(config.server(), Some(key.to_string())).map_err(|err| failure(&err))?;
-                clients.insert(role, client);
-                keys.push(key.to_string());
-            }
-        }
-        keys.sort();
-        keys.dedup();
-        Ok(RemoteBackend { clients, distinct_keys: keys.len() > 1, server: config.server().to_string() })
+    pub fn new(server: &str, key: Option<String>) -> Result<RemoteBackend, ApiFailure> {
+        let client = match key {
+            Some(key) => Some(Client::new(server, Some(key)).map_err(|err| failure(&err))?),
+            None => None,
+        };
+        Ok(RemoteBackend { client, server: server.to_string() })
     }
 }
 
 impl Backend for RemoteBackend {
     fn call(&self, request: ApiRequest) -> BoxFuture<'_, Result<Value, ApiFailure>> {
         Box::pin(async move {
-            let Some(client) = self.clients.get(&request.role) else {
+            let Some(client) = &self.client else {
                 return Err(ApiFailure::new(
                     0,
                     "unauthorized",
                     format!(
-                        "no API key configured for this call to {}; set LOOPCTL_ORCH_KEY (and LOOPCTL_AGENT_KEY, \
-                         LOOPCTL_USER_KEY for those roles) or LOOPCTL_API_KEY in the MCP server's environment",
+                        "no API key configured for calls to {}; set one of LOOPCTL_ORCH_KEY, LOOPCTL_AGENT_KEY, \
+                         LOOPCTL_USER_KEY or LOOPCTL_API_KEY (one per MCP server) in the MCP server's environment, \
+                         or run `loopctl auth login`",
                         self.server
                     ),
                 ));
@@ -108,15 +116,36 @@ impl Backend for RemoteBackend {
                 .map_err(|err| failure(&err))
         })
     }
-
-    fn keys_per_role(&self) -> bool {
-        self.distinct_keys
-    }
 }
 
 fn failure(err: &ClientError) -> ApiFailure {
     match err {
         ClientError::Api { status, code, message, .. } => ApiFailure::new(*status, code.clone(), message.clone()),
         other => ApiFailure::new(0, other.code(), other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(keys: [Option<&str>; 4]) -> RemoteConfig {
+        let [api_key, orch_key, agent_key, user_key] = keys.map(|k| k.map(str::to_string));
+        RemoteConfig { api_key, orch_key, agent_key, user_key }
+    }
+
+    #[test]
+    fn one_role_s_key_is_the_identity_and_two_different_keys_are_refused() {
+        assert_eq!(config([None, None, Some("lc_a"), None]).single_key(), Ok(Some(("LOOPCTL_AGENT_KEY", "lc_a"))));
+        assert_eq!(config([None, Some("lc_o"), None, None]).single_key(), Ok(Some(("LOOPCTL_ORCH_KEY", "lc_o"))));
+        assert_eq!(
+            config([Some("lc_o"), Some("lc_o"), None, None]).single_key(),
+            Ok(Some(("LOOPCTL_API_KEY", "lc_o")))
+        );
+        assert_eq!(config([None; 4]).single_key(), Ok(None));
+        let refused = config([None, Some("lc_o"), Some("lc_a"), None]).single_key().expect_err("two identities");
+        assert!(refused.contains("LOOPCTL_ORCH_KEY, LOOPCTL_AGENT_KEY"), "{refused}");
+        assert!(refused.contains("loopctl-orchestrator") && refused.contains("verify"), "{refused}");
+        assert!(config([Some("lc_x"), None, None, Some("lc_u")]).single_key().is_err());
     }
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::backend::ApiFailure;
+use crate::backend::{ApiFailure, KeyRole};
 use crate::tools;
 
 /// What `loopctl verify-artifacts` is over MCP: the checks the loopctl:verify-artifacts prompt
@@ -40,10 +40,30 @@ const HINTS: &[(&str, &str)] = &[
     ("review-complete by another agent", "`review_complete` by another agent"),
 ];
 
-/// A REST error as an MCP agent reads it: the same status and code, the hints in tool names.
-pub(crate) fn failure(mut failure: ApiFailure) -> ApiFailure {
+/// A REST error as an MCP agent reads it: the same status and code, the hints in tool names,
+/// and for a call this session's key may not make, which role's MCP server makes it.
+pub(crate) fn failure(mut failure: ApiFailure, role: KeyRole) -> ApiFailure {
     failure.message = message(&failure.message);
+    if failure.code == "forbidden"
+        && let Some((whose, variable)) = role_key(role)
+    {
+        failure.message = format!(
+            "{} (this tool is made with {whose} key; one MCP server acts as one identity, so give that role an MCP \
+             server of its own, configured with only {variable})",
+            failure.message
+        );
+    }
     failure
+}
+
+/// Whose key a role's calls take, and the variable a stdio MCP server reads it from.
+fn role_key(role: KeyRole) -> Option<(&'static str, &'static str)> {
+    match role {
+        KeyRole::Default => None,
+        KeyRole::Orchestrator => Some(("an orchestrator's", "LOOPCTL_ORCH_KEY")),
+        KeyRole::Agent => Some(("the implementing agent's", "LOOPCTL_AGENT_KEY")),
+        KeyRole::User => Some(("a user's", "LOOPCTL_USER_KEY")),
+    }
 }
 
 fn message(text: &str) -> String {
@@ -126,7 +146,7 @@ mod tests {
             ),
         ];
         for (server, tool) in cases {
-            let translated = failure(ApiFailure::new(409, "must_contract_first", server));
+            let translated = failure(ApiFailure::new(409, "must_contract_first", server), KeyRole::Agent);
             assert_eq!(translated.code, "must_contract_first");
             assert_eq!(translated.status, 409);
             assert!(translated.message.contains(tool), "{server} → {}", translated.message);
@@ -135,6 +155,20 @@ mod tests {
         // A story title quoted in a message is not a hint.
         let title = "contract mismatch: story_title does not match the story's title `next`";
         assert_eq!(message(title), title);
+    }
+
+    #[test]
+    fn a_forbidden_call_names_the_role_whose_own_mcp_server_makes_it() {
+        let refused =
+            ApiFailure::new(403, "forbidden", "the agent role may not verify; use an orchestrator or user key");
+        let told = failure(refused.clone(), KeyRole::Orchestrator);
+        assert_eq!((told.status, told.code.as_str()), (403, "forbidden"));
+        assert!(told.message.starts_with(&refused.message), "{}", told.message);
+        assert!(told.message.contains("only LOOPCTL_ORCH_KEY"), "{}", told.message);
+        // Other refusals, and calls any role makes, are left as they are.
+        assert_eq!(failure(refused.clone(), KeyRole::Default), refused);
+        let stale = ApiFailure::new(409, "stale_claim", "another agent took the story over");
+        assert_eq!(failure(stale.clone(), KeyRole::Agent), stale);
     }
 
     #[test]

@@ -131,22 +131,32 @@ pub fn id(text: &str, what: &str) -> ApiResult<Uuid> {
 /// The authenticated caller.
 pub struct Caller(pub Principal);
 
+/// A caller a middleware has already authenticated and counted against the rate limits (the
+/// idempotency layer does, before it replays anything), so the handler does neither again.
+/// Only server code inserts request extensions; a client cannot send one.
+#[derive(Clone)]
+pub(crate) struct Authenticated(pub Principal);
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(Authenticated(who)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Caller(who.clone()));
+        }
         let raw = bearer(&parts.headers).ok_or_else(|| {
             ApiError(AppError::unauthorized(
                 "missing `Authorization: Bearer <api key>`; run `loopctl auth login` or set LOOPCTL_API_KEY",
             ))
         })?;
         let who = state.app.authenticate(raw).await.map_err(ApiError)?;
-        state.limiter.check(&who).map_err(ApiError)?;
+        state.limiter.check(&who, &parts.method, parts.uri.path()).map_err(ApiError)?;
         Ok(Caller(who))
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The key of `Authorization: Bearer <key>`, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty())
 }

@@ -346,11 +346,40 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .bind(json(&r.metrics)).bind(r.created_at)
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
-        WriteOp::SaveIdempotentResponse(r) => {
-            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING")
-                .bind(&r.scope).bind(&r.key).bind(&r.method).bind(&r.path).bind(i32::from(r.status)).bind(&r.body)
-                .bind(r.created_at)
+        WriteOp::BeginIdempotentRequest { marker: m, stale_before } => {
+            sqlx::query(
+                "DELETE FROM idempotent_responses WHERE scope = $1 AND key = $2 AND status = $3 AND created_at < $4",
+            )
+            .bind(&m.scope)
+            .bind(&m.key)
+            .bind(i32::from(IdempotentResponse::IN_FLIGHT))
+            .bind(*stale_before)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            // No ON CONFLICT: a taken pair is the `Duplicate` that tells the caller to wait. A
+            // concurrent insert of the same pair waits for this transaction, then fails.
+            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&m.scope).bind(&m.key).bind(&m.method).bind(&m.path).bind(i32::from(m.status)).bind(&m.body)
+                .bind(m.created_at)
                 .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::SaveIdempotentResponse(r) => {
+            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+                         WHERE idempotent_responses.status = $8")
+                .bind(&r.scope).bind(&r.key).bind(&r.method).bind(&r.path).bind(i32::from(r.status)).bind(&r.body)
+                .bind(r.created_at).bind(i32::from(IdempotentResponse::IN_FLIGHT))
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::AbandonIdempotentRequest { scope, key } => {
+            sqlx::query("DELETE FROM idempotent_responses WHERE scope = $1 AND key = $2 AND status = $3")
+                .bind(scope)
+                .bind(key)
+                .bind(i32::from(IdempotentResponse::IN_FLIGHT))
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
         }
         WriteOp::PurgeIdempotentResponses { before } => {
             sqlx::query("DELETE FROM idempotent_responses WHERE created_at < $1")

@@ -269,11 +269,39 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .bind(json(&r.metrics)).bind(micros(r.created_at))
                 .execute(conn).await.map_err(map_err)?;
         }
-        WriteOp::SaveIdempotentResponse(r) => {
-            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING")
-                .bind(&r.scope).bind(&r.key).bind(&r.method).bind(&r.path).bind(i64::from(r.status)).bind(&r.body)
-                .bind(micros(r.created_at))
+        WriteOp::BeginIdempotentRequest { marker: m, stale_before } => {
+            sqlx::query(
+                "DELETE FROM idempotent_responses WHERE scope = ? AND key = ? AND status = ? AND created_at < ?",
+            )
+            .bind(&m.scope)
+            .bind(&m.key)
+            .bind(i64::from(IdempotentResponse::IN_FLIGHT))
+            .bind(micros(*stale_before))
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            // No ON CONFLICT: a taken pair is the `Duplicate` that tells the caller to wait.
+            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(&m.scope).bind(&m.key).bind(&m.method).bind(&m.path).bind(i64::from(m.status)).bind(&m.body)
+                .bind(micros(m.created_at))
                 .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::SaveIdempotentResponse(r) => {
+            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+                         WHERE idempotent_responses.status = ?")
+                .bind(&r.scope).bind(&r.key).bind(&r.method).bind(&r.path).bind(i64::from(r.status)).bind(&r.body)
+                .bind(micros(r.created_at)).bind(i64::from(IdempotentResponse::IN_FLIGHT))
+                .execute(conn).await.map_err(map_err)?;
+        }
+        WriteOp::AbandonIdempotentRequest { scope, key } => {
+            sqlx::query("DELETE FROM idempotent_responses WHERE scope = ? AND key = ? AND status = ?")
+                .bind(scope)
+                .bind(key)
+                .bind(i64::from(IdempotentResponse::IN_FLIGHT))
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
         }
         WriteOp::PurgeIdempotentResponses { before } => {
             sqlx::query("DELETE FROM idempotent_responses WHERE created_at < ?")

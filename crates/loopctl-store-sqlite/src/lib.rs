@@ -51,6 +51,8 @@ impl SqliteStore {
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
+        let database = options.get_filename().to_path_buf();
+        private_files(&database, true)?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -69,6 +71,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(row::backend)?;
+        // The WAL and shared-memory files appear once the database is open.
+        private_files(&database, false)?;
         let (tx, rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(write_loop(writer, rx));
         Ok(SqliteStore { readers, writer: tx })
@@ -82,6 +86,51 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Backend("the SQLite writer dropped the batch".into()))?
     }
+}
+
+/// The database holds every tenant's data, the hashes of their keys and the server's signing
+/// key, so it and its `-wal` and `-shm` files are readable and writable by their owner only
+/// (0600), whatever the umask. `create` makes the database file that way before SQLite does
+/// (SQLite then gives its side files the same mode); files that exist are tightened. An
+/// in-memory database has no files.
+fn private_files(database: &Path, create: bool) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let text = database.as_os_str().to_string_lossy();
+        if text.is_empty() || text == ":memory:" || text.starts_with("file::memory:") {
+            return Ok(());
+        }
+        let denied = |path: &Path, err: std::io::Error| {
+            StoreError::Backend(format!("cannot make {} readable by its owner only: {err}", path.display()))
+        };
+        if create && !database.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(database)
+                .map_err(|err| denied(database, err))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = database.as_os_str().to_owned();
+            path.push(suffix);
+            let path = std::path::PathBuf::from(path);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|err| denied(&path, err))?;
+                }
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(denied(&path, err)),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (database, create);
+    Ok(())
 }
 
 async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) {

@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             expired_claims_are_found_across_tenants,
             skill_versions_are_unique_and_ordered,
             idempotent_responses_replay_per_caller_and_expire,
+            an_idempotency_key_begins_once_until_answered_or_abandoned,
             dispatches_round_trip_and_revoke_their_token,
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
@@ -735,6 +736,67 @@ pub async fn idempotent_responses_replay_per_caller_and_expire(store: Arc<dyn St
     store.commit(vec![WriteOp::PurgeIdempotentResponses { before: t0() + Duration::minutes(5) }]).await.unwrap();
     assert_eq!(store.idempotent_response(&[1; 32], "retry-1").await.unwrap(), None);
     assert!(store.idempotent_response(&[2; 32], "retry-1").await.unwrap().is_some());
+}
+
+/// The in-flight marker is what makes concurrent requests with one key run once: of many
+/// concurrent begins exactly one succeeds, the others see `Duplicate` until the answer is
+/// kept (then they replay it) or the marker is abandoned (then one of them may begin).
+pub async fn an_idempotency_key_begins_once_until_answered_or_abandoned(store: Arc<dyn Store>) {
+    // Scopes of this case only: other cases may share the database.
+    let scope = Uuid::now_v7().as_bytes().to_vec();
+    let other_scope = Uuid::now_v7().as_bytes().to_vec();
+    // Whole seconds, so the stored times compare equal; after the other case's purge horizon.
+    let now = t0() + Duration::days(1);
+    let marker = |scope: &[u8], key: &str, at: DateTime<Utc>| IdempotentResponse {
+        scope: scope.to_vec(),
+        key: key.into(),
+        method: "POST".into(),
+        path: "/api/v1/projects".into(),
+        status: IdempotentResponse::IN_FLIGHT,
+        body: String::new(),
+        created_at: at,
+    };
+    let begin = |marker: IdempotentResponse| {
+        let store = store.clone();
+        async move {
+            let op = WriteOp::BeginIdempotentRequest { marker, stale_before: now - Duration::minutes(2) };
+            store.commit(vec![op]).await
+        }
+    };
+
+    let racers: Vec<_> = (0..10).map(|_| tokio::spawn(begin(marker(&scope, "k", now)))).collect();
+    let mut begun = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => begun += 1,
+            Err(StoreError::Duplicate { .. }) => {}
+            Err(other) => panic!("a second begin is a Duplicate, not {other:?}"),
+        }
+    }
+    assert_eq!(begun, 1, "exactly one of ten concurrent requests begins");
+    assert!(store.idempotent_response(&scope, "k").await.unwrap().unwrap().in_flight());
+    // Another caller's key of the same name is its own pair.
+    begin(marker(&other_scope, "k", now)).await.unwrap();
+
+    // The answer completes the marker; a later answer never replaces it; nothing begins again.
+    let answer = IdempotentResponse { status: 201, body: "{\"project\":1}".into(), ..marker(&scope, "k", now) };
+    store.commit(vec![WriteOp::SaveIdempotentResponse(answer.clone())]).await.unwrap();
+    let late = IdempotentResponse { body: "late".into(), ..answer.clone() };
+    store.commit(vec![WriteOp::SaveIdempotentResponse(late)]).await.unwrap();
+    assert_eq!(store.idempotent_response(&scope, "k").await.unwrap(), Some(answer.clone()));
+    assert!(matches!(begin(marker(&scope, "k", now)).await, Err(StoreError::Duplicate { .. })));
+    let abandon = |scope: &[u8]| WriteOp::AbandonIdempotentRequest { scope: scope.to_vec(), key: "k".into() };
+    store.commit(vec![abandon(&scope)]).await.unwrap();
+    assert_eq!(store.idempotent_response(&scope, "k").await.unwrap(), Some(answer), "abandon keeps an answer");
+
+    // An abandoned marker frees the pair at once; a stale one (its server died) is replaced.
+    store.commit(vec![abandon(&other_scope)]).await.unwrap();
+    assert_eq!(store.idempotent_response(&other_scope, "k").await.unwrap(), None);
+    begin(marker(&other_scope, "stale", now - Duration::minutes(10))).await.unwrap();
+    let fresh = marker(&other_scope, "stale", now);
+    begin(fresh.clone()).await.unwrap();
+    assert_eq!(store.idempotent_response(&other_scope, "stale").await.unwrap(), Some(fresh));
+    assert!(matches!(begin(marker(&other_scope, "stale", now)).await, Err(StoreError::Duplicate { .. })));
 }
 
 pub async fn dispatches_round_trip_and_revoke_their_token(store: Arc<dyn Store>) {

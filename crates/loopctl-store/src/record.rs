@@ -367,7 +367,8 @@ pub struct SkillResultRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// A stored answer to a mutating request that carried an `Idempotency-Key`.
+/// A stored answer to a mutating request that carried an `Idempotency-Key`, or the marker of
+/// one still running (`status` [`IdempotentResponse::IN_FLIGHT`], empty body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentResponse {
     /// SHA-256 of the caller's API key: answers are replayed only to the same key.
@@ -375,9 +376,20 @@ pub struct IdempotentResponse {
     pub key: String,
     pub method: String,
     pub path: String,
+    /// The HTTP status of the answer; `IN_FLIGHT` while the request runs.
     pub status: u16,
     pub body: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl IdempotentResponse {
+    /// The status of a marker: no HTTP answer has status 0, so it can never be mistaken for one.
+    pub const IN_FLIGHT: u16 = 0;
+
+    /// True while the request that wrote this marker has not answered yet.
+    pub fn in_flight(&self) -> bool {
+        self.status == Self::IN_FLIGHT
+    }
 }
 
 /// Evidence for, or a verdict on, one acceptance criterion in one round of a story.

@@ -83,8 +83,22 @@ pub enum WriteOp {
     /// A new version of a skill; a taken (tenant, name, version) is a `Duplicate`.
     InsertSkillVersion(SkillVersionRecord),
     InsertSkillResult(SkillResultRecord),
-    /// Keeps an answer for replay; a second answer for the same key is ignored.
+    /// Claims (scope, key) for one request by writing its in-flight marker. A marker older
+    /// than `stale_before` (its server died before answering) is replaced; any other row for
+    /// the pair is a `Duplicate`, so of any number of concurrent requests exactly one begins.
+    BeginIdempotentRequest {
+        marker: IdempotentResponse,
+        stale_before: DateTime<Utc>,
+    },
+    /// Keeps an answer for replay: it completes the pair's in-flight marker, or is inserted
+    /// when there is none. An answer already kept is never replaced.
     SaveIdempotentResponse(IdempotentResponse),
+    /// Drops the pair's in-flight marker (the request ended without an answer worth
+    /// replaying), so a retry runs again. A kept answer stays.
+    AbandonIdempotentRequest {
+        scope: Vec<u8>,
+        key: String,
+    },
     InsertDispatch(DispatchRecord),
     InsertCriterionRecord(CriterionRecord),
     InsertVerificationRun(VerificationRunRecord),

@@ -1,6 +1,6 @@
 //! Where loopctl keeps its data, and how a database URL picks a store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -45,9 +45,23 @@ pub async fn open_store(database_url: Option<&str>) -> anyhow::Result<Arc<dyn St
     }
 }
 
+/// Creates `dir` and its missing parents readable by the owner only (0700): a data directory
+/// holds the database and `keys.json`. A directory that exists is left as it is (it may be
+/// shared, like `/tmp`); the files loopctl puts in it are 0600 themselves.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
 async fn open_sqlite(path: PathBuf) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        create_private_dir(parent)?;
     }
     let store = loopctl_store_sqlite::SqliteStore::open(&path)
         .await

@@ -37,12 +37,13 @@ enum Command {
     ///
     /// Example: loopctl up
     Up(serve::UpArgs),
-    /// Serve loopctl's MCP tools over stdio, for an agent's MCP client.
+    /// Serve loopctl's MCP tools over stdio, for an agent's MCP client, as one identity.
     ///
-    /// Keys from LOOPCTL_ORCH_KEY, LOOPCTL_AGENT_KEY, LOOPCTL_USER_KEY or LOOPCTL_API_KEY, else the
-    /// profile; LOOPCTL_MCP_TOOLS=core|standard|all picks how many tools are offered.
+    /// The key from one of LOOPCTL_ORCH_KEY, LOOPCTL_AGENT_KEY, LOOPCTL_USER_KEY or
+    /// LOOPCTL_API_KEY (keys of two identities are refused: run one MCP server per role), else
+    /// the profile; LOOPCTL_MCP_TOOLS=core|standard|all picks how many tools are offered.
     ///
-    /// Example: LOOPCTL_ORCH_KEY=lc_… LOOPCTL_AGENT_KEY=lc_… loopctl mcp
+    /// Example: LOOPCTL_AGENT_KEY=lc_… loopctl mcp
     Mcp,
     /// Print shell completions.
     ///

@@ -10,7 +10,7 @@ use loopctl_store::Store;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::{data_dir, open_store};
+use crate::config::{create_private_dir, data_dir, open_store};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -133,7 +133,7 @@ pub async fn admin(command: AdminCommand, json_output: bool) -> anyhow::Result<(
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     init_tracing();
     let dir = data_dir()?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private_dir(&dir)?;
     let store = open_store(Some(&dir.join("loopctl.db").to_string_lossy())).await?;
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr()?;

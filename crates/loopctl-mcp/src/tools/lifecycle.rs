@@ -285,8 +285,9 @@ async fn report_story(ctx: Ctx, params: ReportParams) -> ToolResult {
     if let Some(evidence) = params.acceptance_evidence {
         body["acceptance_evidence"] = json!(evidence);
     }
-    let role = ctx.report_role().await;
-    let step = Step { role, action: "report", fenced: role == KeyRole::Agent };
+    // The claimant's report is fenced by its claim epoch; an orchestrator reporting on its
+    // behalf (the seed's flow) never claimed, so it has no epoch to send.
+    let step = Step { role: KeyRole::Agent, action: "report", fenced: true };
     let (id, answer) = transition(&ctx, &params.story, step, Some(body)).await?;
     ctx.forget_epoch(&id);
     outcome(answer, Criteria::Count)

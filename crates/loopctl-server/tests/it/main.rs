@@ -25,6 +25,7 @@ mod concurrency;
 mod errors;
 mod events;
 mod evidence;
+mod idempotency;
 mod import_export;
 mod isolation;
 mod limits;

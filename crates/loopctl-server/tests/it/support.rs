@@ -83,6 +83,32 @@ impl Server {
         }
     }
 
+    /// Every row of the idempotency table, read with raw SQL beside the store (so nothing the
+    /// store does on reading can hide what is on disk): each row's text columns and its scope
+    /// as one string.
+    pub async fn idempotency_rows(&self) -> Vec<String> {
+        const SQL: &str = "SELECT key, method, path, body, scope FROM idempotent_responses";
+        /// key, method, path, body, scope
+        type Row = (String, String, String, String, Vec<u8>);
+        let rows: Result<Vec<Row>, sqlx::Error> = match &self.keep {
+            Keep::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}?mode=ro", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the SQLite file read-only");
+                sqlx::query_as(SQL).fetch_all(&mut conn).await
+            }
+            Keep::Postgres { db } => {
+                let mut conn = PgConnection::connect(&db.url).await.expect("connect to the test database");
+                sqlx::query_as(SQL).fetch_all(&mut conn).await
+            }
+        };
+        let rows = rows.expect("read idempotent_responses");
+        rows.into_iter()
+            .map(|(key, method, path, body, scope)| {
+                format!("{key} {method} {path} {body} {}", String::from_utf8_lossy(&scope))
+            })
+            .collect()
+    }
+
     pub fn backend(&self) -> &'static str {
         match self.keep {
             Keep::Sqlite { .. } => "sqlite",

@@ -7,6 +7,9 @@
 
 mod support;
 
+#[path = "../common/key_trap.rs"]
+mod key_trap;
+
 mod admin;
 mod config;
 mod exit_codes;
@@ -18,5 +21,6 @@ mod output;
 mod readme;
 mod restart;
 mod runner;
+mod trust;
 mod up;
 mod verify_artifacts;

@@ -11,7 +11,8 @@ const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b";
 async fn bad_arguments_are_tool_errors() {
     let w = World::start().await;
     w.project("shop").await;
-    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch), ("LOOPCTL_AGENT_KEY", &w.keys.agent)]).await;
+    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch)]).await;
+    let agent = w.mcp(&[("LOOPCTL_AGENT_KEY", &w.keys.agent)]).await;
     ok(&mcp, "import_stories", json!({"project_id": "shop", "payload": breakdown()})).await;
 
     // Missing and mistyped arguments name the field.
@@ -43,7 +44,7 @@ async fn bad_arguments_are_tool_errors() {
     // State errors carry the REST code and message.
     let (code, message) = fails(&mcp, "verify_story", json!({"story_id": "1.1", "project_id": "shop"})).await;
     assert!(!code.is_empty() && code != "internal", "{message}");
-    let (code, _) = fails(&mcp, "claim_story", json!({"story_id": "1.1", "project_id": "shop"})).await;
+    let (code, _) = fails(&agent, "claim_story", json!({"story_id": "1.1", "project_id": "shop"})).await;
     assert_eq!(code, "must_contract_first");
 
     // With two projects, a story number needs its project.
@@ -151,70 +152,64 @@ async fn refused_naming(mcp: &Mcp, tool: &str, args: Value, code: &str, fix: &st
 async fn refusals_name_the_tools_that_fix_them_and_keep_their_codes() {
     let w = World::start().await;
     w.project("shop").await;
-    let mcp = w
-        .mcp(&[
-            ("LOOPCTL_ORCH_KEY", &w.keys.orch),
-            ("LOOPCTL_AGENT_KEY", &w.keys.agent),
-            ("LOOPCTL_USER_KEY", &w.keys.user),
-            ("LOOPCTL_MCP_TOOLS", "all"),
-        ])
-        .await;
+    let r = w.mcp_per_role(&[("LOOPCTL_MCP_TOOLS", "all")]).await;
     let other_agent = w.new_key("agent", "second-agent").await;
     let other = w.mcp(&[("LOOPCTL_API_KEY", &other_agent)]).await;
-    ok(&mcp, "import_stories", json!({"project_id": "shop", "payload": breakdown()})).await;
+    ok(&r.orch, "import_stories", json!({"project_id": "shop", "payload": breakdown()})).await;
     let s11 = json!({"story_id": "1.1", "project_id": "shop"});
     let contract_11 =
         json!({"story_id": "1.1", "project_id": "shop", "story_title": "Sign-up endpoint", "ac_count": 2});
 
     // Each step out of order names the tool of the step that comes first.
-    refused_naming(&mcp, "claim_story", s11.clone(), "must_contract_first", "contract_story").await;
-    ok(&mcp, "contract_story", contract_11.clone()).await;
-    refused_naming(&mcp, "start_story", s11.clone(), "must_claim_first", "claim_story").await;
-    ok(&mcp, "claim_story", s11.clone()).await;
-    refused_naming(&mcp, "report_story", s11.clone(), "invalid_transition", "start_story").await;
+    refused_naming(&r.agent, "claim_story", s11.clone(), "must_contract_first", "contract_story").await;
+    ok(&r.agent, "contract_story", contract_11.clone()).await;
+    refused_naming(&r.agent, "start_story", s11.clone(), "must_claim_first", "claim_story").await;
+    ok(&r.agent, "claim_story", s11.clone()).await;
+    refused_naming(&r.agent, "report_story", s11.clone(), "invalid_transition", "start_story").await;
     refused_naming(&other, "claim_story", s11.clone(), "invalid_transition", "get_story").await;
 
     // 1.2 waits for 1.1: refused at contract or at claim, whichever the server checks first.
     let contract_12 = json!({"story_id": "1.2", "project_id": "shop", "story_title": "Login endpoint", "ac_count": 1});
     let s12 = json!({"story_id": "1.2", "project_id": "shop"});
-    let refused_at_contract = call(&mcp, "contract_story", contract_12.clone()).await.is_error == Some(true);
+    let refused_at_contract = call(&r.agent, "contract_story", contract_12.clone()).await.is_error == Some(true);
     let (tool, args) = if refused_at_contract { ("contract_story", contract_12) } else { ("claim_story", s12) };
-    refused_naming(&mcp, tool, args, "dependencies_not_met", "list_blocked_stories").await;
+    refused_naming(&r.agent, tool, args, "dependencies_not_met", "list_blocked_stories").await;
 
     // One rejection locks a story here; only a user clears it.
     let settings = json!({"settings": {"escalate_after_rejections": 1, "max_review_cycles": 1}});
     let (status, body) = w.rest(reqwest::Method::PATCH, &w.keys.user, "/api/v1/tenants/me", Some(settings)).await;
     assert_eq!(status, 200, "{body}");
-    ok(&mcp, "start_story", s11.clone()).await;
-    ok(&mcp, "report_story", json!({"story_id": "1.1", "project_id": "shop", "commit_sha": SHA})).await;
-    ok(&mcp, "reject_story", json!({"story_id": "1.1", "project_id": "shop", "reason": "no tests"})).await;
-    refused_naming(&mcp, "contract_story", contract_11.clone(), "escalation_locked", "clear_escalation").await;
-    refused_naming(&mcp, "claim_next_story", json!({"project_id": "shop"}), "nothing_ready", "list_blocked_stories")
-        .await;
+    ok(&r.agent, "start_story", s11.clone()).await;
+    ok(&r.agent, "report_story", json!({"story_id": "1.1", "project_id": "shop", "commit_sha": SHA})).await;
+    ok(&r.orch, "reject_story", json!({"story_id": "1.1", "project_id": "shop", "reason": "no tests"})).await;
+    refused_naming(&r.agent, "contract_story", contract_11.clone(), "escalation_locked", "clear_escalation").await;
+    refused_naming(
+        &r.agent,
+        "claim_next_story",
+        json!({"project_id": "shop"}),
+        "nothing_ready",
+        "list_blocked_stories",
+    )
+    .await;
 
     // With signed verification runs required, verify names the tool that records one.
-    ok(&mcp, "clear_escalation", json!({"story_id": "1.1", "project_id": "shop", "note": "looked at it"})).await;
+    ok(&r.user, "clear_escalation", json!({"story_id": "1.1", "project_id": "shop", "note": "looked at it"})).await;
     let settings = json!({"settings": {"require_artifact_verification": true}});
     let (status, body) = w.rest(reqwest::Method::PATCH, &w.keys.user, "/api/v1/tenants/me", Some(settings)).await;
     assert_eq!(status, 200, "{body}");
-    ok(&mcp, "contract_story", contract_11).await;
-    ok(&mcp, "claim_story", s11.clone()).await;
-    ok(&mcp, "start_story", s11.clone()).await;
-    ok(&mcp, "report_story", json!({"story_id": "1.1", "project_id": "shop", "commit_sha": SHA})).await;
-    refused_naming(&mcp, "verify_story", s11, "acceptance_incomplete", "reject_story").await;
+    ok(&r.agent, "contract_story", contract_11).await;
+    ok(&r.agent, "claim_story", s11.clone()).await;
+    ok(&r.agent, "start_story", s11.clone()).await;
+    ok(&r.agent, "report_story", json!({"story_id": "1.1", "project_id": "shop", "commit_sha": SHA})).await;
+    refused_naming(&r.orch, "verify_story", s11, "acceptance_incomplete", "reject_story").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_unclaiming_a_story_needs_a_reason() {
     let w = World::start().await;
     let project = w.project("shop").await;
-    let mcp = w
-        .mcp(&[
-            ("LOOPCTL_ORCH_KEY", &w.keys.orch),
-            ("LOOPCTL_AGENT_KEY", &w.keys.agent),
-            ("LOOPCTL_MCP_TOOLS", "standard"),
-        ])
-        .await;
+    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch), ("LOOPCTL_MCP_TOOLS", "standard")]).await;
+    let agent = w.mcp(&[("LOOPCTL_AGENT_KEY", &w.keys.agent), ("LOOPCTL_MCP_TOOLS", "standard")]).await;
     // The schema says so before any call.
     let tools = mcp.list_tools(None).await.expect("tools/list").tools;
     let tool = tools.iter().find(|t| t.name == "force_unclaim_story").expect("force_unclaim_story is listed");
@@ -222,7 +217,7 @@ async fn force_unclaiming_a_story_needs_a_reason() {
     assert!(required.as_array().is_some_and(|r| r.contains(&json!("reason"))), "reason is required: {required}");
 
     ok(&mcp, "import_stories", json!({"project_id": "shop", "payload": breakdown()})).await;
-    ok(&mcp, "claim_next_story", json!({"project_id": "shop"})).await;
+    ok(&agent, "claim_next_story", json!({"project_id": "shop"})).await;
     for args in [
         json!({"story_id": "1.1", "project_id": "shop"}),
         json!({"story_id": "1.1", "project_id": "shop", "reason": "  "}),

@@ -3,6 +3,9 @@
 //! real `loopctl serve`.
 
 mod errors;
+mod identity;
+#[path = "../common/key_trap.rs"]
+mod key_trap;
 mod more_tools;
 mod node_sdk;
 mod results;

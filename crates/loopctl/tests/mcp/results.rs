@@ -57,30 +57,25 @@ async fn transition_results_stay_under_a_kilobyte_for_a_story_with_ten_long_crit
     let w = World::start().await;
     w.project("long").await;
     let reviewer_key = w.new_key("orchestrator", "reviewer").await;
-    let mcp = w
-        .mcp(&[
-            ("LOOPCTL_ORCH_KEY", &w.keys.orch),
-            ("LOOPCTL_AGENT_KEY", &w.keys.agent),
-            ("LOOPCTL_MCP_TOOLS", "standard"),
-        ])
-        .await;
+    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch), ("LOOPCTL_MCP_TOOLS", "standard")]).await;
+    let agent = w.mcp(&[("LOOPCTL_AGENT_KEY", &w.keys.agent), ("LOOPCTL_MCP_TOOLS", "standard")]).await;
     let reviewer = w.mcp(&[("LOOPCTL_ORCH_KEY", &reviewer_key)]).await;
     ok(&mcp, "import_stories", json!({"project_id": "long", "payload": long_criteria()})).await;
     let contract = |number: &str, title: &str| with(story(number), json!({"story_title": title, "ac_count": 10}));
 
     // 1.1 through the whole loop: each step answers the compact story.
-    let contracted = small(&mcp, "contract_story", contract("1.1", "Long story 1")).await;
+    let contracted = small(&agent, "contract_story", contract("1.1", "Long story 1")).await;
     let ids = contracted["story"]["ac_ids"].as_array().expect("contract answers the criteria ids");
     assert_eq!(ids.len(), 10);
     assert_eq!(ids[9], "AC-1.1.10");
     assert_eq!(contracted["story"]["ac_count"], 10);
-    let claimed = small(&mcp, "claim_story", story("1.1")).await;
+    let claimed = small(&agent, "claim_story", story("1.1")).await;
     assert!(claimed["story"]["claim_epoch"].as_i64().is_some_and(|e| e >= 1), "{claimed}");
     assert!(claimed["story"]["lease_expires_at"].is_string(), "{claimed}");
-    let beat = small(&mcp, "heartbeat_story", story("1.1")).await;
+    let beat = small(&agent, "heartbeat_story", story("1.1")).await;
     assert!(beat["lease_expires_at"].is_string(), "{beat}");
-    small(&mcp, "start_story", story("1.1")).await;
-    small(&mcp, "report_story", with(story("1.1"), json!({"artifact_type": "commit_diff", "commit_sha": SHA}))).await;
+    small(&agent, "start_story", story("1.1")).await;
+    small(&agent, "report_story", with(story("1.1"), json!({"artifact_type": "commit_diff", "commit_sha": SHA}))).await;
     let review = small(
         &reviewer,
         "review_complete",
@@ -92,17 +87,17 @@ async fn transition_results_stay_under_a_kilobyte_for_a_story_with_ten_long_crit
     assert_eq!(verified["story"]["verified_status"], "verified");
 
     // 1.2: given back, taken with claim_next, taken back by the orchestrator, then rejected.
-    small(&mcp, "contract_story", contract("1.2", "Long story 2")).await;
-    small(&mcp, "claim_story", story("1.2")).await;
-    small(&mcp, "unclaim_story", story("1.2")).await;
-    let next = small(&mcp, "claim_next_story", json!({"project_id": "long"})).await;
+    small(&agent, "contract_story", contract("1.2", "Long story 2")).await;
+    small(&agent, "claim_story", story("1.2")).await;
+    small(&agent, "unclaim_story", story("1.2")).await;
+    let next = small(&agent, "claim_next_story", json!({"project_id": "long"})).await;
     assert_eq!(next["story"]["number"], "1.2");
     assert_eq!(next["story"]["ac_ids"].as_array().map(Vec::len), Some(10));
     small(&mcp, "force_unclaim_story", with(story("1.2"), json!({"reason": "the agent went quiet"}))).await;
-    small(&mcp, "contract_story", contract("1.2", "Long story 2")).await;
-    small(&mcp, "claim_story", story("1.2")).await;
-    small(&mcp, "start_story", story("1.2")).await;
-    small(&mcp, "report_story", with(story("1.2"), json!({"artifact_type": "commit_diff", "commit_sha": SHA}))).await;
+    small(&agent, "contract_story", contract("1.2", "Long story 2")).await;
+    small(&agent, "claim_story", story("1.2")).await;
+    small(&agent, "start_story", story("1.2")).await;
+    small(&agent, "report_story", with(story("1.2"), json!({"artifact_type": "commit_diff", "commit_sha": SHA}))).await;
     let rejected = small(&mcp, "reject_story", with(story("1.2"), json!({"reason": "AC-1.2.3 has no test"}))).await;
     assert_eq!(rejected["story"]["verified_status"], "rejected");
 
@@ -144,13 +139,14 @@ fn speaks_mcp(result: &Value) {
 async fn agents_following_next_actions_walk_the_loop_with_tools_alone() {
     let w = World::start().await;
     w.project("shop").await;
-    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch), ("LOOPCTL_AGENT_KEY", &w.keys.agent)]).await;
+    let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch)]).await;
+    let agent = w.mcp(&[("LOOPCTL_AGENT_KEY", &w.keys.agent)]).await;
     let orch_http = w.mcp_http(&w.keys.orch, "").await;
     ok(&mcp, "import_stories", json!({"project_id": "shop", "payload": breakdown()})).await;
 
     // The summary line and the structured next step name the tool, with the story's id.
     let args = json!({"story_id": "1.1", "project_id": "shop", "story_title": "Sign-up endpoint", "ac_count": 2});
-    let result = call(&mcp, "contract_story", args).await;
+    let result = call(&agent, "contract_story", args).await;
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
     assert!(text(&result).ends_with("contracted, unverified; next: claim_story"), "{}", text(&result));
     let contracted = result.structured_content.clone().expect("structured content");
@@ -158,7 +154,7 @@ async fn agents_following_next_actions_walk_the_loop_with_tools_alone() {
     assert_eq!(contracted["next_actions"], json!([{"tool": "claim_story", "arguments": {"story_id": id}}]));
 
     // The implementer gets from contracted to reported_done by doing what each result says.
-    let (called, reported) = follow(&mcp, contracted, None).await;
+    let (called, reported) = follow(&agent, contracted, None).await;
     assert_eq!(called, ["claim_story", "start_story", "report_story"]);
     assert_eq!(reported["story"]["agent_status"], "reported_done");
     assert_eq!(reported["next_actions"], json!([]), "what follows is not the implementer's: {reported}");
@@ -171,7 +167,7 @@ async fn agents_following_next_actions_walk_the_loop_with_tools_alone() {
         rejected["next_actions"],
         json!([{"tool": "contract_story", "arguments": {"story_id": id, "story_title": "Sign-up endpoint", "ac_count": 2}}])
     );
-    let (called, started) = follow(&mcp, rejected, Some("report_story")).await;
+    let (called, started) = follow(&agent, rejected, Some("report_story")).await;
     assert_eq!(called, ["contract_story", "claim_story", "start_story"]);
     assert_eq!(
         started["next_actions"][0],

@@ -15,7 +15,7 @@ struct Parties<'a> {
     orch: &'a Mcp,
     agent: &'a Mcp,
     reviewer: &'a Mcp,
-    /// A client holding only the agent's key, whatever the tool's role.
+    /// A client holding only the agent's key, named the way LOOPCTL_API_KEY prompts do.
     agent_only: &'a Mcp,
 }
 
@@ -23,25 +23,20 @@ struct Parties<'a> {
 async fn seed_loop_over_stdio() {
     let w = World::start().await;
     let reviewer_key = w.new_key("orchestrator", "reviewer").await;
-    // One process holds the orchestrator's and the agent's keys and picks per tool, as the
-    // reference's MCP server does.
-    let both = w
-        .mcp(&[
-            ("LOOPCTL_ORCH_KEY", &w.keys.orch),
-            ("LOOPCTL_AGENT_KEY", &w.keys.agent),
-            ("LOOPCTL_USER_KEY", &w.keys.user),
-        ])
-        .await;
+    // One MCP server per role, each with that role's variable, as the reference's prompts
+    // name them; and the agent once more through LOOPCTL_API_KEY.
+    let orch = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch)]).await;
+    let agent = w.mcp(&[("LOOPCTL_AGENT_KEY", &w.keys.agent)]).await;
     let reviewer = w.mcp(&[("LOOPCTL_ORCH_KEY", &reviewer_key)]).await;
     let agent_only = w.mcp(&[("LOOPCTL_API_KEY", &w.keys.agent)]).await;
-    let info = both.peer_info().expect("server info");
+    let info = orch.peer_info().expect("server info");
     let server = info.server_info.as_ref().expect("server identity");
     assert_eq!(server.name, "loopctl");
     assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
 
-    let parties = Parties { orch: &both, agent: &both, reviewer: &reviewer, agent_only: &agent_only };
+    let parties = Parties { orch: &orch, agent: &agent, reviewer: &reviewer, agent_only: &agent_only };
     run_loop(&w, &reviewer_key, parties, async |key: &str| w.mcp(&[("LOOPCTL_API_KEY", key)]).await).await;
-    resources_and_prompts(&both).await;
+    resources_and_prompts(&orch).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,13 @@ pub struct Keys {
     pub agent: String,
 }
 
+/// The MCP servers of a loop, one per role.
+pub struct Roles {
+    pub orch: Mcp,
+    pub agent: Mcp,
+    pub user: Mcp,
+}
+
 /// One server with one tenant, in a private temp dir.
 pub struct World {
     pub dir: TempDir,
@@ -155,15 +162,59 @@ impl World {
 
     /// `loopctl mcp` as a child process, with only `env` (and the server URL) set.
     pub async fn mcp(&self, env: &[(&str, &str)]) -> Mcp {
+        self.mcp_in(env, self.dir.path()).await
+    }
+
+    /// `mcp` started in `dir` (a checkout with its own `.loopctl.toml`).
+    pub async fn mcp_in(&self, env: &[(&str, &str)], dir: &std::path::Path) -> Mcp {
         let mut command = Command::new(BIN);
         clean_env(&mut command, &self.dir);
-        command.arg("mcp").env("LOOPCTL_SERVER", &self.url);
+        command.arg("mcp").current_dir(dir).env("LOOPCTL_SERVER", &self.url);
         for (key, value) in env {
             command.env(key, value);
         }
         let (transport, _stderr) =
             TokioChildProcess::builder(command).stderr(Stdio::inherit()).spawn().expect("loopctl mcp starts");
         ().serve(transport).await.expect("MCP handshake over stdio")
+    }
+
+    /// One `loopctl mcp` per role, each with only that role's key (and `env`), as a client
+    /// configures them: one MCP server acts as one identity.
+    pub async fn mcp_per_role(&self, env: &[(&str, &str)]) -> Roles {
+        Roles {
+            orch: self.mcp_as("LOOPCTL_ORCH_KEY", &self.keys.orch, env).await,
+            agent: self.mcp_as("LOOPCTL_AGENT_KEY", &self.keys.agent, env).await,
+            user: self.mcp_as("LOOPCTL_USER_KEY", &self.keys.user, env).await,
+        }
+    }
+
+    async fn mcp_as(&self, variable: &str, key: &str, env: &[(&str, &str)]) -> Mcp {
+        let mut vars = vec![(variable, key)];
+        vars.extend_from_slice(env);
+        self.mcp(&vars).await
+    }
+
+    /// Runs `loopctl mcp` with only `env` set, in `dir`, stdin closed, until it exits (within
+    /// 30 s): for the configurations it must refuse at startup.
+    pub async fn mcp_exit(&self, env: &[(&str, &str)], dir: &std::path::Path) -> std::process::Output {
+        let mut command = Command::new(BIN);
+        clean_env(&mut command, &self.dir);
+        command.arg("mcp").current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        tokio::time::timeout(Duration::from_secs(30), command.output())
+            .await
+            .expect("loopctl mcp decides at startup, within 30 s")
+            .expect("loopctl mcp runs")
+    }
+
+    /// `loopctl ARGS` (a CLI command) in this world's private environment; must succeed.
+    pub async fn cli(&self, args: &[&str]) {
+        let mut command = Command::new(BIN);
+        clean_env(&mut command, &self.dir);
+        let output = command.args(args).output().await.expect("loopctl runs");
+        assert!(output.status.success(), "loopctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     /// An MCP client of the server's own `/mcp` endpoint with `key` as bearer.
