@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_dispatch_custody.sql")),
     (4, include_str!("../migrations/0004_evidence.sql")),
     (5, include_str!("../migrations/0005_contracts_and_stale_leases.sql")),
+    (7, include_str!("../migrations/0007_numeric_sort_keys.sql")),
 ];
 
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {
