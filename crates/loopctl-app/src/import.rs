@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::work::{criteria, epic_number, hours, story_number};
-use crate::{ANYONE, App, AppError, AppResult, Principal, event, now, object, opt_text, require, text};
+use crate::{ANYONE, App, AppError, AppResult, Principal, event, metadata, now, opt_text, require, text};
 
 const IMPORT_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 pub const MAX_IMPORT_STORIES: usize = 100_000;
@@ -131,7 +131,7 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
                     .map_err(|e| at_path(&path, e))?,
                 acceptance_criteria: ac,
                 estimated_hours: hours(sf.get("estimated_hours")).map_err(|e| at_path(&path, e))?,
-                metadata: sf.get("metadata").cloned().filter(|v| !v.is_null()),
+                metadata: free_metadata(sf.get("metadata")).map_err(|e| at_path(&path, e))?,
             });
         }
         parsed.push(ParsedEpic {
@@ -142,11 +142,20 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
             phase: opt_text("phase", fields.get("phase").and_then(Value::as_str), 255)
                 .map_err(|e| at_path(&path, e))?,
             position: fields.get("position").and_then(Value::as_i64).unwrap_or(idx as i64).max(0),
-            metadata: fields.get("metadata").cloned().filter(|v| !v.is_null()),
+            metadata: free_metadata(fields.get("metadata")).map_err(|e| at_path(&path, e))?,
             stories,
         });
     }
     Ok(parsed)
+}
+
+/// Metadata checked where the document holds it, so a refusal names its place
+/// (`epics[0].stories[3].metadata: …`); absent or null stays absent.
+fn free_metadata(value: Option<&Value>) -> AppResult<Option<Value>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(given) => metadata(Some(given.clone())).map(Some),
+    }
 }
 
 fn str_field<'a>(fields: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -236,8 +245,8 @@ impl App {
                     updated.description = epic.description.clone().or(updated.description);
                     updated.phase = epic.phase.clone().or(updated.phase);
                     updated.position = epic.position;
-                    if let Some(metadata) = &epic.metadata {
-                        updated.metadata = object("metadata", Some(metadata.clone()))?;
+                    if let Some(given) = &epic.metadata {
+                        updated.metadata = metadata(Some(given.clone()))?;
                     }
                     updated.updated_at = at;
                     batch.push(WriteOp::UpdateEpic(updated));
@@ -254,7 +263,7 @@ impl App {
                         description: epic.description.clone(),
                         phase: epic.phase.clone(),
                         position: epic.position,
-                        metadata: object("metadata", epic.metadata.clone())?,
+                        metadata: metadata(epic.metadata.clone())?,
                         created_at: at,
                         updated_at: at,
                     };
@@ -277,8 +286,8 @@ impl App {
                             updated.acceptance_criteria = ac.clone();
                         }
                         updated.estimated_hours = story.estimated_hours.or(updated.estimated_hours);
-                        if let Some(metadata) = &story.metadata {
-                            updated.metadata = object("metadata", Some(metadata.clone()))?;
+                        if let Some(given) = &story.metadata {
+                            updated.metadata = metadata(Some(given.clone()))?;
                         }
                         updated.updated_at = at;
                         batch.push(WriteOp::UpdateStoryContent(updated));
@@ -296,7 +305,7 @@ impl App {
                             description: story.description.clone(),
                             acceptance_criteria: story.acceptance_criteria.clone().unwrap_or_else(|| json!([])),
                             estimated_hours: story.estimated_hours,
-                            metadata: object("metadata", story.metadata.clone())?,
+                            metadata: metadata(story.metadata.clone())?,
                             state: StoryState::default(),
                             lock_version: 0,
                             created_at: at,
@@ -426,7 +435,7 @@ impl App {
                     .iter()
                     .map(|s| json!({
                         "number": s.number, "title": s.title, "description": s.description,
-                        "acceptance_criteria": s.acceptance_criteria, "estimated_hours": s.estimated_hours,
+                        "acceptance_criteria": s.acceptance_criteria, "estimated_hours": s.estimated_hours.map(crate::work::hours_out),
                         "agent_status": s.state.agent_status.as_str(), "verified_status": s.state.verified_status.as_str(),
                         "assigned_agent_id": s.state.assigned_agent_id, "assigned_at": s.state.assigned_at,
                         "reported_done_at": s.state.reported_done_at, "verified_at": s.state.verified_at,

@@ -17,6 +17,7 @@ mod deps;
 mod dispatch;
 mod evidence;
 mod feed;
+mod free_json;
 mod import;
 mod lifecycle;
 mod queries;
@@ -217,10 +218,12 @@ fn opt_text(field: &str, value: Option<&str>, max: usize) -> AppResult<Option<St
     }
 }
 
+/// A free JSON object (findings, artifact details): bounded in depth, numbers and size.
 fn object(field: &str, value: Option<Value>) -> AppResult<Value> {
-    match value {
-        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
-        Some(v @ Value::Object(_)) => Ok(v),
-        Some(_) => Err(AppError::field(field, "must be a JSON object")),
-    }
+    free_json::object(field, value, free_json::MAX_FREE_JSON_BYTES)
+}
+
+/// The `metadata` of a project, epic, story or agent: bounded as `object`, to 64 KiB.
+fn metadata(value: Option<Value>) -> AppResult<Value> {
+    free_json::object("metadata", value, free_json::MAX_METADATA_BYTES)
 }

@@ -53,9 +53,7 @@ impl App {
         if !request.state_data.is_object() {
             return Err(AppError::field("state_data", "must be a JSON object"));
         }
-        if request.state_data.to_string().len() > MAX_STATE_BYTES {
-            return Err(AppError::field("state_data", "is larger than 1 MiB"));
-        }
+        let state_data = crate::free_json::object("state_data", Some(request.state_data), MAX_STATE_BYTES)?;
         for _ in 0..8 {
             let current = self.store.orchestrator_state(who.tenant_id, project_id, &state_key).await?;
             let current_version = current.as_ref().map_or(0, |s| s.version);
@@ -74,7 +72,7 @@ impl App {
                 tenant_id: who.tenant_id,
                 project_id,
                 state_key: state_key.clone(),
-                state_data: request.state_data.clone(),
+                state_data: state_data.clone(),
                 version: current_version + 1,
                 created_at: current.as_ref().map_or(at, |s| s.created_at),
                 updated_at: at,

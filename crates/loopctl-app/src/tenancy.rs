@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::view::{AgentView, ApiKeyView, TenantView};
 use crate::{
-    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, keys, now, object, require,
+    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, keys, metadata, now, require,
     settings::{self, effective_settings, settings_json},
     text,
 };
@@ -264,7 +264,7 @@ impl App {
             agent.agent_type = agent_type;
         }
         if request.metadata.is_some() {
-            agent.metadata = object("metadata", request.metadata)?;
+            agent.metadata = metadata(request.metadata)?;
         }
         agent.updated_at = now();
         let audit = event(who, None, ("agent", agent.id), "registered", json!({}), json!({"name": agent.name}));

@@ -228,7 +228,7 @@ impl From<&StoryRecord> for StoryView {
             description: s.description.clone(),
             acceptance_criteria: s.acceptance_criteria.clone(),
             ac_count: s.ac_count(),
-            estimated_hours: s.estimated_hours,
+            estimated_hours: s.estimated_hours.map(crate::work::hours_out),
             agent_status: st.agent_status.as_str().into(),
             verified_status: st.verified_status.as_str().into(),
             assigned_agent_id: st.assigned_agent_id,

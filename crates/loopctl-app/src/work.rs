@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::bootstrap::valid_slug;
 use crate::view::{EpicView, ProjectView, StoryBrief, StoryView};
 use crate::{
-    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, object, opt_text, require, story_status,
-    text,
+    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, metadata, now, opt_text, require,
+    story_status, text,
 };
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -261,7 +261,7 @@ impl App {
             tech_stack: opt_text("tech_stack", request.tech_stack.as_deref(), 2000)?,
             mission: opt_text("mission", request.mission.as_deref(), 2000)?,
             status: "active".into(),
-            metadata: object("metadata", request.metadata)?,
+            metadata: metadata(request.metadata)?,
             created_at: at,
             updated_at: at,
         };
@@ -330,7 +330,7 @@ impl App {
             // `PUT /projects/:id/runner` (users only): an orchestrator cannot point the
             // verifier at a repository or a check of its choosing.
             let runner = project.metadata.get(RUNNER_KEY).cloned();
-            project.metadata = object("metadata", patch.metadata)?;
+            project.metadata = metadata(patch.metadata)?;
             match runner {
                 Some(runner) => project.metadata[RUNNER_KEY] = runner,
                 None => {
@@ -398,7 +398,7 @@ impl App {
             description: opt_text("description", request.description.as_deref(), 50_000)?,
             phase: opt_text("phase", request.phase.as_deref(), 255)?,
             position: position(request.position.unwrap_or(0))?,
-            metadata: object("metadata", request.metadata)?,
+            metadata: metadata(request.metadata)?,
             created_at: at,
             updated_at: at,
         };
@@ -461,7 +461,7 @@ impl App {
             epic.position = position(pos)?;
         }
         if patch.metadata.is_some() {
-            epic.metadata = object("metadata", patch.metadata)?;
+            epic.metadata = metadata(patch.metadata)?;
         }
         epic.updated_at = now();
         let audit = event(who, Some(epic.project_id), ("epic", id), "updated", json!({}), json!({"title": epic.title}));
@@ -513,7 +513,7 @@ impl App {
             description: opt_text("description", request.description.as_deref(), 50_000)?,
             acceptance_criteria: criteria("acceptance_criteria", request.acceptance_criteria)?,
             estimated_hours: hours(request.estimated_hours.as_ref())?,
-            metadata: object("metadata", request.metadata)?,
+            metadata: metadata(request.metadata)?,
             state: StoryState::default(),
             lock_version: 0,
             created_at: at,
@@ -578,7 +578,7 @@ impl App {
             story.estimated_hours = hours(patch.estimated_hours.as_ref())?;
         }
         if patch.metadata.is_some() {
-            story.metadata = object("metadata", patch.metadata)?;
+            story.metadata = metadata(patch.metadata)?;
         }
         story.updated_at = now();
         let audit =
@@ -647,8 +647,8 @@ impl App {
             total_epics: epics.len(),
             epics_completed: epic_rows.iter().filter(|e| e.complete).count(),
             verification_percentage: percentage(count(sum.verified), count(sum.total)),
-            estimated_hours_total: sum.hours_total,
-            estimated_hours_completed: sum.hours_verified,
+            estimated_hours_total: hours_out(sum.hours_total),
+            estimated_hours_completed: hours_out(sum.hours_verified),
             in_flight: sum.in_flight(),
             escalated: count(sum.escalated),
             stages: Stages::from(&sum),
@@ -750,6 +750,12 @@ pub(crate) fn hours(value: Option<&Value>) -> AppResult<Option<f64>> {
         Some(h) if (0.0..=MAX_ESTIMATED_HOURS).contains(&h) => Ok(Some(h + 0.0)),
         _ => Err(AppError::field("estimated_hours", "must be a number of hours from 0 to 1000000")),
     }
+}
+
+/// Hours as they leave the server: never `-0.0`, and never a non-finite number (which JSON
+/// would carry as `null`). Every write is bounded already; this covers rows stored before.
+pub(crate) fn hours_out(hours: f64) -> f64 {
+    if hours.is_finite() { hours + 0.0 } else { 0.0 }
 }
 
 /// A story with everything recorded about it (`GET /stories/:id`, `status N`).

@@ -2,6 +2,13 @@
 
 use std::fmt;
 
+/// The largest value of either part of a story number.
+pub const MAX_NUMBER_PART: u32 = 9_999;
+
+/// How far apart the sort keys of consecutive majors are: room for every minor of one major
+/// (`10 * minor + 1` is at most 99_991) and for the bare major itself (0).
+const MAJOR_STRIDE: i64 = 100_000;
+
 /// A parsed story number. `major.minor`, or `major` alone; each part 0..=9999.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StoryNumber {
@@ -13,19 +20,19 @@ impl StoryNumber {
     /// Parses `2.1`, `US-2.1` or `us-2.1` (the `US-` prefix is how people write them).
     ///
     /// # Errors
-    /// A message naming the accepted shapes when the text is not a story number.
+    /// A message naming the accepted shapes when the text is not a story number, and the
+    /// limit when a part is larger than 9999.
     pub fn parse(text: &str) -> Result<StoryNumber, String> {
         let trimmed = text.trim();
         let bare = trimmed.strip_prefix("US-").or_else(|| trimmed.strip_prefix("us-")).unwrap_or(trimmed);
-        let bad = || format!("`{text}` is not a story number; write it like 2.1 or US-2.1");
         let mut parts = bare.split('.');
-        let major = parse_part(parts.next()).ok_or_else(bad)?;
+        let major = parse_part(text, parts.next())?;
         let minor = match parts.next() {
             None => None,
-            Some(part) => Some(parse_part(Some(part)).ok_or_else(bad)?),
+            Some(part) => Some(parse_part(text, Some(part))?),
         };
         if parts.next().is_some() {
-            return Err(bad());
+            return Err(not_a_number(text));
         }
         Ok(StoryNumber { major, minor })
     }
@@ -34,18 +41,38 @@ impl StoryNumber {
         self.major
     }
 
-    /// The reference's `sort_key`: `major*10000 + minor*10`.
+    pub fn minor(self) -> Option<u32> {
+        self.minor
+    }
+
+    /// The order of stories as one integer: `major * 100000`, plus `10 * minor + 1` when
+    /// there is a minor. Unique for every valid number (`7` sorts just before `7.0`), and
+    /// ordered as the numbers are (`1.999 < 1.1000 < 1.1001 < 2 < 2.1 < 2.9 < 2.10`).
+    ///
+    /// The reference's `major*10000 + minor*10` runs out at minor 1000: `1.1000` gets the key
+    /// of `2` and `1.1001` that of `2.1`. The stores recompute keys written that way with this
+    /// formula from the number text (migration 7).
     pub fn sort_key(self) -> i64 {
-        i64::from(self.major) * 10_000 + i64::from(self.minor.unwrap_or(0)) * 10
+        let minor = self.minor.map_or(0, |minor| 10 * i64::from(minor) + 1);
+        i64::from(self.major) * MAJOR_STRIDE + minor
     }
 }
 
-fn parse_part(part: Option<&str>) -> Option<u32> {
-    let part = part?;
-    if part.is_empty() || part.len() > 4 || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+fn not_a_number(text: &str) -> String {
+    format!("`{text}` is not a story number; write it like 2.1 or US-2.1")
+}
+
+fn parse_part(text: &str, part: Option<&str>) -> Result<u32, String> {
+    let part = part.ok_or_else(|| not_a_number(text))?;
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(not_a_number(text));
     }
-    part.parse().ok()
+    match part.parse::<u32>() {
+        Ok(value) if part.len() <= 4 && value <= MAX_NUMBER_PART => Ok(value),
+        _ => Err(format!(
+            "`{text}` is out of range: each part of a story number is at most {MAX_NUMBER_PART} (written with at most 4 digits); renumber the story"
+        )),
+    }
 }
 
 impl fmt::Display for StoryNumber {
@@ -67,12 +94,22 @@ mod tests {
         assert_eq!(StoryNumber::parse("US-2.1").map(|n| n.to_string()), Ok("2.1".into()));
         assert_eq!(StoryNumber::parse("us-12.30").map(|n| n.to_string()), Ok("12.30".into()));
         assert_eq!(StoryNumber::parse("7").map(|n| n.to_string()), Ok("7".into()));
+        assert_eq!(StoryNumber::parse("9999.9999").map(|n| n.to_string()), Ok("9999.9999".into()));
     }
 
     #[test]
     fn refuses_what_is_not_a_number() {
-        for bad in ["", "2.", ".1", "2.1.3", "a.b", "-1", "10000.1", "2 .1", "US-"] {
-            assert!(StoryNumber::parse(bad).is_err(), "{bad} should be refused");
+        for bad in ["", "2.", ".1", "2.1.3", "a.b", "-1", "2 .1", "US-", "+1.1", "1.-1"] {
+            let err = StoryNumber::parse(bad).expect_err(bad);
+            assert!(err.contains("write it like 2.1"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_parts_above_9999_naming_the_limit() {
+        for big in ["10000.1", "1.10000", "99999999999999999999.1", "1.00001"] {
+            let err = StoryNumber::parse(big).expect_err(big);
+            assert!(err.contains("at most 9999"), "{big}: {err}");
         }
     }
 
@@ -82,6 +119,17 @@ mod tests {
         assert!(n("2.9") < n("2.10"));
         assert!(n("2.9").sort_key() < n("2.10").sort_key());
         assert!(n("1.99") < n("2"));
-        assert_eq!(n("3.2").sort_key(), 30_020);
+        assert_eq!(n("3.2").sort_key(), 300_021);
+        assert_eq!(n("3").sort_key(), 300_000);
+        assert_eq!(n("9999.9999").sort_key(), 999_999_991);
+    }
+
+    #[test]
+    fn minors_of_a_thousand_and_more_keep_their_place() {
+        let n = |s| StoryNumber::parse(s).expect("valid");
+        let keys: Vec<i64> =
+            ["1.999", "1.1000", "1.1001", "2.1", "2.9", "2.10"].iter().map(|s| n(s).sort_key()).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert_ne!(n("1.1001").sort_key(), n("2.1").sort_key());
     }
 }

@@ -83,11 +83,14 @@ pub struct ApiFailure {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// The error's `details` when the API sent any: the fields at fault, or a bulk call's
+    /// per-story results (each with its own code).
+    pub details: Option<Value>,
 }
 
 impl ApiFailure {
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> ApiFailure {
-        ApiFailure { status, code: code.into(), message: message.into() }
+        ApiFailure { status, code: code.into(), message: message.into(), details: None }
     }
 
     /// A mistake in the tool's arguments, found before any request.
@@ -104,6 +107,7 @@ impl ApiFailure {
             message: error["message"]
                 .as_str()
                 .map_or_else(|| format!("the server answered HTTP {status}"), str::to_string),
+            details: error.get("details").filter(|d| !d.is_null()).cloned(),
         }
     }
 }

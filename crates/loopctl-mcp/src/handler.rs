@@ -155,11 +155,15 @@ impl LoopctlMcp {
             }
             Err(failure) => {
                 let mut result = CallToolResult::error(vec![ContentBlock::text(failure.to_string())]);
-                result.structured_content = Some(json!({"error": {
+                let mut error = json!({
                     "code": failure.code,
                     "message": failure.message,
                     "status": failure.status,
-                }}));
+                });
+                if let Some(details) = failure.details {
+                    error["details"] = details;
+                }
+                result.structured_content = Some(json!({ "error": error }));
                 result
             }
         }

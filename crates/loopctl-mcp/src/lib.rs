@@ -16,6 +16,7 @@ mod backend;
 mod ctx;
 mod handler;
 mod http;
+mod local_file;
 #[cfg(feature = "remote")]
 mod remote;
 mod rows;

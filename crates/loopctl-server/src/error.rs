@@ -1,10 +1,11 @@
 //! HTTP mapping of `AppError`, and extractors whose refusals speak the same error shape
 //! (a malformed body or a bad id never turns into axum's plain-text rejections).
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use loopctl_app::{AppError, Principal};
 use serde::de::DeserializeOwned;
@@ -80,27 +81,43 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
     }
 }
 
-/// Parses a JSON body. A NUL character is refused up front: PostgreSQL cannot store it, and
-/// no loopctl field has a use for it.
+/// Parses a JSON body. Syntax is judged before shape: serde reports the first type mismatch
+/// it meets, so `[[[` sent for an object would read as a wrong field type, though it is not
+/// JSON at all. A NUL character is refused next: PostgreSQL cannot store it, and no loopctl
+/// field has a use for it.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use serde_json::error::Category;
+    let parsed = serde_json::from_slice::<T>(bytes);
+    let syntax = match &parsed {
+        Ok(_) => None,
+        Err(err) if err.classify() == Category::Data => {
+            // Not `IgnoredAny`: it skips nesting without the parser's depth limit, and a body
+            // nested past it is refused as `invalid_json` whatever type it was sent for.
+            serde_json::from_slice::<serde_json::Value>(bytes).err().map(|err| invalid_json(&err))
+        }
+        Err(err) => Some(invalid_json(err)),
+    };
+    if let Some(refusal) = syntax {
+        return Err(ApiError(refusal));
+    }
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
         return Err(ApiError(AppError::validation("text fields may not contain NUL (\\u0000) characters")));
     }
-    serde_json::from_slice(bytes).map_err(|err| ApiError(serde_error(&err)))
+    parsed.map_err(|err| ApiError(AppError::validation(format!("the body does not have the expected fields: {err}"))))
 }
 
 fn too_large() -> AppError {
     AppError::new(413, "payload_too_large", "the request body is too large (1 MiB; imports 16 MiB); send less at once")
 }
 
-fn serde_error(err: &serde_json::Error) -> AppError {
-    use serde_json::error::Category;
-    match err.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            AppError::new(400, "invalid_json", format!("the body is not valid JSON: {err}"))
-        }
-        Category::Data => AppError::validation(format!("the body does not have the expected fields: {err}")),
-    }
+fn invalid_json(err: &serde_json::Error) -> AppError {
+    let text = err.to_string();
+    let message = if text.contains("recursion limit") {
+        "the body nests arrays and objects more than 128 levels deep; flatten it".to_string()
+    } else {
+        format!("the body is not valid JSON ({text}); send one JSON value with `Content-Type: application/json`")
+    };
+    AppError::new(400, "invalid_json", message)
 }
 
 /// Query parameters; a bad one is a validation error naming it.
@@ -116,6 +133,85 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
             },
         )
     }
+}
+
+/// Path parameters. A segment that does not percent-decode to UTF-8 (`/skills/%ff%fe`), or
+/// does not fit the parameter, is refused in the API's error shape like every other input.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| Path(p.0)).map_err(path_rejection)
+    }
+}
+
+impl<T> std::ops::Deref for Path<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+fn path_rejection(rejection: PathRejection) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    let message = match &rejection {
+        PathRejection::FailedToDeserializePathParams(err) => match err.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => format!(
+                "the URL segment `{key}` is not valid UTF-8 once percent-decoded; percent-encode the UTF-8 bytes of the name or id"
+            ),
+            _ => format!("the URL path does not fit this endpoint: {}", err.body_text()),
+        },
+        other => format!("the URL path does not fit this endpoint: {}", other.body_text()),
+    };
+    ApiError(AppError::new(400, "validation_failed", message))
+}
+
+/// Every refusal leaves the server as `{"error":{"status","code","message"}}`: a response of
+/// 400 or above that is not JSON (a framework's or a library's plain-text rejection, e.g.
+/// rmcp's 415 or 406 on `/mcp`) is rewritten into that shape, its text kept in the message.
+pub async fn json_refusals(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.contains("+json") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let mut rewritten = ApiError(refusal(status, &text)).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+/// The code and a next step for a plain-text refusal of `status`.
+fn refusal(status: StatusCode, text: &str) -> AppError {
+    let said =
+        if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_string() } else { text.to_string() };
+    let (code, hint) = match status.as_u16() {
+        401 => ("unauthorized", "send `Authorization: Bearer <api key>`"),
+        403 => ("forbidden", "this request is not allowed here"),
+        404 | 405 => ("not_found", "see /api/v1/openapi.json for the API"),
+        406 => ("validation_failed", "send `Accept: application/json, text/event-stream`"),
+        413 => ("payload_too_large", "send less at once"),
+        415 => ("invalid_json", "send the body as JSON with `Content-Type: application/json`"),
+        429 => ("rate_limited", "retry later"),
+        500.. => return AppError { status: status.as_u16(), ..AppError::internal() },
+        _ => ("validation_failed", "see /api/v1/openapi.json for what this endpoint takes"),
+    };
+    AppError::new(status.as_u16(), code, format!("{said}; {hint}"))
 }
 
 /// Parses an id from the path.

@@ -99,6 +99,7 @@ fn router_for(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| error::ApiError(AppError::internal()).into_response()))
+        .layer(axum::middleware::from_fn(error::json_refusals))
         .with_state(state)
 }
 

@@ -30,8 +30,12 @@ pub(crate) fn with_mcp(state: AppState, api: Router, any_host: bool) -> Router {
         backend,
         HttpOptions { options, any_host, max_body_bytes: IMPORT_BODY_LIMIT + BODY_LIMIT },
     );
-    let mcp =
-        Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn_with_state(state, require_key));
+    // rmcp answers some refusals in plain text (415 for a wrong content type, 406, 405): they
+    // leave in the API's error shape like every other refusal.
+    let mcp = Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(state, require_key))
+        .layer(axum::middleware::from_fn(crate::error::json_refusals));
     api.merge(mcp)
 }
 

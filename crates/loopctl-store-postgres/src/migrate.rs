@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_evidence.sql")),
     (5, include_str!("../migrations/0005_contracts_and_stale_leases.sql")),
     (6, include_str!("../migrations/0006_verifier_and_signed_payloads.sql")),
+    (7, include_str!("../migrations/0007_numeric_sort_keys.sql")),
 ];
 
 pub(crate) async fn run(conn: &mut PgConnection) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@ mod fence;
 mod flows;
 mod graph;
 mod matrix;
+mod numbers;
 mod properties;
 mod roles;
 mod support;

@@ -220,9 +220,14 @@ async fn verify_all_in_epic(ctx: Ctx, params: VerifyAllParams) -> ToolResult {
     let path = format!("/api/v1/epics/{}/verify-all", encode_component(params.epic_id.trim()));
     let body = json!({"summary": params.summary, "review_type": params.review_type});
     let answer = ctx.send(KeyRole::Orchestrator, Method::Post, &path, Some(body)).await?;
-    let summary = format!(
+    let refused: Vec<&str> =
+        answer["errors"].as_array().into_iter().flatten().filter_map(|e| e["code"].as_str()).collect();
+    let mut summary = format!(
         "verified {} of {} reported stories in epic {}",
         answer["verified_count"], answer["total_eligible"], params.epic_id
     );
+    if !refused.is_empty() {
+        summary.push_str(&format!("; {} refused ({})", refused.len(), refused.join(", ")));
+    }
     Ok(Outcome::new(answer, summary))
 }

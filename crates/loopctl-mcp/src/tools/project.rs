@@ -1,7 +1,5 @@
 //! Tenant and project tools: list, progress, import, create.
 
-use std::path::Path;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -148,7 +146,8 @@ struct ImportParams {
     /// The import document: {"epics":[{"number","title","stories":[{"number","title","acceptance_criteria":[…]}]}],
     /// "story_dependencies":[{"story","depends_on"}], "epic_dependencies":[{"epic","depends_on"}]}.
     payload: Option<Value>,
-    /// Absolute path of a JSON file holding the document (stdio only; payload wins if both).
+    /// Path of a JSON file inside the MCP server's working directory holding the document
+    /// (stdio only; payload wins if both).
     payload_path: Option<String>,
     /// Add to / update an existing project instead of refusing conflicts.
     merge: Option<bool>,
@@ -186,36 +185,15 @@ async fn import_stories(ctx: Ctx, params: ImportParams) -> ToolResult {
     Ok(Outcome::new(answer, summary))
 }
 
-/// The reference's rules for `payload_path`: absolute, not under /proc, /dev or /sys, a regular
-/// file of bounded size. Over HTTP the path would name a file on the server, so it is refused.
+/// `payload_path` is read in stdio mode only, and only inside the MCP server's working
+/// directory (see `local_file`). Over HTTP the path would name a file on the server.
 fn read_payload(ctx: &Ctx, path: &str) -> Result<Value, ApiFailure> {
     if !ctx.options().local_files {
         return Err(ApiFailure::invalid(
             "payload_path names a file on the MCP server's machine; over HTTP pass the document as payload",
         ));
     }
-    let file = Path::new(path);
-    if !file.is_absolute() {
-        return Err(ApiFailure::invalid(format!("payload_path must be an absolute path, not `{path}`")));
-    }
-    if ["/proc", "/dev", "/sys"].iter().any(|prefix| file.starts_with(prefix)) {
-        return Err(ApiFailure::invalid("payload_path may not point into /proc, /dev or /sys"));
-    }
-    let meta = std::fs::metadata(file).map_err(|err| ApiFailure::invalid(format!("cannot read {path}: {err}")))?;
-    if !meta.is_file() {
-        return Err(ApiFailure::invalid(format!("{path} is not a regular file")));
-    }
-    if meta.len() > MAX_IMPORT_FILE {
-        return Err(ApiFailure::new(
-            413,
-            "payload_too_large",
-            format!("{path} is larger than 16 MiB; split it and use merge"),
-        ));
-    }
-    let text =
-        std::fs::read_to_string(file).map_err(|err| ApiFailure::invalid(format!("cannot read {path}: {err}")))?;
-    serde_json::from_str(&text)
-        .map_err(|err| ApiFailure::new(400, "invalid_json", format!("{path} is not valid JSON: {err}")))
+    crate::local_file::read_json_in_working_dir(path, MAX_IMPORT_FILE)
 }
 
 async fn get_tenant(ctx: Ctx, _: NoParams) -> ToolResult {

@@ -1,7 +1,7 @@
 //! Dispatch (capability tokens for sub-agents) and the bulk calls.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use loopctl_app::{BulkAction, BulkStory, CreateDispatch};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, OptionalBody, Params, id};
+use crate::error::{ApiResult, Body, Caller, OptionalBody, Params, Path, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,10 +82,37 @@ struct BulkIds {
     story_ids: Vec<Uuid>,
 }
 
+/// 200 with every story's result when at least one went through. When every story was
+/// refused the call as a whole is a refusal: 422 in the API's error shape with the first
+/// story's code (`self_verify_blocked`, …) and every result in `details`, so a client that reads
+/// only `error.code` (an MCP client among them) still learns why; `results` stays at the top
+/// level too, where the reference's clients read it.
 fn bulk_answer(results: Vec<loopctl_app::BulkResult>) -> (StatusCode, Json<Value>) {
+    let first_refusal = results.iter().find(|r| r.status != "success");
     let any_success = results.iter().any(|r| r.status == "success");
-    let status = if any_success { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    (status, Json(json!({"results": results})))
+    let Some(first) = first_refusal.filter(|_| !any_success) else {
+        return (StatusCode::OK, Json(json!({"results": results})));
+    };
+    let code = first.code.clone().unwrap_or_else(|| "validation_failed".to_string());
+    let each: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}: {}",
+                r.story_id,
+                r.code.as_deref().unwrap_or("refused"),
+                r.reason.as_deref().unwrap_or("refused")
+            )
+        })
+        .collect();
+    let status = StatusCode::UNPROCESSABLE_ENTITY;
+    let error = json!({
+        "status": status.as_u16(),
+        "code": code,
+        "message": format!("every story was refused: {}", each.join("; ")),
+        "details": {"results": results},
+    });
+    (status, Json(json!({"error": error, "results": results})))
 }
 
 async fn run_bulk(

@@ -1,7 +1,7 @@
 //! Acceptance criteria with evidence, verification runs, and the key that signs them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use loopctl_app::RecordVerificationRun;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, id};
+use crate::error::{ApiResult, Body, Caller, Path, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

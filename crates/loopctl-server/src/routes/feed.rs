@@ -1,7 +1,7 @@
 //! Change feed, audit log, story history, orchestrator state.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use loopctl_app::{AuditQuery, ChangesQuery, SaveState};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, Params, id};
+use crate::error::{ApiResult, Body, Caller, Params, Path, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -1,14 +1,14 @@
 //! Import and export of a work breakdown; imports get a larger body limit.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiResult, Body, Caller, Params, id};
+use crate::error::{ApiResult, Body, Caller, Params, Path, id};
 use crate::{AppState, IMPORT_BODY_LIMIT};
 
 pub fn routes() -> OpenApiRouter<AppState> {

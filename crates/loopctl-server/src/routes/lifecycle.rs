@@ -1,7 +1,7 @@
 //! The story lifecycle: contract → claim → start → report → review → verify / reject.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use loopctl_app::{
     BackfillRequest, ClaimNextRequest, ContractRequest, ReasonRequest, RejectRequest, ReportRequest, ReviewRequest,
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, OptionalBody, claim_epoch, id};
+use crate::error::{ApiResult, Body, Caller, OptionalBody, Path, claim_epoch, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -1,7 +1,7 @@
 //! Skills: built-in and published prompt documents, pinned versions, results per version.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use loopctl_app::{PublishSkill, RecordSkillResult};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, Params};
+use crate::error::{ApiResult, Body, Caller, Params, Path};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -1,7 +1,7 @@
 //! Who am I, the tenant, API keys, agents.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use loopctl_app::{CreateApiKey, RegisterAgent, RotateApiKey, UpdateTenant};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, OptionalBody, Params, id};
+use crate::error::{ApiResult, Body, Caller, OptionalBody, Params, Path, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

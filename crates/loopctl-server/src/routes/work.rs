@@ -1,7 +1,7 @@
 //! Projects, epics, stories, dependencies.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use loopctl_app::{
     CreateEpic, CreateEpicDependency, CreateProject, CreateStory, CreateStoryDependency, StoryQuery, UpdateEpic,
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, Params, id};
+use crate::error::{ApiResult, Body, Caller, Params, Path, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -19,6 +19,11 @@ both!(custody_refusals_are_audited => custody_refusals_are_audited_sqlite, custo
 both!(graph_and_number_errors => graph_and_number_errors_sqlite, graph_and_number_errors_postgres);
 both!(unclaim_backfill_and_deletes => unclaim_backfill_and_deletes_sqlite, unclaim_backfill_and_deletes_postgres);
 both!(idempotency_key_replays => idempotency_key_replays_sqlite, idempotency_key_replays_postgres);
+both!(
+    malformed_input_anywhere_is_refused_in_the_error_shape
+        => malformed_input_anywhere_is_refused_in_the_error_shape_sqlite,
+           malformed_input_anywhere_is_refused_in_the_error_shape_postgres
+);
 
 async fn auth_and_request_errors(server: Server) {
     let t = server.tenant("Errors").await;
@@ -719,4 +724,120 @@ async fn idempotency_key_replays(server: Server) {
         resp.ok(201);
     }
     assert_eq!(story(&server, &t.orch, s11).await["reviews"].as_array().unwrap().len(), 1);
+}
+
+/// Input that is not what an endpoint takes is refused in the API's error shape with a stable
+/// code, whatever layer notices it: bodies that are not JSON at all (`[[[` used to read as a
+/// wrong field type, `validation_failed`), path segments that do not percent-decode to UTF-8
+/// (axum's plain-text 400), and `/mcp` requests of the wrong content type or `Accept`
+/// (rmcp's plain-text 415 and 406).
+async fn malformed_input_anywhere_is_refused_in_the_error_shape(server: Server) {
+    let t = server.tenant("Malformed").await;
+    let ids = seed(&server, &t, "Malformed Shop").await;
+    let (p, e1, s11) = (ids.project.clone(), ids.epic(1).to_string(), ids.story("1.1").to_string());
+
+    // Not JSON at all: 400 invalid_json on every endpoint that takes a body, whatever it expects.
+    let endpoints: Vec<(Method, String, &str)> = vec![
+        (Method::POST, "/api/v1/projects".into(), &t.user),
+        (Method::PATCH, format!("/api/v1/projects/{p}"), &t.orch),
+        (Method::POST, format!("/api/v1/projects/{p}/epics"), &t.orch),
+        (Method::PATCH, format!("/api/v1/epics/{e1}"), &t.orch),
+        (Method::POST, format!("/api/v1/epics/{e1}/stories"), &t.orch),
+        (Method::PATCH, format!("/api/v1/stories/{s11}"), &t.orch),
+        (Method::POST, format!("/api/v1/projects/{p}/import"), &t.orch),
+        (Method::PATCH, "/api/v1/tenants/me".into(), &t.user),
+        (Method::POST, "/api/v1/api_keys".into(), &t.user),
+        (Method::POST, "/api/v1/skills".into(), &t.user),
+        (Method::PUT, format!("/api/v1/orchestrator/state/{p}"), &t.orch),
+        (Method::POST, "/api/v1/stories/claim-next".into(), &t.agent),
+        (Method::POST, format!("/api/v1/stories/{s11}/contract"), &t.agent),
+        (Method::POST, format!("/api/v1/stories/{s11}/report"), &t.agent),
+        (Method::POST, format!("/api/v1/stories/{s11}/verify"), &t.orch),
+        (Method::POST, format!("/api/v1/stories/{s11}/reject"), &t.orch),
+        (Method::POST, "/api/v1/stories/bulk/verify".into(), &t.orch),
+        (Method::POST, format!("/api/v1/epics/{e1}/verify-all"), &t.orch),
+        (Method::POST, "/api/v1/dispatches".into(), &t.orch),
+    ];
+    let not_json =
+        ["[[[", "[", "{", "{[", "[{\"a\":}]", "{\"title\": [1, }", "[1, 2", "}", "nul", "{\"a\":1}{", "[\"x\"]]"];
+    for (method, path, key) in &endpoints {
+        for body in not_json {
+            let resp = server.req(method.clone(), path).key(key).raw(body, "application/json").send().await;
+            let err = resp.err(400, "invalid_json");
+            let message = err["message"].as_str().unwrap_or_default();
+            assert!(message.contains("not valid JSON") && message.contains("Content-Type"), "{body}: {err}");
+        }
+        // Nested past the parser's limit: still not a body any endpoint can take.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let resp = server.req(method.clone(), path).key(key).raw(deep, "application/json").send().await;
+        let err = resp.err(400, "invalid_json");
+        assert!(err["message"].as_str().is_some_and(|m| m.contains("128 levels")), "{err}");
+    }
+    // Well-formed JSON of the wrong shape stays a validation error naming what is wrong.
+    let resp = server.req(Method::POST, "/api/v1/projects").key(&t.user).raw("[[[]]]", "application/json").send().await;
+    resp.err(422, "validation_failed");
+    let resp = server
+        .req(Method::POST, "/api/v1/projects")
+        .key(&t.user)
+        .raw(r#"{"name": 5}"#, "application/json")
+        .send()
+        .await;
+    resp.err(422, "validation_failed");
+
+    // Path segments that do not percent-decode to UTF-8: a JSON 400 wherever they stand.
+    let undecodable = ["%ff%fe", "%C3%28", "%80", "a%E2%82", "%ED%A0%80"];
+    for segment in undecodable {
+        for (method, path, key) in [
+            (Method::GET, format!("/api/v1/skills/{segment}"), &t.agent),
+            (Method::GET, format!("/api/v1/skills/{segment}/stats"), &t.agent),
+            (Method::GET, format!("/api/v1/skills/loopctl:review/versions/{segment}"), &t.agent),
+            (Method::GET, format!("/api/v1/stories/{segment}"), &t.agent),
+            (Method::POST, format!("/api/v1/stories/{segment}/claim"), &t.agent),
+            (Method::GET, format!("/api/v1/projects/{segment}/progress"), &t.orch),
+            (Method::GET, format!("/api/v1/orchestrator/state/{segment}"), &t.orch),
+            (Method::DELETE, format!("/api/v1/epics/{segment}"), &t.user),
+        ] {
+            let resp = server.req(method, &path).key(key).send().await;
+            let err = resp.err(400, "validation_failed");
+            assert!(err["message"].as_str().is_some_and(|m| m.contains("UTF-8")), "{path}: {err}");
+        }
+    }
+
+    // /mcp: the wrong content type is a JSON 415, the wrong Accept a JSON 406, a GET (no
+    // sessions here) a JSON 405; a real request still works.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"] {
+        let resp = server
+            .req(Method::POST, "/mcp")
+            .key(&t.orch)
+            .header("accept", "application/json, text/event-stream")
+            .raw(init.to_string(), content_type)
+            .send()
+            .await;
+        let err = resp.err(415, "invalid_json");
+        assert!(err["message"].as_str().is_some_and(|m| m.contains("application/json")), "{content_type}: {err}");
+    }
+    let resp = server.req(Method::POST, "/mcp").key(&t.orch).header("accept", "text/html").json(&init).send().await;
+    resp.err(406, "validation_failed");
+    let resp = server.req(Method::GET, "/mcp").key(&t.orch).header("accept", "text/event-stream").send().await;
+    assert!(resp.status >= 400 && resp.status < 500, "GET /mcp: {} {}", resp.status, resp.body);
+    resp.assert_error_shape();
+    let resp = server
+        .req(Method::POST, "/mcp")
+        .key(&t.orch)
+        .header("accept", "application/json, text/event-stream")
+        .raw("[[[", "application/json")
+        .send()
+        .await;
+    assert!(resp.status < 500, "malformed JSON-RPC: {} {}", resp.status, resp.body);
+    assert!(resp.body.is_object(), "malformed JSON-RPC gets JSON: {}", resp.body);
+    let resp = server
+        .req(Method::POST, "/mcp")
+        .key(&t.orch)
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await;
+    assert_eq!(resp.ok(200)["result"]["serverInfo"]["name"], "loopctl", "{}", resp.body);
 }

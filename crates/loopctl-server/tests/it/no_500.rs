@@ -27,6 +27,15 @@ fn bodies() -> Vec<String> {
         "{\"name\": ",
         "{\"name\": \"unterminated}",
         "{\"a\":1}{\"b\":2}",
+        // Not JSON at all, in the shapes that used to read as a wrong field type.
+        "[[[",
+        "[[[[[[[[",
+        "[{",
+        "{[",
+        "[1, 2",
+        "]",
+        "[[[]]]",
+        "[\"name\", \"slug\"",
         "\u{feff}{}",
         // Wrong types for every field name the API knows.
         r#"{"name":5,"title":[],"number":{},"slug":true,"description":7,"metadata":"x","acceptance_criteria":"x",
@@ -124,6 +133,12 @@ fn odd_ids() -> Vec<String> {
         "..%2F..%2Fetc%2Fpasswd".into(),
         "US-1.1".into(),
         "%E2%80%AE".into(),
+        // Segments that do not percent-decode to UTF-8.
+        "%ff%fe".into(),
+        "%C3%28".into(),
+        "%80".into(),
+        "a%E2%82".into(),
+        "%ED%A0%80".into(),
     ]
 }
 
@@ -396,6 +411,39 @@ async fn no_500(server: Server) {
         let resp = server.req(Method::POST, "/api/v1/projects").key(&t.user).raw("name=x", content_type).send().await;
         if resp.status >= 500 || resp.shape_problem().is_some() || resp.body.get("error").is_none() {
             fuzz.failures.push(format!("POST /api/v1/projects as {content_type} → {} {}", resp.status, resp.body));
+        }
+    }
+    // /mcp with every content type, Accept header and method: refusals in the error shape.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    for content_type in ["text/plain", "application/xml", "", "application/x-www-form-urlencoded", "application/json"] {
+        for accept in ["application/json, text/event-stream", "text/html", "*/*", ""] {
+            for body in [init, "[[[", "{}", "null"] {
+                let mut req = server.req(Method::POST, "/mcp").key(&t.orch).raw(body, content_type);
+                if !accept.is_empty() {
+                    req = req.header("accept", accept);
+                }
+                let resp = req.send().await;
+                fuzz.count += 1;
+                // A JSON-RPC error (`{"jsonrpc":"2.0","error":{"code":-32600,…}}`) is what MCP
+                // clients read; anything else refused must be the API's error shape.
+                let json_rpc = resp.body["jsonrpc"] == "2.0" && resp.body["error"]["code"].is_i64();
+                let refused_badly = resp.status >= 500
+                    || (resp.status >= 400
+                        && !json_rpc
+                        && (resp.body.get("error").is_none() || resp.shape_problem().is_some()));
+                if refused_badly {
+                    fuzz.failures.push(format!(
+                        "POST /mcp as `{content_type}` accepting `{accept}` body={body} → {} {}",
+                        resp.status, resp.body
+                    ));
+                }
+            }
+        }
+    }
+    for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+        let resp = server.req(method.clone(), "/mcp").key(&t.orch).send().await;
+        if resp.status >= 500 || resp.shape_problem().is_some() || resp.body.get("error").is_none() {
+            fuzz.failures.push(format!("{method} /mcp → {} {}", resp.status, resp.body));
         }
     }
     for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {

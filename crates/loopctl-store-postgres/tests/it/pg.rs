@@ -380,3 +380,38 @@ async fn pg_connect_reports_an_unreachable_server() {
     let refused = PgStore::connect("postgres://postgres@127.0.0.1:1/nothing").await;
     assert!(matches!(refused, Err(StoreError::Backend(_))));
 }
+
+/// Migration 7 on a database written by an older loopctl: sort keys of the reference's
+/// formula (`major*10000 + minor*10`, where `1.1001` and `2.1` collide) are recomputed from
+/// the number text, so stories list in numeric order.
+#[tokio::test]
+async fn pg_stories_keyed_by_the_old_formula_list_in_numeric_order_after_migration_7() {
+    let old_key = |number: &str| {
+        let (major, minor) = number.split_once('.').unwrap_or((number, "0"));
+        major.parse::<i64>().expect("major") * 10_000 + minor.parse::<i64>().expect("minor") * 10
+    };
+    let db = TestDb::create().await;
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let fx = Fixture::new(store.clone()).await;
+    let mut batch = Vec::new();
+    for number in ["2.1", "1.1001", "1.999", "2.10", "1.1000", "2.9", "3"] {
+        let mut record = fx.story_record(number);
+        record.sort_key = old_key(number);
+        batch.push(WriteOp::InsertStory(record));
+    }
+    store.commit(batch).await.expect("insert stories");
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("DELETE FROM loopctl_migrations WHERE version = 7").execute(&mut conn).await.expect("forget 7");
+    let _ = conn.close().await;
+
+    let migrated = db.store().await;
+    let filter = StoryFilter { limit: 100, ..StoryFilter::default() };
+    let (stories, _) = migrated.stories(fx.tenant, filter).await.expect("list");
+    let listed: Vec<&str> = stories.iter().map(|s| s.number.as_str()).collect();
+    assert_eq!(listed, ["1.999", "1.1000", "1.1001", "2.1", "2.9", "2.10", "3"]);
+    for story in &stories {
+        let expected = loopctl_core::StoryNumber::parse(&story.number).expect("valid").sort_key();
+        assert_eq!(story.sort_key, expected, "story {} has the new key", story.number);
+    }
+    migrated.close().await;
+}

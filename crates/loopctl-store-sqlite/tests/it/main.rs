@@ -13,3 +13,5 @@ async fn fresh_store() -> Arc<dyn Store> {
 }
 
 loopctl_store::conformance_tests!(fresh_store);
+
+mod migration;

@@ -27,7 +27,7 @@ async fn bad_arguments_are_tool_errors() {
     assert!(message.contains("payload"), "{message}");
     let (_, message) =
         fails(&mcp, "import_stories", json!({"project_id": "shop", "payload_path": "relative/file.json"})).await;
-    assert!(message.contains("absolute"), "{message}");
+    assert!(message.contains("inside the MCP server's working directory"), "{message}");
     let (_, message) =
         fails(&mcp, "backfill_story", json!({"story_id": "1.1", "project_id": "shop", "reason": " "})).await;
     assert!(message.contains("reason"), "{message}");

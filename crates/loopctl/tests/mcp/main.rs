@@ -2,12 +2,14 @@
 //! MCP clients (rmcp's, and the official TypeScript SDK's when Node is present) against a
 //! real `loopctl serve`.
 
+mod bulk_refusals;
 mod errors;
 mod identity;
 #[path = "../common/key_trap.rs"]
 mod key_trap;
 mod more_tools;
 mod node_sdk;
+mod payload_path;
 mod results;
 mod seed_loop;
 mod skills;
