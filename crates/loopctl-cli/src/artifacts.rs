@@ -493,10 +493,12 @@ impl Checker<'_> {
             run_command(&dir.path, &run.command, &id.to_string(), run.timeout, home.as_ref().map(|h| h.path.as_path()))
                 .map_err(|err| format!("cannot run `{}`: {err}", run.command))?;
         let mut detail = format!(
-            "`{}` {} after {:.1}s in a clean copy of {id} ({files} files)",
+            "`{}` {} after {:.1}s in a clean copy of {id} ({files} files); output {} bytes, sha256 {}",
             run.command,
             outcome.ended,
-            outcome.elapsed.as_secs_f64()
+            outcome.elapsed.as_secs_f64(),
+            outcome.output_bytes,
+            outcome.digest
         );
         if !outcome.tail.is_empty() {
             detail.push_str(&format!(
@@ -702,6 +704,10 @@ pub struct RunOutcome {
     pub elapsed: Duration,
     /// The last [`TAIL_LINES`] lines of stdout and stderr, interleaved as written.
     pub tail: Vec<String>,
+    /// SHA-256 (hex) of the whole output, and its length in bytes: what was kept is the
+    /// tail, what was seen is pinned by the digest.
+    pub digest: String,
+    pub output_bytes: u64,
 }
 
 /// Runs `sh -c COMMAND` in `dir` in its own process group, stdout and stderr into one pipe,
@@ -745,12 +751,17 @@ pub fn run_command(
     // Our copies of the pipe's write end go with the command, so the reader sees the end.
     drop(cmd);
     let tail = Arc::new(Mutex::new(VecDeque::new()));
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(String, u64)>();
     let sink = tail.clone();
     std::thread::spawn(move || {
+        use sha2::Digest;
         let mut reader = std::io::BufReader::new(reader);
         let mut line = Vec::new();
+        let mut digest = sha2::Sha256::new();
+        let mut seen = 0u64;
         while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            digest.update(&line);
+            seen += line.len() as u64;
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end_matches(['\n', '\r']);
             let kept: String = text.chars().take(TAIL_LINE_CHARS).collect();
@@ -762,7 +773,8 @@ pub fn run_command(
             }
             line.clear();
         }
-        let _ = done_tx.send(());
+        let hex: String = digest.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let _ = done_tx.send((hex, seen));
     });
     let deadline = started + timeout;
     let (status, timed_out) = loop {
@@ -779,7 +791,7 @@ pub fn run_command(
     let elapsed = started.elapsed();
     // Whatever the command left running in its group goes too (it would hold the pipe open).
     kill_group(child.id());
-    let _ = done_rx.recv_timeout(Duration::from_secs(5));
+    let (digest, output_bytes) = done_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
     let tail: Vec<String> = tail.lock().map(|lines| lines.iter().cloned().collect()).unwrap_or_default();
     let ended = if timed_out {
         format!("timed out after {}s and was killed", timeout.as_secs())
@@ -793,7 +805,7 @@ pub fn run_command(
         }
     };
     let success = !timed_out && status.is_some_and(|s| s.success());
-    Ok(RunOutcome { success, ended, elapsed, tail })
+    Ok(RunOutcome { success, ended, elapsed, tail, digest, output_bytes })
 }
 
 #[cfg(unix)]

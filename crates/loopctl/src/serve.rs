@@ -42,6 +42,15 @@ pub enum AdminCommand {
     ///
     /// Example: loopctl admin init --tenant acme --format json
     Init(InitArgs),
+    /// Make a new key for signing verification runs; runs signed by older keys keep
+    /// verifying. Servers sign with it after their next start.
+    ///
+    /// Example: loopctl admin rotate-signing-key --signing-key-dir /var/lib/loopctl/signing-keys
+    RotateSigningKey {
+        /// The servers' key directory (default: signing-keys in the data dir).
+        #[arg(long, env = "LOOPCTL_SIGNING_KEY_DIR")]
+        signing_key_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -95,6 +104,26 @@ async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 /// `admin init`: prints JSON with `--format json` (the global flag), else a short text.
 pub async fn admin(command: AdminCommand, json_output: bool) -> anyhow::Result<()> {
     match command {
+        AdminCommand::RotateSigningKey { signing_key_dir } => {
+            let dir = match signing_key_dir {
+                Some(dir) => dir,
+                None => data_dir()?.join("signing-keys"),
+            };
+            loopctl_app::signing::SigningKeys::load_or_create(&dir)?;
+            loopctl_app::signing::SigningKeys::create_key(&dir)?;
+            let keys = loopctl_app::signing::SigningKeys::load_or_create(&dir)?;
+            if json_output {
+                loopctl_cli::outln!("{}", json!({"key_id": keys.current_id(), "keys": keys.public_keys().len()}));
+            } else {
+                loopctl_cli::outln!(
+                    "New signing key {} in {}; restart the servers to sign with it ({} keys verify).",
+                    keys.current_id(),
+                    dir.display(),
+                    keys.public_keys().len()
+                );
+            }
+            Ok(())
+        }
         AdminCommand::Init(args) => {
             let store = open_store(args.database_url.as_deref()).await?;
             let app = App::new(store);

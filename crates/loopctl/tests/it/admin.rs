@@ -42,3 +42,20 @@ fn admin_init_human_output_shows_the_keys_once() {
     let out = env.run(&["admin", "init", "--tenant", "acme", "--database-url", &db]);
     out.ok().stdout_has("Created tenant acme").stdout_has("orchestrator:");
 }
+
+/// Rotation: a new key signs, the old one still verifies, and both are private files.
+#[test]
+fn rotating_the_signing_key_keeps_old_keys_and_makes_a_private_new_one() {
+    let env = crate::support::Env::new();
+    let dir = env.path("signing-keys");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let first = env.run(&["admin", "rotate-signing-key", "--signing-key-dir", &dir_arg, "--format", "json"]).json();
+    let second = env.run(&["admin", "rotate-signing-key", "--signing-key-dir", &dir_arg, "--format", "json"]).json();
+    assert_ne!(first["key_id"], second["key_id"], "a new key signs");
+    assert_eq!(second["keys"], 3, "the first start's key and two rotations all verify: {second}");
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(&dir).expect("the key directory") {
+        let mode = entry.expect("entry").metadata().expect("meta").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+    }
+}

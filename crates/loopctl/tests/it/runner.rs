@@ -72,6 +72,10 @@ fn the_runner_records_pass_fail_and_fail_and_verify_follows_them() {
     assert!(line(&first, "1.3").contains(": fail at"), "a commit that does not exist fails: {first}");
     // A second look finds nothing new: every reported commit has its run.
     assert!(look().contains("Nothing waits"), "runs are not repeated");
+    // The run keeps the command, how it ended, its duration and the output's tail and digest.
+    let run = crate::verify_artifacts::runs(&lab).pop().expect("1.1 has its run");
+    let detail = run["checks"].to_string();
+    assert!(detail.contains("sh test.sh") && detail.contains("exited 0") && detail.contains("sha256 "), "{run}");
     verify("1.1").ok();
     verify("1.3").fails(5);
 

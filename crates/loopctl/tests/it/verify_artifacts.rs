@@ -81,7 +81,7 @@ fn fails_naming(out: &Out, names: &[String]) {
 }
 
 /// The verification runs on record for story 1.1 (`GET …/verification-runs`, orchestrator).
-fn runs(lab: &Lab) -> Vec<Value> {
+pub(crate) fn runs(lab: &Lab) -> Vec<Value> {
     let story = lab.story("web", "1.1");
     let id = story["story"]["id"].as_str().or_else(|| story["id"].as_str()).expect("story id").to_string();
     let url = format!("{}/api/v1/stories/{id}/verification-runs", lab.url());
