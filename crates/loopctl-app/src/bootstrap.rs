@@ -28,6 +28,9 @@ pub struct BootstrapKeys {
     pub user: String,
     pub orchestrator: String,
     pub agent: String,
+    /// For `loopctl runner` (absent in the keys of tenants made before verifiers existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
 }
 
 /// `My Team!` → `my-team`.
@@ -104,7 +107,7 @@ impl App {
             updated_at: at,
         })];
         let mut raw = Vec::new();
-        for role in [Role::User, Role::Orchestrator, Role::Agent] {
+        for role in [Role::User, Role::Orchestrator, Role::Agent, Role::Verifier] {
             let agent_id = match role {
                 Role::User | Role::Superadmin | Role::Verifier => None,
                 Role::Orchestrator | Role::Agent => {
@@ -156,7 +159,7 @@ impl App {
         Ok(Bootstrap {
             tenant_id,
             tenant_slug: slug,
-            keys: BootstrapKeys { user: next(), orchestrator: next(), agent: next() },
+            keys: BootstrapKeys { user: next(), orchestrator: next(), agent: next(), verifier: Some(next()) },
         })
     }
 }

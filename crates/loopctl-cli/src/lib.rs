@@ -12,6 +12,7 @@ mod time;
 
 use clap::Subcommand;
 
+pub use cmd::runner::start_beside as start_runner;
 use context::Ctx;
 pub use context::Globals;
 pub use output::{Format, report_error};

@@ -234,6 +234,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
              loopctl blocked --project example --explain"
         );
     }
+    // The verifier runner, in-process: it checks the projects a user configured with
+    // `loopctl project runner` (none at first), in its own mirrors under the data dir.
+    match &keys.keys.verifier {
+        Some(verifier) => {
+            loopctl_cli::start_runner(&server, verifier.clone(), dir.join("runner"))?;
+            eprintln!(
+                "Verifier runner: on (checks projects configured with `loopctl --profile local-user project runner P --repo PATH --check CMD`)."
+            );
+        }
+        None => eprintln!("Verifier runner: off (these keys predate verifier keys; run `loopctl runner` with one)."),
+    }
     eprintln!("API docs: {server}/api/v1/openapi.json   Stop with Ctrl-C.");
     // A local quickstart has one user and many agents: no rate limits (SPEC).
     let options = loopctl_server::ServeOptions {

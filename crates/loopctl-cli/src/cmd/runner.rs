@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Value, json};
 
+use loopctl_client::Client;
+
 use crate::artifacts::{self, RunSpec};
 use crate::cmd::verify_artifacts::{current_artifacts, recorded_checks};
 use crate::context::Ctx;
@@ -52,7 +54,7 @@ pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir).join("loopctl-runner");
     let mirror = work_dir.join(format!("{project_id}.git"));
     loop {
-        let checked = pass(ctx, &project_id, &config, &mirror).await?;
+        let checked = pass(&ctx.client, &project_id, &config, &mirror).await?;
         for line in &checked {
             crate::outln!("{line}");
         }
@@ -64,6 +66,42 @@ pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(args.interval)).await;
     }
+}
+
+/// Starts the runner `loopctl up` keeps beside its server, with the tenant's verifier key:
+/// every project a user configured is looked at every 5 s.
+///
+/// # Errors
+/// When no client can be made for `server`.
+pub fn start_beside(server: &str, verifier_key: String, work_dir: PathBuf) -> anyhow::Result<()> {
+    let client = Client::new(server, Some(verifier_key))?;
+    tokio::spawn(follow_every_project(client, work_dir, Duration::from_secs(5)));
+    Ok(())
+}
+
+/// Every project a user configured, looked at every `interval`; errors are reported and the
+/// next look tries again.
+async fn follow_every_project(client: Client, work_dir: PathBuf, interval: Duration) {
+    loop {
+        if let Err(err) = look_at_every_project(&client, &work_dir).await {
+            eprintln!("runner: {err}");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn look_at_every_project(client: &Client, work_dir: &Path) -> anyhow::Result<()> {
+    let projects = client.get("/api/v1/projects").await?;
+    for project in projects["data"].as_array().into_iter().flatten() {
+        let Ok(config) = config_of(project) else {
+            continue;
+        };
+        let mirror = work_dir.join(format!("{}.git", text(&project["id"])));
+        for line in pass(client, &text(&project["id"]), &config, &mirror).await? {
+            eprintln!("runner: {line}");
+        }
+    }
+    Ok(())
 }
 
 fn config_of(project: &Value) -> anyhow::Result<Config> {
@@ -84,21 +122,21 @@ fn config_of(project: &Value) -> anyhow::Result<Config> {
 
 /// One look at the project: every reported, unverified story whose reported commit has no
 /// run of this round yet gets one. Answers a line per run recorded.
-async fn pass(ctx: &Ctx, project_id: &str, config: &Config, mirror: &Path) -> anyhow::Result<Vec<String>> {
+async fn pass(client: &Client, project_id: &str, config: &Config, mirror: &Path) -> anyhow::Result<Vec<String>> {
     let query = [
         ("project_id", project_id.to_string()),
         ("agent_status", "reported_done".to_string()),
         ("verified_status", "unverified".to_string()),
         ("limit", "100".to_string()),
     ];
-    let waiting = ctx.client.get_query("/api/v1/stories", &query).await?;
+    let waiting = client.get_query("/api/v1/stories", &query).await?;
     let mut lines = Vec::new();
     let mut synced = false;
     for row in waiting["data"].as_array().into_iter().flatten() {
         let id = text(&row["id"]);
-        let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
+        let story = client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
         let artifacts = current_artifacts(&story);
-        let runs = ctx.client.get(&format!("/api/v1/stories/{id}/verification-runs")).await?;
+        let runs = client.get(&format!("/api/v1/stories/{id}/verification-runs")).await?;
         if already_checked(&story, &artifacts, &runs) {
             continue;
         }
@@ -114,7 +152,7 @@ async fn pass(ctx: &Ctx, project_id: &str, config: &Config, mirror: &Path) -> an
             .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
         let result = if report.passed() { "pass" } else { "fail" };
         let body = json!({"result": result, "checks": recorded_checks(&report.checks)});
-        match ctx.client.post(&format!("/api/v1/stories/{id}/verification-runs"), body).await {
+        match client.post(&format!("/api/v1/stories/{id}/verification-runs"), body).await {
             Ok(answer) => lines.push(format!(
                 "{} {}: {result} at {} (run {})",
                 text(&story["number"]),

@@ -146,3 +146,39 @@ fn up_with_several_projects_says_commands_need_a_project() {
     env.run(&["next"]).fails(2).stderr_has("example").stderr_has("web");
     env.run(&["next", "--project", "example"]).ok();
 }
+
+/// `up` keeps a verifier runner beside its server: once a user points the example project at a
+/// repository, a reported commit gets a signed run without anyone starting `loopctl runner`.
+#[test]
+fn up_runs_the_verifier_for_projects_a_user_configured() {
+    let env = Env::new();
+    let (mut proc, _url, lines) = start_up(&env);
+    assert!(lines.join("\n").contains("Verifier runner: on"), "{lines:?}");
+    let dir = env.path("repo");
+    std::fs::create_dir_all(&dir).expect("repo dir");
+    crate::support::git(&dir, &["-c", "init.defaultBranch=main", "init", "-q"]);
+    std::fs::write(dir.join("test.sh"), "echo ok\n").expect("test.sh");
+    crate::support::git(&dir, &["add", "-A"]);
+    crate::support::git(&dir, &["commit", "-q", "-m", "work"]);
+    let sha = crate::support::git(&dir, &["rev-parse", "HEAD"]);
+    let repo = dir.to_string_lossy().into_owned();
+    let user = ["--profile", "local-user"];
+    env.run(&[&user[..], &["project", "runner", "example", "--repo", &repo, "--check", "sh test.sh"]].concat()).ok();
+    env.run(&["tenant", "settings", "set", "require_artifact_verification=true", "--profile", "local-user"]).ok();
+    let agent = |args: &[&str]| env.run(&[&["--profile", "local-agent"], args, &["--project", "example"]].concat());
+    for verb in ["contract", "claim", "start"] {
+        agent(&[verb, "1.1"]).ok();
+    }
+    let artifact = json!({"artifact_type": "commit_diff", "details": {"commit_sha": sha}}).to_string();
+    agent(&["report", "1.1", "--artifact", &artifact]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let verified = env.run(&["verify", "1.1", "--result", "pass", "--summary", "ok", "--project", "example"]);
+        if verified.code == Some(0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no passing run within 20 s: {verified:?}\n{}", proc.log());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    proc.kill();
+}
