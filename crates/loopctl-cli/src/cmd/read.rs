@@ -219,6 +219,22 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
         if let Some(reason) = story["rejection_reason"].as_str() {
             out.push_str(&format!("  last rejection:  {reason}\n"));
         }
+        if story["stale"] == true {
+            out.push_str("  lease:           ran out; another agent may take the story over with `loopctl claim`\n");
+        }
+        if story["agent_status"] == "contracted" {
+            out.push_str(&format!(
+                "  contracted by:   {} at {}\n",
+                text(&story["contracted_by_agent_id"]),
+                crate::time::display_time(&text(&story["contracted_at"]))
+            ));
+        }
+        if story["backfilled"] == true {
+            out.push_str(&format!(
+                "  backfilled:      marked done outside the loop ({}), not independently verified\n",
+                text(&story["metadata"]["backfill"]["reason"])
+            ));
+        }
         if let Some(stories) = &stories {
             out.push_str("\nDepends on:\n");
             for dependency in &dependencies {
