@@ -7,8 +7,13 @@ use sqlx::sqlite::SqliteQueryResult;
 use crate::row::{json, map_err, micros, opt_micros};
 
 pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
+    // Events first: a story turns verified only when the event naming its verifier is
+    // already there (trigger `stories_verified_with_its_event`; SQLite has no deferred
+    // triggers). One writer, so the order takes no locks that could cross.
+    let (events, rest): (Vec<&WriteOp>, Vec<&WriteOp>) =
+        ops.iter().partition(|op| matches!(op, WriteOp::AppendEvent(_)));
     let mut cursors = Vec::new();
-    for op in ops {
+    for op in events.into_iter().chain(rest) {
         if let Some(cursor) = one(conn, op).await? {
             cursors.push(cursor);
         }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_contracts_and_stale_leases.sql")),
     (6, include_str!("../migrations/0006_verifier_and_signed_payloads.sql")),
     (7, include_str!("../migrations/0007_numeric_sort_keys.sql")),
+    (8, include_str!("../migrations/0008_verified_with_its_event.sql")),
 ];
 
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {

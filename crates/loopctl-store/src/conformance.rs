@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             unverified_blockers_count_story_and_epic_dependencies,
             ready_stories_agree_with_the_dependency_graph,
             stage_counts_are_disjoint_per_epic_and_scoped,
+            a_story_turns_verified_only_with_the_event_naming_its_verifier,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -118,9 +119,17 @@ impl Fixture {
     }
 
     /// Moves a story to `state` from the version read now.
+    /// Sets a story's state, with the `verified` event the database asks for when it
+    /// becomes verified.
     pub async fn force_state(&self, story: Uuid, state: StoryState) {
         let current = self.store.story(self.tenant, story).await.unwrap().unwrap();
-        self.store.commit(vec![transition(&current, state, None)]).await.unwrap();
+        let mut batch = vec![transition(&current, state.clone(), None)];
+        if state.verified_status == VerifiedStatus::Verified
+            && current.state.verified_status != VerifiedStatus::Verified
+        {
+            batch.push(verified_event(self.tenant, story));
+        }
+        self.store.commit(batch).await.unwrap();
     }
 }
 
@@ -186,6 +195,11 @@ pub fn transition(current: &StoryRecord, state: StoryState, guard: Option<InFlig
         updated_at: t0(),
         guard,
     }
+}
+
+/// The event a verify writes: a key (not the system) verified `story`.
+pub fn verified_event(tenant: Uuid, story: Uuid) -> WriteOp {
+    WriteOp::AppendEvent(event(tenant, None, story, "verified", Utc::now()))
 }
 
 fn claimed_by(agent: Uuid, from: &StoryState) -> StoryState {
@@ -889,7 +903,7 @@ pub async fn database_refuses_a_self_verified_story_row(store: Arc<dyn Store>) {
         verified_by_agent_id: Some(fx.agents[1]),
         ..reported
     };
-    store.commit(vec![transition(&current, verified, None)]).await.unwrap();
+    store.commit(vec![transition(&current, verified, None), verified_event(fx.tenant, story.id)]).await.unwrap();
     // Straight from pending (no backfill shape: it has an assignee) to verified is refused too.
     let other = fx.story("1.2").await;
     let claimed = StoryState {
@@ -1086,4 +1100,43 @@ pub async fn stage_counts_are_disjoint_per_epic_and_scoped(store: Arc<dyn Store>
     assert!(second.complete() && !first.complete());
     let other = Fixture::new(store.clone()).await;
     assert!(store.stage_counts(other.tenant, fx.project, now).await.unwrap().is_empty());
+}
+
+/// Written around the server: a verified row without its event, or with only a system event,
+/// is refused; with the event of a key (in either order within the batch) it is accepted.
+pub async fn a_story_turns_verified_only_with_the_event_naming_its_verifier(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let reported = StoryState {
+        agent_status: AgentStatus::ReportedDone,
+        assigned_agent_id: Some(fx.agents[0]),
+        claim_epoch: 1,
+        ..StoryState::default()
+    };
+    fx.force_state(story.id, reported.clone()).await;
+    let current = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    let verified =
+        StoryState { verified_status: VerifiedStatus::Verified, verified_by_agent_id: Some(fx.agents[1]), ..reported };
+    let bare = store.commit(vec![transition(&current, verified.clone(), None)]).await;
+    assert!(bare.is_err(), "a verified row without its event is refused");
+    let system = WriteOp::AppendEvent(NewEvent {
+        actor: ActorStamp {
+            actor_type: "system".into(),
+            key_id: None,
+            agent_id: None,
+            role: None,
+            label: "system:sweeper".into(),
+        },
+        ..event(fx.tenant, None, story.id, "verified", Utc::now())
+    });
+    let by_system = store.commit(vec![transition(&current, verified.clone(), None), system]).await;
+    assert!(by_system.is_err(), "the system is no verifier");
+    let unchanged = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(unchanged.state.verified_status, VerifiedStatus::Unverified);
+    store
+        .commit(vec![transition(&current, verified, None), verified_event(fx.tenant, story.id)])
+        .await
+        .expect("verified with the event of a key");
+    let now = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(now.state.verified_status, VerifiedStatus::Verified);
 }
