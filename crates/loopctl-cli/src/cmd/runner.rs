@@ -53,6 +53,7 @@ pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
     let config = config_of(&project)?;
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir).join("loopctl-runner");
     let mirror = work_dir.join(format!("{project_id}.git"));
+    crate::outln!("{}", sandbox_line());
     loop {
         let checked = pass(&ctx.client, &project_id, &config, &mirror).await?;
         for line in &checked {
@@ -75,6 +76,7 @@ pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
 /// When no client can be made for `server`.
 pub fn start_beside(server: &str, verifier_key: String, work_dir: PathBuf) -> anyhow::Result<()> {
     let client = Client::new(server, Some(verifier_key))?;
+    eprintln!("runner: {}", sandbox_line());
     tokio::spawn(follow_every_project(client, work_dir, Duration::from_secs(5)));
     Ok(())
 }
@@ -102,6 +104,15 @@ async fn look_at_every_project(client: &Client, work_dir: &Path) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// What seals the check command from the runner: say it once, plainly.
+fn sandbox_line() -> &'static str {
+    if artifacts::bubblewrap_available() {
+        "Sandbox: bubblewrap (read-only filesystem, the runner's home and data hidden, no network)."
+    } else {
+        "Sandbox: none (bubblewrap not found): the check command gets an empty environment and its own HOME, but can read any file this user can; run the runner as its own user or install bubblewrap."
+    }
 }
 
 fn config_of(project: &Value) -> anyhow::Result<Config> {

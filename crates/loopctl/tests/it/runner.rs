@@ -8,14 +8,16 @@ use crate::verify_artifacts::{commit, commit_diff, repo, write};
 
 /// `test.sh` at this commit exits `code`; it also fails when it can find any loopctl key in
 /// its environment or under its HOME.
-fn tests_that(dir: &std::path::Path, code: i32, name: &str) -> String {
+fn tests_that(dir: &std::path::Path, code: i32, name: &str, key_file: &std::path::Path) -> String {
     write(
         dir,
         "test.sh",
         &format!(
             "if env | grep -q lc_; then echo key in the environment; exit 9; fi\n\
              if grep -rqs lc_ \"$HOME\"; then echo key under HOME; exit 9; fi\n\
-             echo {name}; exit {code}\n"
+             if grep -qs lc_ {key_file}; then echo key file read; exit 9; fi\n\
+             echo {name}; exit {code}\n",
+            key_file = key_file.display()
         ),
     );
     write(dir, &format!("src/{name}.rs"), "// work\n");
@@ -34,7 +36,13 @@ fn report(lab: &Lab, agent: &Actor, number: &str, sha: &str) {
 fn the_runner_records_pass_fail_and_fail_and_verify_follows_them() {
     let lab = Lab::start();
     let dir = repo(&lab);
-    let passing = tests_that(&dir, 0, "passing");
+    // The runner's key is within reach of the runner: in a variable of its environment and in
+    // a file under its HOME. The code under test finds it in neither, not even by the file's
+    // absolute path (bubblewrap hides the runner's home); test.sh exits 9 if it does.
+    // Outside /tmp (the sandbox gets a fresh one anyway), so only hiding the home hides it.
+    let runner_home = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a home outside /tmp");
+    let key_file = runner_home.path().join("verifier-key.txt");
+    let passing = tests_that(&dir, 0, "passing", &key_file);
     lab.project("Web shop", "web");
     let (user, orch, agent) = (lab.user(), lab.orch(), lab.agent());
     lab.run(&user, &["tenant", "settings", "set", "require_artifact_verification=true", "max_concurrent_agents=5"])
@@ -55,14 +63,13 @@ fn the_runner_records_pass_fail_and_fail_and_verify_follows_them() {
 
     let runner_dir = lab.env.path("runner").to_string_lossy().into_owned();
     let once = ["runner", "--project", "web", "--once", "--work-dir", runner_dir.as_str()];
-    // The runner's key is within reach of the runner: in a variable of its environment and in
-    // a file under its HOME. The code under test finds it in neither (test.sh exits 9 if so).
-    std::fs::create_dir_all(lab.env.path("home")).expect("home");
-    std::fs::write(lab.env.path("home").join("verifier-key.txt"), &verifier.key).expect("a key file under HOME");
+    std::fs::write(&key_file, &verifier.key).expect("a key file under HOME");
     let look = || {
-        let out = Out::of(lab.cmd(&verifier).env("RUNNER_TOKEN", &verifier.key).args(once), &once);
+        let mut cmd = lab.cmd(&verifier);
+        cmd.env("RUNNER_TOKEN", &verifier.key).env("HOME", runner_home.path());
+        let out = Out::of(cmd.args(once), &once);
         out.ok();
-        assert!(!out.stdout.contains("key in the environment") && !out.stdout.contains("key under HOME"), "{out:?}");
+        assert!(out.stdout.contains("Sandbox: bubblewrap"), ".ci/run installs bubblewrap: {out:?}");
         out.stdout.clone()
     };
     let line =
@@ -81,7 +88,7 @@ fn the_runner_records_pass_fail_and_fail_and_verify_follows_them() {
 
     // 1.2 (waiting for 1.1 until now) is reported at a new commit whose tests fail; the runner
     // fetches it into its mirror and fails it.
-    let failing = tests_that(&dir, 1, "failing");
+    let failing = tests_that(&dir, 1, "failing", &key_file);
     report(&lab, &agent, "1.2", &failing);
     let second = look();
     assert!(line(&second, "1.2").contains(&format!(": fail at {failing}")), "{second}");
