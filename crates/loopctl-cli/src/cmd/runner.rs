@@ -1,4 +1,4 @@
-//! `loopctl runner`: the verifier. Holding a verifier key, it keeps its own mirror of the
+//! `loopctl runner`: the verifier. Holding a verifier key and following the change feed, it keeps its own mirror of the
 //! project's repository (configured by a user, never an agent's worktree), and for every story
 //! reported done whose reported commit has no run yet it runs the artifact checks of
 //! `verify-artifacts` and the project's check command in a clean copy of that commit, sealed
@@ -54,18 +54,60 @@ pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir).join("loopctl-runner");
     let mirror = work_dir.join(format!("{project_id}.git"));
     crate::outln!("{}", sandbox_line());
+    let mut feed = Feed::default();
     loop {
-        let checked = pass(&ctx.client, &project_id, &config, &mirror).await?;
-        for line in &checked {
-            crate::outln!("{line}");
-        }
-        if args.once {
-            if checked.is_empty() {
+        // A full look first; afterwards only when the change feed shows a new report.
+        let (reported, cursor) = feed.reported_since(&ctx.client, &project_id).await?;
+        if reported {
+            let checked = pass(&ctx.client, &project_id, &config, &mirror).await?;
+            for line in &checked {
+                crate::outln!("{line}");
+            }
+            if args.once && checked.is_empty() {
                 crate::outln!("Nothing waits for a run in {}.", text(&project["slug"]));
             }
+        }
+        feed.moved_to(cursor);
+        if args.once {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_secs(args.interval)).await;
+    }
+}
+
+/// Where the runner stands in a project's change feed.
+#[derive(Default)]
+struct Feed {
+    /// `None` until the first look, which always checks everything waiting.
+    cursor: Option<i64>,
+}
+
+impl Feed {
+    /// Whether a story was reported done since the last look (always at the first one), and
+    /// the cursor to move to once that has been dealt with (`moved_to`): a look that fails
+    /// is made again next time.
+    async fn reported_since(&self, client: &Client, project_id: &str) -> anyhow::Result<(bool, i64)> {
+        let since = self.cursor.unwrap_or(0);
+        let mut reported = self.cursor.is_none();
+        let mut cursor = since;
+        loop {
+            let query =
+                [("project_id", project_id.to_string()), ("since", cursor.to_string()), ("limit", "1000".into())];
+            let page = client.get_query("/api/v1/changes", &query).await?;
+            reported |=
+                page["data"].as_array().into_iter().flatten().any(|event| {
+                    event["entity_type"] == "story" && event["new_state"]["agent_status"] == "reported_done"
+                });
+            cursor = page["next_cursor"].as_i64().unwrap_or(cursor);
+            if page["has_more"] != true {
+                break;
+            }
+        }
+        Ok((reported, cursor))
+    }
+
+    fn moved_to(&mut self, cursor: i64) {
+        self.cursor = Some(cursor);
     }
 }
 
@@ -81,27 +123,38 @@ pub fn start_beside(server: &str, verifier_key: String, work_dir: PathBuf) -> an
     Ok(())
 }
 
-/// Every project a user configured, looked at every `interval`; errors are reported and the
-/// next look tries again.
+/// Every project a user configured, followed through its change feed every `interval`;
+/// errors are reported and the next look tries again.
 async fn follow_every_project(client: Client, work_dir: PathBuf, interval: Duration) {
+    let mut feeds = std::collections::HashMap::new();
     loop {
-        if let Err(err) = look_at_every_project(&client, &work_dir).await {
+        if let Err(err) = look_at_every_project(&client, &work_dir, &mut feeds).await {
             eprintln!("runner: {err}");
         }
         tokio::time::sleep(interval).await;
     }
 }
 
-async fn look_at_every_project(client: &Client, work_dir: &Path) -> anyhow::Result<()> {
+async fn look_at_every_project(
+    client: &Client,
+    work_dir: &Path,
+    feeds: &mut std::collections::HashMap<String, Feed>,
+) -> anyhow::Result<()> {
     let projects = client.get("/api/v1/projects").await?;
     for project in projects["data"].as_array().into_iter().flatten() {
         let Ok(config) = config_of(project) else {
             continue;
         };
-        let mirror = work_dir.join(format!("{}.git", text(&project["id"])));
-        for line in pass(client, &text(&project["id"]), &config, &mirror).await? {
-            eprintln!("runner: {line}");
+        let id = text(&project["id"]);
+        let feed = feeds.entry(id.clone()).or_default();
+        let (reported, cursor) = feed.reported_since(client, &id).await?;
+        if reported {
+            let mirror = work_dir.join(format!("{id}.git"));
+            for line in pass(client, &id, &config, &mirror).await? {
+                eprintln!("runner: {line}");
+            }
         }
+        feed.moved_to(cursor);
     }
     Ok(())
 }
