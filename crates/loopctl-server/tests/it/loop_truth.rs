@@ -99,10 +99,11 @@ async fn the_contractor_gives_a_contract_back_and_nobody_else_can(server: Server
 async fn an_honest_implementer_silent_past_its_lease_still_reports_and_a_taken_over_one_is_stale(server: Server) {
     let t = server.tenant("Leases").await;
     set_settings(&server, &t.user, json!({"claim_lease_seconds": 10, "max_concurrent_agents": 5})).await;
-    let ids = seed_with(&server, &t.orch, "Leases", &flat_doc(2)).await;
+    let ids = seed_with(&server, &t.orch, "Leases", &flat_doc(3)).await;
     let (newcomer, _, _) = new_key(&server, &t.user, "agent", "newcomer").await;
-    let (honest, taken) = (ids.story("1.1"), ids.story("1.2"));
-    for id in [honest, taken] {
+    let (third, _, _) = new_key(&server, &t.user, "agent", "third").await;
+    let (honest, taken, abandoned) = (ids.story("1.1"), ids.story("1.2"), ids.story("1.3"));
+    for id in [honest, taken, abandoned] {
         claim(&server, &t.agent, id).await;
         let started = server.post(&t.agent, &verb(id, "start"), Value::Null).await;
         assert!(started.ok(200)["story"]["lease_expires_at"].is_string());
@@ -118,8 +119,8 @@ async fn an_honest_implementer_silent_past_its_lease_still_reports_and_a_taken_o
     loop {
         let events = all_changes(&server, &t.orch, Some(&ids.project)).await;
         let expired: Vec<&Value> = events.iter().filter(|e| e["action"] == "lease_expired").collect();
-        if expired.len() >= 2 || std::time::Instant::now() > deadline {
-            assert_eq!(expired.len(), 2, "every expired lease is announced once: {events:#?}");
+        if expired.len() >= 3 || std::time::Instant::now() > deadline {
+            assert_eq!(expired.len(), 3, "every expired lease is announced once: {events:#?}");
             assert!(expired.iter().all(|e| e["new_state"]["lease_expires_at"].is_string()));
             assert!(expired.iter().all(|e| e["new_state"]["agent_status"] == "implementing"));
             break;
@@ -127,14 +128,14 @@ async fn an_honest_implementer_silent_past_its_lease_still_reports_and_a_taken_o
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    // Both leases ran out: both stories are available, marked stale, and suggested.
-    for number in ["1.1", "1.2"] {
+    // Every lease ran out: the stories are available, marked stale, and suggested.
+    for number in ["1.1", "1.2", "1.3"] {
         let row = ready_row(&server, &t.orch, &ids.project, number).await.expect("a stale claim is available");
         assert_eq!(row["stale"], true, "{row}");
         assert_eq!(row["suggested"], true, "{row}");
     }
     let progress = server.get(&t.orch, &format!("/api/v1/projects/{}/progress", ids.project)).await;
-    assert_eq!(progress.ok(200)["progress"]["stages"]["stale"], 2);
+    assert_eq!(progress.ok(200)["progress"]["stages"]["stale"], 3);
 
     // The newcomer takes 1.2 over with a plain claim.
     let took = server.post(&newcomer, &verb(taken, "claim"), Value::Null).await;
@@ -147,8 +148,14 @@ async fn an_honest_implementer_silent_past_its_lease_still_reports_and_a_taken_o
     assert_eq!(report.ok(200)["story"]["agent_status"], "reported_done");
     // Its report on 1.2, taken over meanwhile, is stale (no epoch sent, as MCP clients do).
     server.post(&t.agent, &verb(taken, "report"), commit_artifact("beef")).await.err(409, "stale_claim");
+    // `next --claim` (claim-next) takes over the abandoned one: the first stale story left.
+    let next = server.post(&third, "/api/v1/stories/claim-next", json!({"project_id": ids.project})).await;
+    let st = &next.ok(200)["story"];
+    assert_eq!((st["number"].clone(), st["agent_status"].clone()), (json!("1.3"), json!("assigned")), "{st}");
+    server.post(&t.agent, &verb(abandoned, "start"), Value::Null).await.err(409, "stale_claim");
     let events = all_changes(&server, &t.orch, Some(&ids.project)).await;
-    assert!(events.iter().any(|e| e["new_state"]["taken_over_from"].is_string()), "the takeover is on record");
+    let takeovers = events.iter().filter(|e| e["new_state"]["taken_over_from"].is_string()).count();
+    assert_eq!(takeovers, 2, "both takeovers are on record");
 }
 
 async fn a_finished_project_says_so_and_counts_come_from_the_server(server: Server) {
