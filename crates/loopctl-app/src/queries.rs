@@ -105,7 +105,7 @@ impl App {
     /// The project's story counts, summed over its epics (one aggregate query).
     pub(crate) async fn project_counts(&self, who: &Principal, project_id: Uuid) -> AppResult<EpicCounts> {
         let per_epic = self.store.stage_counts(who.tenant_id, project_id, crate::now()).await?;
-        Ok(per_epic.iter().fold(EpicCounts::default(), |sum, e| sum.plus(e)))
+        Ok(EpicCounts::sum(&per_epic))
     }
 
     /// Stories not yet claimed that wait for unverified dependencies, each with what it waits for.

@@ -424,8 +424,7 @@ impl App {
         Ok(epics
             .iter()
             .map(|epic| {
-                let c = per_epic.iter().find(|c| c.epic_id == epic.id).copied().unwrap_or_default();
-                let count = |n: i64| usize::try_from(n).unwrap_or(0);
+                let c = loopctl_store::EpicCounts::of(&per_epic, epic.id);
                 let mut view = EpicView::from(epic);
                 view.story_count = Some(count(c.total));
                 view.completion_percentage = Some(percentage(count(c.verified), count(c.total)));
@@ -611,11 +610,10 @@ impl App {
         self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
         let per_epic = self.store.stage_counts(who.tenant_id, project_id, now()).await?;
-        let counts_of = |epic: Uuid| per_epic.iter().find(|c| c.epic_id == epic).copied().unwrap_or_default();
         let epic_rows: Vec<EpicProgress> = epics
             .iter()
             .map(|epic| {
-                let c = counts_of(epic.id);
+                let c = loopctl_store::EpicCounts::of(&per_epic, epic.id);
                 EpicProgress {
                     id: epic.id,
                     number: epic.number,
@@ -627,8 +625,7 @@ impl App {
                 }
             })
             .collect();
-        let sum = per_epic.iter().fold(loopctl_store::EpicCounts::default(), |sum, e| sum.plus(e));
-        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let sum = loopctl_store::EpicCounts::sum(&per_epic);
         Ok(Progress {
             total_stories: count(sum.total),
             stories_by_agent_status: json!({
@@ -656,6 +653,11 @@ impl App {
             epics: epic_rows,
         })
     }
+}
+
+/// A story count as the `usize` the views use.
+fn count(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
 }
 
 fn percentage(part: usize, whole: usize) -> f64 {

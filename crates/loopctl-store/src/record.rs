@@ -303,6 +303,16 @@ impl EpicCounts {
         self.total > 0 && self.verified == self.total
     }
 
+    /// The counts of several epics together (the whole project).
+    pub fn sum<'a>(epics: impl IntoIterator<Item = &'a EpicCounts>) -> EpicCounts {
+        epics.into_iter().fold(EpicCounts::default(), |sum, e| sum.plus(e))
+    }
+
+    /// The counts of `epic` among `per_epic` (zero when it has no stories).
+    pub fn of(per_epic: &[EpicCounts], epic: Uuid) -> EpicCounts {
+        per_epic.iter().find(|c| c.epic_id == epic).copied().unwrap_or_default()
+    }
+
     /// The counts of two groups of stories together (the epic id of `self` is kept).
     #[must_use]
     pub fn plus(&self, other: &EpicCounts) -> EpicCounts {
