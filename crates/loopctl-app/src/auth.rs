@@ -1,6 +1,7 @@
 //! Who is calling: a bearer key resolved to tenant, role and agent identity.
 
 use chrono::{DateTime, Utc};
+use loopctl_api::ErrorCode;
 use loopctl_core::{Actor, Role, Settings};
 use loopctl_store::{KeyScope, TenantRecord};
 use uuid::Uuid;
@@ -32,8 +33,7 @@ impl Principal {
     pub(crate) fn check_story_scope(&self, story_id: Uuid) -> Result<(), AppError> {
         match self.scope {
             Some(scope) if scope.story_id != story_id => Err(AppError::new(
-                403,
-                "scope_violation",
+                ErrorCode::ScopeViolation,
                 format!("this token was dispatched for story {} only; it may not touch another story", scope.story_id),
             )),
             _ => Ok(()),
@@ -81,10 +81,10 @@ impl App {
             )?;
         let at = now();
         if key.revoked_at.is_some_and(|revoked| revoked <= at) {
-            return Err(AppError::new(401, "token_revoked", "this API key was revoked; ask a user for a new one"));
+            return Err(AppError::new(ErrorCode::TokenRevoked, "this API key was revoked; ask a user for a new one"));
         }
         if key.expires_at.is_some_and(|expires| expires <= at) {
-            return Err(AppError::new(401, "token_expired", "this API key has expired; ask for a new one"));
+            return Err(AppError::new(ErrorCode::TokenExpired, "this API key has expired; ask for a new one"));
         }
         let Some(tenant_id) = key.tenant_id else {
             return Err(AppError::forbidden(

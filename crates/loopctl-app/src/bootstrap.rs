@@ -1,5 +1,6 @@
 //! Creating a tenant with one key per role, directly on the store (`admin init`, `up`).
 
+use loopctl_api::ErrorCode;
 use loopctl_core::Role;
 use loopctl_store::{AgentRecord, ApiKeyRecord, TenantRecord, WriteOp};
 use serde::{Deserialize, Serialize};
@@ -148,8 +149,8 @@ impl App {
             raw.push(minted.raw);
         }
         self.store.commit(batch).await.map_err(|err| match err {
-            loopctl_store::StoreError::Duplicate { .. } => AppError::conflict(
-                "conflict",
+            loopctl_store::StoreError::Duplicate { .. } => AppError::new(
+                ErrorCode::Conflict,
                 format!("a tenant with slug `{slug}` already exists; pick another name or --slug"),
             ),
             other => other.into(),

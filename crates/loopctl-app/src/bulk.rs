@@ -1,35 +1,14 @@
 //! Bulk calls: each story goes through the same single-story path, with every custody check
 //! (the reference's bulk verify and mark-complete skip them; ours skip the story and say why).
 
+use loopctl_api::*;
 use loopctl_core::{AgentStatus, VerifiedStatus};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{App, AppError, AppResult, Principal, RejectRequest, VerifyRequest};
+use crate::{App, AppError, AppResult, Principal};
 
 /// At most this many stories per bulk call.
 pub const MAX_BULK: usize = 50;
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct BulkStory {
-    pub story_id: Uuid,
-    pub summary: Option<String>,
-    pub review_type: Option<String>,
-    pub reason: Option<String>,
-    #[schema(value_type = Object)]
-    pub findings: Option<Value>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BulkResult {
-    pub story_id: Uuid,
-    /// `success` or `error`.
-    pub status: String,
-    pub code: Option<String>,
-    pub reason: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkAction {
@@ -43,9 +22,7 @@ pub enum BulkAction {
 fn outcome(story_id: Uuid, result: AppResult<()>) -> BulkResult {
     match result {
         Ok(()) => BulkResult { story_id, status: "success".into(), code: None, reason: None },
-        Err(err) => {
-            BulkResult { story_id, status: "error".into(), code: Some(err.code.into()), reason: Some(err.message) }
-        }
+        Err(err) => BulkResult { story_id, status: "error".into(), code: Some(err.code), reason: Some(err.message) },
     }
 }
 
@@ -104,7 +81,7 @@ impl App {
         epic_id: Uuid,
         summary: Option<String>,
         review_type: Option<String>,
-    ) -> AppResult<Value> {
+    ) -> AppResult<VerifyAllAnswer> {
         crate::require_manager(who)?;
         let epic = self.epic_of(who, epic_id).await?;
         let stories = self.all_stories(who, epic.project_id).await?;
@@ -127,14 +104,14 @@ impl App {
             };
             match self.verify_story(who, id, request).await {
                 Ok(_) => verified += 1,
-                Err(err) => errors.push(serde_json::json!({"story_id": id, "code": err.code, "reason": err.message})),
+                Err(err) => errors.push(BulkRefusal { story_id: id, code: err.code, reason: err.message }),
             }
         }
-        Ok(serde_json::json!({
-            "verified_count": verified,
-            "skipped_count": total_eligible - verified,
-            "total_eligible": total_eligible,
-            "errors": errors,
-        }))
+        Ok(VerifyAllAnswer {
+            verified_count: verified,
+            skipped_count: total_eligible - verified,
+            total_eligible,
+            errors,
+        })
     }
 }

@@ -1,46 +1,17 @@
 //! Dependencies between stories and between epics: same project, no self edges, no cycles.
 
+use loopctl_api::*;
+
+use crate::view::FromRecord;
 use loopctl_core::graph::would_cycle;
 use loopctl_store::{DependencyRecord, WriteOp};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, require};
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateStoryDependency {
-    pub story_id: Uuid,
-    pub depends_on_story_id: Uuid,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateEpicDependency {
-    pub epic_id: Uuid,
-    pub depends_on_epic_id: Uuid,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StoryDependencyView {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub story_id: Uuid,
-    pub depends_on_story_id: Uuid,
-    pub inserted_at: chrono::DateTime<chrono::Utc>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EpicDependencyView {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub epic_id: Uuid,
-    pub depends_on_epic_id: Uuid,
-    pub inserted_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl From<&DependencyRecord> for StoryDependencyView {
-    fn from(d: &DependencyRecord) -> StoryDependencyView {
+impl FromRecord<DependencyRecord> for StoryDependencyView {
+    fn from_record(d: &DependencyRecord) -> StoryDependencyView {
         StoryDependencyView {
             id: d.id,
             tenant_id: d.tenant_id,
@@ -51,8 +22,8 @@ impl From<&DependencyRecord> for StoryDependencyView {
     }
 }
 
-impl From<&DependencyRecord> for EpicDependencyView {
-    fn from(d: &DependencyRecord) -> EpicDependencyView {
+impl FromRecord<DependencyRecord> for EpicDependencyView {
+    fn from_record(d: &DependencyRecord) -> EpicDependencyView {
         EpicDependencyView {
             id: d.id,
             tenant_id: d.tenant_id,
@@ -65,8 +36,7 @@ impl From<&DependencyRecord> for EpicDependencyView {
 
 fn cycle_error(what: &str) -> AppError {
     AppError::new(
-        422,
-        "cycle_detected",
+        ErrorCode::CycleDetected,
         format!("this dependency would create a cycle between {what}; remove an edge of the loop first"),
     )
 }
@@ -88,8 +58,8 @@ impl App {
         }
         let deps = self.store.dependencies(who.tenant_id, story.project_id).await?;
         if deps.stories.iter().any(|d| d.from_id == story.id && d.to_id == target.id) {
-            return Err(AppError::conflict(
-                "conflict",
+            return Err(AppError::new(
+                ErrorCode::Conflict,
                 format!("story {} already depends on {}", story.number, target.number),
             ));
         }
@@ -114,7 +84,7 @@ impl App {
             json!({"story": story.number, "depends_on": target.number}),
         );
         self.commit(vec![WriteOp::InsertStoryDependency(record.clone()), audit]).await?;
-        Ok(StoryDependencyView::from(&record))
+        Ok(StoryDependencyView::from_record(&record))
     }
 
     pub async fn add_epic_dependency(
@@ -133,8 +103,8 @@ impl App {
         }
         let deps = self.store.dependencies(who.tenant_id, epic.project_id).await?;
         if deps.epics.iter().any(|d| d.from_id == epic.id && d.to_id == target.id) {
-            return Err(AppError::conflict(
-                "conflict",
+            return Err(AppError::new(
+                ErrorCode::Conflict,
                 format!("epic {} already depends on {}", epic.number, target.number),
             ));
         }
@@ -159,7 +129,7 @@ impl App {
             json!({"epic": epic.number, "depends_on": target.number}),
         );
         self.commit(vec![WriteOp::InsertEpicDependency(record.clone()), audit]).await?;
-        Ok(EpicDependencyView::from(&record))
+        Ok(EpicDependencyView::from_record(&record))
     }
 
     pub async fn delete_story_dependency(&self, who: &Principal, id: Uuid) -> AppResult<()> {
@@ -184,7 +154,7 @@ impl App {
         require(who, ANYONE, "read dependencies")?;
         self.project_of(who, project_id).await?;
         let deps = self.store.dependencies(who.tenant_id, project_id).await?;
-        Ok(deps.epics.iter().map(EpicDependencyView::from).collect())
+        Ok(deps.epics.iter().map(EpicDependencyView::from_record).collect())
     }
 
     /// Story edges whose waiting story is in the epic (they may point across epics).
@@ -195,33 +165,46 @@ impl App {
         let in_epic: std::collections::HashSet<Uuid> =
             stories.iter().filter(|s| s.epic_id == epic_id).map(|s| s.id).collect();
         let deps = self.store.dependencies(who.tenant_id, epic.project_id).await?;
-        Ok(deps.stories.iter().filter(|d| in_epic.contains(&d.from_id)).map(StoryDependencyView::from).collect())
+        Ok(deps.stories.iter().filter(|d| in_epic.contains(&d.from_id)).map(StoryDependencyView::from_record).collect())
     }
 
     /// Both levels of edges of a project, as `{from, to}` where `from` depends on `to`.
-    pub async fn dependency_graph(&self, who: &Principal, project_id: Uuid) -> AppResult<serde_json::Value> {
+    pub async fn dependency_graph(&self, who: &Principal, project_id: Uuid) -> AppResult<GraphAnswer> {
         require(who, ANYONE, "read dependencies")?;
         self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
         let stories = self.all_stories(who, project_id).await?;
         let deps = self.store.dependencies(who.tenant_id, project_id).await?;
-        let epics_json: Vec<_> = epics
+        let graph_epics = epics
             .iter()
-            .map(|e| {
-                let stories: Vec<_> = stories
+            .map(|e| GraphEpic {
+                id: e.id,
+                number: e.number,
+                title: e.title.clone(),
+                phase: e.phase.clone(),
+                position: e.position,
+                stories: stories
                     .iter()
                     .filter(|s| s.epic_id == e.id)
-                    .map(|s| json!({"id": s.id, "number": s.number, "title": s.title,
-                        "agent_status": s.state.agent_status.as_str(), "verified_status": s.state.verified_status.as_str(), "sort_key": s.sort_key}))
-                    .collect();
-                json!({"id": e.id, "number": e.number, "title": e.title, "phase": e.phase, "position": e.position, "stories": stories})
+                    .map(|s| GraphStory {
+                        id: s.id,
+                        number: s.number.clone(),
+                        title: s.title.clone(),
+                        agent_status: s.state.agent_status.as_str().into(),
+                        verified_status: s.state.verified_status.as_str().into(),
+                        sort_key: s.sort_key,
+                    })
+                    .collect(),
             })
             .collect();
-        let edges = |list: &[DependencyRecord]| {
-            list.iter().map(|d| json!({"from": d.from_id, "to": d.to_id})).collect::<Vec<_>>()
-        };
-        Ok(
-            json!({"graph": {"epics": epics_json, "epic_dependencies": edges(&deps.epics), "story_dependencies": edges(&deps.stories)}}),
-        )
+        let edges =
+            |list: &[DependencyRecord]| list.iter().map(|d| Edge { from: d.from_id, to: d.to_id }).collect::<Vec<_>>();
+        Ok(GraphAnswer {
+            graph: DependencyGraph {
+                epics: graph_epics,
+                epic_dependencies: edges(&deps.epics),
+                story_dependencies: edges(&deps.stories),
+            },
+        })
     }
 }

@@ -6,12 +6,13 @@
 //! dispatch never goes to the implementer, and only a human key mints ordinary keys, so an
 //! orchestrator gets new identities through here, with lineage, and nowhere else.
 
-use chrono::{DateTime, Duration, Utc};
+use loopctl_api::*;
+
+use crate::view::FromRecord;
+use chrono::Duration;
 use loopctl_core::{DispatchRole, Role};
 use loopctl_store::{AgentRecord, ApiKeyRecord, DispatchRecord, KeyScope, WriteOp};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::ToSchema;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::{App, AppError, AppResult, MANAGERS, Principal, event, keys, now, require};
@@ -19,37 +20,8 @@ use crate::{App, AppError, AppResult, MANAGERS, Principal, event, keys, now, req
 const DEFAULT_TTL_SECONDS: i64 = 3600;
 const MAX_TTL_SECONDS: i64 = 24 * 3600;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateDispatch {
-    /// `implementer` or `reviewer` (the reference's `agent` means implementer).
-    pub role: String,
-    pub story_id: Option<Uuid>,
-    /// An existing identity to act as; absent, a fresh one is created.
-    pub agent_id: Option<Uuid>,
-    pub parent_dispatch_id: Option<Uuid>,
-    /// Lifetime of the token, 1 s to 24 h (default 1 h).
-    pub expires_in_seconds: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DispatchView {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub parent_dispatch_id: Option<Uuid>,
-    pub agent_id: Uuid,
-    pub story_id: Uuid,
-    pub role: String,
-    pub lineage_path: Vec<Uuid>,
-    pub dispatched_by_agent_id: Option<Uuid>,
-    pub dispatched_by_key_id: Uuid,
-    pub expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub active: bool,
-}
-
-impl From<&DispatchRecord> for DispatchView {
-    fn from(d: &DispatchRecord) -> DispatchView {
+impl FromRecord<DispatchRecord> for DispatchView {
+    fn from_record(d: &DispatchRecord) -> DispatchView {
         DispatchView {
             id: d.id,
             tenant_id: d.tenant_id,
@@ -70,7 +42,7 @@ impl From<&DispatchRecord> for DispatchView {
 
 impl App {
     /// Mints a sub-agent identity and its capability token; the token is in this answer only.
-    pub async fn create_dispatch(&self, who: &Principal, request: CreateDispatch) -> AppResult<Value> {
+    pub async fn create_dispatch(&self, who: &Principal, request: CreateDispatch) -> AppResult<DispatchCreated> {
         require(who, MANAGERS, "dispatch sub-agents")?;
         let role = DispatchRole::parse(&request.role).ok_or_else(|| {
             AppError::field("role", "must be implementer or reviewer; dispatch mints tokens for one story's work")
@@ -169,14 +141,18 @@ impl App {
             json!({"story": story.number, "role": role.as_str(), "agent_id": agent_id, "lineage_path": dispatch.lineage_path}),
         ));
         self.commit(batch).await?;
-        Ok(json!({"data": {
-            "dispatch": DispatchView::from(&dispatch),
-            "api_key": {"raw_key": minted.raw, "role": role.as_str(), "agent_id": agent_id, "expires_at": expires_at, "story_id": story_id},
-            "next_action": {"description": format!(
-                "hand the raw_key to the new {} agent as its LOOPCTL_API_KEY; it works for story {} only, until {}",
-                role.as_str(), story.number, expires_at
-            )},
-        }}))
+        Ok(DispatchCreated {
+            dispatch: DispatchView::from_record(&dispatch),
+            api_key: DispatchToken { raw_key: minted.raw, role: role.as_str().into(), agent_id, expires_at, story_id },
+            next_action: Hint {
+                description: format!(
+                    "hand the raw_key to the new {} agent as its LOOPCTL_API_KEY; it works for story {} only, until {}",
+                    role.as_str(),
+                    story.number,
+                    expires_at
+                ),
+            },
+        })
     }
 
     pub async fn list_dispatches(
@@ -187,7 +163,7 @@ impl App {
     ) -> AppResult<Vec<DispatchView>> {
         require(who, MANAGERS, "list dispatches")?;
         let rows = self.store.dispatches(who.tenant_id, story_id).await?;
-        Ok(rows.iter().map(DispatchView::from).filter(|d| !active_only || d.active).collect())
+        Ok(rows.iter().map(DispatchView::from_record).filter(|d| !active_only || d.active).collect())
     }
 
     pub async fn get_dispatch(&self, who: &Principal, id: Uuid) -> AppResult<DispatchView> {
@@ -197,7 +173,7 @@ impl App {
             require(who, MANAGERS, "read dispatches")?;
         }
         let dispatch = self.store.dispatch(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("dispatch"))?;
-        Ok(DispatchView::from(&dispatch))
+        Ok(DispatchView::from_record(&dispatch))
     }
 
     /// Revokes a dispatch and its token at once; later calls with the token get 401.
@@ -209,6 +185,6 @@ impl App {
         let audit = event(who, None, ("dispatch", id), "revoked", json!({}), json!({"revoked_at": at}));
         self.commit(vec![WriteOp::RevokeDispatch { tenant_id: who.tenant_id, id, at }, audit]).await?;
         dispatch.revoked_at = dispatch.revoked_at.or(Some(at));
-        Ok(DispatchView::from(&dispatch))
+        Ok(DispatchView::from_record(&dispatch))
     }
 }

@@ -1,50 +1,17 @@
-//! The one error type every face of loopctl reports: an HTTP status, a stable code from
-//! WIRE.md, and a message that tells the caller what to do next.
+//! The one error type every use case returns: an [`ErrorCode`] from the wire contract, a
+//! message that tells the caller what to do next, and context. Which HTTP status a code
+//! travels with is the server's business (`ErrorCode::http_status`), not the use cases'.
 
+use loopctl_api::{ErrorBody, ErrorCode, ErrorEnvelope};
 use loopctl_core::DomainError;
 use loopctl_store::StoreError;
 use serde_json::{Value, json};
 
-/// Every code a caller can see. Adding one is fine; renaming one breaks clients.
-pub const ERROR_CODES: &[&str] = &[
-    "unauthorized",
-    "forbidden",
-    "scope_violation",
-    "token_expired",
-    "token_revoked",
-    "not_found",
-    "nothing_ready",
-    "validation_failed",
-    "invalid_json",
-    "payload_too_large",
-    "rate_limited",
-    "idempotency_in_progress",
-    "secret_not_replayed",
-    "invalid_transition",
-    "must_contract_first",
-    "must_claim_first",
-    "contract_mismatch",
-    "dependencies_not_met",
-    "concurrency_limit",
-    "escalation_locked",
-    "stale_claim",
-    "self_report_blocked",
-    "self_review_blocked",
-    "self_verify_blocked",
-    "review_not_conducted",
-    "acceptance_incomplete",
-    "commit_mismatch",
-    "cycle_detected",
-    "duplicate_number",
-    "conflict",
-    "version_conflict",
-    "internal",
-];
-
+/// A refusal: a stable code (its HTTP status and CLI exit class come with it), a message
+/// that tells the caller what to do next, and machine-readable context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppError {
-    pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Transition and contract errors: the current statuses, expected vs given counts.
     pub context: Option<Value>,
@@ -54,15 +21,15 @@ pub struct AppError {
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.status, self.message)
+        write!(f, "{}: {}", self.code, self.message)
     }
 }
 
 impl std::error::Error for AppError {}
 
 impl AppError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> AppError {
-        AppError { status, code, message: message.into(), context: None, details: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError { code, message: message.into(), context: None, details: None }
     }
 
     pub fn with_context(mut self, context: Value) -> AppError {
@@ -76,19 +43,19 @@ impl AppError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> AppError {
-        AppError::new(401, "unauthorized", message)
+        AppError::new(ErrorCode::Unauthorized, message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> AppError {
-        AppError::new(403, "forbidden", message)
+        AppError::new(ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> AppError {
-        AppError::new(404, "not_found", format!("{what} not found"))
+        AppError::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     pub fn validation(message: impl Into<String>) -> AppError {
-        AppError::new(422, "validation_failed", message)
+        AppError::new(ErrorCode::ValidationFailed, message)
     }
 
     /// A single field is wrong: the message names it, `details` carries it for machines.
@@ -97,60 +64,57 @@ impl AppError {
         AppError::validation(format!("{field}: {problem}")).with_details(json!({ field: [problem] }))
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> AppError {
-        AppError::new(409, code, message)
-    }
-
     pub fn internal() -> AppError {
-        AppError::new(500, "internal", "internal error; the server log has the details")
+        AppError::new(ErrorCode::Internal, "internal error; the server log has the details")
     }
 
-    /// The body every face sends: `{"error":{"status","code","message",…}}`.
-    pub fn body(&self) -> Value {
-        let mut error = json!({ "status": self.status, "code": self.code, "message": self.message });
-        if let Some(context) = &self.context {
-            error["context"] = context.clone();
+    /// The wire body, given the HTTP status the face answers with.
+    pub fn body(&self, status: u16) -> ErrorEnvelope {
+        ErrorEnvelope {
+            error: ErrorBody {
+                status,
+                code: self.code,
+                message: self.message.clone(),
+                context: self.context.clone(),
+                details: self.details.clone(),
+            },
         }
-        if let Some(details) = &self.details {
-            error["details"] = details.clone();
-        }
-        json!({ "error": error })
     }
 }
 
 impl From<DomainError> for AppError {
     fn from(err: DomainError) -> AppError {
         let message = err.to_string();
-        let code = err.code();
         match err {
-            DomainError::Forbidden { .. }
-            | DomainError::NotAssignee { .. }
-            | DomainError::NotContractor
-            | DomainError::ScopeViolation { .. } => AppError::new(403, code, message),
+            DomainError::Forbidden { .. } | DomainError::NotAssignee { .. } | DomainError::NotContractor => {
+                AppError::new(ErrorCode::Forbidden, message)
+            }
+            DomainError::ScopeViolation { .. } => AppError::new(ErrorCode::ScopeViolation, message),
             DomainError::InvalidTransition { action, agent_status, verified_status, .. } => {
-                AppError::new(409, code, message).with_context(json!({
+                AppError::new(ErrorCode::InvalidTransition, message).with_context(json!({
                     "current_agent_status": agent_status.as_str(),
                     "current_verified_status": verified_status.as_str(),
                     "attempted_action": action,
                 }))
             }
-            DomainError::ContractMismatch { expected, provided } => AppError::new(422, code, message)
+            DomainError::ContractMismatch { expected, provided } => AppError::new(ErrorCode::ContractMismatch, message)
                 .with_context(json!({ "expected_ac_count": expected, "provided_ac_count": provided })),
             DomainError::ContractTitleMismatch { ref expected } => {
                 let context = json!({ "expected_story_title": expected });
-                AppError::new(422, code, message).with_context(context)
+                AppError::new(ErrorCode::ContractMismatch, message).with_context(context)
             }
-            DomainError::ReviewNotConducted | DomainError::Validation(_) => AppError::new(422, code, message),
+            DomainError::ReviewNotConducted => AppError::new(ErrorCode::ReviewNotConducted, message),
+            DomainError::Validation(_) => AppError::new(ErrorCode::ValidationFailed, message),
             DomainError::StaleClaim { current } => {
-                AppError::new(409, code, message).with_context(json!({ "current_claim_epoch": current }))
+                AppError::new(ErrorCode::StaleClaim, message).with_context(json!({ "current_claim_epoch": current }))
             }
-            DomainError::MustContractFirst
-            | DomainError::MustClaimFirst
-            | DomainError::SelfReviewBlocked
-            | DomainError::SelfVerifyBlocked
-            | DomainError::SelfReportBlocked
-            | DomainError::EscalationLocked { .. }
-            | DomainError::DependenciesNotMet => AppError::new(409, code, message),
+            DomainError::MustContractFirst => AppError::new(ErrorCode::MustContractFirst, message),
+            DomainError::MustClaimFirst => AppError::new(ErrorCode::MustClaimFirst, message),
+            DomainError::SelfReviewBlocked => AppError::new(ErrorCode::SelfReviewBlocked, message),
+            DomainError::SelfVerifyBlocked => AppError::new(ErrorCode::SelfVerifyBlocked, message),
+            DomainError::SelfReportBlocked => AppError::new(ErrorCode::SelfReportBlocked, message),
+            DomainError::EscalationLocked { .. } => AppError::new(ErrorCode::EscalationLocked, message),
+            DomainError::DependenciesNotMet => AppError::new(ErrorCode::DependenciesNotMet, message),
         }
     }
 }
@@ -159,13 +123,13 @@ impl From<StoreError> for AppError {
     fn from(err: StoreError) -> AppError {
         match err {
             StoreError::NotFound { what } => AppError::not_found(what),
-            StoreError::Duplicate { what } => AppError::conflict("conflict", format!("{what} already exists")),
-            StoreError::VersionConflict { what } => AppError::conflict(
-                "version_conflict",
+            StoreError::Duplicate { what } => AppError::new(ErrorCode::Conflict, format!("{what} already exists")),
+            StoreError::VersionConflict { what } => AppError::new(
+                ErrorCode::VersionConflict,
                 format!("{what} was changed by someone else meanwhile; read it again and retry"),
             ),
-            StoreError::ConcurrencyLimit { limit, in_flight } => AppError::conflict(
-                "concurrency_limit",
+            StoreError::ConcurrencyLimit { limit, in_flight } => AppError::new(
+                ErrorCode::ConcurrencyLimit,
                 format!(
                     "the project already has {} stories in flight ({}), the tenant allows {limit}; finish or unclaim one first",
                     in_flight.len(),
@@ -174,11 +138,11 @@ impl From<StoreError> for AppError {
             )
             .with_context(json!({ "max_concurrent_agents": limit, "in_flight": in_flight })),
             StoreError::Invariant(message) => custody_refusal(&message).unwrap_or_else(|| {
-                AppError::conflict("invalid_transition", format!("the database refused the write: {message}"))
+                AppError::new(ErrorCode::InvalidTransition, format!("the database refused the write: {message}"))
             }),
             StoreError::Retryable(message) => {
                 tracing::warn!(%message, "retryable store error");
-                AppError::new(503, "internal", "the database is busy; retry in a moment")
+                AppError::new(ErrorCode::Unavailable, "the database is busy; retry in a moment")
             }
             StoreError::Backend(message) => {
                 tracing::error!(%message, "store error");
@@ -204,7 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_domain_code_is_listed() {
+    fn every_domain_refusal_is_a_client_error() {
         let samples = [
             DomainError::MustContractFirst,
             DomainError::MustClaimFirst,
@@ -219,15 +183,16 @@ mod tests {
             DomainError::Validation("x".into()),
         ];
         for err in samples {
+            let err_code = err.code();
             let app: AppError = err.into();
-            assert!(ERROR_CODES.contains(&app.code), "{} is not listed", app.code);
-            assert!((400..500).contains(&app.status));
+            assert_eq!(app.code.as_str(), err_code, "the core and the wire name the refusal alike");
+            assert!((400..500).contains(&app.code.http_status()), "{}", app.code);
         }
     }
 
     #[test]
     fn body_has_the_wire_shape() {
-        let body = AppError::field("name", "can't be blank").body();
+        let body = serde_json::to_value(AppError::field("name", "can't be blank").body(422)).expect("serializes");
         assert_eq!(body["error"]["code"], "validation_failed");
         assert_eq!(body["error"]["status"], 422);
         assert_eq!(body["error"]["details"]["name"][0], "can't be blank");

@@ -1,72 +1,13 @@
 //! Evidence, not claims: per-criterion evidence in reports, per-criterion verdicts in review
 //! and verify, and verification runs that the server signs so no caller can forge one.
 
+use loopctl_api::*;
 use loopctl_core::{AgentStatus, Role};
 use loopctl_store::{ArtifactRecord, CriterionRecord, StoryRecord, VerificationRunRecord, WriteOp};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{App, AppError, AppResult, Principal, event, now, story_status};
-
-/// What the implementer points at for one criterion.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct EvidenceInput {
-    pub ac_id: String,
-    pub test: Option<String>,
-    pub file: Option<String>,
-    pub commit: Option<String>,
-    pub note: Option<String>,
-}
-
-/// A reviewer's or verifier's verdict on one criterion.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct CriterionVerdict {
-    pub ac_id: String,
-    /// `pass` or `fail`.
-    pub verdict: String,
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CriterionView {
-    pub ac_id: String,
-    pub text: String,
-    pub position: usize,
-    #[schema(value_type = Vec<Object>)]
-    pub evidence: Vec<Value>,
-    pub review_verdict: Option<String>,
-    pub verify_verdict: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct RecordVerificationRun {
-    /// `pass` or `fail`.
-    pub result: String,
-    pub commit_sha: Option<String>,
-    /// Each check: `{name, ok, detail?}`.
-    #[schema(value_type = Vec<Object>)]
-    pub checks: Vec<Value>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct VerificationRunView {
-    pub id: Uuid,
-    pub story_id: Uuid,
-    pub round: i64,
-    pub result: String,
-    pub commit_sha: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub checks: Value,
-    pub recorded_by_agent_id: Option<Uuid>,
-    pub signature: String,
-    /// The server key that signed it (`/.well-known/loopctl/signing-key` lists them).
-    pub key_id: String,
-    /// The signature checks out over exactly the stored run.
-    pub signature_valid: bool,
-    pub inserted_at: chrono::DateTime<chrono::Utc>,
-}
 
 /// The criteria of a story as (ac_id, text), in order.
 pub(crate) fn criteria_of(story: &StoryRecord) -> Vec<(String, String)> {
@@ -90,7 +31,7 @@ pub(crate) fn criteria_of(story: &StoryRecord) -> Vec<(String, String)> {
 }
 
 fn incomplete(message: String) -> AppError {
-    AppError::new(422, "acceptance_incomplete", message)
+    AppError::new(ErrorCode::AcceptanceIncomplete, message)
 }
 
 fn record(
@@ -299,13 +240,23 @@ impl App {
     }
 
     /// `GET /.well-known/loopctl/signing-key`: the public keys runs are signed with.
-    pub fn public_signing_key(&self) -> Value {
-        let keys: Vec<Value> =
-            self.signing.public_keys().into_iter().map(|(id, key)| json!({"key_id": id, "public_key": key})).collect();
-        let current = self.signing.current_id();
-        let public = keys.iter().find(|k| k["key_id"] == current).map(|k| k["public_key"].clone());
-        json!({"algorithm": "ed25519", "encoding": "base64, 32 raw bytes", "key_id": current,
-               "public_key": public, "keys": keys, "signed": "the exact bytes of each run's signed_payload"})
+    pub fn public_signing_key(&self) -> SigningKeyInfo {
+        let keys: Vec<PublicKey> = self
+            .signing
+            .public_keys()
+            .into_iter()
+            .map(|(key_id, public_key)| PublicKey { key_id: key_id.to_string(), public_key })
+            .collect();
+        let current = self.signing.current_id().to_string();
+        let public_key = keys.iter().find(|k| k.key_id == current).map(|k| k.public_key.clone());
+        SigningKeyInfo {
+            algorithm: "ed25519".into(),
+            encoding: "base64, 32 raw bytes".into(),
+            key_id: current,
+            public_key,
+            keys,
+            signed: "the exact bytes of each run's signed_payload".into(),
+        }
     }
 
     /// The commit the story's latest report names (the newest artifact of this round that
@@ -342,8 +293,8 @@ impl App {
             return Err(AppError::field("checks", "list from 1 to 1000 checks"));
         }
         if story.state.agent_status != AgentStatus::ReportedDone {
-            return Err(AppError::conflict(
-                "invalid_transition",
+            return Err(AppError::new(
+                ErrorCode::InvalidTransition,
                 "a verification run checks a reported story; this one is not reported done",
             ));
         }
@@ -352,8 +303,8 @@ impl App {
         if let Some(claimed) = request.commit_sha.as_deref()
             && reported.as_deref() != Some(claimed)
         {
-            return Err(AppError::conflict(
-                "commit_mismatch",
+            return Err(AppError::new(
+                ErrorCode::CommitMismatch,
                 format!(
                     "the run checked commit {claimed}, but the latest report names {}; check that commit",
                     reported.as_deref().unwrap_or("no commit")

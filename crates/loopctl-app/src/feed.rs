@@ -1,24 +1,12 @@
 //! The change feed, the audit log and story history: three views of the events table.
 
 use chrono::{DateTime, Utc};
+use loopctl_api::*;
 use loopctl_store::EventFilter;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::view::EventView;
+use crate::view::FromRecord;
 use crate::{ANYONE, App, AppError, AppResult, HUMANS, Principal, require};
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Changes {
-    pub data: Vec<EventView>,
-    pub has_more: bool,
-    /// Pass as `since` to continue (a cursor). Always present: with nothing new it is the
-    /// cursor the feed stands at, so a poll by time continues without skipping or replaying.
-    pub next_cursor: i64,
-    /// The reference's continuation: the time of the last event.
-    pub next_since: Option<DateTime<Utc>>,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct ChangesQuery {
@@ -93,7 +81,7 @@ impl App {
         let mut events = self.store.events(who.tenant_id, filter).await?;
         let has_more = events.len() as i64 > limit;
         events.truncate(usize::try_from(limit).unwrap_or(0));
-        let data: Vec<EventView> = events.iter().map(EventView::from).collect();
+        let data: Vec<EventView> = events.iter().map(EventView::from_record).collect();
         let next_cursor = data.last().map_or(head, |e| e.cursor);
         let next_since = data.last().map(|e| e.inserted_at).or(after_time);
         Ok(Changes { data, has_more, next_cursor, next_since })
@@ -116,7 +104,7 @@ impl App {
             newest_first: true,
             ..EventFilter::default()
         };
-        Ok(self.store.events(who.tenant_id, filter).await?.iter().map(EventView::from).collect())
+        Ok(self.store.events(who.tenant_id, filter).await?.iter().map(EventView::from_record).collect())
     }
 
     /// Every event of one story, oldest first.
@@ -129,6 +117,6 @@ impl App {
             limit: 10_000,
             ..EventFilter::default()
         };
-        Ok(self.store.events(who.tenant_id, filter).await?.iter().map(EventView::from).collect())
+        Ok(self.store.events(who.tenant_id, filter).await?.iter().map(EventView::from_record).collect())
     }
 }

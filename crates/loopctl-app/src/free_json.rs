@@ -140,7 +140,7 @@ mod tests {
     fn the_deepest_accepted_object_is_32_levels() {
         assert!(object("metadata", Some(nested(MAX_DEPTH)), MAX_METADATA_BYTES).is_ok());
         let err = object("metadata", Some(nested(MAX_DEPTH + 1)), MAX_METADATA_BYTES).expect_err("too deep");
-        assert_eq!(err.code, "validation_failed");
+        assert_eq!(err.code, loopctl_api::ErrorCode::ValidationFailed);
         assert!(err.message.starts_with("metadata: nests more than 32 levels"), "{}", err.message);
         assert!(err.details.is_some_and(|d| d["metadata"].is_array()));
         let mut list = json!(1);

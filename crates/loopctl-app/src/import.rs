@@ -4,14 +4,13 @@
 //! cycles across new and existing edges) before anything is written, then written as one
 //! batch: it lands whole or not at all. Merge mode updates content, never status.
 
+use loopctl_api::*;
 use std::collections::{HashMap, HashSet};
 
 use loopctl_core::graph::find_cycle;
 use loopctl_core::{Role, StoryState};
 use loopctl_store::{DependencyRecord, EpicRecord, StoryRecord, WriteOp};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::work::{criteria, epic_number, hours, story_number};
@@ -21,26 +20,6 @@ const IMPORT_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin
 pub const MAX_IMPORT_STORIES: usize = 100_000;
 /// How many kept-but-not-named stories a merge import lists by name.
 pub const ORPHAN_SAMPLE: usize = 20;
-
-#[derive(Debug, Clone, Serialize, ToSchema, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub epics_created: usize,
-    pub epics_updated: usize,
-    pub stories_created: usize,
-    pub stories_updated: usize,
-    /// Existing stories a merge import did not name (they are kept): the first
-    /// `ORPHAN_SAMPLE` of them; `stories_orphaned_count` says how many there are.
-    pub stories_orphaned: Vec<OrphanedStory>,
-    pub stories_orphaned_count: usize,
-    pub dependencies_created: usize,
-    pub dependencies_existing: usize,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct OrphanedStory {
-    pub number: String,
-    pub title: String,
-}
 
 struct ParsedEpic {
     number: i64,
@@ -84,8 +63,7 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
             epic_number("number", fields.get("number").unwrap_or(&Value::Null)).map_err(|e| at_path(&path, e))?;
         if !epic_numbers.insert(number) {
             return Err(AppError::new(
-                422,
-                "duplicate_number",
+                ErrorCode::DuplicateNumberInRequest,
                 format!("duplicate epic number {number} in the import"),
             ));
         }
@@ -107,8 +85,7 @@ fn parse_epics(doc: &Value) -> AppResult<Vec<ParsedEpic>> {
                 story_number("number", sf.get("number").unwrap_or(&Value::Null)).map_err(|e| at_path(&path, e))?;
             if !story_numbers.insert(number.to_string()) {
                 return Err(AppError::new(
-                    422,
-                    "duplicate_number",
+                    ErrorCode::DuplicateNumberInRequest,
                     format!("duplicate story number {number} in the import"),
                 ));
             }
@@ -223,8 +200,8 @@ impl App {
                 .filter(|n| story_by_number.contains_key(n))
                 .collect();
             if !dup_epics.is_empty() || !dup_stories.is_empty() {
-                return Err(AppError::conflict(
-                    "duplicate_number",
+                return Err(AppError::new(
+                    ErrorCode::DuplicateNumber,
                     "import conflicts with existing data; use merge=true to update",
                 )
                 .with_details(json!({"duplicate_epic_numbers": dup_epics, "duplicate_story_numbers": dup_stories})));
@@ -387,15 +364,13 @@ impl App {
         }
         if find_cycle(&all_story_edges).is_some() {
             return Err(AppError::new(
-                422,
-                "cycle_detected",
+                ErrorCode::CycleDetected,
                 "the story dependencies of this import form a cycle; remove an edge of the loop",
             ));
         }
         if find_cycle(&all_epic_edges).is_some() {
             return Err(AppError::new(
-                422,
-                "cycle_detected",
+                ErrorCode::CycleDetected,
                 "the epic dependencies of this import form a cycle; remove an edge of the loop",
             ));
         }

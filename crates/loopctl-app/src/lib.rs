@@ -27,6 +27,7 @@ mod state;
 mod tenancy;
 mod work;
 
+use loopctl_api::ErrorCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -39,18 +40,12 @@ use uuid::Uuid;
 pub use auth::Principal;
 pub use bootstrap::{Bootstrap, BootstrapRequest};
 pub use bulk::*;
-pub use deps::*;
-pub use dispatch::*;
-pub use error::{AppError, ERROR_CODES};
-pub use evidence::*;
+pub use error::AppError;
 pub use feed::*;
 pub use import::*;
-pub use lifecycle::*;
 pub use queries::*;
 pub use settings::{effective_settings, settings_json};
 pub use skills::*;
-pub use state::*;
-pub use tenancy::*;
 pub use work::*;
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -61,7 +56,7 @@ pub struct Published {
     pub tenant_id: Uuid,
     pub project_id: Option<Uuid>,
     pub cursor: i64,
-    pub event: view::EventView,
+    pub event: loopctl_api::EventView,
 }
 
 /// The service layer over one store.
@@ -109,7 +104,7 @@ impl App {
                 tenant_id: record.event.tenant_id,
                 project_id: record.event.project_id,
                 cursor,
-                event: view::EventView::from(&record),
+                event: <loopctl_api::EventView as view::FromRecord<_>>::from_record(&record),
             });
         }
         Ok(cursors)
@@ -178,8 +173,7 @@ fn require(who: &Principal, roles: &[Role], what: &str) -> AppResult<()> {
     // A dispatched token serves one story in one capacity; everything else is out of scope.
     if let Some(scope) = who.scope {
         return Err(AppError::new(
-            403,
-            "scope_violation",
+            ErrorCode::ScopeViolation,
             format!("this token was dispatched as {} for one story and may not {what}", scope.role.as_str()),
         ));
     }

@@ -5,121 +5,20 @@
 //! first) means reading again and re-deciding, so the loser gets the error the new state
 //! calls for (already claimed, stale claim…), never a silent overwrite.
 
-use chrono::{DateTime, Utc};
+use loopctl_api::*;
 use loopctl_core::graph::{ProjectGraph, StoryNode};
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
 use loopctl_store::{
     ArtifactRecord, ExpiredClaims, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::view::StoryView;
+use crate::view::FromRecord;
 use crate::{App, AppError, AppResult, Principal, event, now, object, story_status};
 
 /// How often a transition re-reads after losing a compare-and-set before giving up.
 const MAX_ATTEMPTS: usize = 8;
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct ContractRequest {
-    pub story_title: Option<String>,
-    #[schema(value_type = i64)]
-    pub ac_count: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct ArtifactInput {
-    pub artifact_type: String,
-    pub path: Option<String>,
-    pub exists: Option<bool>,
-    #[schema(value_type = Object)]
-    pub details: Option<Value>,
-    /// Shorthand some clients send at the top level instead of in `details`.
-    pub commit_sha: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct ReportRequest {
-    pub artifact: Option<ArtifactInput>,
-    pub artifacts: Option<Vec<ArtifactInput>>,
-    pub summary: Option<String>,
-    /// Per-criterion evidence: `[{ac_id, test?, file?, commit?, note?}]`.
-    pub acceptance_evidence: Option<Vec<crate::EvidenceInput>>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct ReviewRequest {
-    pub review_type: Option<String>,
-    pub findings_count: Option<i64>,
-    pub fixes_count: Option<i64>,
-    pub disproved_count: Option<i64>,
-    pub summary: Option<String>,
-    #[schema(value_type = Object)]
-    pub findings: Option<Value>,
-    pub completed_at: Option<DateTime<Utc>>,
-    /// Per-criterion verdicts: `[{ac_id, verdict: pass|fail, note?}]`.
-    pub criteria: Option<Vec<crate::CriterionVerdict>>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct VerifyRequest {
-    pub summary: Option<String>,
-    pub review_type: Option<String>,
-    #[schema(value_type = Object)]
-    pub findings: Option<Value>,
-    /// `pass` (default) or `partial`.
-    pub result: Option<String>,
-    pub commit_sha: Option<String>,
-    /// Per-criterion verdicts; absent, a pass passes every criterion (unless the tenant
-    /// requires evidence).
-    pub criteria: Option<Vec<crate::CriterionVerdict>>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct RejectRequest {
-    pub reason: Option<String>,
-    #[schema(value_type = Object)]
-    pub findings: Option<Value>,
-    pub review_type: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct BackfillRequest {
-    pub reason: Option<String>,
-    pub evidence_url: Option<String>,
-    #[schema(value_type = i64)]
-    pub pr_number: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct ReasonRequest {
-    pub reason: Option<String>,
-    pub note: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct ClaimNextRequest {
-    pub project_id: Uuid,
-    pub epic_id: Option<Uuid>,
-}
-
-/// A call the caller can make next, with what it needs.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct NextAction {
-    pub action: String,
-    pub method: String,
-    pub path: String,
-    #[schema(value_type = Object)]
-    pub required_body: Value,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct TransitionOutcome {
-    pub story: StoryView,
-    pub next_actions: Vec<NextAction>,
-}
 
 impl App {
     /// Runs one lifecycle action with the evidence rows it writes.
@@ -154,8 +53,9 @@ impl App {
             let next = match apply(&story.state, &action, &who.actor(), &ctx) {
                 Ok(next) => next,
                 Err(refusal) => {
-                    self.audit_refusal(who, &story, &action, refusal.code()).await;
-                    return Err(refusal.into());
+                    let refusal = AppError::from(refusal);
+                    self.audit_refusal(who, &story, &action, refusal.code).await;
+                    return Err(refusal);
                 }
             };
             let mut batch = evidence(&story, &next)?;
@@ -173,18 +73,23 @@ impl App {
             batch.extend(transition_events(who, &story, &updated, &action, note));
             match self.commit(batch).await {
                 Ok(_) => return Ok(updated),
-                Err(err) if err.code == "version_conflict" => continue,
+                Err(err) if err.code == ErrorCode::VersionConflict => continue,
                 Err(err) => return Err(err),
             }
         }
-        Err(AppError::conflict("version_conflict", "the story is changing too fast; read it again and retry"))
+        Err(AppError::new(ErrorCode::VersionConflict, "the story is changing too fast; read it again and retry"))
     }
 
     /// Custody refusals are recorded (SPEC: refuse the one call, audit it, go on); the
     /// refusal itself is what the caller gets, whether or not the record could be written.
-    async fn audit_refusal(&self, who: &Principal, story: &StoryRecord, action: &Action, code: &str) {
-        let custody =
-            matches!(code, "self_review_blocked" | "self_verify_blocked" | "self_report_blocked" | "scope_violation");
+    async fn audit_refusal(&self, who: &Principal, story: &StoryRecord, action: &Action, code: ErrorCode) {
+        let custody = matches!(
+            code,
+            ErrorCode::SelfReviewBlocked
+                | ErrorCode::SelfVerifyBlocked
+                | ErrorCode::SelfReportBlocked
+                | ErrorCode::ScopeViolation
+        );
         if !custody {
             return;
         }
@@ -227,7 +132,7 @@ impl App {
     }
 
     fn outcome(&self, who: &Principal, story: &StoryRecord) -> TransitionOutcome {
-        TransitionOutcome { story: StoryView::from(story), next_actions: next_actions(who, story) }
+        TransitionOutcome { story: StoryView::from_record(story), next_actions: next_actions(who, story) }
     }
 
     pub async fn contract_story(
@@ -326,7 +231,7 @@ impl App {
         who: &Principal,
         id: Uuid,
         request: ReviewRequest,
-    ) -> AppResult<crate::view::ReviewView> {
+    ) -> AppResult<loopctl_api::ReviewView> {
         let findings = request.findings_count.unwrap_or(0);
         let fixes = request.fixes_count.unwrap_or(0);
         let disproved = request.disproved_count.unwrap_or(0);
@@ -366,7 +271,7 @@ impl App {
             Ok(ops)
         })
         .await?;
-        Ok(crate::view::ReviewView::from(&review))
+        Ok(loopctl_api::ReviewView::from_record(&review))
     }
 
     pub async fn verify_story(
@@ -499,7 +404,7 @@ impl App {
             match self.transition(who, story.id, Action::ReclaimExpired, None, None, |_, _| Ok(Vec::new())).await {
                 Ok(_) => reclaimed.push(story.number.clone()),
                 // Renewed, taken over or finished meanwhile: nothing to do.
-                Err(err) if err.code == "invalid_transition" || err.code == "not_found" => {}
+                Err(err) if err.code == ErrorCode::InvalidTransition || err.code == ErrorCode::NotFound => {}
                 Err(err) => return Err(err),
             }
         }
@@ -524,7 +429,7 @@ impl App {
             let system = Principal::system(tenant, "lease-sweeper");
             match self.transition(&system, story.id, Action::MarkStale, None, None, |_, _| Ok(Vec::new())).await {
                 Ok(_) => count += 1,
-                Err(err) if err.code == "invalid_transition" || err.code == "not_found" => {}
+                Err(err) if err.code == ErrorCode::InvalidTransition || err.code == ErrorCode::NotFound => {}
                 Err(err) => return Err(err),
             }
         }
@@ -553,8 +458,7 @@ impl App {
             }
         }
         Err(AppError::new(
-            404,
-            "nothing_ready",
+            ErrorCode::NothingReady,
             "no story is ready to claim; see `loopctl blocked` for what waits on what",
         ))
     }
@@ -596,7 +500,7 @@ impl App {
         batch.extend(transition_events(who, story, &updated, &Action::Claim, None));
         match self.commit(batch).await {
             Ok(_) => Ok(updated),
-            Err(err) if err.code == "version_conflict" => Err(ClaimNextError::Lost),
+            Err(err) if err.code == ErrorCode::VersionConflict => Err(ClaimNextError::Lost),
             Err(err) => Err(ClaimNextError::Refused(err)),
         }
     }

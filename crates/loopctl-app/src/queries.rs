@@ -1,60 +1,14 @@
 //! Read models over a project: ready, blocked, the dependency graph.
 
+use loopctl_api::*;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use loopctl_store::{EpicCounts, StoryRecord};
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::view::StoryBrief;
+use crate::view::FromRecord;
 use crate::{ANYONE, App, AppResult, Principal, require};
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ListMeta {
-    pub page: i64,
-    pub page_size: i64,
-    pub total_count: i64,
-    pub total_pages: i64,
-    /// Stories assigned or implementing now (the core's definition; stale ones included,
-    /// they hold their slot until taken over), and the tenant's limit.
-    pub in_flight: usize,
-    pub max_concurrent_agents: u32,
-    /// In-flight stories whose lease ran out: available to take over with `claim`.
-    pub stale: usize,
-    pub total_stories: i64,
-    pub verified_stories: i64,
-    /// Every story of the project is verified (and it has at least one).
-    pub project_complete: bool,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ReadyList {
-    pub data: Vec<StoryBrief>,
-    pub meta: ListMeta,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Blocker {
-    pub id: Uuid,
-    pub number: String,
-    pub title: String,
-    pub agent_status: String,
-    pub verified_status: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BlockedStory {
-    pub story: StoryBrief,
-    pub blocking_dependencies: Vec<Blocker>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BlockedList {
-    pub data: Vec<BlockedStory>,
-    pub meta: ListMeta,
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Paging {
@@ -94,7 +48,7 @@ impl App {
             .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .map(|s| {
-                let mut brief = StoryBrief::from(*s);
+                let mut brief = StoryBrief::from_record(*s);
                 brief.suggested = Some(suggested.contains(&s.id));
                 brief
             })
@@ -120,7 +74,7 @@ impl App {
             .iter()
             .filter(|s| graph.is_blocked(s.id))
             .map(|s| BlockedStory {
-                story: StoryBrief::from(s),
+                story: StoryBrief::from_record(s),
                 blocking_dependencies: graph
                     .blockers(s.id)
                     .into_iter()

@@ -2,10 +2,9 @@
 //! a tenant publishes later versions, pins are served by number, and results per version
 //! show which prompt works.
 
+use loopctl_api::*;
 use loopctl_store::{SkillResultRecord, SkillVersionRecord, WriteOp};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::ToSchema;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, object, require};
@@ -25,57 +24,6 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ),
     ("loopctl:contract", "Taking on a story as an implementation agent", include_str!("../skills/contract.md")),
 ];
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SkillView {
-    pub name: String,
-    pub description: Option<String>,
-    pub current_version: i64,
-    pub built_in: bool,
-    pub versions: Vec<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SkillVersionView {
-    pub name: String,
-    pub version: i64,
-    pub prompt_text: String,
-    pub changelog: Option<String>,
-    pub created_by: String,
-    pub built_in: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct PublishSkill {
-    pub prompt_text: String,
-    pub changelog: Option<String>,
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct RecordSkillResult {
-    pub version: Option<i64>,
-    pub story_id: Option<Uuid>,
-    /// `pass` or `fail`.
-    pub result: String,
-    #[schema(value_type = Object)]
-    pub metrics: Option<Value>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SkillStats {
-    pub name: String,
-    pub versions: Vec<VersionStats>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct VersionStats {
-    pub version: i64,
-    pub results: usize,
-    pub passed: usize,
-    pub failed: usize,
-    pub pass_rate: f64,
-}
 
 fn built_in(name: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
     BUILT_IN.iter().find(|(n, _, _)| *n == name)
@@ -129,7 +77,7 @@ impl App {
             None => stored.last().map(|v| v.version).or(built_in(name).map(|_| 1)),
         };
         let Some(wanted) = wanted else {
-            return Err(AppError::new(404, "not_found", format!("no skill `{name}`; see `loopctl skill list`")));
+            return Err(AppError::new(ErrorCode::NotFound, format!("no skill `{name}`; see `loopctl skill list`")));
         };
         if let Some(found) = stored.iter().find(|v| v.version == wanted) {
             return Ok(SkillVersionView {
@@ -198,11 +146,11 @@ impl App {
                     });
                 }
                 // Someone published the same version number at the same moment: take the next.
-                Err(err) if err.code == "conflict" => continue,
+                Err(err) if err.code == ErrorCode::Conflict => continue,
                 Err(err) => return Err(err),
             }
         }
-        Err(AppError::conflict("version_conflict", "the skill is being published concurrently; retry"))
+        Err(AppError::new(ErrorCode::VersionConflict, "the skill is being published concurrently; retry"))
     }
 
     /// Records how a story went with a skill version (orchestrators and users).
@@ -211,7 +159,7 @@ impl App {
         who: &Principal,
         name: &str,
         request: RecordSkillResult,
-    ) -> AppResult<Value> {
+    ) -> AppResult<SkillResultAnswer> {
         require(who, MANAGERS, "record skill results")?;
         if !matches!(request.result.as_str(), "pass" | "fail") {
             return Err(AppError::field("result", "must be pass or fail"));
@@ -235,9 +183,16 @@ impl App {
             created_at: now(),
         };
         self.commit(vec![WriteOp::InsertSkillResult(record.clone())]).await?;
-        Ok(
-            json!({"skill_result": {"id": record.id, "name": record.name, "version": version, "story_id": record.story_id, "result": record.result, "metrics": record.metrics}}),
-        )
+        Ok(SkillResultAnswer {
+            skill_result: SkillResultView {
+                id: record.id,
+                name: record.name,
+                version,
+                story_id: record.story_id,
+                result: record.result,
+                metrics: record.metrics,
+            },
+        })
     }
 
     /// Pass/fail per version, so an orchestrator can see which prompt works.

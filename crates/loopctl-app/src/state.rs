@@ -1,36 +1,17 @@
 //! Orchestrator checkpoints: versioned JSON per project and key, with history.
 
+use loopctl_api::*;
 use loopctl_core::Role;
 use loopctl_store::{EventFilter, OrchestratorStateRecord, WriteOp};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::ToSchema;
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::view::OrchestratorStateView;
+use crate::view::FromRecord;
 use crate::{App, AppError, AppResult, Principal, event, now, require};
 
 const STATE_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 /// Checkpoints are for crash recovery, not bulk storage.
 const MAX_STATE_BYTES: usize = 1 << 20;
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct SaveState {
-    pub state_key: Option<String>,
-    #[schema(value_type = Object)]
-    pub state_data: Value,
-    /// The version you read; absent, the save always succeeds (history keeps the old one).
-    pub version: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StateVersion {
-    pub version: i64,
-    #[schema(value_type = Object)]
-    pub state_data: Value,
-    pub saved_by: String,
-    pub saved_at: chrono::DateTime<chrono::Utc>,
-}
 
 fn key_of(state_key: Option<&str>) -> AppResult<String> {
     let key = state_key.unwrap_or("main").trim();
@@ -60,8 +41,7 @@ impl App {
             if let Some(expected) = request.version
                 && expected != current_version
             {
-                return Err(AppError::conflict(
-                    "version_conflict",
+                return Err(AppError::new(ErrorCode::VersionConflict,
                     format!("the saved state is at version {current_version}, not {expected}; load it, merge, and save again"),
                 )
                 .with_context(json!({"current_version": current_version})));
@@ -87,13 +67,13 @@ impl App {
             );
             let save = WriteOp::SaveOrchestratorState { record: record.clone(), expected_version: current_version };
             match self.commit(vec![save, audit]).await {
-                Ok(_) => return Ok(OrchestratorStateView::from(&record)),
+                Ok(_) => return Ok(OrchestratorStateView::from_record(&record)),
                 // Without an expected version a concurrent save just means: go again on top.
-                Err(err) if err.code == "version_conflict" && request.version.is_none() => continue,
+                Err(err) if err.code == ErrorCode::VersionConflict && request.version.is_none() => continue,
                 Err(err) => return Err(err),
             }
         }
-        Err(AppError::conflict("version_conflict", "the state is being saved concurrently; retry"))
+        Err(AppError::new(ErrorCode::VersionConflict, "the state is being saved concurrently; retry"))
     }
 
     pub async fn load_state(
@@ -108,7 +88,7 @@ impl App {
         let state = self.store.orchestrator_state(who.tenant_id, project_id, &state_key).await?;
         state
             .as_ref()
-            .map(OrchestratorStateView::from)
+            .map(OrchestratorStateView::from_record)
             .ok_or_else(|| AppError::not_found(format!("orchestrator state `{state_key}` (nothing saved yet)")))
     }
 

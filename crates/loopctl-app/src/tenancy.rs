@@ -1,77 +1,18 @@
 //! The tenant, its API keys and its agent identities.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
+use loopctl_api::*;
 use loopctl_core::Role;
 use loopctl_store::{AgentRecord, ApiKeyRecord, WriteOp};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use utoipa::ToSchema;
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::view::{AgentView, ApiKeyView, TenantView};
+use crate::view::FromRecord;
 use crate::{
     ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, keys, metadata, now, require,
     settings::{self, effective_settings, settings_json},
     text,
 };
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct WhoAmI {
-    pub tenant_id: Uuid,
-    pub tenant_name: String,
-    pub tenant_slug: String,
-    pub role: String,
-    pub agent_id: Option<Uuid>,
-    pub agent_name: Option<String>,
-    pub key_id: Uuid,
-    pub key_name: String,
-    pub key_prefix: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// For a dispatched token: `{dispatch_id, story_id, role}`.
-    #[schema(value_type = Object)]
-    pub scope: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateTenant {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    /// Merged into the stored settings; unknown keys are refused.
-    #[schema(value_type = Object)]
-    pub settings: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateApiKey {
-    pub name: String,
-    /// `user`, `orchestrator` or `agent`.
-    pub role: String,
-    /// Link to an existing agent identity; absent, an orchestrator or agent key gets a new one.
-    pub agent_id: Option<Uuid>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct RotateApiKey {
-    /// How long the old key keeps working (hours, default 24, at most 168).
-    pub grace_period_hours: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RotatedKey {
-    pub new_key: ApiKeyView,
-    pub old_key_expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct RegisterAgent {
-    pub name: String,
-    /// `orchestrator` or `implementer`.
-    pub agent_type: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-}
 
 impl App {
     pub async fn whoami(&self, who: &Principal) -> AppResult<WhoAmI> {
@@ -194,13 +135,13 @@ impl App {
             json!({"role": role.as_str(), "name": key.name}),
         ));
         self.commit(batch).await?;
-        Ok(ApiKeyView::from_record(&key, Some(minted.raw)))
+        Ok(crate::view::api_key_view(&key, Some(minted.raw)))
     }
 
     pub async fn list_api_keys(&self, who: &Principal, include_revoked: bool) -> AppResult<Vec<ApiKeyView>> {
         require(who, HUMANS, "list API keys")?;
         let keys = self.store.api_keys(who.tenant_id, include_revoked).await?;
-        Ok(keys.iter().map(|k| ApiKeyView::from_record(k, None)).collect())
+        Ok(keys.iter().map(|k| crate::view::api_key_view(k, None)).collect())
     }
 
     pub async fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<ApiKeyView> {
@@ -210,7 +151,7 @@ impl App {
         let revoke = WriteOp::EndApiKey { tenant_id: who.tenant_id, id, revoked_at: Some(at), expires_at: None };
         let audit = event(who, None, ("api_key", id), "revoked", json!({}), json!({"revoked_at": at}));
         self.commit(vec![revoke, audit]).await?;
-        let mut view = ApiKeyView::from_record(&key, None);
+        let mut view = crate::view::api_key_view(&key, None);
         view.revoked_at = Some(at);
         Ok(view)
     }
@@ -243,7 +184,10 @@ impl App {
             event(who, None, ("api_key", id), "rotated", json!({}), json!({"new_key_id": new_key.id})),
         ];
         self.commit(batch).await?;
-        Ok(RotatedKey { new_key: ApiKeyView::from_record(&new_key, Some(minted.raw)), old_key_expires_at: old_expires })
+        Ok(RotatedKey {
+            new_key: crate::view::api_key_view(&new_key, Some(minted.raw)),
+            old_key_expires_at: old_expires,
+        })
     }
 
     async fn tenant_key(&self, who: &Principal, id: Uuid) -> AppResult<ApiKeyRecord> {
@@ -269,27 +213,27 @@ impl App {
         agent.updated_at = now();
         let audit = event(who, None, ("agent", agent.id), "registered", json!({}), json!({"name": agent.name}));
         self.commit(vec![WriteOp::UpdateAgent(agent.clone()), audit]).await.map_err(|err| {
-            if err.code == "conflict" {
-                AppError::conflict(
-                    "conflict",
+            if err.code == ErrorCode::Conflict {
+                AppError::new(
+                    ErrorCode::Conflict,
                     format!("an agent named `{}` already exists in this tenant; pick another name", agent.name),
                 )
             } else {
                 err
             }
         })?;
-        Ok(AgentView::from(&agent))
+        Ok(AgentView::from_record(&agent))
     }
 
     pub async fn list_agents(&self, who: &Principal) -> AppResult<Vec<AgentView>> {
         require(who, MANAGERS, "list agents")?;
-        Ok(self.store.agents(who.tenant_id).await?.iter().map(AgentView::from).collect())
+        Ok(self.store.agents(who.tenant_id).await?.iter().map(AgentView::from_record).collect())
     }
 
     pub async fn get_agent(&self, who: &Principal, id: Uuid) -> AppResult<AgentView> {
         require(who, MANAGERS, "read agents")?;
         let agent = self.store.agent(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("agent"))?;
-        Ok(AgentView::from(&agent))
+        Ok(AgentView::from_record(&agent))
     }
 }
 

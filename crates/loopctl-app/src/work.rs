@@ -1,108 +1,20 @@
 //! The work breakdown: projects, epics and stories (content, never status).
 
+use loopctl_api::*;
 use loopctl_core::{AgentStatus, StoryNumber, StoryState, VerifiedStatus};
 use loopctl_store::{EpicRecord, ProjectRecord, StoryFilter, StoryRecord, WriteOp};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::bootstrap::valid_slug;
-use crate::view::{EpicView, ProjectView, StoryBrief, StoryView};
+use crate::view::FromRecord;
 use crate::{
     ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, metadata, now, opt_text, require,
     story_status, text,
 };
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateProject {
-    pub name: String,
-    pub slug: Option<String>,
-    pub repo_url: Option<String>,
-    pub description: Option<String>,
-    pub tech_stack: Option<String>,
-    pub mission: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct UpdateProject {
-    pub name: Option<String>,
-    pub repo_url: Option<String>,
-    pub description: Option<String>,
-    pub tech_stack: Option<String>,
-    pub mission: Option<String>,
-    /// `active` or `archived`.
-    pub status: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-}
-
 /// Where the runner's configuration lives in a project's metadata.
 const RUNNER_KEY: &str = "runner";
-
-/// `PUT /projects/:id/runner`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct RunnerConfig {
-    /// A local path or git URL the runner clones (its own clone, never an agent's worktree).
-    pub repo: String,
-    /// Run in a clean copy of each reported commit, e.g. `cargo test`.
-    pub check_command: Option<String>,
-    /// Time limit of the check command (default 600).
-    pub timeout_seconds: Option<u32>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateEpic {
-    #[schema(value_type = i64)]
-    pub number: Value,
-    pub title: String,
-    pub description: Option<String>,
-    pub phase: Option<String>,
-    pub position: Option<i64>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct UpdateEpic {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub phase: Option<String>,
-    pub position: Option<i64>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct CreateStory {
-    #[schema(value_type = String)]
-    pub number: Value,
-    pub title: String,
-    pub description: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub acceptance_criteria: Option<Value>,
-    #[schema(value_type = f64)]
-    pub estimated_hours: Option<Value>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-    /// Only for `POST /projects/:id/stories`: which epic the story goes in.
-    #[schema(value_type = i64)]
-    pub epic_number: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema, Default)]
-pub struct UpdateStory {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub acceptance_criteria: Option<Value>,
-    #[schema(value_type = f64)]
-    pub estimated_hours: Option<Value>,
-    #[schema(value_type = Object)]
-    pub metadata: Option<Value>,
-}
 
 /// Story list query (`GET /stories`).
 #[derive(Debug, Clone, Default)]
@@ -115,72 +27,8 @@ pub struct StoryQuery {
     pub offset: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub meta: PageMeta,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PageMeta {
-    pub total_count: i64,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Progress {
-    pub total_stories: usize,
-    /// Counts by `agent_status`, except that verified stories are left out of `reported_done`
-    /// (they are in `stories_by_verified_status.verified`): nothing done looks like it waits.
-    #[schema(value_type = Object)]
-    pub stories_by_agent_status: Value,
-    #[schema(value_type = Object)]
-    pub stories_by_verified_status: Value,
-    pub total_epics: usize,
-    pub epics_completed: usize,
-    pub verification_percentage: f64,
-    pub estimated_hours_total: f64,
-    pub estimated_hours_completed: f64,
-    /// Assigned or implementing (stale claims included).
-    pub in_flight: usize,
-    pub escalated: usize,
-    /// Where each story is, in disjoint stages that add up to `total_stories`.
-    pub stages: Stages,
-    /// Every story is verified.
-    pub complete: bool,
-    /// The same counts per epic, in epic order.
-    pub epics: Vec<EpicProgress>,
-}
-
-/// Disjoint stages: a verified story is only `verified`, a reported one waits in
-/// `awaiting_verification`; `stale` is the part of `in_flight` whose lease ran out.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-pub struct Stages {
-    pub pending: i64,
-    pub contracted: i64,
-    pub in_flight: i64,
-    pub stale: i64,
-    pub awaiting_verification: i64,
-    pub verified: i64,
-    /// Pending stories whose last verdict was a rejection.
-    pub rejected: i64,
-    pub escalated: i64,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EpicProgress {
-    pub id: Uuid,
-    pub number: i64,
-    pub title: String,
-    pub total_stories: i64,
-    pub verified: i64,
-    pub complete: bool,
-    pub stages: Stages,
-}
-
-impl From<&loopctl_store::EpicCounts> for Stages {
-    fn from(c: &loopctl_store::EpicCounts) -> Stages {
+impl crate::view::FromRecord<loopctl_store::EpicCounts> for Stages {
+    fn from_record(c: &loopctl_store::EpicCounts) -> Stages {
         Stages {
             pending: c.pending,
             contracted: c.contracted,
@@ -268,21 +116,21 @@ impl App {
         let audit =
             event(who, Some(project.id), ("project", project.id), "created", json!({}), json!({"slug": project.slug}));
         self.commit(vec![WriteOp::InsertProject(project.clone()), audit]).await.map_err(|err| {
-            if err.code == "conflict" {
-                AppError::conflict(
-                    "conflict",
+            if err.code == ErrorCode::Conflict {
+                AppError::new(
+                    ErrorCode::Conflict,
                     format!("a project with slug `{}` already exists; pick another slug", project.slug),
                 )
             } else {
                 err
             }
         })?;
-        Ok(ProjectView::from(&project))
+        Ok(ProjectView::from_record(&project))
     }
 
     pub async fn list_projects(&self, who: &Principal, include_archived: bool) -> AppResult<Vec<ProjectView>> {
         require(who, ANYONE, "list projects")?;
-        Ok(self.store.projects(who.tenant_id, include_archived).await?.iter().map(ProjectView::from).collect())
+        Ok(self.store.projects(who.tenant_id, include_archived).await?.iter().map(ProjectView::from_record).collect())
     }
 
     pub async fn get_project(&self, who: &Principal, id: Uuid) -> AppResult<ProjectView> {
@@ -295,7 +143,7 @@ impl App {
         let epics = self.store.epics(who.tenant_id, id).await?;
         let filter = StoryFilter { project_id: Some(id), limit: 0, ..StoryFilter::default() };
         let (_, story_count) = self.store.stories(who.tenant_id, filter).await?;
-        let mut view = ProjectView::from(&project);
+        let mut view = ProjectView::from_record(&project);
         view.epic_count = Some(epics.len());
         view.story_count = Some(story_count);
         Ok(view)
@@ -343,13 +191,18 @@ impl App {
         project.updated_at = now();
         let audit = event(who, Some(id), ("project", id), "updated", json!({}), json!({"status": project.status}));
         self.commit(vec![WriteOp::UpdateProject(project.clone()), audit]).await?;
-        Ok(ProjectView::from(&project))
+        Ok(ProjectView::from_record(&project))
     }
 
     /// Sets what `loopctl runner` checks for this project: the repository it clones (a path
     /// or git URL), the command it runs in a clean copy of each reported commit, and its time
     /// limit. Users only, audited.
-    pub async fn set_project_runner(&self, who: &Principal, id: Uuid, config: RunnerConfig) -> AppResult<Value> {
+    pub async fn set_project_runner(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        config: RunnerConfig,
+    ) -> AppResult<RunnerSettings> {
         require(who, HUMANS, "configure the verifier runner")?;
         let mut project = self.project_of(who, id).await?;
         let repo = text("repo", &config.repo, 2000)?;
@@ -358,7 +211,8 @@ impl App {
         if !(1..=24 * 3600).contains(&timeout_seconds) {
             return Err(AppError::field("timeout_seconds", "must be from 1 to 86400"));
         }
-        let runner = json!({"repo": repo, "check_command": check_command, "timeout_seconds": timeout_seconds});
+        let settings = RunnerSettings { repo, check_command, timeout_seconds };
+        let runner = serde_json::to_value(&settings).map_err(|_| AppError::internal())?;
         let before = project.metadata.get(RUNNER_KEY).cloned().unwrap_or(Value::Null);
         if !project.metadata.is_object() {
             project.metadata = json!({});
@@ -374,7 +228,7 @@ impl App {
             json!({"runner": runner}),
         );
         self.commit(vec![WriteOp::UpdateProject(project), audit]).await?;
-        Ok(runner)
+        Ok(settings)
     }
 
     /// Archiving keeps everything; the project leaves default listings.
@@ -404,16 +258,16 @@ impl App {
         };
         let audit = event(who, Some(project.id), ("epic", epic.id), "created", json!({}), json!({"number": number}));
         self.commit(vec![WriteOp::InsertEpic(epic.clone()), audit]).await.map_err(|err| {
-            if err.code == "conflict" {
-                AppError::conflict(
-                    "duplicate_number",
+            if err.code == ErrorCode::Conflict {
+                AppError::new(
+                    ErrorCode::DuplicateNumber,
                     format!("epic {number} already exists in this project; pick a different number"),
                 )
             } else {
                 err
             }
         })?;
-        Ok(EpicView::from(&epic))
+        Ok(EpicView::from_record(&epic))
     }
 
     pub async fn list_epics(&self, who: &Principal, project_id: Uuid) -> AppResult<Vec<EpicView>> {
@@ -425,7 +279,7 @@ impl App {
             .iter()
             .map(|epic| {
                 let c = loopctl_store::EpicCounts::of(&per_epic, epic.id);
-                let mut view = EpicView::from(epic);
+                let mut view = EpicView::from_record(epic);
                 view.story_count = Some(count(c.total));
                 view.completion_percentage = Some(percentage(count(c.verified), count(c.total)));
                 view
@@ -438,9 +292,9 @@ impl App {
         let epic = self.epic_of(who, id).await?;
         let filter = StoryFilter { epic_id: Some(id), limit: i64::MAX, ..StoryFilter::default() };
         let (stories, _) = self.store.stories(who.tenant_id, filter).await?;
-        let mut view = EpicView::from(&epic);
+        let mut view = EpicView::from_record(&epic);
         view.story_count = Some(stories.len());
-        view.stories = Some(stories.iter().map(StoryBrief::from).collect());
+        view.stories = Some(stories.iter().map(StoryBrief::from_record).collect());
         Ok(view)
     }
 
@@ -465,7 +319,7 @@ impl App {
         epic.updated_at = now();
         let audit = event(who, Some(epic.project_id), ("epic", id), "updated", json!({}), json!({"title": epic.title}));
         self.commit(vec![WriteOp::UpdateEpic(epic.clone()), audit]).await?;
-        Ok(EpicView::from(&epic))
+        Ok(EpicView::from_record(&epic))
     }
 
     pub async fn delete_epic(&self, who: &Principal, id: Uuid) -> AppResult<()> {
@@ -520,16 +374,15 @@ impl App {
         };
         let audit = event(who, Some(story.project_id), ("story", story.id), "created", json!({}), story_status(&story));
         self.commit(vec![WriteOp::InsertStory(story.clone()), audit]).await.map_err(|err| {
-            if err.code == "conflict" {
-                AppError::conflict(
-                    "duplicate_number",
+            if err.code == ErrorCode::Conflict {
+                AppError::new(ErrorCode::DuplicateNumber,
                     format!("story {number} already exists in this project; pick a different number, or import with merge=true to update it"),
                 )
             } else {
                 err
             }
         })?;
-        Ok(StoryView::from(&story))
+        Ok(StoryView::from_record(&story))
     }
 
     pub async fn list_stories(&self, who: &Principal, query: StoryQuery) -> AppResult<Page<StoryView>> {
@@ -558,7 +411,10 @@ impl App {
             offset,
         };
         let (stories, total_count) = self.store.stories(who.tenant_id, filter).await?;
-        Ok(Page { data: stories.iter().map(StoryView::from).collect(), meta: PageMeta { total_count, limit, offset } })
+        Ok(Page {
+            data: stories.iter().map(StoryView::from_record).collect(),
+            meta: PageMeta { total_count, limit, offset },
+        })
     }
 
     pub async fn update_story(&self, who: &Principal, id: Uuid, patch: UpdateStory) -> AppResult<StoryView> {
@@ -583,7 +439,7 @@ impl App {
         let audit =
             event(who, Some(story.project_id), ("story", id), "updated", json!({}), json!({"title": story.title}));
         self.commit(vec![WriteOp::UpdateStoryContent(story.clone()), audit]).await?;
-        Ok(StoryView::from(&story))
+        Ok(StoryView::from_record(&story))
     }
 
     pub async fn delete_story(&self, who: &Principal, id: Uuid) -> AppResult<()> {
@@ -621,7 +477,7 @@ impl App {
                     total_stories: c.total,
                     verified: c.verified,
                     complete: c.complete(),
-                    stages: Stages::from(&c),
+                    stages: Stages::from_record(&c),
                 }
             })
             .collect();
@@ -648,7 +504,7 @@ impl App {
             estimated_hours_completed: hours_out(sum.hours_verified),
             in_flight: sum.in_flight(),
             escalated: count(sum.escalated),
-            stages: Stages::from(&sum),
+            stages: Stages::from_record(&sum),
             complete: sum.complete(),
             epics: epic_rows,
         })
@@ -760,21 +616,6 @@ pub(crate) fn hours_out(hours: f64) -> f64 {
     if hours.is_finite() { hours + 0.0 } else { 0.0 }
 }
 
-/// A story with everything recorded about it (`GET /stories/:id`, `status N`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct StoryDetail {
-    #[serde(flatten)]
-    pub story: StoryView,
-    pub dependencies: Vec<Value>,
-    pub artifacts: Vec<crate::view::ArtifactView>,
-    pub reviews: Vec<crate::view::ReviewView>,
-    pub verifications: Vec<crate::view::VerificationView>,
-    pub latest_verification: Option<crate::view::VerificationView>,
-    pub project_mission: Option<String>,
-    /// Criteria with this round's evidence and verdicts.
-    pub criteria: Vec<crate::CriterionView>,
-}
-
 impl App {
     pub async fn story_detail(&self, who: &Principal, id: Uuid) -> AppResult<StoryDetail> {
         // A dispatched token may read its own story, and only that one.
@@ -784,18 +625,18 @@ impl App {
         let deps = self.store.dependencies(who.tenant_id, story.project_id).await?;
         let artifacts = self.store.artifacts(who.tenant_id, id).await?;
         let reviews = self.store.reviews(who.tenant_id, id).await?;
-        let verifications: Vec<crate::view::VerificationView> =
-            self.store.verifications(who.tenant_id, id).await?.iter().map(Into::into).collect();
+        let verifications: Vec<VerificationView> =
+            self.store.verifications(who.tenant_id, id).await?.iter().map(FromRecord::from_record).collect();
         Ok(StoryDetail {
-            story: StoryView::from(&story),
+            story: StoryView::from_record(&story),
             dependencies: deps
                 .stories
                 .iter()
                 .filter(|d| d.from_id == id)
                 .map(|d| json!({"id": d.id, "story_id": d.from_id, "depends_on_story_id": d.to_id}))
                 .collect(),
-            artifacts: artifacts.iter().map(Into::into).collect(),
-            reviews: reviews.iter().map(Into::into).collect(),
+            artifacts: artifacts.iter().map(FromRecord::from_record).collect(),
+            reviews: reviews.iter().map(FromRecord::from_record).collect(),
             latest_verification: verifications.last().cloned(),
             verifications,
             project_mission: project.mission,

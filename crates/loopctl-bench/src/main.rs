@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use loopctl_app::{App, BootstrapRequest, ContractRequest, CreateProject, Principal, ReportRequest, VerifyRequest};
+use loopctl_api::{ContractRequest, CreateProject, ReportRequest, VerifyRequest};
+use loopctl_app::{App, BootstrapRequest, Principal};
 use loopctl_store::Store;
 use serde_json::json;
 use uuid::Uuid;

@@ -7,31 +7,46 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use loopctl_api::ErrorCode;
 use loopctl_app::{AppError, Principal};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::AppState;
 
-/// An error on its way to the wire.
+/// An error on its way to the wire, with the HTTP status it travels with: its code's
+/// (`ErrorCode::http_status`, the one mapping), unless the refusal is about the transport
+/// itself (a 415 for the wrong content type, a 405 for the wrong method, a 400 for a path
+/// that is not UTF-8), which only the server's own extractors and fallbacks decide.
 #[derive(Debug)]
-pub struct ApiError(pub AppError);
+pub struct ApiError {
+    pub error: AppError,
+    status: StatusCode,
+}
 
 impl From<AppError> for ApiError {
-    fn from(err: AppError) -> ApiError {
-        ApiError(err)
+    fn from(error: AppError) -> ApiError {
+        let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError { error, status }
+    }
+}
+
+impl ApiError {
+    /// A refusal of the transport, answered with `status` rather than its code's.
+    pub(crate) fn transport(status: StatusCode, error: AppError) -> ApiError {
+        ApiError { error, status }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(self.0.body())).into_response();
+        let ApiError { error, status } = self;
+        let mut response = (status, axum::Json(error.body(status.as_u16()))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         if status == StatusCode::TOO_MANY_REQUESTS
-            && let Some(seconds) = self.0.context.as_ref().and_then(|c| c["retry_after_seconds"].as_i64())
+            && let Some(seconds) = error.context.as_ref().and_then(|c| c["retry_after_seconds"].as_i64())
             && let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string())
         {
             response.headers_mut().insert("retry-after", value);
@@ -55,13 +70,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
         if !content_type_json {
-            return Err(ApiError(AppError::new(
-                400,
-                "invalid_json",
+            return Err(ApiError::from(AppError::new(
+                ErrorCode::InvalidJson,
                 "send the body as JSON with `Content-Type: application/json`",
             )));
         }
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| ApiError(too_large()))?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| ApiError::from(too_large()))?;
         parse_json(&bytes).map(Body)
     }
 }
@@ -73,7 +87,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, &()).await.map_err(|_| ApiError(too_large()))?;
+        let bytes = axum::body::Bytes::from_request(req, &()).await.map_err(|_| ApiError::from(too_large()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalBody(T::default()));
         }
@@ -98,16 +112,21 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(err) => Some(invalid_json(err)),
     };
     if let Some(refusal) = syntax {
-        return Err(ApiError(refusal));
+        return Err(ApiError::from(refusal));
     }
     if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
-        return Err(ApiError(AppError::validation("text fields may not contain NUL (\\u0000) characters")));
+        return Err(ApiError::from(AppError::validation("text fields may not contain NUL (\\u0000) characters")));
     }
-    parsed.map_err(|err| ApiError(AppError::validation(format!("the body does not have the expected fields: {err}"))))
+    parsed.map_err(|err| {
+        ApiError::from(AppError::validation(format!("the body does not have the expected fields: {err}")))
+    })
 }
 
 fn too_large() -> AppError {
-    AppError::new(413, "payload_too_large", "the request body is too large (1 MiB; imports 16 MiB); send less at once")
+    AppError::new(
+        ErrorCode::PayloadTooLarge,
+        "the request body is too large (1 MiB; imports 16 MiB); send less at once",
+    )
 }
 
 fn invalid_json(err: &serde_json::Error) -> AppError {
@@ -117,7 +136,7 @@ fn invalid_json(err: &serde_json::Error) -> AppError {
     } else {
         format!("the body is not valid JSON ({text}); send one JSON value with `Content-Type: application/json`")
     };
-    AppError::new(400, "invalid_json", message)
+    AppError::new(ErrorCode::InvalidJson, message)
 }
 
 /// Query parameters; a bad one is a validation error naming it.
@@ -129,7 +148,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Params(q.0)).map_err(
             |rejection: QueryRejection| {
-                ApiError(AppError::validation(format!("bad query parameters: {}", rejection.body_text())))
+                ApiError::from(AppError::validation(format!("bad query parameters: {}", rejection.body_text())))
             },
         )
     }
@@ -166,7 +185,7 @@ fn path_rejection(rejection: PathRejection) -> ApiError {
         },
         other => format!("the URL path does not fit this endpoint: {}", other.body_text()),
     };
-    ApiError(AppError::new(400, "validation_failed", message))
+    ApiError::transport(StatusCode::BAD_REQUEST, AppError::validation(message))
 }
 
 /// Every refusal leaves the server as `{"error":{"status","code","message"}}`: a response of
@@ -187,7 +206,7 @@ pub async fn json_refusals(request: Request, next: Next) -> Response {
         .await
         .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
         .unwrap_or_default();
-    let mut rewritten = ApiError(refusal(status, &text)).into_response();
+    let mut rewritten = ApiError::transport(status, refusal(status, &text)).into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rewritten.headers_mut().insert(name.clone(), value.clone());
@@ -201,23 +220,24 @@ fn refusal(status: StatusCode, text: &str) -> AppError {
     let said =
         if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_string() } else { text.to_string() };
     let (code, hint) = match status.as_u16() {
-        401 => ("unauthorized", "send `Authorization: Bearer <api key>`"),
-        403 => ("forbidden", "this request is not allowed here"),
-        404 | 405 => ("not_found", "see /api/v1/openapi.json for the API"),
-        406 => ("validation_failed", "send `Accept: application/json, text/event-stream`"),
-        413 => ("payload_too_large", "send less at once"),
-        415 => ("invalid_json", "send the body as JSON with `Content-Type: application/json`"),
-        429 => ("rate_limited", "retry later"),
-        500.. => return AppError { status: status.as_u16(), ..AppError::internal() },
-        _ => ("validation_failed", "see /api/v1/openapi.json for what this endpoint takes"),
+        401 => (ErrorCode::Unauthorized, "send `Authorization: Bearer <api key>`"),
+        403 => (ErrorCode::Forbidden, "this request is not allowed here"),
+        404 | 405 => (ErrorCode::NotFound, "see /api/v1/openapi.json for the API"),
+        406 => (ErrorCode::ValidationFailed, "send `Accept: application/json, text/event-stream`"),
+        413 => (ErrorCode::PayloadTooLarge, "send less at once"),
+        415 => (ErrorCode::InvalidJson, "send the body as JSON with `Content-Type: application/json`"),
+        429 => (ErrorCode::RateLimited, "retry later"),
+        503 => return AppError::new(ErrorCode::Unavailable, format!("{said}; retry in a moment")),
+        500.. => return AppError::internal(),
+        _ => (ErrorCode::ValidationFailed, "see /api/v1/openapi.json for what this endpoint takes"),
     };
-    AppError::new(status.as_u16(), code, format!("{said}; {hint}"))
+    AppError::new(code, format!("{said}; {hint}"))
 }
 
 /// Parses an id from the path.
 pub fn id(text: &str, what: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(text).map_err(|_| {
-        ApiError(AppError::field(
+        ApiError::from(AppError::field(
             "id",
             format!("`{text}` is not a {what} id (a UUID); name stories by number with GET /api/v1/stories?project_id=…&number=2.1"),
         ))
@@ -241,12 +261,12 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(Caller(who.clone()));
         }
         let raw = bearer(&parts.headers).ok_or_else(|| {
-            ApiError(AppError::unauthorized(
+            ApiError::from(AppError::unauthorized(
                 "missing `Authorization: Bearer <api key>`; run `loopctl auth login` or set LOOPCTL_API_KEY",
             ))
         })?;
-        let who = state.app.authenticate(raw).await.map_err(ApiError)?;
-        state.limiter.check(&who, &parts.method, parts.uri.path()).map_err(ApiError)?;
+        let who = state.app.authenticate(raw).await.map_err(ApiError::from)?;
+        state.limiter.check(&who, &parts.method, parts.uri.path()).map_err(ApiError::from)?;
         Ok(Caller(who))
     }
 }
@@ -257,12 +277,22 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty())
 }
 
+/// The `X-Claim-Epoch` header, as the OpenAPI document declares it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by `claim_epoch`; the struct only describes it
+pub struct ClaimEpochHeader {
+    /// The `claim_epoch` your claim returned: a write by an earlier holder is refused (`stale_claim`).
+    #[param(rename = "X-Claim-Epoch")]
+    x_claim_epoch: Option<i64>,
+}
+
 /// `X-Claim-Epoch`: the fencing token a claimant got from its claim.
 pub fn claim_epoch(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(value) = headers.get("x-claim-epoch") else {
         return Ok(None);
     };
     value.to_str().ok().and_then(|v| v.trim().parse().ok()).map(Some).ok_or_else(|| {
-        ApiError(AppError::field("X-Claim-Epoch", "must be the integer claim_epoch your claim returned"))
+        ApiError::from(AppError::field("X-Claim-Epoch", "must be the integer claim_epoch your claim returned"))
     })
 }

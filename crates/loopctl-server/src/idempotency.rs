@@ -20,6 +20,7 @@
 //!    `secret_not_replayed` holding that answer without its secrets, so a retry neither mints
 //!    a second key nor learns the first one, and is told how to recover.
 
+use loopctl_api::ErrorCode;
 use std::time::{Duration as StdDuration, Instant};
 
 use axum::body::{Body, HttpBody};
@@ -59,16 +60,16 @@ pub async fn replay(State(state): State<AppState>, mut request: Request, next: N
         return next.run(request).await;
     };
     if key.is_empty() || key.len() > 255 {
-        return ApiError(AppError::field("Idempotency-Key", "must be 1 to 255 characters")).into_response();
+        return ApiError::from(AppError::field("Idempotency-Key", "must be 1 to 255 characters")).into_response();
     }
     let path = request.uri().path().to_string();
     // Rule 1: only a live key ever sees a stored answer.
     let who = match state.app.authenticate(&raw_key).await {
         Ok(who) => who,
-        Err(err) => return ApiError(err).into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
     };
     if let Err(err) = state.limiter.check(&who, &method, &path) {
-        return ApiError(err).into_response();
+        return ApiError::from(err).into_response();
     }
     request.extensions_mut().insert(Authenticated(who));
 
@@ -77,7 +78,7 @@ pub async fn replay(State(state): State<AppState>, mut request: Request, next: N
     match begin_or_replay(store.as_ref(), &pair).await {
         Ok(Begun::Yes) => {}
         Ok(Begun::No(answer)) => return answer,
-        Err(err) => return ApiError(err).into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
     }
     // Rule 2: the request runs to its end even when the client hangs up, so its answer is kept
     // and the marker never outlives it.
@@ -93,7 +94,7 @@ pub async fn replay(State(state): State<AppState>, mut request: Request, next: N
         Err(err) => {
             tracing::error!(%err, "a request with an Idempotency-Key failed");
             abandon(store.as_ref(), &pair).await;
-            ApiError(AppError::internal()).into_response()
+            ApiError::from(AppError::internal()).into_response()
         }
     }
 }
@@ -177,9 +178,7 @@ async fn begin_or_replay(store: &dyn Store, pair: &Pair) -> Result<Begun, AppErr
 }
 
 fn in_progress() -> Response {
-    let mut response = ApiError(AppError::new(
-        409,
-        "idempotency_in_progress",
+    let mut response = ApiError::from(AppError::new(ErrorCode::IdempotencyInProgress,
         "a request with this Idempotency-Key is still running; retry it with the same key in a second to get its answer",
     ))
     .into_response();
@@ -208,7 +207,7 @@ async fn keep(store: &dyn Store, pair: &Pair, response: Response) -> Response {
         Err(err) => {
             tracing::warn!(%err, "could not read an answer to keep for replay");
             abandon(store, pair).await;
-            return ApiError(AppError::internal()).into_response();
+            return ApiError::from(AppError::internal()).into_response();
         }
     };
     let text = String::from_utf8_lossy(&bytes);
@@ -216,7 +215,8 @@ async fn keep(store: &dyn Store, pair: &Pair, response: Response) -> Response {
         None => pair.row(parts.status.as_u16(), text.into_owned()),
         Some(answer) => {
             let withheld = secret_not_replayed(answer);
-            pair.row(withheld.status, withheld.body().to_string())
+            let status = withheld.code.http_status();
+            pair.row(status, serde_json::to_string(&withheld.body(status)).unwrap_or_default())
         }
     };
     if let Err(err) = store.commit(vec![WriteOp::SaveIdempotentResponse(record)]).await {
@@ -237,8 +237,7 @@ async fn abandon(store: &dyn Store, pair: &Pair) {
 /// What a retry of a request whose answer held a secret gets instead of that answer.
 fn secret_not_replayed(answer: Option<Value>) -> AppError {
     let error = AppError::new(
-        409,
-        "secret_not_replayed",
+        ErrorCode::SecretNotReplayed,
         "this request was already applied under this Idempotency-Key, but its answer held a raw key, which is \
          shown once and never stored; `context.answer` is that answer without it. If you did not receive the key, \
          revoke it (`loopctl keys revoke ID`, or `loopctl dispatch revoke ID` for a dispatch) and send the \

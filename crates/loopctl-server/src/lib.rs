@@ -8,6 +8,7 @@ mod error;
 mod idempotency;
 mod limits;
 mod mcp;
+mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
@@ -18,11 +19,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use loopctl_api::ErrorCode;
 use loopctl_app::{App, AppError};
 use loopctl_store::Store;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
@@ -53,13 +54,6 @@ impl Default for ServeOptions {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "loopctl", description = "Control plane for AI-driven development loops"),
-    components(schemas(loopctl_app::view::StoryView))
-)]
-struct ApiDoc;
-
 /// How often the server returns stories with expired leases to the queue.
 const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -70,8 +64,14 @@ pub fn router(store: Arc<dyn Store>) -> Router {
     mcp::with_mcp(state.clone(), router_for(state), false)
 }
 
-fn router_for(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The OpenAPI document of `/api/v1`, as `/api/v1/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().1
+}
+
+/// The API's routes and the document generated from them.
+fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, openapi) = OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::tenancy::routes())
         .merge(routes::work::routes())
         .merge(routes::lifecycle::routes())
@@ -82,6 +82,11 @@ fn router_for(state: AppState) -> Router {
         .merge(routes::evidence::routes())
         .merge(routes::import::routes())
         .split_for_parts();
+    (api, openapi::complete(openapi))
+}
+
+fn router_for(state: AppState) -> Router {
+    let (api, openapi) = api_routes();
     let openapi = Arc::new(openapi);
     let spec = move || {
         let openapi = openapi.clone();
@@ -98,7 +103,7 @@ fn router_for(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::replay))
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| error::ApiError(AppError::internal()).into_response()))
+        .layer(CatchPanicLayer::custom(|_| error::ApiError::from(AppError::internal()).into_response()))
         .layer(axum::middleware::from_fn(error::json_refusals))
         .with_state(state)
 }
@@ -109,21 +114,20 @@ async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Nex
     let uri = request.uri();
     let has_nul = |text: &str| text.as_bytes().windows(3).any(|w| w.eq_ignore_ascii_case(b"%00"));
     if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
-        return ApiError(AppError::validation("the URL contains a NUL (%00) character; remove it")).into_response();
+        return ApiError::from(AppError::validation("the URL contains a NUL (%00) character; remove it"))
+            .into_response();
     }
     next.run(request).await
 }
 
 async fn not_found() -> impl IntoResponse {
-    ApiError(AppError::new(404, "not_found", "no such endpoint; see /api/v1/openapi.json for the API"))
+    ApiError::from(AppError::new(ErrorCode::NotFound, "no such endpoint; see /api/v1/openapi.json for the API"))
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    let mut response =
-        ApiError(AppError::new(405, "not_found", "this endpoint does not take that method; see /api/v1/openapi.json"))
-            .into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+    let refusal =
+        AppError::new(ErrorCode::NotFound, "this endpoint does not take that method; see /api/v1/openapi.json");
+    ApiError::transport(StatusCode::METHOD_NOT_ALLOWED, refusal)
 }
 
 /// Serves until ctrl-c / SIGTERM; answers in-flight requests before returning.

@@ -12,6 +12,7 @@
 //! Fixed one-minute windows in memory: cheap, and generous enough by default that a local
 //! fleet of agents never meets them; `loopctl up` turns them off.
 
+use loopctl_api::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -92,8 +93,7 @@ impl RateLimiter {
         if let Some(&(budget, limit)) = budgets.iter().find(|(budget, limit)| used(&windows, budget) >= *limit) {
             let retry_after = 60 - now % 60;
             return Err(AppError::new(
-                429,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "{}; retry in {retry_after} s, or have a user raise rate_limit_requests_per_minute \
                      (`loopctl tenant settings set rate_limit_requests_per_minute=N`)",

@@ -261,7 +261,7 @@ async fn create_example(app: &App, orchestrator_key: &str) -> anyhow::Result<()>
     let project = app
         .create_project(
             &who,
-            loopctl_app::CreateProject {
+            loopctl_api::CreateProject {
                 name: "Example".into(),
                 slug: Some("example".into()),
                 repo_url: None,

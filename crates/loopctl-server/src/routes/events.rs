@@ -9,21 +9,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
+use loopctl_api::{EventView, EventsParams};
 use loopctl_app::ChangesQuery;
-use loopctl_app::view::EventView;
-use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiResult, Caller, Params};
-
-#[derive(Deserialize, Default)]
-pub struct EventsQuery {
-    project_id: Option<Uuid>,
-    /// A cursor or an ISO-8601 time; `Last-Event-ID` wins when both are sent.
-    since: Option<String>,
-}
 
 struct Feed {
     app: loopctl_app::App,
@@ -47,12 +39,18 @@ fn frame(event: &EventView) -> Event {
 
 /// Live change feed (SSE). `Last-Event-ID` resumes. Commits of this server wake the stream at
 /// once; commits of other servers sharing the database arrive within a second.
-#[utoipa::path(get, path = "/api/v1/events", tag = "feed")]
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "feed",
+    params(EventsParams, ("Last-Event-ID" = Option<String>, Header, description = "the cursor to resume after")),
+    responses((status = 200, description = "`text/event-stream`: each event's `id` is its cursor, its `data` an EventView", content_type = "text/event-stream", body = EventView)),
+)]
 pub async fn events(
     State(s): State<AppState>,
     Caller(who): Caller,
     headers: HeaderMap,
-    Params(q): Params<EventsQuery>,
+    Params(q): Params<EventsParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     // Subscribe before reading the backlog, so a commit in between still wakes the stream.
@@ -101,7 +99,9 @@ pub async fn events(
             match feed.app.changes(&feed.who, query).await {
                 Ok(changes) => feed.backlog = changes.data.into_iter(),
                 Err(err) => {
-                    let failure = Event::default().event("error").data(err.body().to_string());
+                    let failure = Event::default()
+                        .event("error")
+                        .data(serde_json::to_string(&err.body(err.code.http_status())).unwrap_or_default());
                     return Some((Ok(failure), feed));
                 }
             }

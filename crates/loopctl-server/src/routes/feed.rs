@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use loopctl_app::{AuditQuery, ChangesQuery, SaveState};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use loopctl_api::{
+    ArtifactView, AuditParams, Changes, ChangesParams, CountMeta, Data, DataMeta, EventPage, EventView, Pagination,
+    SaveState, StateAnswer, StateParams, StateVersion, VerificationView,
+};
+use loopctl_app::{AuditQuery, ChangesQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiResult, Body, Caller, Params, Path, id};
@@ -24,22 +25,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(state_history))
 }
 
-#[derive(Deserialize, Default)]
-struct ChangesParams {
-    project_id: Option<Uuid>,
-    since: Option<String>,
-    entity_type: Option<String>,
-    action: Option<String>,
-    limit: Option<i64>,
-}
-
 /// Events after `since` (a cursor or an ISO-8601 time), oldest first.
-#[utoipa::path(get, path = "/api/v1/changes", tag = "feed")]
+#[utoipa::path(get, path = "/api/v1/changes", tag = "feed", params(ChangesParams), responses((status = 200, body = Changes)))]
 async fn changes(
     State(s): State<AppState>,
     Caller(who): Caller,
     Params(q): Params<ChangesParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Changes>> {
     let query = ChangesQuery {
         project_id: q.project_id,
         since: q.since,
@@ -47,26 +39,16 @@ async fn changes(
         action: q.action,
         limit: q.limit,
     };
-    Ok(Json(json!(s.app.changes(&who, query).await?)))
-}
-
-#[derive(Deserialize, Default)]
-struct AuditParams {
-    project_id: Option<Uuid>,
-    entity_type: Option<String>,
-    entity_id: Option<Uuid>,
-    action: Option<String>,
-    limit: Option<i64>,
-    page_size: Option<i64>,
+    Ok(Json(s.app.changes(&who, query).await?))
 }
 
 /// The audit log, newest first (user keys).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "feed")]
+#[utoipa::path(get, path = "/api/v1/audit", tag = "feed", params(AuditParams), responses((status = 200, body = EventPage)))]
 async fn audit(
     State(s): State<AppState>,
     Caller(who): Caller,
     Params(q): Params<AuditParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventPage>> {
     let limit = q.limit.or(q.page_size);
     let query = AuditQuery {
         project_id: q.project_id,
@@ -75,83 +57,78 @@ async fn audit(
         action: q.action,
         limit,
     };
-    let rows = s.app.audit(&who, query).await?;
-    let total = rows.len();
-    Ok(Json(json!({"data": rows, "pagination": {"total": total, "page": 1, "page_size": total}})))
+    Ok(Json(whole_page(s.app.audit(&who, query).await?)))
 }
 
 /// Every event of one story, oldest first.
-#[utoipa::path(get, path = "/api/v1/stories/{id}/history", tag = "feed")]
+#[utoipa::path(get, path = "/api/v1/stories/{id}/history", tag = "feed", responses((status = 200, body = EventPage)))]
 async fn story_history(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(story): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let rows = s.app.story_history(&who, id(&story, "story")?).await?;
-    let total = rows.len();
-    Ok(Json(json!({"data": rows, "pagination": {"total": total, "page": 1, "page_size": total}})))
+) -> ApiResult<Json<EventPage>> {
+    Ok(Json(whole_page(s.app.story_history(&who, id(&story, "story")?).await?)))
 }
 
-#[utoipa::path(get, path = "/api/v1/stories/{id}/artifacts", tag = "feed")]
+fn whole_page(data: Vec<EventView>) -> EventPage {
+    let total = data.len();
+    EventPage { data, pagination: Pagination { total, page: 1, page_size: total } }
+}
+
+#[utoipa::path(get, path = "/api/v1/stories/{id}/artifacts", tag = "feed", responses((status = 200, body = Data<Vec<ArtifactView>>)))]
 async fn story_artifacts(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(story): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Data<Vec<ArtifactView>>>> {
     let detail = s.app.story_detail(&who, id(&story, "story")?).await?;
-    Ok(Json(json!({"data": detail.artifacts})))
+    Ok(Json(Data { data: detail.artifacts }))
 }
 
-#[utoipa::path(get, path = "/api/v1/stories/{id}/verifications", tag = "feed")]
+#[utoipa::path(get, path = "/api/v1/stories/{id}/verifications", tag = "feed", responses((status = 200, body = Data<Vec<VerificationView>>)))]
 async fn story_verifications(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(story): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Data<Vec<VerificationView>>>> {
     let detail = s.app.story_detail(&who, id(&story, "story")?).await?;
     let mut rows = detail.verifications;
     rows.reverse();
-    Ok(Json(json!({"data": rows})))
-}
-
-#[derive(Deserialize, Default)]
-struct StateParams {
-    state_key: Option<String>,
-    limit: Option<i64>,
+    Ok(Json(Data { data: rows }))
 }
 
 /// Saves a checkpoint; with `version`, a stale one is refused (`version_conflict`).
-#[utoipa::path(put, path = "/api/v1/orchestrator/state/{project_id}", tag = "state", request_body = SaveState)]
+#[utoipa::path(put, path = "/api/v1/orchestrator/state/{project_id}", tag = "state", request_body = SaveState, responses((status = 200, body = StateAnswer)))]
 async fn save_state(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(project): Path<String>,
     Body(body): Body<SaveState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StateAnswer>> {
     let project = s.app.resolve_project(&who, &project).await?;
-    Ok(Json(json!({"state": s.app.save_state(&who, project.id, body).await?})))
+    Ok(Json(StateAnswer { state: s.app.save_state(&who, project.id, body).await? }))
 }
 
-#[utoipa::path(get, path = "/api/v1/orchestrator/state/{project_id}", tag = "state")]
+#[utoipa::path(get, path = "/api/v1/orchestrator/state/{project_id}", tag = "state", params(StateParams), responses((status = 200, body = StateAnswer)))]
 async fn load_state(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(project): Path<String>,
     Params(q): Params<StateParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StateAnswer>> {
     let project = s.app.resolve_project(&who, &project).await?;
-    Ok(Json(json!({"state": s.app.load_state(&who, project.id, q.state_key.as_deref()).await?})))
+    Ok(Json(StateAnswer { state: s.app.load_state(&who, project.id, q.state_key.as_deref()).await? }))
 }
 
-#[utoipa::path(get, path = "/api/v1/orchestrator/state/{project_id}/history", tag = "state")]
+#[utoipa::path(get, path = "/api/v1/orchestrator/state/{project_id}/history", tag = "state", params(StateParams), responses((status = 200, body = DataMeta<Vec<StateVersion>, CountMeta>)))]
 async fn state_history(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(project): Path<String>,
     Params(q): Params<StateParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DataMeta<Vec<StateVersion>, CountMeta>>> {
     let project = s.app.resolve_project(&who, &project).await?;
     let rows = s.app.state_history(&who, project.id, q.state_key.as_deref(), q.limit.unwrap_or(25)).await?;
-    let total = rows.len();
-    Ok(Json(json!({"data": rows, "meta": {"total_count": total}})))
+    let meta = CountMeta { total_count: rows.len() };
+    Ok(Json(DataMeta { data: rows, meta }))
 }

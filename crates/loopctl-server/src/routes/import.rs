@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use loopctl_api::{ImportCreated, ImportCreatedAnswer, ImportMergedAnswer, ImportParams};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,36 +19,40 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(export_project))
 }
 
-#[derive(Deserialize, Default)]
-struct ImportParams {
-    merge: Option<bool>,
-}
-
 /// Imports a whole breakdown (up to 16 MiB); `merge` (query or body) updates an existing
 /// project without touching statuses.
-#[utoipa::path(post, path = "/api/v1/projects/{id}/import", tag = "work")]
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{id}/import",
+    tag = "work",
+    params(ImportParams),
+    request_body(content = Object, description = "the breakdown: `{project?, epics: [{number, title, stories: [...]}], story_dependencies?, epic_dependencies?}`, as `export` answers it"),
+    responses((status = 201, body = ImportCreatedAnswer), (status = 200, description = "with `merge`: what changed", body = ImportMergedAnswer)),
+)]
 async fn import_project(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(project): Path<String>,
     Params(q): Params<ImportParams>,
     Body(doc): Body<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let body_merge = doc.get("merge").and_then(Value::as_bool).unwrap_or(false);
     let merge = q.merge.unwrap_or(false) || body_merge;
     let project = s.app.resolve_project(&who, &project).await?;
     let summary = s.app.import_project(&who, project.id, &doc, merge).await?;
-    let status = if merge { StatusCode::OK } else { StatusCode::CREATED };
-    let body = if merge {
-        json!({"import": summary})
-    } else {
-        json!({"import": {"epics_created": summary.epics_created, "stories_created": summary.stories_created, "dependencies_created": summary.dependencies_created}})
+    if merge {
+        return Ok(Json(ImportMergedAnswer { import: summary }).into_response());
+    }
+    let import = ImportCreated {
+        epics_created: summary.epics_created,
+        stories_created: summary.stories_created,
+        dependencies_created: summary.dependencies_created,
     };
-    Ok((status, Json(body)))
+    Ok((StatusCode::CREATED, Json(ImportCreatedAnswer { import })).into_response())
 }
 
 /// The project's breakdown as one document that imports back.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work")]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work", responses((status = 200, description = "the breakdown in the format `import` reads", body = Object)))]
 async fn export_project(
     State(s): State<AppState>,
     Caller(who): Caller,

@@ -3,16 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use loopctl_app::{
-    BackfillRequest, ClaimNextRequest, ContractRequest, ReasonRequest, RejectRequest, ReportRequest, ReviewRequest,
-    VerifyRequest,
+use loopctl_api::{
+    BackfillRequest, ClaimNextRequest, ContractRequest, HeartbeatAnswer, ReasonRequest, RejectRequest, ReportRequest,
+    ReviewAnswer, ReviewRequest, TransitionOutcome, VerifyAnswer, VerifyRequest,
 };
-use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::{ApiResult, Body, Caller, OptionalBody, Path, claim_epoch, id};
+use crate::error::{ApiResult, Body, Caller, ClaimEpochHeader, OptionalBody, Path, claim_epoch, id};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,14 +33,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(clear_escalation))
 }
 
-type Outcome = ApiResult<Json<Value>>;
+type Outcome = ApiResult<Json<TransitionOutcome>>;
 
-fn outcome(o: loopctl_app::TransitionOutcome) -> Json<Value> {
-    Json(json!(o))
+fn outcome(o: TransitionOutcome) -> Json<TransitionOutcome> {
+    Json(o)
 }
 
 /// Acknowledges the story: `{story_title, ac_count}` must match it.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/contract", tag = "lifecycle", request_body = ContractRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/contract", tag = "lifecycle", request_body = ContractRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn contract_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -52,18 +51,18 @@ async fn contract_story(
 }
 
 /// Claims a contracted story; answers its `claim_epoch` and `lease_expires_at`.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/claim", tag = "lifecycle")]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/claim", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)))]
 async fn claim_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> Outcome {
     Ok(outcome(s.app.claim_story(&who, id(&story, "story")?).await?))
 }
 
 /// Picks, contracts and claims the first ready story in one transaction.
-#[utoipa::path(post, path = "/api/v1/stories/claim-next", tag = "lifecycle", request_body = ClaimNextRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/claim-next", tag = "lifecycle", request_body = ClaimNextRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn claim_next(State(s): State<AppState>, Caller(who): Caller, Body(body): Body<ClaimNextRequest>) -> Outcome {
     Ok(outcome(s.app.claim_next(&who, body).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/stories/{id}/start", tag = "lifecycle")]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/start", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
 async fn start_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -74,27 +73,25 @@ async fn start_story(
 }
 
 /// Alias of `start` (the reference's path).
-#[utoipa::path(post, path = "/api/v1/stories/{id}/start-work", tag = "lifecycle")]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/start-work", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
 async fn start_work(state: State<AppState>, caller: Caller, headers: HeaderMap, story: Path<String>) -> Outcome {
     start_story(state, caller, headers, story).await
 }
 
 /// Renews the claimant's lease.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/heartbeat", tag = "lifecycle")]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/heartbeat", tag = "lifecycle", responses((status = 200, body = HeartbeatAnswer)), params(ClaimEpochHeader))]
 async fn heartbeat_story(
     State(s): State<AppState>,
     Caller(who): Caller,
     headers: HeaderMap,
     Path(story): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HeartbeatAnswer>> {
     let o = s.app.heartbeat_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?;
-    let lease = o.story.lease_expires_at;
-    let mut body = json!(o);
-    body["lease_expires_at"] = json!(lease);
-    Ok(Json(body))
+    let lease_expires_at = o.story.lease_expires_at;
+    Ok(Json(HeartbeatAnswer { story: o.story, next_actions: o.next_actions, lease_expires_at }))
 }
 
-#[utoipa::path(post, path = "/api/v1/stories/{id}/request-review", tag = "lifecycle")]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/request-review", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
 async fn request_review(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -105,7 +102,7 @@ async fn request_review(
 }
 
 /// Reports the work done, with its artifacts.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/report", tag = "lifecycle", request_body = ReportRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/report", tag = "lifecycle", request_body = ReportRequest, responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
 async fn report_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -117,7 +114,7 @@ async fn report_story(
 }
 
 /// Alias of `report` (the reference's path).
-#[utoipa::path(post, path = "/api/v1/stories/{id}/report-done", tag = "lifecycle", request_body = ReportRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/report-done", tag = "lifecycle", request_body = ReportRequest, responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
 async fn report_done(
     state: State<AppState>,
     caller: Caller,
@@ -128,7 +125,7 @@ async fn report_done(
     report_story(state, caller, headers, story, body).await
 }
 
-#[utoipa::path(post, path = "/api/v1/stories/{id}/unclaim", tag = "lifecycle")]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/unclaim", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
 async fn unclaim_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -139,7 +136,7 @@ async fn unclaim_story(
 }
 
 /// Takes a story back (orchestrator or user); the old holder is fenced off by the new epoch.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/force-unclaim", tag = "lifecycle", request_body = ReasonRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/force-unclaim", tag = "lifecycle", request_body = ReasonRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn force_unclaim_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -151,34 +148,32 @@ async fn force_unclaim_story(
 }
 
 /// Records a review by anyone but the implementer.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/review-complete", tag = "lifecycle", request_body = ReviewRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/review-complete", tag = "lifecycle", request_body = ReviewRequest, responses((status = 201, body = ReviewAnswer)))]
 async fn review_complete(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<ReviewRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let review = s.app.review_complete(&who, id(&story, "story")?, body).await?;
-    Ok((StatusCode::CREATED, Json(json!({"review_record": review}))))
+) -> ApiResult<(StatusCode, Json<ReviewAnswer>)> {
+    let review_record = s.app.review_complete(&who, id(&story, "story")?, body).await?;
+    Ok((StatusCode::CREATED, Json(ReviewAnswer { review_record })))
 }
 
 /// Verifies a reported story (202, as the reference answers).
-#[utoipa::path(post, path = "/api/v1/stories/{id}/verify", tag = "lifecycle", request_body = VerifyRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/verify", tag = "lifecycle", request_body = VerifyRequest, responses((status = 202, body = VerifyAnswer)))]
 async fn verify_story(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<VerifyRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<VerifyAnswer>)> {
     let o = s.app.verify_story(&who, id(&story, "story")?, body).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "verified", "run_id": null, "story": o.story, "next_actions": o.next_actions})),
-    ))
+    let answer = VerifyAnswer { status: "verified".into(), run_id: None, story: o.story, next_actions: o.next_actions };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// Rejects with a reason: the story goes back to pending and its iteration count rises.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/reject", tag = "lifecycle", request_body = RejectRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/reject", tag = "lifecycle", request_body = RejectRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn reject_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -189,7 +184,7 @@ async fn reject_story(
 }
 
 /// Marks work done outside loopctl as verified, with the reason recorded.
-#[utoipa::path(post, path = "/api/v1/stories/{id}/backfill", tag = "lifecycle", request_body = BackfillRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/backfill", tag = "lifecycle", request_body = BackfillRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn backfill_story(
     State(s): State<AppState>,
     Caller(who): Caller,
@@ -200,7 +195,7 @@ async fn backfill_story(
 }
 
 /// Clears an escalation (user keys only).
-#[utoipa::path(post, path = "/api/v1/stories/{id}/clear-escalation", tag = "lifecycle", request_body = ReasonRequest)]
+#[utoipa::path(post, path = "/api/v1/stories/{id}/clear-escalation", tag = "lifecycle", request_body = ReasonRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn clear_escalation(
     State(s): State<AppState>,
     Caller(who): Caller,

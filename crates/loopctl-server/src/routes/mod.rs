@@ -14,12 +14,12 @@ pub mod work;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use loopctl_api::{ApiIndex, Health, HealthChecks};
 
 use crate::AppState;
 
 /// `GET /health`: 200 when the database answers, 503 when it does not.
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let store = state.app.store();
     let (status, database) = match store.ping().await {
         Ok(()) => (StatusCode::OK, "ok"),
@@ -28,21 +28,21 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let overall = if status == StatusCode::OK { "ok" } else { "degraded" };
     (
         status,
-        Json(json!({
-            "status": overall,
-            "version": env!("CARGO_PKG_VERSION"),
-            "store": store.backend(),
-            "checks": {"database": database},
-        })),
+        Json(Health {
+            status: overall.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            store: store.backend().into(),
+            checks: HealthChecks { database: database.into() },
+        }),
     )
 }
 
 /// `GET /api/v1`: where to find things.
-pub async fn index() -> Json<Value> {
-    Json(json!({
-        "name": "loopctl",
-        "version": env!("CARGO_PKG_VERSION"),
-        "docs": "/api/v1/openapi.json",
-        "health": "/health",
-    }))
+pub async fn index() -> Json<ApiIndex> {
+    Json(ApiIndex {
+        name: "loopctl".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        docs: "/api/v1/openapi.json".into(),
+        health: "/health".into(),
+    })
 }
