@@ -2,7 +2,7 @@
 //! WIRE.md, and a message that tells the caller what to do next.
 
 use loopctl_core::DomainError;
-use loopctl_store::StoreError;
+use loopctl_store::{CustodyRefusal, StoreError};
 use serde_json::{Value, json};
 
 /// Every code a caller can see. Adding one is fine; renaming one breaks clients.
@@ -173,9 +173,10 @@ impl From<StoreError> for AppError {
                 ),
             )
             .with_context(json!({ "max_concurrent_agents": limit, "in_flight": in_flight })),
-            StoreError::Invariant(message) => custody_refusal(&message).unwrap_or_else(|| {
+            StoreError::Custody(refusal) => custody_refusal(refusal),
+            StoreError::Invariant(message) => {
                 AppError::conflict("invalid_transition", format!("the database refused the write: {message}"))
-            }),
+            }
             StoreError::Retryable(message) => {
                 tracing::warn!(%message, "retryable store error");
                 AppError::new(503, "internal", "the database is busy; retry in a moment")
@@ -189,13 +190,13 @@ impl From<StoreError> for AppError {
 }
 
 /// A database trigger refused a custody violation that got past the service layer.
-fn custody_refusal(message: &str) -> Option<AppError> {
-    if message.contains("self_review_blocked") {
-        Some(DomainError::SelfReviewBlocked.into())
-    } else if message.contains("self_verify_blocked") {
-        Some(DomainError::SelfVerifyBlocked.into())
-    } else {
-        None
+fn custody_refusal(refusal: CustodyRefusal) -> AppError {
+    match refusal {
+        CustodyRefusal::SelfReview => DomainError::SelfReviewBlocked.into(),
+        CustodyRefusal::SelfVerify => DomainError::SelfVerifyBlocked.into(),
+        CustodyRefusal::VerifiedBeforeReport | CustodyRefusal::VerifiedWithoutEvent => {
+            AppError::conflict("invalid_transition", format!("the database refused the write: {refusal}"))
+        }
     }
 }
 
