@@ -185,6 +185,11 @@ impl From<StoreError> for AppError {
                 tracing::error!(%message, "store error");
                 AppError::internal()
             }
+            // Only opening a store reports this, never a call the app makes.
+            StoreError::MigrationChanged { version } => {
+                tracing::error!(version, "an applied migration was changed");
+                AppError::internal()
+            }
         }
     }
 }

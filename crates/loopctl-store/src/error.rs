@@ -26,6 +26,13 @@ pub enum StoreError {
     /// A transient failure (busy, serialization); the same call may succeed again.
     #[error("the database is busy: {0}")]
     Retryable(String),
+    /// Opening the store found that a migration applied to this database has been edited
+    /// since; running on would leave the schema different from what the files say.
+    #[error(
+        "migration {version} was changed after it was applied to this database; restore the file as it was \
+         released, or put the change into a new migration"
+    )]
+    MigrationChanged { version: i64 },
     #[error("database error: {0}")]
     Backend(String),
 }

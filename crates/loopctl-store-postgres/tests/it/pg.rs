@@ -124,7 +124,7 @@ async fn pg_migrations_run_once_when_servers_start_together() {
     }
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     let (applied, distinct): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(DISTINCT version) FROM loopctl_migrations")
+        sqlx::query_as("SELECT count(*), count(DISTINCT version) FROM _sqlx_migrations")
             .fetch_one(&mut conn)
             .await
             .expect("count migrations");
@@ -393,7 +393,7 @@ async fn pg_stories_keyed_by_the_old_formula_list_in_numeric_order_after_migrati
     }
     store.commit(batch).await.expect("insert stories");
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::query("DELETE FROM loopctl_migrations WHERE version = 7").execute(&mut conn).await.expect("forget 7");
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 7").execute(&mut conn).await.expect("forget 7");
     let _ = conn.close().await;
 
     let migrated = db.store().await;
