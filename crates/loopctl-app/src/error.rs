@@ -4,7 +4,7 @@
 
 use loopctl_api::{ErrorBody, ErrorCode, ErrorEnvelope};
 use loopctl_core::DomainError;
-use loopctl_store::StoreError;
+use loopctl_store::{CustodyRefusal, StoreError};
 use serde_json::{Value, json};
 
 /// A refusal: a stable code (its HTTP status and CLI exit class come with it), a message
@@ -137,9 +137,10 @@ impl From<StoreError> for AppError {
                 ),
             )
             .with_context(json!({ "max_concurrent_agents": limit, "in_flight": in_flight })),
-            StoreError::Invariant(message) => custody_refusal(&message).unwrap_or_else(|| {
+            StoreError::Custody(refusal) => custody_refusal(refusal),
+            StoreError::Invariant(message) => {
                 AppError::new(ErrorCode::InvalidTransition, format!("the database refused the write: {message}"))
-            }),
+            }
             StoreError::Retryable(message) => {
                 tracing::warn!(%message, "retryable store error");
                 AppError::new(ErrorCode::Unavailable, "the database is busy; retry in a moment")
@@ -148,18 +149,23 @@ impl From<StoreError> for AppError {
                 tracing::error!(%message, "store error");
                 AppError::internal()
             }
+            // Only opening a store reports this, never a call the app makes.
+            StoreError::MigrationChanged { version } => {
+                tracing::error!(version, "an applied migration was changed");
+                AppError::internal()
+            }
         }
     }
 }
 
 /// A database trigger refused a custody violation that got past the service layer.
-fn custody_refusal(message: &str) -> Option<AppError> {
-    if message.contains("self_review_blocked") {
-        Some(DomainError::SelfReviewBlocked.into())
-    } else if message.contains("self_verify_blocked") {
-        Some(DomainError::SelfVerifyBlocked.into())
-    } else {
-        None
+fn custody_refusal(refusal: CustodyRefusal) -> AppError {
+    match refusal {
+        CustodyRefusal::SelfReview => DomainError::SelfReviewBlocked.into(),
+        CustodyRefusal::SelfVerify => DomainError::SelfVerifyBlocked.into(),
+        CustodyRefusal::VerifiedBeforeReport | CustodyRefusal::VerifiedWithoutEvent => {
+            AppError::new(ErrorCode::InvalidTransition, format!("the database refused the write: {refusal}"))
+        }
     }
 }
 

@@ -1,28 +1,41 @@
-//! Embedded migrations, applied in order on connect, each in its own transaction.
+//! The schema: sqlx's `Migrator` applies `migrations/` on connect, each file in its own
+//! transaction, and keeps every file's checksum in `_sqlx_migrations`, so a database whose
+//! applied migration was edited afterwards is refused instead of drifting from the files.
 //!
 //! Several server processes may start at once against one database. They queue on a
-//! session-level advisory lock, so exactly one creates the bookkeeping table and applies
-//! what is missing; the others then find every version applied.
+//! session-level advisory lock, so exactly one adopts an old ledger and applies what is
+//! missing; the others then find every version applied. (sqlx's migrator takes an advisory
+//! lock of its own as well, but only around its run, not around the adoption before it; and
+//! ours is the lock an older loopctl starting at the same moment waits on.)
+//!
+//! Before sqlx, loopctl kept only version numbers, in `loopctl_migrations`. Such a database
+//! is adopted first: its versions are recorded in sqlx's ledger with the checksums of the
+//! files built into this binary, so an upgrade never runs an applied migration again. The
+//! old table is left as it was, as the record of when those versions were applied.
 
 use loopctl_store::StoreError;
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::{Connection, PgConnection};
 
 use crate::row;
 
 /// Advisory-lock class of the migration lock (the two-key form of `pg_advisory_lock`, so it
-/// never collides with the per-row keys of `apply`).
-pub(crate) const LOCK_CLASS_MIGRATE: i32 = 0x6c63_0001;
+/// never collides with the per-row keys of `apply`, nor with sqlx's one-key lock).
+const LOCK_CLASS_MIGRATE: i32 = 0x6c63_0001;
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/0001_initial.sql")),
-    (2, include_str!("../migrations/0002_skills_idempotency.sql")),
-    (3, include_str!("../migrations/0003_dispatch_custody.sql")),
-    (4, include_str!("../migrations/0004_evidence.sql")),
-    (5, include_str!("../migrations/0005_contracts_and_stale_leases.sql")),
-    (6, include_str!("../migrations/0006_verifier_and_signed_payloads.sql")),
-    (7, include_str!("../migrations/0007_numeric_sort_keys.sql")),
-    (8, include_str!("../migrations/0008_verified_with_its_event.sql")),
-];
+/// The ledger of loopctl's own migrator before sqlx's.
+const OLD_LEDGER: &str = "loopctl_migrations";
+/// sqlx's ledger: the table its `Migrator` uses by default.
+const LEDGER: &str = "_sqlx_migrations";
+
+/// The migrations built into this binary (`build.rs` makes a new file rebuild the crate).
+fn migrator() -> Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    // A database migrated by a newer loopctl still opens, with a warning (see `migrate`):
+    // during a rolling upgrade the older servers keep running.
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 pub(crate) async fn run(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_lock($1, 0)")
@@ -30,7 +43,7 @@ pub(crate) async fn run(conn: &mut PgConnection) -> Result<(), StoreError> {
         .execute(&mut *conn)
         .await
         .map_err(row::backend)?;
-    let outcome = apply_missing(conn).await;
+    let outcome = migrate(conn).await;
     // Unlock even after a failure, so a retry on this connection is not blocked by itself;
     // if the connection is gone, the server has released the lock already.
     let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, 0)")
@@ -41,43 +54,54 @@ pub(crate) async fn run(conn: &mut PgConnection) -> Result<(), StoreError> {
     outcome.and(unlocked.map(|_| ()))
 }
 
-async fn apply_missing(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS loopctl_migrations \
-         (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(row::backend)?;
-    let newest: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM loopctl_migrations")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(row::backend)?;
-    let known = MIGRATIONS.last().map_or(0, |&(version, _)| version);
-    if newest.is_some_and(|newest| newest > known) {
-        tracing::warn!(newest, known, "the database was migrated by a newer loopctl");
-    }
-    for &(version, sql) in MIGRATIONS {
-        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM loopctl_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(row::backend)?;
-        if applied.is_some() {
-            continue;
-        }
-        let mut tx = conn.begin().await.map_err(row::backend)?;
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| StoreError::Backend(format!("migration {version} failed: {err}")))?;
-        sqlx::query("INSERT INTO loopctl_migrations (version) VALUES ($1)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(row::backend)?;
-        tx.commit().await.map_err(row::backend)?;
-        tracing::info!(version, "applied migration");
+async fn migrate(conn: &mut PgConnection) -> Result<(), StoreError> {
+    let migrator = migrator();
+    adopt_old_ledger(conn, &migrator).await?;
+    migrator.run(&mut *conn).await.map_err(migration_error)?;
+    let applied = conn.list_applied_migrations(LEDGER).await.map_err(migration_error)?;
+    let newest = applied.iter().map(|applied| applied.version).max();
+    let known = migrator.iter().map(|migration| migration.version).max();
+    if newest > known {
+        tracing::warn!(?newest, ?known, "the database was migrated by a newer loopctl");
     }
     Ok(())
+}
+
+/// Records the versions of the old ledger in sqlx's, in one transaction; does nothing once
+/// sqlx's ledger exists. Runs under the migration lock, so it happens once.
+async fn adopt_old_ledger(conn: &mut PgConnection, migrator: &Migrator) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.map_err(row::backend)?;
+    let (old, new): (bool, bool) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL")
+        .bind(OLD_LEDGER)
+        .bind(LEDGER)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(row::backend)?;
+    if !old || new {
+        return Ok(());
+    }
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM loopctl_migrations ORDER BY version")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(row::backend)?;
+    tx.ensure_migrations_table(LEDGER).await.map_err(migration_error)?;
+    for version in &applied {
+        let migration = migrator.iter().find(|migration| migration.version == *version).ok_or_else(|| {
+            StoreError::Backend(format!("{OLD_LEDGER} names migration {version}, which this loopctl does not have"))
+        })?;
+        tx.skip(LEDGER, migration).await.map_err(migration_error)?;
+    }
+    tx.commit().await.map_err(row::backend)?;
+    tracing::info!(?applied, "adopted the migration ledger of an older loopctl");
+    Ok(())
+}
+
+fn migration_error(err: MigrateError) -> StoreError {
+    match err {
+        MigrateError::VersionMismatch(version) => StoreError::MigrationChanged { version },
+        MigrateError::ExecuteMigration(err, version) => {
+            StoreError::Backend(format!("migration {version} failed: {err}"))
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
 }

@@ -61,14 +61,30 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 Some("23505") => StoreError::Duplicate { what: pg.map_or_else(|| "row".into(), unique_subject) },
                 Some("23503") => StoreError::NotFound { what: "a referenced row".into() },
                 Some("23514" | "23502") => StoreError::Invariant(message),
-                // RAISE EXCEPTION in our triggers; the message is the refusal, e.g.
-                // `custody: self_review_blocked`.
-                Some("P0001") => StoreError::Invariant(message),
+                // RAISE EXCEPTION in our triggers (raise_exception); the message says which.
+                Some("P0001") => trigger_refusal(message),
                 Some("40001" | "40P01") => StoreError::Retryable(message),
                 _ => StoreError::Backend(message),
             }
         }
         _ => StoreError::Backend(err.to_string()),
+    }
+}
+
+/// The custody triggers of `migrations/` (0001, 0003, 0008), by the message each raises.
+const CUSTODY_TRIGGERS: [(&str, CustodyRefusal); 4] = [
+    ("custody: self_review_blocked", CustodyRefusal::SelfReview),
+    ("custody: self_verify_blocked", CustodyRefusal::SelfVerify),
+    ("custody: verified only from reported_done or by backfill", CustodyRefusal::VerifiedBeforeReport),
+    ("custody: verified only with the event that names its verifier", CustodyRefusal::VerifiedWithoutEvent),
+];
+
+/// A trigger's refusal: typed when it is a custody rule, in the trigger's words otherwise
+/// (key roles are immutable, counters only rise, the audit log is append-only).
+fn trigger_refusal(message: String) -> StoreError {
+    match CUSTODY_TRIGGERS.iter().find(|(raised, _)| *raised == message) {
+        Some(&(_, refusal)) => StoreError::Custody(refusal),
+        None => StoreError::Invariant(message),
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 _ if db.code().as_deref() == Some("5") || message.contains("database is locked") => {
                     StoreError::Retryable(message)
                 }
-                _ if is_trigger_refusal(&message) => StoreError::Invariant(message),
+                _ if db.code().as_deref() == Some(SQLITE_CONSTRAINT_TRIGGER) => trigger_refusal(message),
                 _ => StoreError::Backend(message),
             }
         }
@@ -79,11 +79,24 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     }
 }
 
-fn is_trigger_refusal(message: &str) -> bool {
-    message.starts_with("custody:")
-        || message.contains("immutable")
-        || message.contains("only rise")
-        || message.contains("append-only")
+/// SQLite's extended result code for a trigger's `RAISE(ABORT, …)`.
+const SQLITE_CONSTRAINT_TRIGGER: &str = "1811";
+
+/// The custody triggers of `migrations/` (0001, 0003, 0008), by the message each raises.
+const CUSTODY_TRIGGERS: [(&str, CustodyRefusal); 4] = [
+    ("custody: self_review_blocked", CustodyRefusal::SelfReview),
+    ("custody: self_verify_blocked", CustodyRefusal::SelfVerify),
+    ("custody: verified only from reported_done or by backfill", CustodyRefusal::VerifiedBeforeReport),
+    ("custody: verified only with the event that names its verifier", CustodyRefusal::VerifiedWithoutEvent),
+];
+
+/// A trigger's refusal: typed when it is a custody rule, in the trigger's words otherwise
+/// (key roles are immutable, counters only rise, the audit log is append-only).
+fn trigger_refusal(message: String) -> StoreError {
+    match CUSTODY_TRIGGERS.iter().find(|(raised, _)| *raised == message) {
+        Some(&(_, refusal)) => StoreError::Custody(refusal),
+        None => StoreError::Invariant(message),
+    }
 }
 
 /// `UNIQUE constraint failed: epics.project_id, epics.number` → `epics.number`.

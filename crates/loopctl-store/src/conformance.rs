@@ -46,6 +46,7 @@ macro_rules! conformance_tests {
             ready_stories_agree_with_the_dependency_graph,
             stage_counts_are_disjoint_per_epic_and_scoped,
             a_story_turns_verified_only_with_the_event_naming_its_verifier,
+            a_review_by_the_assignee_written_around_the_service_is_refused_as_self_review,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -598,7 +599,8 @@ pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn S
         completed_at: t0(),
         created_at: t0(),
     };
-    assert!(matches!(store.commit(vec![WriteOp::InsertReview(self_review)]).await, Err(StoreError::Invariant(_))));
+    let refused = store.commit(vec![WriteOp::InsertReview(self_review)]).await;
+    assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfReview)));
     let self_verify = VerificationRecord {
         id: Uuid::now_v7(),
         tenant_id: fx.tenant,
@@ -611,14 +613,13 @@ pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn S
         iteration: 1,
         created_at: t0(),
     };
-    assert!(matches!(
-        store.commit(vec![WriteOp::InsertVerification(self_verify)]).await,
-        Err(StoreError::Invariant(_))
-    ));
-    // Verified is only reachable from reported_done.
+    let refused = store.commit(vec![WriteOp::InsertVerification(self_verify)]).await;
+    assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfVerify)));
+    // Verified is only reachable from reported_done (even with the event naming its verifier).
     let fresh = fx.story("1.2").await;
     let skip = StoryState { verified_status: VerifiedStatus::Verified, ..StoryState::default() };
-    assert!(matches!(store.commit(vec![transition(&fresh, skip, None)]).await, Err(StoreError::Invariant(_))));
+    let refused = store.commit(vec![transition(&fresh, skip, None), verified_event(fx.tenant, fresh.id)]).await;
+    assert!(matches!(refused, Err(StoreError::Invariant(_))), "{refused:?}");
     // Two assignees cannot be expressed; one assignee only while claimed.
     let orphan = StoryState { agent_status: AgentStatus::Implementing, ..StoryState::default() };
     assert!(matches!(store.commit(vec![transition(&fresh, orphan, None)]).await, Err(StoreError::Invariant(_))));
@@ -869,7 +870,8 @@ pub async fn dispatches_round_trip_and_revoke_their_token(store: Arc<dyn Store>)
     };
     fx.force_state(story.id, claimed).await;
     let sneaky = DispatchRecord { id: Uuid::now_v7(), role: DispatchRole::Reviewer, lineage_path: vec![], ..dispatch };
-    assert!(matches!(store.commit(vec![WriteOp::InsertDispatch(sneaky)]).await, Err(StoreError::Invariant(_))));
+    let refused = store.commit(vec![WriteOp::InsertDispatch(sneaky)]).await;
+    assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfReview)));
 }
 
 /// Code that bypasses the service layer still cannot write a self-verification.
@@ -892,10 +894,10 @@ pub async fn database_refuses_a_self_verified_story_row(store: Arc<dyn Store>) {
         verified_by_agent_id: Some(implementer),
         ..reported.clone()
     };
-    assert!(matches!(
-        store.commit(vec![transition(&current, self_verified, None)]).await,
-        Err(StoreError::Invariant(_))
-    ));
+    // With the event naming a verifier, so that only the self-verification is wrong.
+    let refused =
+        store.commit(vec![transition(&current, self_verified, None), verified_event(fx.tenant, story.id)]).await;
+    assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfVerify)));
     // Verified by someone else is fine.
     let verified = StoryState {
         verified_status: VerifiedStatus::Verified,
@@ -920,7 +922,8 @@ pub async fn database_refuses_a_self_verified_story_row(store: Arc<dyn Store>) {
         verified_by_agent_id: Some(fx.agents[1]),
         ..claimed
     };
-    assert!(matches!(store.commit(vec![transition(&current, skipped, None)]).await, Err(StoreError::Invariant(_))));
+    let refused = store.commit(vec![transition(&current, skipped, None), verified_event(fx.tenant, other.id)]).await;
+    assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::VerifiedBeforeReport)));
 }
 
 pub async fn unverified_blockers_count_story_and_epic_dependencies(store: Arc<dyn Store>) {
@@ -1118,7 +1121,11 @@ pub async fn a_story_turns_verified_only_with_the_event_naming_its_verifier(stor
     let verified =
         StoryState { verified_status: VerifiedStatus::Verified, verified_by_agent_id: Some(fx.agents[1]), ..reported };
     let bare = store.commit(vec![transition(&current, verified.clone(), None)]).await;
-    assert!(bare.is_err(), "a verified row without its event is refused");
+    assert_eq!(
+        bare,
+        Err(StoreError::Custody(CustodyRefusal::VerifiedWithoutEvent)),
+        "a verified row without its event"
+    );
     let system = WriteOp::AppendEvent(NewEvent {
         actor: ActorStamp {
             actor_type: "system".into(),
@@ -1130,7 +1137,7 @@ pub async fn a_story_turns_verified_only_with_the_event_naming_its_verifier(stor
         ..event(fx.tenant, None, story.id, "verified", Utc::now())
     });
     let by_system = store.commit(vec![transition(&current, verified.clone(), None), system]).await;
-    assert!(by_system.is_err(), "the system is no verifier");
+    assert_eq!(by_system, Err(StoreError::Custody(CustodyRefusal::VerifiedWithoutEvent)), "the system is no verifier");
     let unchanged = store.story(fx.tenant, story.id).await.unwrap().unwrap();
     assert_eq!(unchanged.state.verified_status, VerifiedStatus::Unverified);
     store
@@ -1139,4 +1146,43 @@ pub async fn a_story_turns_verified_only_with_the_event_naming_its_verifier(stor
         .expect("verified with the event of a key");
     let now = store.story(fx.tenant, story.id).await.unwrap().unwrap();
     assert_eq!(now.state.verified_status, VerifiedStatus::Verified);
+}
+
+/// Code that writes a review row straight to the store, with no service layer to ask, is told
+/// by the database itself, typed, that the story's assignee may not review it; nothing of
+/// the batch is written. Another agent's review goes through.
+pub async fn a_review_by_the_assignee_written_around_the_service_is_refused_as_self_review(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let assignee = fx.agents[0];
+    fx.force_state(
+        story.id,
+        StoryState { agent_status: AgentStatus::Implementing, ..claimed_by(assignee, &story.state) },
+    )
+    .await;
+    let review_by = |reviewer: Uuid| ReviewRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reviewer_agent_id: Some(reviewer),
+        review_type: "standard".into(),
+        findings_count: 0,
+        fixes_count: 0,
+        disproved_count: 0,
+        summary: Some("looks good to me".into()),
+        findings: json!({}),
+        completed_at: t0(),
+        created_at: t0(),
+    };
+    let audit = WriteOp::AppendEvent(event(fx.tenant, Some(fx.project), story.id, "review_completed", t0()));
+    let refused = store.commit(vec![audit.clone(), WriteOp::InsertReview(review_by(assignee))]).await;
+    assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfReview)));
+    assert!(store.reviews(fx.tenant, story.id).await.unwrap().is_empty(), "no review was written");
+    let all = EventFilter { limit: 10, ..EventFilter::default() };
+    assert!(store.events(fx.tenant, all.clone()).await.unwrap().is_empty(), "nor its event");
+
+    store.commit(vec![audit, WriteOp::InsertReview(review_by(fx.agents[1]))]).await.unwrap();
+    let reviews = store.reviews(fx.tenant, story.id).await.unwrap();
+    assert_eq!(reviews.iter().map(|review| review.reviewer_agent_id).collect::<Vec<_>>(), [Some(fx.agents[1])]);
+    assert_eq!(store.events(fx.tenant, all).await.unwrap().len(), 1);
 }

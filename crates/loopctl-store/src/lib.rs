@@ -17,7 +17,7 @@ pub mod conformance;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use error::StoreError;
+pub use error::{CustodyRefusal, StoreError};
 pub use record::*;
 pub use write::{InFlightGuard, WriteBatch, WriteOp};
 

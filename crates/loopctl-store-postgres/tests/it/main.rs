@@ -2,6 +2,7 @@
 //! PostgreSQL has (several processes on one database). Each test runs on a database of its
 //! own on the server named by `LOOPCTL_TEST_POSTGRES_URL`; see `support`.
 
+mod migration;
 mod pg;
 mod support;
 
