@@ -5,8 +5,6 @@
 mod bulk_refusals;
 mod errors;
 mod identity;
-#[path = "../common/key_trap.rs"]
-mod key_trap;
 mod more_tools;
 mod node_sdk;
 mod payload_path;
