@@ -13,3 +13,4 @@ mod seed_loop;
 mod skills;
 mod support;
 mod tiers;
+mod tool_snapshots;
