@@ -15,22 +15,22 @@ async fn escalation_after_three_rejections_and_lock_after_five() {
     let id = ids.story("1.1");
     let reject = |round: usize| {
         let server = &server;
-        let (orch, id) = (t.orch.clone(), id.clone());
+        let (orch, id) = (t.orch.clone(), id);
         async move {
-            let resp = server.post(&orch, &path(&id, "reject"), json!({"reason": format!("round {round}")})).await;
+            let resp = server.post(&orch, &path(id, "reject"), json!({"reason": format!("round {round}")})).await;
             resp.ok(200)["story"].clone()
         }
     };
 
     for round in 1..=2 {
-        to_reported(&server, &t.agent, &id, "1.1").await;
+        to_reported(&server, &t.agent, id, "1.1").await;
         let st = reject(round).await;
         assert_eq!(st["escalated"], false, "not escalated after {round} rejections: {st}");
     }
-    to_reported(&server, &t.agent, &id, "1.1").await;
+    to_reported(&server, &t.agent, id, "1.1").await;
     let st = reject(3).await;
     assert_eq!((st["escalated"].as_bool(), st["escalation_locked"].as_bool()), (Some(true), Some(false)), "{st}");
-    let st = story(&server, &t.orch, &id).await;
+    let st = story(&server, &t.orch, id).await;
     assert_eq!(st["escalated"], true);
     assert!(st["escalated_at"].is_string(), "escalated_at is set: {st}");
     assert_eq!(st["iteration_count"], 3);
@@ -42,18 +42,18 @@ async fn escalation_after_three_rejections_and_lock_after_five() {
 
     // Escalated is not yet locked: the story can be claimed again.
     for round in 4..=5 {
-        to_reported(&server, &t.agent, &id, "1.1").await;
+        to_reported(&server, &t.agent, id, "1.1").await;
         reject(round).await;
     }
-    let st = story(&server, &t.orch, &id).await;
+    let st = story(&server, &t.orch, id).await;
     assert_eq!((st["escalated"].as_bool(), st["escalation_locked"].as_bool()), (Some(true), Some(true)), "{st}");
     assert_eq!(st["iteration_count"], 5);
     assert_eq!(st["agent_status"], "pending");
 
-    server.post(&t.agent, &path(&id, "contract"), contract_body("1.1")).await.err(409, "escalation_locked");
-    server.post(&t.agent, &path(&id, "claim"), Value::Null).await.err(409, "escalation_locked");
-    let imp = dispatch(&server, &t.orch, "implementer", &id).await;
-    server.post(&imp.key, &path(&id, "contract"), contract_body("1.1")).await.err(409, "escalation_locked");
+    server.post(&t.agent, &path(id, "contract"), contract_body("1.1")).await.err(409, "escalation_locked");
+    server.post(&t.agent, &path(id, "claim"), Value::Null).await.err(409, "escalation_locked");
+    let imp = dispatch(&server, &t.orch, "implementer", id).await;
+    server.post(&imp.key, &path(id, "contract"), contract_body("1.1")).await.err(409, "escalation_locked");
     let ready = server.get(&t.orch, &format!("/api/v1/stories/ready?project_id={}", ids.project)).await;
     assert_eq!(ready.ok(200)["data"], json!([]), "a locked story is not ready");
     let body = json!({"project_id": ids.project});
@@ -61,19 +61,19 @@ async fn escalation_after_three_rejections_and_lock_after_five() {
 
     // Only a user clears it.
     let note = json!({"note": "split the story; try again"});
-    server.post(&t.orch, &path(&id, "clear-escalation"), note.clone()).await.err(403, "forbidden");
-    server.post(&t.agent, &path(&id, "clear-escalation"), note.clone()).await.err(403, "forbidden");
-    server.post(&imp.key, &path(&id, "clear-escalation"), note.clone()).await.err(403, "scope_violation");
+    server.post(&t.orch, &path(id, "clear-escalation"), note.clone()).await.err(403, "forbidden");
+    server.post(&t.agent, &path(id, "clear-escalation"), note.clone()).await.err(403, "forbidden");
+    server.post(&imp.key, &path(id, "clear-escalation"), note.clone()).await.err(403, "scope_violation");
     let another_orch = new_key(&server, &t.user, "orchestrator", None).await.0;
-    server.post(&another_orch, &path(&id, "clear-escalation"), note.clone()).await.err(403, "forbidden");
-    assert_eq!(story(&server, &t.orch, &id).await["escalation_locked"], true);
-    let resp = server.post(&t.user, &path(&id, "clear-escalation"), note).await;
+    server.post(&another_orch, &path(id, "clear-escalation"), note.clone()).await.err(403, "forbidden");
+    assert_eq!(story(&server, &t.orch, id).await["escalation_locked"], true);
+    let resp = server.post(&t.user, &path(id, "clear-escalation"), note).await;
     let st = &resp.ok(200)["story"];
     assert_eq!((st["escalated"].as_bool(), st["escalation_locked"].as_bool()), (Some(false), Some(false)), "{st}");
     assert_eq!(st["iteration_count"], 5, "the iteration count only rises");
 
     // Claimable again, and escalation counts rejections since the clear.
-    to_reported(&server, &t.agent, &id, "1.1").await;
+    to_reported(&server, &t.agent, id, "1.1").await;
     assert_eq!(reject(6).await["escalated"], false, "one rejection since the clear does not escalate");
 }
 
@@ -84,11 +84,11 @@ async fn claim_next_checks_the_role_before_the_queue() {
     let server = Server::sqlite().await;
     let t = server.tenant("Queue").await;
     let ids = seed(&server, &t.orch, &doc(&[1])).await;
-    let imp = dispatch(&server, &t.orch, "implementer", &ids.story("1.1")).await;
+    let imp = dispatch(&server, &t.orch, "implementer", ids.story("1.1")).await;
     let body = json!({"project_id": ids.project});
     // With a ready story the orchestrator is refused for its role ...
     server.post(&t.orch, "/api/v1/stories/claim-next", body.clone()).await.err(403, "forbidden");
-    to_reported(&server, &t.agent, &ids.story("1.1"), "1.1").await;
+    to_reported(&server, &t.agent, ids.story("1.1"), "1.1").await;
     server.post(&t.agent, "/api/v1/stories/claim-next", body.clone()).await.err(404, "nothing_ready");
     // ... and so it must be with nothing ready.
     let mut wrong = Vec::new();
@@ -118,9 +118,9 @@ async fn concurrency_limit_refuses_the_second_claim() {
     let (s1, s2, s3, s4) = (ids.story("1.1"), ids.story("1.2"), ids.story("1.3"), ids.story("1.4"));
 
     // Two agents race for two different stories: the limit holds under the race.
-    server.post(&a, &path(&s1, "contract"), contract_body("1.1")).await.ok(200);
-    server.post(&b, &path(&s2, "contract"), contract_body("1.2")).await.ok(200);
-    let (p1, p2) = (path(&s1, "claim"), path(&s2, "claim"));
+    server.post(&a, &path(s1, "contract"), contract_body("1.1")).await.ok(200);
+    server.post(&b, &path(s2, "contract"), contract_body("1.2")).await.ok(200);
+    let (p1, p2) = (path(s1, "claim"), path(s2, "claim"));
     let (ra, rb) = tokio::join!(server.post(&a, &p1, Value::Null), server.post(&b, &p2, Value::Null));
     let mut statuses = [ra.status, rb.status];
     statuses.sort_unstable();
@@ -137,15 +137,15 @@ async fn concurrency_limit_refuses_the_second_claim() {
     assert_eq!(err["context"]["in_flight"], json!([held]), "{err}");
     let body = json!({"project_id": ids.project});
     server.post(loser_key, "/api/v1/stories/claim-next", body).await.err(409, "concurrency_limit");
-    let imp = dispatch(&server, &t.orch, "implementer", &s3).await;
-    server.post(&imp.key, &path(&s3, "contract"), contract_body("1.3")).await.ok(200);
-    server.post(&imp.key, &path(&s3, "claim"), Value::Null).await.err(409, "concurrency_limit");
-    assert_eq!(story(&server, &t.orch, &s4).await["agent_status"], "pending", "claim-next claimed nothing");
+    let imp = dispatch(&server, &t.orch, "implementer", s3).await;
+    server.post(&imp.key, &path(s3, "contract"), contract_body("1.3")).await.ok(200);
+    server.post(&imp.key, &path(s3, "claim"), Value::Null).await.err(409, "concurrency_limit");
+    assert_eq!(story(&server, &t.orch, s4).await["agent_status"], "pending", "claim-next claimed nothing");
 
     // The story in flight is reported: the slot is free.
     let held_id = ids.story(held);
-    server.post(winner, &path(&held_id, "start"), Value::Null).await.ok(200);
-    server.post(winner, &path(&held_id, "report"), commit_artifact()).await.ok(200);
+    server.post(winner, &path(held_id, "start"), Value::Null).await.ok(200);
+    server.post(winner, &path(held_id, "report"), commit_artifact()).await.ok(200);
     let resp = server.post(loser_key, &path(waiting, "claim"), Value::Null).await;
     assert_eq!(resp.ok(200)["story"]["number"], waiting_no);
 }
@@ -158,18 +158,18 @@ async fn force_unclaim_is_audited_and_fences_the_old_holder() {
     let t = server.tenant("Reclaim").await;
     let ids = seed(&server, &t.orch, &doc(&[1])).await;
     let id = ids.story("1.1");
-    let old = dispatch(&server, &t.orch, "implementer", &id).await;
-    let epoch = claim(&server, &old.key, &id, "1.1").await;
-    server.post(&old.key, &path(&id, "start"), Value::Null).await.ok(200);
+    let old = dispatch(&server, &t.orch, "implementer", id).await;
+    let epoch = claim(&server, &old.key, id, "1.1").await;
+    server.post(&old.key, &path(id, "start"), Value::Null).await.ok(200);
 
     let reason = json!({"reason": "agent went silent for an hour"});
-    server.post(&t.agent, &path(&id, "force-unclaim"), reason.clone()).await.err(403, "forbidden");
-    server.post(&old.key, &path(&id, "force-unclaim"), reason.clone()).await.err(403, "scope_violation");
-    let rev = dispatch(&server, &t.orch, "reviewer", &id).await;
-    server.post(&rev.key, &path(&id, "force-unclaim"), reason.clone()).await.err(403, "scope_violation");
-    assert_eq!(story(&server, &t.orch, &id).await["agent_status"], "implementing");
+    server.post(&t.agent, &path(id, "force-unclaim"), reason.clone()).await.err(403, "forbidden");
+    server.post(&old.key, &path(id, "force-unclaim"), reason.clone()).await.err(403, "scope_violation");
+    let rev = dispatch(&server, &t.orch, "reviewer", id).await;
+    server.post(&rev.key, &path(id, "force-unclaim"), reason.clone()).await.err(403, "scope_violation");
+    assert_eq!(story(&server, &t.orch, id).await["agent_status"], "implementing");
 
-    let resp = server.post(&t.orch, &path(&id, "force-unclaim"), reason).await;
+    let resp = server.post(&t.orch, &path(id, "force-unclaim"), reason).await;
     let st = resp.ok(200)["story"].clone();
     assert_eq!(st["agent_status"], "pending", "{st}");
     assert_eq!(st["assigned_agent_id"], Value::Null, "{st}");
@@ -197,7 +197,7 @@ async fn force_unclaim_is_audited_and_fences_the_old_holder() {
     // The old holder's writes with its old epoch: stale_claim, before and after someone else
     // claims the story (collected, so that one failure names every verb that answers otherwise).
     let with_epoch = |verb: &str, e: i64, body: Value| {
-        let req = server.req(reqwest::Method::POST, &path(&id, verb)).key(&old.key);
+        let req = server.req(reqwest::Method::POST, &path(id, verb)).key(&old.key);
         req.header("x-claim-epoch", &e.to_string()).json(&body)
     };
     let mut wrong = Vec::new();
@@ -212,11 +212,11 @@ async fn force_unclaim_is_audited_and_fences_the_old_holder() {
     };
     stale_writes("reclaimed, not claimed again").await;
     let newcomer = new_key(&server, &t.user, "agent", None).await.0;
-    let fresh = claim(&server, &newcomer, &id, "1.1").await;
+    let fresh = claim(&server, &newcomer, id, "1.1").await;
     assert!(fresh > new_epoch);
     stale_writes("claimed by another agent").await;
     assert!(wrong.is_empty(), "old-epoch writes that are not 409 stale_claim:\n{}", wrong.join("\n"));
-    let st = story(&server, &t.orch, &id).await;
+    let st = story(&server, &t.orch, id).await;
     assert_eq!(st["agent_status"], "assigned");
     assert_eq!(st["assigned_agent_id"], json!(agent_id(&server, &newcomer).await));
     assert_eq!(st["claim_epoch"], json!(fresh));

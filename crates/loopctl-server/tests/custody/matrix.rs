@@ -234,7 +234,7 @@ fn matrix_doc() -> Value {
 
 async fn fixture(server: &Server, a: &Tenant, row: &Row, prep: Prep) -> Fixture {
     let ids = seed(server, &a.orch, &matrix_doc()).await;
-    let (s, o) = (ids.story("1.1"), ids.story("1.2"));
+    let (s, o) = (ids.story("1.1").to_string(), ids.story("1.2").to_string());
     let imp_s = dispatch(server, &a.orch, "implementer", &s).await;
     let rev_s = dispatch(server, &a.orch, "reviewer", &s).await;
     let imp_o = dispatch(server, &a.orch, "implementer", &o).await;
@@ -242,7 +242,7 @@ async fn fixture(server: &Server, a: &Tenant, row: &Row, prep: Prep) -> Fixture 
     let target = match row.on {
         NoId => String::new(),
         Story => s.clone(),
-        Epic => ids.epic(1),
+        Epic => ids.epic(1).to_string(),
         Project => ids.project.clone(),
         Key => new_key(server, &a.user, "agent", None).await.1,
         Dispatch => dispatch(server, &a.orch, "implementer", &o).await.id,
@@ -291,10 +291,10 @@ async fn fixture(server: &Server, a: &Tenant, row: &Row, prep: Prep) -> Fixture 
     }
     Fixture {
         project: ids.project.clone(),
-        epic1: ids.epic(1),
-        epic3: ids.epic(3),
+        epic1: ids.epic(1).to_string(),
+        epic3: ids.epic(3).to_string(),
         s,
-        x: ids.story("3.1"),
+        x: ids.story("3.1").to_string(),
         target,
         imp_s,
         rev_s,
@@ -472,7 +472,7 @@ async fn run_cells(
         } else {
             serde_json::from_str(&fill(row.body, f)).expect("a JSON body")
         };
-        let resp = server.call(method.clone(), key, &path, &body).await;
+        let resp = server.call(method.clone(), Some(key), &path, (!body.is_null()).then_some(&body)).await;
         ran += 1;
         if !meets(cell, &resp) {
             let state = match phase {

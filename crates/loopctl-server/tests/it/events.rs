@@ -78,7 +78,7 @@ both!(the_stream_replays_then_follows_and_resumes => sse_stream_sqlite, sse_stre
 async fn pg_events_cross_server_instances() {
     let first = Server::postgres().await;
     let url = first.database_url().expect("a PostgreSQL server");
-    let store = loopctl_store_postgres::PgStore::connect(&url).await.expect("second store on the same database");
+    let store = loopctl_store_postgres::PgStore::connect(url).await.expect("second store on the same database");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let second = tokio::spawn(loopctl_server::serve(std::sync::Arc::new(store), listener));

@@ -71,7 +71,7 @@ async fn the_idempotency_table_never_holds_a_raw_key(server: Server) {
     let again = with_key(&server, Method::POST, "/api/v1/projects", &t.orch, "project-1", &body).send().await;
     assert_eq!(again.ok(201), first.ok(201));
 
-    let rows = server.idempotency_rows().await;
+    let rows = idempotency_rows(&server).await;
     assert_eq!(rows.len(), 4, "one row per Idempotency-Key used: {rows:#?}");
     for row in &rows {
         assert!(!row.contains("lc_"), "a stored answer holds something of a key: {row}");

@@ -4,21 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-/// Defines a SQLite test and a PostgreSQL test running one scenario `fn(Server)`.
-macro_rules! both {
-    ($scenario:path => $sqlite:ident, $postgres:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            $scenario(crate::support::Server::sqlite().await).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            $scenario(crate::support::Server::postgres().await).await;
-        }
-    };
-}
-
 mod support;
 
 mod concurrency;

@@ -8,11 +8,11 @@ use loopctl_store::{Store, StoreError, WriteOp};
 use loopctl_store_postgres::PgStore;
 use sqlx::{Connection, PgConnection};
 
-use crate::support::TestDb;
+use crate::support::{TestDatabase, store_on};
 
 /// What loopctl's own migrator left before sqlx's: the same schema, a ledger of versions
 /// (`loopctl_migrations`, no checksums) and no `_sqlx_migrations`.
-async fn as_the_old_runner_left_it(db: &TestDb) {
+async fn as_the_old_runner_left_it(db: &TestDatabase) {
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     sqlx::raw_sql(
         "CREATE TABLE loopctl_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
@@ -26,7 +26,7 @@ async fn as_the_old_runner_left_it(db: &TestDb) {
 }
 
 /// Every version in sqlx's ledger, with its checksum.
-async fn ledger(db: &TestDb) -> Vec<(i64, Vec<u8>)> {
+async fn ledger(db: &TestDatabase) -> Vec<(i64, Vec<u8>)> {
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     let rows = sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
         .fetch_all(&mut conn)
@@ -45,8 +45,8 @@ fn shipped() -> Vec<(i64, Vec<u8>)> {
 /// so a key of the old formula that is still there afterwards shows that 7 did not run twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pg_a_database_of_the_old_migrator_is_adopted_once_by_servers_starting_together() {
-    let db = TestDb::create().await;
-    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
     let fx = Fixture::new(store.clone()).await;
     let mut sentinel = fx.story_record("2.1");
     sentinel.sort_key = 20_010; // `2*10000 + 1*10`, the formula before migration 7
@@ -74,8 +74,8 @@ async fn pg_a_database_of_the_old_migrator_is_adopted_once_by_servers_starting_t
 /// do. Nothing is left locked: with the file's checksum back, the next start works.
 #[tokio::test]
 async fn pg_an_edited_applied_migration_is_refused() {
-    let db = TestDb::create().await;
-    db.store().await.close().await;
+    let db = TestDatabase::create().await;
+    store_on(&db).await.close().await;
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     let tamper =
         |checksum: Vec<u8>| sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 3").bind(checksum);
@@ -98,8 +98,8 @@ async fn pg_an_edited_applied_migration_is_refused() {
 /// store logs a warning), so older servers keep starting during a rolling upgrade.
 #[tokio::test]
 async fn pg_a_database_migrated_by_a_newer_loopctl_still_opens() {
-    let db = TestDb::create().await;
-    db.store().await.close().await;
+    let db = TestDatabase::create().await;
+    store_on(&db).await.close().await;
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \

@@ -15,7 +15,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::support::TestDb;
+use crate::support::{TestDatabase, store_on};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a valid time")
@@ -62,14 +62,14 @@ async fn warm_up(store: &dyn Store, tenant: Uuid) {
     }
 }
 
-async fn two_processes(db: &TestDb) -> [Arc<dyn Store>; 2] {
-    [Arc::new(db.store().await), Arc::new(db.store().await)]
+async fn two_processes(db: &TestDatabase) -> [Arc<dyn Store>; 2] {
+    [Arc::new(store_on(db).await), Arc::new(store_on(db).await)]
 }
 
 #[tokio::test]
 async fn pg_smoke_round_trips_and_answers_cursors_in_order() {
-    let db = TestDb::create().await;
-    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
     assert_eq!(store.backend(), "postgres");
     store.ping().await.expect("ping");
     let fx = Fixture::new(store.clone()).await;
@@ -97,8 +97,8 @@ async fn pg_smoke_round_trips_and_answers_cursors_in_order() {
 
 #[tokio::test]
 async fn pg_negative_limits_mean_no_limit_as_on_sqlite() {
-    let db = TestDb::create().await;
-    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
     let fx = Fixture::new(store.clone()).await;
     for number in ["1.1", "1.2", "1.3"] {
         fx.story(number).await;
@@ -116,7 +116,7 @@ async fn pg_negative_limits_mean_no_limit_as_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pg_migrations_run_once_when_servers_start_together() {
-    let db = TestDb::create().await;
+    let db = TestDatabase::create().await;
     let starts = (0..4).map(|_| PgStore::connect(&db.url));
     let stores = futures_util::future::join_all(starts).await;
     for store in &stores {
@@ -138,7 +138,7 @@ async fn pg_migrations_run_once_when_servers_start_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pg_in_flight_limit_holds_across_processes() {
-    let db = TestDb::create().await;
+    let db = TestDatabase::create().await;
     let stores = two_processes(&db).await;
     let fx = Fixture::new(stores[0].clone()).await;
     let mut stories = Vec::new();
@@ -188,7 +188,7 @@ async fn pg_in_flight_limit_holds_across_processes() {
 async fn pg_change_feed_cursors_become_visible_in_order() {
     const WRITERS: usize = 8;
     const BATCHES: usize = 40;
-    let db = TestDb::create().await;
+    let db = TestDatabase::create().await;
     let stores = two_processes(&db).await;
     let fx = Fixture::new(stores[0].clone()).await;
     let tenant = fx.tenant;
@@ -238,8 +238,8 @@ async fn pg_change_feed_cursors_become_visible_in_order() {
 
 #[tokio::test]
 async fn pg_refusals_map_to_store_errors() {
-    let db = TestDb::create().await;
-    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
     let fx = Fixture::new(store.clone()).await;
     let story = fx.story("1.1").await;
 
@@ -329,8 +329,8 @@ async fn pg_refusals_map_to_store_errors() {
 /// Rules no write op can break today, checked directly in SQL.
 #[tokio::test]
 async fn pg_triggers_keep_roles_and_the_audit_log() {
-    let db = TestDb::create().await;
-    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
     let fx = Fixture::new(store.clone()).await;
     let key = ApiKeyRecord {
         id: Uuid::now_v7(),
@@ -382,8 +382,8 @@ async fn pg_stories_keyed_by_the_old_formula_list_in_numeric_order_after_migrati
         let (major, minor) = number.split_once('.').unwrap_or((number, "0"));
         major.parse::<i64>().expect("major") * 10_000 + minor.parse::<i64>().expect("minor") * 10
     };
-    let db = TestDb::create().await;
-    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
     let fx = Fixture::new(store.clone()).await;
     let mut batch = Vec::new();
     for number in ["2.1", "1.1001", "1.999", "2.10", "1.1000", "2.9", "3"] {
@@ -396,7 +396,7 @@ async fn pg_stories_keyed_by_the_old_formula_list_in_numeric_order_after_migrati
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 7").execute(&mut conn).await.expect("forget 7");
     let _ = conn.close().await;
 
-    let migrated = db.store().await;
+    let migrated = store_on(&db).await;
     let filter = StoryFilter { limit: 100, ..StoryFilter::default() };
     let (stories, _) = migrated.stories(fx.tenant, filter).await.expect("list");
     let listed: Vec<&str> = stories.iter().map(|s| s.number.as_str()).collect();

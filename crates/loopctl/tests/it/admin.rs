@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{Env, Keys, Server, admin_init};
+use crate::support::{Env, Server, Tenant, admin_init};
 
 #[test]
 fn admin_init_prints_json_keys_that_work_at_once() {
@@ -12,26 +12,22 @@ fn admin_init_prints_json_keys_that_work_at_once() {
     let out = admin_init(&env, &db, "acme");
     out.ok();
     let created: Value = serde_json::from_str(out.stdout.trim()).expect("admin init --format json prints JSON");
-    let keys = Keys::from_json(&created);
+    let keys = Tenant::from_json(&created);
     assert!(db.exists(), "the database file is created");
 
     let server = Server::start(&env, &db);
-    for (key, role) in [(&keys.user, "user"), (&keys.orchestrator, "orchestrator"), (&keys.agent, "agent")] {
+    for (key, role) in [(&keys.user, "user"), (&keys.orch, "orchestrator"), (&keys.agent, "agent")] {
         let me = env.run(&["--server", &server.url, "--api-key", key, "auth", "whoami", "--format", "json"]).json();
-        assert_eq!(
-            (me["role"].as_str(), me["tenant_id"].as_str()),
-            (Some(role), Some(keys.tenant_id.as_str())),
-            "{me}"
-        );
+        assert_eq!((me["role"].as_str(), me["tenant_id"].as_str()), (Some(role), Some(keys.id.as_str())), "{me}");
     }
 
     // Again with another name: another tenant, beside the first.
     let out = admin_init(&env, &db, "globex");
     out.ok();
-    let other = Keys::from_json(&serde_json::from_str(out.stdout.trim()).expect("JSON"));
-    assert_ne!(other.tenant_id, keys.tenant_id);
+    let other = Tenant::from_json(&serde_json::from_str(out.stdout.trim()).expect("JSON"));
+    assert_ne!(other.id, keys.id);
     let me = env.run(&["--server", &server.url, "--api-key", &other.user, "auth", "whoami", "--format", "json"]).json();
-    assert_eq!(me["tenant_id"].as_str(), Some(other.tenant_id.as_str()), "{me}");
+    assert_eq!(me["tenant_id"].as_str(), Some(other.id.as_str()), "{me}");
 }
 
 #[test]

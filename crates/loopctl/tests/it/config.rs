@@ -34,7 +34,7 @@ fn auth_login_saves_a_profile_that_later_commands_use() {
     env.run(&["next", "--project", "web"]).ok().stdout_has("1.1");
 
     // A second profile; flags and env still win over it.
-    env.run(&["auth", "login", "--server", lab.url(), "--key", &lab.keys.orchestrator, "--profile", "orch"]).ok();
+    env.run(&["auth", "login", "--server", lab.url(), "--key", &lab.keys.orch, "--profile", "orch"]).ok();
     let me = env.run(&["--profile", "orch", "auth", "whoami", "--format", "json"]).json();
     assert_eq!(me["role"], "orchestrator", "{me}");
     let out = env

@@ -265,7 +265,7 @@ fn a_closed_stdout_never_panics() {
         drop(reader);
         let mut cmd = std::process::Command::new(crate::support::BIN);
         lab.env.apply_std(&mut cmd);
-        cmd.env("LOOPCTL_SERVER", lab.url()).env("LOOPCTL_API_KEY", &lab.keys.orchestrator);
+        cmd.env("LOOPCTL_SERVER", lab.url()).env("LOOPCTL_API_KEY", &lab.keys.orch);
         let out = cmd.args(args).stdout(writer).stderr(Stdio::piped()).output().expect("runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.code() == Some(101) || stderr.contains("panicked") {

@@ -7,9 +7,6 @@
 
 mod support;
 
-#[path = "../common/key_trap.rs"]
-mod key_trap;
-
 mod admin;
 mod config;
 mod exit_codes;

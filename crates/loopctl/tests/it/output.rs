@@ -64,7 +64,7 @@ fn json_output_parses_for_every_read_of_the_loop() {
 
     let whoami = lab.run(&orch, &["auth", "whoami", "--format", "json"]).json();
     assert_eq!(whoami["role"], "orchestrator", "{whoami}");
-    assert_eq!(whoami["tenant_id"], json!(lab.keys.tenant_id), "{whoami}");
+    assert_eq!(whoami["tenant_id"], json!(lab.keys.id), "{whoami}");
 
     // Global flags may stand before the command too.
     let before = lab.run(&orch, &["--format", "json", "--project", "web", "next"]).json();
@@ -164,7 +164,7 @@ fn one_object_commands_honour_the_format() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
     let orch = lab.orch();
-    lab.run(&orch, &["auth", "login", "--server", lab.url(), "--key", &lab.keys.orchestrator]).ok();
+    lab.run(&orch, &["auth", "login", "--server", lab.url(), "--key", &lab.keys.orch]).ok();
 
     let story = lab.run(&orch, &["status", "1.1", "--project", "web", "--format", "json"]).json();
     assert_eq!(story["number"], "1.1", "{story}");
@@ -215,7 +215,7 @@ fn on_a_tty(lab: &Lab, args: &str, no_color: bool) -> Option<String> {
     let script = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| Path::new(p).exists())?;
     let mut cmd = Command::new(script);
     lab.env.apply_std(&mut cmd);
-    cmd.env("LOOPCTL_SERVER", lab.url()).env("LOOPCTL_API_KEY", &lab.keys.orchestrator);
+    cmd.env("LOOPCTL_SERVER", lab.url()).env("LOOPCTL_API_KEY", &lab.keys.orch);
     if no_color {
         cmd.env("NO_COLOR", "1");
     }

@@ -1,25 +1,22 @@
-//! The harness: a private temp dir per test (HOME, XDG dirs, data and state dirs), the real
-//! `loopctl` binary started as a server child process on 127.0.0.1:0, keys bootstrapped on
-//! its database, and helpers that run CLI commands as a given identity and check what they
-//! print and how they exit.
+//! The harness: a private sandbox per test (`loopctl_test_support::Sandbox`: HOME, XDG dirs,
+//! data and state dirs), the real `loopctl` binary started as a server child process on
+//! 127.0.0.1:0, keys bootstrapped on its database, and helpers that run CLI commands as a
+//! given identity and check what they print and how they exit.
 
-use std::io::{BufRead, BufReader};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command as StdCommand;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use loopctl_test_support::Sandbox;
+pub use loopctl_test_support::{Proc, Tenant, url_after};
 use serde_json::Value;
-use tempfile::TempDir;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_loopctl");
 
 /// How long any one CLI command may take before the test fails (never a hang).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a server may take to say it listens.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A work breakdown: epic 1 (1.1 with two criteria, 1.2 after 1.1, 1.3), epic 2 (2.1) after epic 1.
 pub const BREAKDOWN: &str = r#"{
@@ -42,33 +39,28 @@ pub const BREAKDOWN: &str = r#"{
   "epic_dependencies": [{"epic": 2, "depends_on": 1}]
 }"#;
 
-/// A private world for one test: every directory the CLI or the server could read or write.
+/// A private world for one test: every directory the CLI or the server could read or write
+/// (the sandbox's), and commands of the binary under test that run in it.
 pub struct Env {
-    pub dir: TempDir,
+    sandbox: Sandbox,
+}
+
+impl Deref for Env {
+    type Target = Sandbox;
+
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
+    }
 }
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("loopctl-it-").tempdir().expect("temp dir");
-        let env = Env { dir };
-        for sub in ["home", "config", "state", "data", "cache", "xdg-data", "cli-state", "work"] {
-            std::fs::create_dir_all(env.path(sub)).expect("create test dir");
-        }
-        env
-    }
-
-    pub fn path(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
+        Env { sandbox: Sandbox::new("loopctl-it-") }
     }
 
     /// Where commands run unless a test says otherwise (no `.loopctl.toml` above it).
     pub fn work(&self) -> PathBuf {
         self.path("work")
-    }
-
-    /// `LOOPCTL_DATA_DIR`: where `up` keeps its database and keys.
-    pub fn data_dir(&self) -> PathBuf {
-        self.path("data")
     }
 
     pub fn db(&self) -> PathBuf {
@@ -81,25 +73,10 @@ impl Env {
     }
 
     /// Applies the private environment to a command: nothing from the outer environment
-    /// that loopctl reads survives.
+    /// that loopctl reads survives; it runs in `work`.
     pub fn apply_std(&self, cmd: &mut StdCommand) {
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("LOOPCTL_") {
-                cmd.env_remove(&key);
-            }
-        }
-        for key in ["NO_COLOR", "CLICOLOR_FORCE", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"] {
-            cmd.env_remove(key);
-        }
-        cmd.env("HOME", self.path("home"))
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("XDG_DATA_HOME", self.path("xdg-data"))
-            .env("XDG_CACHE_HOME", self.path("cache"))
-            .env("LOOPCTL_DATA_DIR", self.data_dir())
-            .env("LOOPCTL_STATE_DIR", self.path("cli-state"))
-            .env("RUST_BACKTRACE", "0")
-            .current_dir(self.work());
+        self.apply(cmd);
+        cmd.current_dir(self.work());
     }
 
     /// `loopctl` with the private environment and no server, key or project configured.
@@ -211,67 +188,6 @@ impl Out {
     }
 }
 
-/// A long-running `loopctl` child (`serve` or `up`) whose stderr is read line by line in a
-/// thread (so it never blocks on a full pipe). Killed when dropped.
-pub struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    rx: Receiver<String>,
-}
-
-impl Proc {
-    pub fn spawn(mut cmd: StdCommand, what: &str) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|err| panic!("cannot start {what}: {err}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = channel();
-        let seen = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                seen.lock().expect("lines lock").push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        Proc { child, lines, rx }
-    }
-
-    /// Waits for a stderr line that satisfies `pred`; fails the test on timeout or exit.
-    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => panic!("no {what} within {START_TIMEOUT:?}:\n{}", self.log()),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    panic!("the process ended ({status:?}) before {what}:\n{}", self.log())
-                }
-            }
-        }
-    }
-
-    /// Every stderr line so far.
-    pub fn log(&self) -> String {
-        self.lines.lock().expect("lines lock").join("\n")
-    }
-
-    /// Kills the process (SIGKILL: nothing gets a chance to flush) and waits for it.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// `loopctl serve --listen 127.0.0.1:0 --database-url DB`, with the URL it listens on.
 pub struct Server {
     pub proc: Proc,
@@ -287,35 +203,6 @@ impl Server {
         let url = url_after(&line, "listening on ").expect("URL in the listening line");
         assert!(line.starts_with(&format!("loopctl {} listening on", env!("CARGO_PKG_VERSION"))), "{line}");
         Server { proc, url }
-    }
-}
-
-/// `http://127.0.0.1:PORT` following `marker` in a line.
-pub fn url_after(line: &str, marker: &str) -> Option<String> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    let url: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-    let url = url.trim_end_matches(['.', ',', ')']).to_string();
-    (url.starts_with("http://") && url.rsplit(':').next().is_some_and(|p| p.parse::<u16>().is_ok())).then_some(url)
-}
-
-/// The three keys of a bootstrapped tenant.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    pub tenant_id: String,
-    pub user: String,
-    pub orchestrator: String,
-    pub agent: String,
-}
-
-impl Keys {
-    pub fn from_json(value: &Value) -> Keys {
-        let s = |v: &Value| v.as_str().unwrap_or_else(|| panic!("expected a string in {value}")).to_string();
-        Keys {
-            tenant_id: s(&value["tenant_id"]),
-            user: s(&value["keys"]["user"]),
-            orchestrator: s(&value["keys"]["orchestrator"]),
-            agent: s(&value["keys"]["agent"]),
-        }
     }
 }
 
@@ -356,7 +243,7 @@ pub struct Lab {
     // Declared first so it is dropped (killed) before its directory is removed.
     pub server: Server,
     pub env: Env,
-    pub keys: Keys,
+    pub keys: Tenant,
 }
 
 impl Lab {
@@ -370,7 +257,7 @@ impl Lab {
         std::fs::create_dir_all(env.data_dir()).expect("data dir");
         let init = admin_init(&env, &db, "acme");
         let (keys, via_up) = match serde_json::from_str::<Value>(init.stdout.trim()) {
-            Ok(value) if init.code == Some(0) => (Keys::from_json(&value), false),
+            Ok(value) if init.code == Some(0) => (Tenant::from_json(&value), false),
             _ => (bootstrap_with_up(&env), true),
         };
         let server = Server::start(&env, &db);
@@ -396,7 +283,7 @@ impl Lab {
     }
 
     pub fn orch(&self) -> Actor {
-        self.actor("orchestrator", &self.keys.orchestrator)
+        self.actor("orchestrator", &self.keys.orch)
     }
 
     pub fn agent(&self) -> Actor {
@@ -463,7 +350,7 @@ impl Lab {
     }
 }
 
-fn bootstrap_with_up(env: &Env) -> Keys {
+fn bootstrap_with_up(env: &Env) -> Tenant {
     let mut cmd = env.std_cmd();
     // Its profiles go to a file of their own: the test's config stays empty.
     cmd.env("LOOPCTL_CONFIG", env.path("bootstrap-config.toml")).args(["up", "--listen", "127.0.0.1:0"]);
@@ -471,7 +358,7 @@ fn bootstrap_with_up(env: &Env) -> Keys {
     proc.wait_for("`is up on` line", |l| l.contains(" is up on http://"));
     proc.kill();
     let text = std::fs::read_to_string(env.data_dir().join("keys.json")).expect("keys.json from up");
-    Keys::from_json(&serde_json::from_str(&text).expect("keys.json is JSON"))
+    Tenant::from_json(&serde_json::from_str(&text).expect("keys.json is JSON"))
 }
 
 /// Now as ISO-8601 UTC with milliseconds (what `changes --since $LAST_POLL` gets).

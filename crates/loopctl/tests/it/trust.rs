@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::key_trap::KeyTrap;
+use loopctl_test_support::key_trap::KeyTrap;
+
 use crate::support::{Env, Lab, Out, Proc, start_up_in};
 
 /// A checkout of somebody else's repository: its `.loopctl.toml` names the project and,
@@ -24,7 +25,7 @@ fn a_checkout_s_loopctl_toml_cannot_send_the_saved_key_to_its_server() {
     lab.project("Web shop", "web");
     let env = &lab.env;
     let trap = KeyTrap::start();
-    env.run(&["auth", "login", "--server", lab.url(), "--key", &lab.keys.orchestrator, "--profile", "work"]).ok();
+    env.run(&["auth", "login", "--server", lab.url(), "--key", &lab.keys.orch, "--profile", "work"]).ok();
     let checkout = hostile_checkout(env, &trap.url);
     let file = checkout.join(".loopctl.toml");
     let in_checkout = |args: &[&str]| Out::of(env.cmd().current_dir(&checkout).args(args), args);

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Env, Keys, numbers, start_up, start_up_in};
+use crate::support::{Env, Tenant, numbers, start_up, start_up_in};
 
 fn config_show(env: &Env) -> Value {
     let out = env.run(&["config", "show"]);
@@ -10,9 +10,9 @@ fn config_show(env: &Env) -> Value {
     serde_json::from_str(&out.stdout).expect("config show prints JSON")
 }
 
-fn keys_in(data_dir: &std::path::Path) -> Keys {
+fn keys_in(data_dir: &std::path::Path) -> Tenant {
     let text = std::fs::read_to_string(data_dir.join("keys.json")).expect("up writes keys.json");
-    Keys::from_json(&serde_json::from_str(&text).expect("keys.json is JSON"))
+    Tenant::from_json(&serde_json::from_str(&text).expect("keys.json is JSON"))
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn up_on_an_empty_data_dir_then_again_reuses_everything() {
     assert!(!text.contains("Reusing"), "{text}");
     let keys_file = env.data_dir().join("keys.json");
     let keys_text = std::fs::read_to_string(&keys_file).expect("up writes keys.json");
-    let keys = Keys::from_json(&serde_json::from_str(&keys_text).expect("keys.json is JSON"));
+    let keys = Tenant::from_json(&serde_json::from_str(&keys_text).expect("keys.json is JSON"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -42,10 +42,10 @@ fn up_on_an_empty_data_dir_then_again_reuses_everything() {
         assert!(config["profiles"][name]["api_key"].is_string(), "profile {name}: {config}");
     }
     let raw = std::fs::read_to_string(env.config_file()).expect("config file");
-    for key in [&keys.orchestrator, &keys.user, &keys.agent] {
+    for key in [&keys.orch, &keys.user, &keys.agent] {
         assert!(raw.contains(key.as_str()), "the profiles hold the keys of keys.json");
     }
-    assert!(!config.to_string().contains(&keys.orchestrator), "config show hides keys: {config}");
+    assert!(!config.to_string().contains(&keys.orch), "config show hides keys: {config}");
 
     // The printed next commands work as printed, with nothing but the saved profiles.
     let suggested: Vec<&str> = lines.iter().filter(|l| l.starts_with("  loopctl ")).map(|l| l.trim()).collect();
@@ -57,7 +57,7 @@ fn up_on_an_empty_data_dir_then_again_reuses_everything() {
     }
     env.run(&["status", "--project", "example"]).ok().stdout_has("Example (example)");
     let me = env.run(&["auth", "whoami", "--format", "json"]).json();
-    assert_eq!((&me["role"], &me["tenant_id"]), (&json!("orchestrator"), &json!(keys.tenant_id)), "{me}");
+    assert_eq!((&me["role"], &me["tenant_id"]), (&json!("orchestrator"), &json!(keys.id)), "{me}");
     let me = env.run(&["--profile", "local-user", "auth", "whoami", "--format", "json"]).json();
     assert_eq!(me["role"], "user", "{me}");
     let claimed =
@@ -73,7 +73,7 @@ fn up_on_an_empty_data_dir_then_again_reuses_everything() {
     assert_eq!(std::fs::read_to_string(&keys_file).expect("keys.json"), keys_text, "keys.json unchanged");
     assert_eq!(config_show(&env)["profiles"]["local"]["server"], json!(url2));
     let me = env.run(&["auth", "whoami", "--format", "json"]).json();
-    assert_eq!(me["tenant_id"], json!(keys.tenant_id), "the same keys still work: {me}");
+    assert_eq!(me["tenant_id"], json!(keys.id), "the same keys still work: {me}");
     let projects = env.run(&["project", "list", "--format", "json"]).json();
     let slugs: Vec<&str> =
         projects["data"].as_array().expect("data").iter().filter_map(|p| p["slug"].as_str()).collect();
@@ -100,7 +100,7 @@ fn a_second_up_on_another_port_leaves_the_first_ones_profiles_and_says_how_to_re
         assert_eq!(config["profiles"][name]["server"], json!(first_url), "profile {name}: {config}");
     }
     let me = env.run(&["auth", "whoami", "--format", "json"]).json();
-    assert_eq!(me["tenant_id"], json!(first_keys.tenant_id), "{me}");
+    assert_eq!(me["tenant_id"], json!(first_keys.id), "{me}");
 
     // `up` says so in one line, with the way to point a profile at the new server.
     let left: Vec<&String> = lines.iter().filter(|l| l.starts_with("Left profiles")).collect();
@@ -122,9 +122,9 @@ fn a_second_up_on_another_port_leaves_the_first_ones_profiles_and_says_how_to_re
 
     // Followed, the way works.
     let second_keys = keys_in(&other_data);
-    env.run(&["--profile", "local", "auth", "login", "--server", &second_url, "--key", &second_keys.orchestrator]).ok();
+    env.run(&["--profile", "local", "auth", "login", "--server", &second_url, "--key", &second_keys.orch]).ok();
     let me = env.run(&["auth", "whoami", "--format", "json"]).json();
-    assert_eq!(me["tenant_id"], json!(second_keys.tenant_id), "{me}");
+    assert_eq!(me["tenant_id"], json!(second_keys.id), "{me}");
     assert_eq!(config_show(&env)["profiles"]["local-agent"]["server"], json!(first_url), "only local moved");
 }
 

@@ -89,8 +89,7 @@ pub(crate) fn runs(lab: &Lab) -> Vec<Value> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let answer: Value = runtime.block_on(async {
-        let response =
-            reqwest::Client::new().get(&url).bearer_auth(&lab.keys.orchestrator).send().await.expect("GET runs");
+        let response = reqwest::Client::new().get(&url).bearer_auth(&lab.keys.orch).send().await.expect("GET runs");
         response.json().await.expect("runs as JSON")
     });
     answer["data"].as_array().cloned().unwrap_or_else(|| panic!("a list of runs: {answer}"))

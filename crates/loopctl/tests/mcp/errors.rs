@@ -53,7 +53,7 @@ async fn bad_arguments_are_tool_errors() {
     assert!(message.contains("project_id") && message.contains("shop") && message.contains("web"), "{message}");
 
     // payload_path reads a local file in stdio mode.
-    let file = w.dir.path().join("more.json");
+    let file = w.dir.path("more.json");
     let more = json!({"epics": [{"number": 3, "title": "Reports", "stories": [
         {"number": "3.1", "title": "Monthly report", "acceptance_criteria": [{"id": "AC-3.1.1", "description": "a PDF"}]}]}]});
     std::fs::write(&file, more.to_string()).expect("write payload");
@@ -177,8 +177,7 @@ async fn refusals_name_the_tools_that_fix_them_and_keep_their_codes() {
 
     // One rejection locks a story here; only a user clears it.
     let settings = json!({"settings": {"escalate_after_rejections": 1, "max_review_cycles": 1}});
-    let (status, body) = w.rest(reqwest::Method::PATCH, &w.keys.user, "/api/v1/tenants/me", Some(settings)).await;
-    assert_eq!(status, 200, "{body}");
+    w.api.patch(&w.keys.user, "/api/v1/tenants/me", settings).await.ok(200);
     ok(&r.agent, "start_story", s11.clone()).await;
     ok(&r.agent, "report_story", json!({"story_id": "1.1", "project_id": "shop", "commit_sha": SHA})).await;
     ok(&r.orch, "reject_story", json!({"story_id": "1.1", "project_id": "shop", "reason": "no tests"})).await;
@@ -195,8 +194,7 @@ async fn refusals_name_the_tools_that_fix_them_and_keep_their_codes() {
     // With signed verification runs required, verify names the tool that records one.
     ok(&r.user, "clear_escalation", json!({"story_id": "1.1", "project_id": "shop", "note": "looked at it"})).await;
     let settings = json!({"settings": {"require_artifact_verification": true}});
-    let (status, body) = w.rest(reqwest::Method::PATCH, &w.keys.user, "/api/v1/tenants/me", Some(settings)).await;
-    assert_eq!(status, 200, "{body}");
+    w.api.patch(&w.keys.user, "/api/v1/tenants/me", settings).await.ok(200);
     ok(&r.agent, "contract_story", contract_11).await;
     ok(&r.agent, "claim_story", s11.clone()).await;
     ok(&r.agent, "start_story", s11.clone()).await;

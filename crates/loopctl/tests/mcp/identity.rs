@@ -2,9 +2,9 @@
 //! (issue 11): keys of two identities are refused at startup, a single role's key serves, and
 //! a checkout's `.loopctl.toml` cannot point the process's key at another server.
 
+use loopctl_test_support::key_trap::KeyTrap;
 use serde_json::json;
 
-use crate::key_trap::KeyTrap;
 use crate::support::*;
 
 /// The refusal's text, after checking that the process ended with an error and said why.
@@ -29,7 +29,7 @@ async fn an_mcp_server_holding_two_identities_keys_refuses_to_start() {
     for env in cases {
         let mut env = env.to_vec();
         env.push(("LOOPCTL_SERVER", &w.url));
-        let stderr = refused(&w.mcp_exit(&env, w.dir.path()).await);
+        let stderr = refused(&w.mcp_exit(&env, w.dir.root()).await);
         for part in ["one identity", "verify", "loopctl-orchestrator", "loopctl-agent", "README"] {
             assert!(stderr.contains(part), "`{part}` in {stderr}");
         }
@@ -73,7 +73,7 @@ async fn a_checkout_s_loopctl_toml_cannot_send_the_mcp_key_to_its_server() {
     let w = World::start().await;
     let trap = KeyTrap::start();
     w.cli(&["auth", "login", "--server", &w.url, "--key", &w.keys.agent, "--profile", "agent"]).await;
-    let checkout = w.dir.path().join("checkout");
+    let checkout = w.dir.path("checkout");
     std::fs::create_dir_all(&checkout).expect("checkout dir");
     let file = checkout.join(".loopctl.toml");
     std::fs::write(&file, format!("project = \"shop\"\nserver = \"{}\"\n", trap.url)).expect("write .loopctl.toml");

@@ -5,8 +5,6 @@
 mod bulk_refusals;
 mod errors;
 mod identity;
-#[path = "../common/key_trap.rs"]
-mod key_trap;
 mod more_tools;
 mod node_sdk;
 mod payload_path;
@@ -15,3 +13,4 @@ mod seed_loop;
 mod skills;
 mod support;
 mod tiers;
+mod tool_snapshots;

@@ -149,7 +149,7 @@ async fn standard_and_all_tier_tools() {
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
     ok(&r.orch, "revoke_dispatch", json!({"dispatch_id": dispatch_id})).await;
     let raw_key = dispatched["data"]["api_key"]["raw_key"].as_str().expect("raw key");
-    let (status, _) = w.rest(reqwest::Method::GET, raw_key, "/api/v1/whoami", None).await;
+    let status = w.api.get(raw_key, "/api/v1/whoami").await.status;
     assert_eq!(status, 401, "a revoked dispatch key is refused");
 
     let agents = ok(&r.orch, "list_agents", json!({})).await;

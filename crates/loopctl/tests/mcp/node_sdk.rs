@@ -64,15 +64,14 @@ fn sdk_dir() -> Result<PathBuf, String> {
 
 fn run_client(dir: &Path, w: &World) -> Value {
     std::fs::write(dir.join("client.mjs"), CLIENT).expect("write client.mjs");
-    let home = w.dir.path().join("home");
     let output = Command::new("node")
         .arg("client.mjs")
         .current_dir(dir)
         .env("LOOPCTL_BIN", BIN)
         .env("LOOPCTL_SERVER", &w.url)
         .env("LOOPCTL_ORCH_KEY", &w.keys.orch)
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("HOME", w.dir.path("home"))
+        .env("XDG_CONFIG_HOME", w.dir.path("config"))
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

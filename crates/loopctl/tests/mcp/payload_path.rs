@@ -26,14 +26,14 @@ async fn payload_path_outside_the_working_directory_is_refused_and_a_file_inside
     let w = World::start().await;
     let project = w.project("shop").await;
     let mcp = w.mcp(&[("LOOPCTL_ORCH_KEY", &w.keys.orch)]).await;
-    // The MCP server runs in w.dir (see `clean_env`); `outside` is a sibling directory.
+    // The MCP server runs in w.dir (see `World`); `outside` is a sibling directory.
     let outside = tempfile::Builder::new().prefix("loopctl-outside-").tempdir().expect("temp dir");
     let secret = outside.path().join("doc.json");
     std::fs::write(&secret, doc(7).to_string()).expect("write the outside file");
     let outside_name = outside.path().file_name().expect("a name").to_string_lossy().into_owned();
 
     refused(&mcp, &format!("../{outside_name}/doc.json")).await;
-    refused(&mcp, &format!("{}/../{outside_name}/doc.json", w.dir.path().display())).await;
+    refused(&mcp, &format!("{}/../{outside_name}/doc.json", w.dir.root().display())).await;
     refused(&mcp, &format!("sub/../../{outside_name}/doc.json")).await;
     refused(&mcp, &secret.to_string_lossy()).await;
     refused(&mcp, "/etc/passwd").await;
@@ -43,14 +43,14 @@ async fn payload_path_outside_the_working_directory_is_refused_and_a_file_inside
     refused(&mcp, "does-not-exist.json").await;
     #[cfg(unix)]
     {
-        let link = w.dir.path().join("innocent.json");
+        let link = w.dir.path("innocent.json");
         std::os::unix::fs::symlink(&secret, &link).expect("symlink to the outside file");
         refused(&mcp, &link.to_string_lossy()).await;
         refused(&mcp, "innocent.json").await;
-        let dir_link = w.dir.path().join("elsewhere");
+        let dir_link = w.dir.path("elsewhere");
         std::os::unix::fs::symlink(outside.path(), &dir_link).expect("symlink to the outside directory");
         refused(&mcp, "elsewhere/doc.json").await;
-        let proc_link = w.dir.path().join("env.json");
+        let proc_link = w.dir.path("env.json");
         std::os::unix::fs::symlink("/proc/self/environ", &proc_link).expect("symlink to /proc/self/environ");
         refused(&mcp, "env.json").await;
     }
@@ -59,10 +59,10 @@ async fn payload_path_outside_the_working_directory_is_refused_and_a_file_inside
 
     // Inside the working directory: absolute, relative, in a subdirectory, through a link
     // that stays inside.
-    let inside = w.dir.path().join("plan.json");
+    let inside = w.dir.path("plan.json");
     std::fs::write(&inside, doc(1).to_string()).expect("write the inside file");
-    std::fs::create_dir_all(w.dir.path().join("plans")).expect("mkdir");
-    std::fs::write(w.dir.path().join("plans/second.json"), doc(2).to_string()).expect("write");
+    std::fs::create_dir_all(w.dir.path("plans")).expect("mkdir");
+    std::fs::write(w.dir.path("plans/second.json"), doc(2).to_string()).expect("write");
     let imported = ok(
         &mcp,
         "import_stories",
@@ -73,9 +73,8 @@ async fn payload_path_outside_the_working_directory_is_refused_and_a_file_inside
     ok(&mcp, "import_stories", json!({"project_id": "shop", "payload_path": "plans/second.json", "merge": true})).await;
     #[cfg(unix)]
     {
-        std::fs::write(w.dir.path().join("plans/third.json"), doc(3).to_string()).expect("write");
-        std::os::unix::fs::symlink(w.dir.path().join("plans/third.json"), w.dir.path().join("third.json"))
-            .expect("symlink inside");
+        std::fs::write(w.dir.path("plans/third.json"), doc(3).to_string()).expect("write");
+        std::os::unix::fs::symlink(w.dir.path("plans/third.json"), w.dir.path("third.json")).expect("symlink inside");
         ok(&mcp, "import_stories", json!({"project_id": "shop", "payload_path": "third.json", "merge": true})).await;
     }
     let epics = w.get(&w.keys.orch, &format!("/api/v1/projects/{project}/epics")).await;

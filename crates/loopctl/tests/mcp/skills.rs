@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use loopctl_mcp::{Tier, tool_names};
 use rmcp::model::GetPromptRequestParams;
-use tokio::process::Command;
 
 use crate::support::*;
 
@@ -130,9 +129,7 @@ impl Cli<'_> {
         if let Some(known) = self.helps.get(path) {
             return known.clone();
         }
-        let mut command = Command::new(BIN);
-        clean_env(&mut command, &self.world.dir);
-        let output = command.args(path).arg("--help").output().await.expect("loopctl runs");
+        let output = loopctl(&self.world.dir).args(path).arg("--help").output().await.expect("loopctl runs");
         let help = output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned());
         self.helps.insert(path.to_vec(), help.clone());
         help

@@ -1,9 +1,12 @@
-//! The harness: a real `loopctl serve` child on 127.0.0.1:0 over a temp SQLite file, keys from
-//! `loopctl admin init`, `loopctl mcp` children driven by rmcp's client, and REST helpers to
-//! read back what the tools did.
+//! The harness: a real `loopctl serve` child on 127.0.0.1:0 over a temp SQLite file in a
+//! private sandbox (`loopctl_test_support::Sandbox`), keys from `loopctl admin init`,
+//! `loopctl mcp` children driven by rmcp's client, and REST calls to read back what the tools
+//! did.
 
 use std::process::Stdio;
 use std::time::Duration;
+
+use loopctl_test_support::{Api, Proc, Sandbox, Tenant, url_after};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -11,9 +14,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt as _};
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_loopctl");
 
@@ -41,12 +42,6 @@ pub fn breakdown() -> Value {
     })
 }
 
-pub struct Keys {
-    pub user: String,
-    pub orch: String,
-    pub agent: String,
-}
-
 /// The MCP servers of a loop, one per role.
 pub struct Roles {
     pub orch: Mcp,
@@ -54,13 +49,13 @@ pub struct Roles {
     pub user: Mcp,
 }
 
-/// One server with one tenant, in a private temp dir.
+/// One server with one tenant, in a private sandbox (the working directory of every child).
 pub struct World {
-    pub dir: TempDir,
+    pub dir: Sandbox,
     pub url: String,
-    pub keys: Keys,
-    http: reqwest::Client,
-    _server: Child,
+    pub keys: Tenant,
+    pub api: Api,
+    _server: Proc,
 }
 
 impl World {
@@ -69,71 +64,37 @@ impl World {
     }
 
     pub async fn start_on(listen: &str) -> World {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempfile::Builder::new().prefix("loopctl-mcp-").tempdir().expect("temp dir");
-        let db = dir.path().join("loopctl.db").to_string_lossy().into_owned();
-        let mut init = Command::new(BIN);
-        clean_env(&mut init, &dir);
-        let output = init
+        let dir = Sandbox::new("loopctl-mcp-");
+        let db = dir.path("loopctl.db").to_string_lossy().into_owned();
+        let output = loopctl(&dir)
             .args(["admin", "init", "--tenant", "MCP Team", "--database-url", &db, "--format", "json"])
             .output()
             .await
             .expect("admin init runs");
         assert!(output.status.success(), "admin init: {}", String::from_utf8_lossy(&output.stderr));
-        let created: Value = serde_json::from_slice(&output.stdout).expect("admin init prints JSON");
-        let key = |role: &str| created["keys"][role].as_str().expect("a key per role").to_string();
-        let keys = Keys { user: key("user"), orch: key("orchestrator"), agent: key("agent") };
+        let keys = Tenant::from_json(&serde_json::from_slice(&output.stdout).expect("admin init prints JSON"));
 
-        let mut serve = Command::new(BIN);
-        clean_env(&mut serve, &dir);
-        let mut server = serve
-            .args(["serve", "--listen", listen, "--database-url", &db])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("server starts");
-        let stderr = server.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    return rest.split_whitespace().next().map(str::to_string);
-                }
-            }
-            None
+        let mut serve = std_loopctl(&dir);
+        serve.args(["serve", "--listen", listen, "--database-url", &db]);
+        // `Proc` waits on a thread of its own for the line; the runtime's workers stay free.
+        let (server, url) = tokio::task::spawn_blocking(move || {
+            let mut server = Proc::spawn(serve, "loopctl serve");
+            let line = server.wait_for("`listening on http://…`", |l| url_after(l, "listening on ").is_some());
+            let url = url_after(&line, "listening on ").expect("the URL of the line waited for");
+            (server, url)
         })
         .await
-        .expect("the server says where it listens within 30 s")
-        .expect("the server prints `listening on http://…`");
-        // Keep draining the server's log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .expect("the wait for the server ends");
         let url = url.replace("0.0.0.0", "127.0.0.1");
-        World { dir, url, keys, http: reqwest::Client::new(), _server: server }
-    }
-
-    /// A REST call: status and JSON body (`Null` when empty).
-    pub async fn rest(&self, method: reqwest::Method, key: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        (status, if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON") })
+        World { dir, api: Api::new(&url), url, keys, _server: server }
     }
 
     pub async fn get(&self, key: &str, path: &str) -> Value {
-        let (status, body) = self.rest(reqwest::Method::GET, key, path, None).await;
-        assert!((200..300).contains(&status), "GET {path}: {status} {body}");
-        body
+        self.api.get(key, path).await.success().clone()
     }
 
     pub async fn post(&self, key: &str, path: &str, body: Value) -> Value {
-        let (status, answer) = self.rest(reqwest::Method::POST, key, path, Some(body)).await;
-        assert!((200..300).contains(&status), "POST {path}: {status} {answer}");
-        answer
+        self.api.post(key, path, body).await.success().clone()
     }
 
     /// A new key of `role` (minted with the user key): its own agent identity.
@@ -162,13 +123,12 @@ impl World {
 
     /// `loopctl mcp` as a child process, with only `env` (and the server URL) set.
     pub async fn mcp(&self, env: &[(&str, &str)]) -> Mcp {
-        self.mcp_in(env, self.dir.path()).await
+        self.mcp_in(env, self.dir.root()).await
     }
 
     /// `mcp` started in `dir` (a checkout with its own `.loopctl.toml`).
     pub async fn mcp_in(&self, env: &[(&str, &str)], dir: &std::path::Path) -> Mcp {
-        let mut command = Command::new(BIN);
-        clean_env(&mut command, &self.dir);
+        let mut command = loopctl(&self.dir);
         command.arg("mcp").current_dir(dir).env("LOOPCTL_SERVER", &self.url);
         for (key, value) in env {
             command.env(key, value);
@@ -197,8 +157,7 @@ impl World {
     /// Runs `loopctl mcp` with only `env` set, in `dir`, stdin closed, until it exits (within
     /// 30 s): for the configurations it must refuse at startup.
     pub async fn mcp_exit(&self, env: &[(&str, &str)], dir: &std::path::Path) -> std::process::Output {
-        let mut command = Command::new(BIN);
-        clean_env(&mut command, &self.dir);
+        let mut command = loopctl(&self.dir);
         command.arg("mcp").current_dir(dir).stdin(Stdio::null()).kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
@@ -211,9 +170,7 @@ impl World {
 
     /// `loopctl ARGS` (a CLI command) in this world's private environment; must succeed.
     pub async fn cli(&self, args: &[&str]) {
-        let mut command = Command::new(BIN);
-        clean_env(&mut command, &self.dir);
-        let output = command.args(args).output().await.expect("loopctl runs");
+        let output = loopctl(&self.dir).args(args).output().await.expect("loopctl runs");
         assert!(output.status.success(), "loopctl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
@@ -225,24 +182,16 @@ impl World {
     }
 }
 
-/// Nothing from the outer environment that loopctl reads survives; HOME and XDG dirs are
-/// private so no real profile is picked up.
-pub fn clean_env(command: &mut Command, dir: &TempDir) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LOOPCTL_") {
-            command.env_remove(&key);
-        }
-    }
-    let home = dir.path().join("home");
-    let _ = std::fs::create_dir_all(&home);
+/// The binary in `dir`'s private environment, logging only warnings.
+fn std_loopctl(dir: &Sandbox) -> std::process::Command {
+    let mut command = dir.command(BIN);
+    command.env("LOOPCTL_LOG", "warn");
     command
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("LOOPCTL_DATA_DIR", home.join("loopctl-data"))
-        .env("LOOPCTL_LOG", "warn")
-        .current_dir(dir.path());
+}
+
+/// `std_loopctl` for tokio (MCP transports, awaited output).
+pub fn loopctl(dir: &Sandbox) -> Command {
+    Command::from(std_loopctl(dir))
 }
 
 /// Calls a tool; the call itself must not fail at the protocol level.

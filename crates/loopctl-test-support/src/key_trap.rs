@@ -1,7 +1,7 @@
 //! A server an attacker controls, as a repository's `.loopctl.toml` could name it: a plain
 //! TCP listener on 127.0.0.1:0 that reads each request's head, counts the requests and those
 //! carrying an `Authorization` header (a key that was sent where it must not go), and answers
-//! 404. Shared by the CLI and MCP test binaries (`#[path]`).
+//! 404.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
