@@ -376,9 +376,10 @@ impl Ctx {
     /// context, else from a look-up of each id; an id that is no story this key may read stays.
     /// The JSON body stays as the server sent it.
     pub async fn name_stories_in(&self, err: anyhow::Error) -> anyhow::Error {
-        let Some(ClientError::Api { status, code, message, body }) = err.downcast_ref::<ClientError>() else {
+        let Some(ClientError::Api { status, error, body }) = err.downcast_ref::<ClientError>() else {
             return err;
         };
+        let message = &error.message;
         let ids = uuids_in(message);
         if ids.is_empty() {
             return err;
@@ -403,12 +404,8 @@ impl Ctx {
         if reworded == *message {
             return err;
         }
-        anyhow::Error::new(ClientError::Api {
-            status: *status,
-            code: code.clone(),
-            message: reworded,
-            body: body.clone(),
-        })
+        let error = loopctl_api::ErrorBody { message: reworded, ..error.clone() };
+        anyhow::Error::new(ClientError::Api { status: *status, error, body: body.clone() })
     }
 }
 

@@ -1,22 +1,35 @@
-//! A small client of the loopctl HTTP API: JSON in, JSON out, errors with their stable code.
+//! The one client of the loopctl API: the CLI, `loopctl mcp` (over HTTP, and in-process at
+//! the server's `/mcp`), the runner and the bench all send through it, so answers are decoded,
+//! errors typed ([`loopctl_api::ErrorCode`]) and retries made in one place.
 //!
 //! Idempotent requests (GET) are retried on connection failures; mutating requests carry an
 //! `Idempotency-Key` so that a retry after a lost answer is never applied twice (a retry that
 //! finds its first attempt still running is told `idempotency_in_progress` and waits for it).
+//! A 429 or 503 with `Retry-After` is retried after the time the server names, when the
+//! request is safe to repeat.
 
+mod resolve;
+mod transport;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use loopctl_api::{ErrorBody, ErrorCode, ExitClass};
 pub use reqwest::Method;
-use reqwest::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
+pub use transport::{
+    BoxFuture, HttpTransport, Incoming, Outgoing, Transport, Unanswered, encode_component, path_with_query,
+};
 
 /// What went wrong talking to the server.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// The server answered with an error body.
-    #[error("{message}")]
-    Api { status: u16, code: String, message: String, body: Value },
+    /// The server refused, with its error body.
+    #[error("{}", error.message)]
+    Api { status: u16, error: ErrorBody, body: Value },
     /// No answer: connection refused, DNS, timeout.
     #[error("cannot reach the loopctl server at {server}: {reason}; is it running? (`loopctl up`, or check --server)")]
     Unreachable { server: String, reason: String },
@@ -29,22 +42,48 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The stable error code (`not_found`, `stale_claim`, …), or a local one.
+    /// The server's stable error code, when the server answered with one.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+
+    /// Whether the server refused with `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.error_code().is_some_and(|c| c.as_str() == code.as_str())
+    }
+
+    /// The code as text: the server's, or a local one (`unreachable`, `protocol`, `config`).
     pub fn code(&self) -> &str {
         match self {
-            ClientError::Api { code, .. } => code,
+            ClientError::Api { error, .. } => error.code.as_str(),
             ClientError::Unreachable { .. } => "unreachable",
             ClientError::Protocol(_) => "protocol",
             ClientError::Config(_) => "config",
         }
     }
+
+    /// How the CLI exits for this error.
+    pub fn exit_class(&self) -> ExitClass {
+        match self {
+            ClientError::Api { error, .. } => error.code.exit_class(),
+            ClientError::Unreachable { .. } => ExitClass::Unreachable,
+            ClientError::Protocol(_) | ClientError::Config(_) => ExitClass::Failure,
+        }
+    }
 }
+
+/// How many times a request is sent at most.
+const MAX_ATTEMPTS: u32 = 4;
+/// The longest a retry waits for, whatever `Retry-After` says.
+const MAX_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Client {
-    base: String,
+    transport: Arc<dyn Transport>,
     key: Option<String>,
-    http: reqwest::Client,
 }
 
 impl Client {
@@ -53,43 +92,41 @@ impl Client {
     /// # Errors
     /// When the TLS stack cannot be set up.
     pub fn new(server: &str, key: Option<String>) -> Result<Client, ClientError> {
-        // One crypto provider for the whole process (ring); installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("loopctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| ClientError::Config(format!("cannot build the HTTP client: {err}")))?;
-        Ok(Client { base: server.trim_end_matches('/').to_string(), key, http })
+        let transport = HttpTransport::new(server).map_err(ClientError::Config)?;
+        Ok(Client { transport: Arc::new(transport), key })
+    }
+
+    /// A client over any transport (the server's in-process router, for `/mcp`).
+    pub fn over(transport: Arc<dyn Transport>, key: Option<String>) -> Client {
+        Client { transport, key }
     }
 
     pub fn server(&self) -> &str {
-        &self.base
+        self.transport.server()
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        self.send(Method::GET, path, None, &[]).await
+        self.request(Method::GET, path, None, &[], &[]).await
     }
 
     pub async fn get_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        self.send(Method::GET, path, None, query).await
+        self.request(Method::GET, path, None, query, &[]).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.send(Method::POST, path, Some(body), &[]).await
+        self.request(Method::POST, path, Some(body), &[], &[]).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.send(Method::PUT, path, Some(body), &[]).await
+        self.request(Method::PUT, path, Some(body), &[], &[]).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.send(Method::PATCH, path, Some(body), &[]).await
+        self.request(Method::PATCH, path, Some(body), &[], &[]).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
-        self.send(Method::DELETE, path, None, &[]).await
+        self.request(Method::DELETE, path, None, &[], &[]).await
     }
 
     /// Sends a request with extra headers (e.g. `X-Claim-Epoch`).
@@ -97,17 +134,7 @@ impl Client {
         self.request(Method::POST, path, Some(body), &[], headers).await
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        query: &[(&str, String)],
-    ) -> Result<Value, ClientError> {
-        self.request(method, path, body, query, &[]).await
-    }
-
-    /// Any request: method, path under the server, query, optional JSON body, extra headers.
+    /// Any request, answered as JSON (`Null` for 204).
     ///
     /// # Errors
     /// The server's error (with its stable code), or why it could not be reached.
@@ -119,56 +146,109 @@ impl Client {
         query: &[(&str, String)],
         headers: &[(&str, String)],
     ) -> Result<Value, ClientError> {
-        let url = format!("{}{}", self.base, path);
+        let body = body.map(|b| serde_json::to_vec(&b)).transpose().map_err(|e| ClientError::Config(e.to_string()))?;
+        let answer = self.exchange(method, &path_with_query(path, query), body, headers).await?;
+        decode_json(&answer)
+    }
+
+    /// A typed call: `body` serialized as JSON, the answer decoded as `T`.
+    ///
+    /// # Errors
+    /// The server's error, why it could not be reached, or an answer that is not a `T`.
+    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        headers: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let body = body.map(serde_json::to_vec).transpose().map_err(|e| ClientError::Config(e.to_string()))?;
+        let answer = self.exchange(method, path, body, headers).await?;
+        let text = if answer.body.iter().all(u8::is_ascii_whitespace) { &b"null"[..] } else { &answer.body[..] };
+        serde_json::from_slice(text).map_err(|err| {
+            ClientError::Protocol(format!("HTTP {} from {path}: {err}: {}", answer.status, snippet(&answer.body)))
+        })
+    }
+
+    /// Sends until there is an answer worth returning: a success or a refusal; waits and
+    /// sends again when the server says so and the request is safe to repeat.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, String)],
+    ) -> Result<Incoming, ClientError> {
         let idempotent = method == Method::GET;
         let idempotency_key = (!idempotent).then(|| uuid::Uuid::now_v7().to_string());
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = self.http.request(method.clone(), &url).query(query);
-            if let Some(key) = &self.key {
-                request = request.bearer_auth(key);
-            }
-            if let Some(key) = &idempotency_key {
-                request = request.header("Idempotency-Key", key);
-            }
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            match request.send().await {
-                // The same request is still running on the server (an earlier attempt of ours
-                // whose answer we stopped waiting for): come back when it says, for its answer.
-                Ok(response)
-                    if attempt < 3
-                        && response.status() == StatusCode::CONFLICT
-                        && response.headers().contains_key(reqwest::header::RETRY_AFTER) =>
-                {
-                    let seconds = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(1);
-                    tokio::time::sleep(Duration::from_secs(seconds.clamp(1, 5))).await;
+        let mut all_headers: Vec<(String, String)> =
+            headers.iter().map(|(name, value)| ((*name).to_string(), value.clone())).collect();
+        if let Some(key) = &self.key {
+            all_headers.push(("authorization".into(), format!("Bearer {key}")));
+        }
+        if let Some(key) = &idempotency_key {
+            all_headers.push(("idempotency-key".into(), key.clone()));
+        }
+        let request = Outgoing { method, path: path.to_string(), headers: all_headers, body };
+        for attempt in 1..=MAX_ATTEMPTS {
+            let last = attempt == MAX_ATTEMPTS;
+            match self.transport.send(request.clone()).await {
+                Ok(answer) if !last && should_wait(&answer) => {
+                    let wait = answer
+                        .retry_after
+                        .unwrap_or(Duration::from_secs(1))
+                        .clamp(Duration::from_millis(100), MAX_WAIT);
+                    tokio::time::sleep(wait).await;
                 }
-                Ok(response) => return decode(response).await,
+                Ok(answer) if (200..300).contains(&answer.status) => return Ok(answer),
+                Ok(answer) => return Err(refusal(&answer)),
                 // A refused connection never reached the server: safe to retry any request.
-                // A timeout may have: retry only what is idempotent or carries a key.
-                Err(err)
-                    if attempt < 3
-                        && (err.is_connect() || (err.is_timeout() && (idempotent || idempotency_key.is_some()))) =>
-                {
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                // One that may have arrived is retried only when repeating it is harmless.
+                Err(failure) if !last && (!failure.may_have_arrived || idempotent || idempotency_key.is_some()) => {
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
                 }
-                Err(err) => {
-                    return Err(ClientError::Unreachable { server: self.base.clone(), reason: short_reason(&err) });
+                Err(failure) => {
+                    return Err(ClientError::Unreachable {
+                        server: self.transport.server().to_string(),
+                        reason: failure.reason,
+                    });
                 }
             }
         }
+        Err(ClientError::Unreachable { server: self.transport.server().to_string(), reason: "gave up".into() })
     }
+}
+
+/// The server asked to come back later, and every request this client sends is safe to
+/// repeat (GETs, and mutations under their `Idempotency-Key`): an earlier copy still running
+/// (409 with `Retry-After`), over the rate budget (429), or busy (503).
+fn should_wait(answer: &Incoming) -> bool {
+    matches!(answer.status, 429 | 503) || (answer.status == 409 && answer.retry_after.is_some())
+}
+
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(200).collect()
+}
+
+fn decode_json(answer: &Incoming) -> Result<Value, ClientError> {
+    if answer.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&answer.body)
+        .map_err(|_| ClientError::Protocol(format!("HTTP {}, not JSON: {}", answer.status, snippet(&answer.body))))
+}
+
+/// A non-2xx answer as a typed refusal; one without the error shape still gets a code.
+fn refusal(answer: &Incoming) -> ClientError {
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let error = serde_json::from_value::<ErrorBody>(body["error"].clone()).unwrap_or_else(|_| ErrorBody {
+        status: answer.status,
+        code: if answer.status == 503 { ErrorCode::Unavailable } else { ErrorCode::Internal },
+        message: format!("the server answered HTTP {}: {}", answer.status, snippet(&answer.body)),
+        context: None,
+        details: None,
+    });
+    ClientError::Api { status: answer.status, error, body }
 }
 
 /// Whether two server URLs name the same server: scheme, host and port compared as URLs
@@ -185,46 +265,6 @@ pub fn same_server(a: &str, b: &str) -> bool {
         (Some(a), Some(b)) => a == b,
         _ => a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/'),
     }
-}
-
-fn short_reason(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".into()
-    } else if err.is_connect() {
-        "connection refused".into()
-    } else {
-        err.to_string()
-    }
-}
-
-async fn decode(response: reqwest::Response) -> Result<Value, ClientError> {
-    let status = response.status();
-    let text = response.text().await.map_err(|err| ClientError::Protocol(err.to_string()))?;
-    if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
-        return if status.is_success() {
-            Ok(Value::Null)
-        } else {
-            Err(ClientError::Api {
-                status: status.as_u16(),
-                code: "internal".into(),
-                message: format!("HTTP {status}"),
-                body: Value::Null,
-            })
-        };
-    }
-    let body: Value = serde_json::from_str(&text).map_err(|_| {
-        ClientError::Protocol(format!("HTTP {status}, not JSON: {}", text.chars().take(200).collect::<String>()))
-    })?;
-    if status.is_success() {
-        return Ok(body);
-    }
-    let error = &body["error"];
-    Err(ClientError::Api {
-        status: status.as_u16(),
-        code: error["code"].as_str().unwrap_or("internal").to_string(),
-        message: error["message"].as_str().unwrap_or("the server refused the request").to_string(),
-        body,
-    })
 }
 
 #[cfg(test)]

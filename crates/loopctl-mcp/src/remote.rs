@@ -120,9 +120,9 @@ impl Backend for RemoteBackend {
 
 fn failure(err: &ClientError) -> ApiFailure {
     match err {
-        ClientError::Api { status, code, message, body } => ApiFailure {
-            details: body["error"].get("details").filter(|d| !d.is_null()).cloned(),
-            ..ApiFailure::new(*status, code.clone(), message.clone())
+        ClientError::Api { status, error, .. } => ApiFailure {
+            details: error.details.clone(),
+            ..ApiFailure::new(*status, error.code.as_str(), error.message.clone())
         },
         other => ApiFailure::new(0, other.code(), other.to_string()),
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use loopctl_api::ErrorCode;
 use loopctl_client::ClientError;
 use serde_json::{Value, json};
 
@@ -226,7 +227,9 @@ fn failed(report: &Report) -> anyhow::Error {
         "failed_checks": failures.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
     }});
     // The conflict class: exit 5, like every other "the facts do not allow it" answer.
-    anyhow::Error::new(ClientError::Api { status: 409, code: "conflict".into(), message, body })
+    let error =
+        loopctl_api::ErrorBody { status: 409, code: ErrorCode::Conflict, message, context: None, details: None };
+    anyhow::Error::new(ClientError::Api { status: 409, error, body })
 }
 
 #[cfg(test)]
