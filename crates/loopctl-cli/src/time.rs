@@ -1,9 +1,10 @@
 //! Times and durations as people type them: `--ttl 2h`, `changes --since 10m`, and times
-//! printed to the second.
+//! printed to the second. chrono reads and writes the times (as the server does), humantime
+//! reads the durations.
 
-use jiff::civil::Date;
-use jiff::tz::TimeZone;
-use jiff::{SignedDuration, SpanRelativeTo, Timestamp};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 
 /// What `changes --since` accepts, for the message when a value is none of them.
 pub const SINCE_FORMS: &str = "a cursor (42), an RFC 3339 time (2026-12-01T08:00:00Z), a date (2026-12-01, midnight UTC) \
@@ -11,17 +12,32 @@ pub const SINCE_FORMS: &str = "a cursor (42), an RFC 3339 time (2026-12-01T08:00
 
 /// A duration like `45s`, `10m`, `2h`, `3d` or `1h30m` (a day is 24 hours). The one duration
 /// parser of the CLI, so `--ttl` and `--since` read the same words.
-pub fn duration(text: &str) -> Option<SignedDuration> {
-    let span: jiff::Span = text.trim().parse().ok()?;
-    let duration = span.to_duration(SpanRelativeTo::days_are_24_hours()).ok()?;
-    (!duration.is_negative()).then_some(duration)
+pub fn duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if names_a_calendar_unit(text) {
+        return None;
+    }
+    humantime::parse_duration(text).ok()
+}
+
+/// Months and years have no fixed length: humantime would count them as 30.44 and 365.25
+/// days, which is not what anyone typing `--since 1y` expects to the second, so they are
+/// refused.
+fn names_a_calendar_unit(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .any(|unit| matches!(unit, "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years"))
+}
+
+/// An RFC 3339 time in any offset (`2026-01-02T03:04:05.123456Z`), in UTC.
+pub fn instant(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim()).ok().map(|time| time.to_utc())
 }
 
 /// Where a feed starts: a cursor, or a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
     Cursor(u64),
-    Time(Timestamp),
+    Time(DateTime<Utc>),
 }
 
 impl Since {
@@ -29,23 +45,21 @@ impl Since {
     ///
     /// # Errors
     /// A message naming the accepted forms.
-    pub fn parse(text: &str, now: Timestamp) -> Result<Since, String> {
+    pub fn parse(text: &str, now: DateTime<Utc>) -> Result<Since, String> {
         let text = text.trim();
         if let Ok(cursor) = text.parse::<u64>() {
             return Ok(Since::Cursor(cursor));
         }
-        if let Ok(time) = text.parse::<Timestamp>() {
+        if let Some(time) = instant(text) {
             return Ok(Since::Time(time));
         }
-        if let Ok(date) = text.parse::<Date>()
-            && let Ok(midnight) = date.to_zoned(TimeZone::UTC)
-        {
-            return Ok(Since::Time(midnight.timestamp()));
+        if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return Ok(Since::Time(date.and_time(chrono::NaiveTime::MIN).and_utc()));
         }
         // "10m ago" means to the second; finer would be a precision nobody asked for.
-        if let Some(ago) = duration(text)
-            && let Ok(time) = now.checked_sub(ago)
-            && let Ok(time) = Timestamp::from_second(time.as_second())
+        if let Some(ago) = duration(text).and_then(|ago| TimeDelta::from_std(ago).ok())
+            && let Some(time) = now.checked_sub_signed(ago)
+            && let Some(time) = DateTime::from_timestamp(time.timestamp(), 0)
         {
             return Ok(Since::Time(time));
         }
@@ -57,36 +71,32 @@ impl Since {
     pub fn query_value(self) -> String {
         match self {
             Since::Cursor(cursor) => cursor.to_string(),
-            Since::Time(time) => time.to_string(),
+            Since::Time(time) => time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         }
     }
 }
 
-/// `2026-12-01T22:40:00Z`: UTC, whole seconds.
-fn to_the_second(time: Timestamp) -> String {
-    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// A time from the server shown to the second in UTC; anything else as it came.
+/// A time from the server shown to the second in UTC (`2026-12-01T22:40:00Z`); anything else
+/// as it came.
 pub fn display_time(text: &str) -> String {
-    text.parse::<Timestamp>().map_or_else(|_| text.to_string(), to_the_second)
+    instant(text).map_or_else(|| text.to_string(), |time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn at(text: &str) -> Timestamp {
+    fn at(text: &str) -> DateTime<Utc> {
         text.parse().expect("a test timestamp")
     }
 
     #[test]
     fn durations_read_seconds_minutes_hours_and_days() {
-        assert_eq!(duration("45s"), Some(SignedDuration::from_secs(45)));
-        assert_eq!(duration("10m"), Some(SignedDuration::from_mins(10)));
-        assert_eq!(duration("2h"), Some(SignedDuration::from_hours(2)));
-        assert_eq!(duration("3d"), Some(SignedDuration::from_hours(72)));
-        assert_eq!(duration("1h30m"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(duration("10m"), Some(Duration::from_mins(10)));
+        assert_eq!(duration("2h"), Some(Duration::from_hours(2)));
+        assert_eq!(duration("3d"), Some(Duration::from_hours(72)));
+        assert_eq!(duration("1h30m"), Some(Duration::from_mins(90)));
         for bad in ["", "h", "10", "ten minutes", "-10m", "2mo", "1y"] {
             assert_eq!(duration(bad), None, "{bad:?}");
         }

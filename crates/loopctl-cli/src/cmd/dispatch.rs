@@ -54,7 +54,7 @@ fn seconds(ttl: &str) -> anyhow::Result<i64> {
         return Ok(i64::from(seconds));
     }
     crate::time::duration(ttl)
-        .map(|d| d.as_secs())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
         .ok_or_else(|| usage(format!("--ttl `{ttl}` is not a duration like 90s, 30m or 2h")))
 }
 

@@ -88,7 +88,7 @@ fn event_table(events: &[Value], format: Format, color: bool) -> String {
 
 pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
     let since = match &args.since {
-        Some(text) => Since::parse(text, jiff::Timestamp::now()).map_err(usage)?,
+        Some(text) => Since::parse(text, chrono::Utc::now()).map_err(usage)?,
         None => Since::Cursor(0),
     };
     let project = ctx.project_id().await?;

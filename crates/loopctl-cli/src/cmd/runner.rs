@@ -6,15 +6,15 @@
 //! `require_artifact_verification` trusts only these runs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
 
 use loopctl_client::Client;
+use loopctl_git::CheckCommand;
 
-use crate::artifacts::{self, RunSpec};
+use crate::artifacts;
 use crate::cmd::verify_artifacts::{current_artifacts, recorded_checks};
 use crate::context::Ctx;
 use crate::output::{text, usage};
@@ -161,7 +161,7 @@ async fn look_at_every_project(
 
 /// What seals the check command from the runner: say it once, plainly.
 fn sandbox_line() -> &'static str {
-    if artifacts::bubblewrap_available() {
+    if loopctl_git::bubblewrap_available() {
         "Sandbox: bubblewrap (read-only filesystem, the runner's home and data hidden, no network)."
     } else {
         "Sandbox: none (bubblewrap not found): the check command gets an empty environment and its own HOME, but can read any file this user can; run the runner as its own user or install bubblewrap."
@@ -205,11 +205,11 @@ async fn pass(client: &Client, project_id: &str, config: &Config, mirror: &Path)
             continue;
         }
         if !synced {
-            sync_mirror(&config.repo, mirror)?;
+            loopctl_git::sync_mirror(&config.repo, mirror)?;
             synced = true;
         }
         let spec =
-            config.check_command.clone().map(|command| RunSpec { command, timeout: config.timeout, sealed: true });
+            config.check_command.clone().map(|command| CheckCommand { command, timeout: config.timeout, sealed: true });
         let repo = mirror.to_path_buf();
         let report = tokio::task::spawn_blocking(move || artifacts::check(&repo, None, &artifacts, spec.as_ref()))
             .await
@@ -239,27 +239,4 @@ fn already_checked(story: &Value, artifacts: &[Value], runs: &Value) -> bool {
     runs["data"].as_array().into_iter().flatten().any(|run| {
         run["round"] == *round && run["signature_valid"] == true && run["commit_sha"].as_str() == commit.as_deref()
     })
-}
-
-/// The runner's own mirror of the repository: cloned once, fetched before each look.
-fn sync_mirror(repo: &str, mirror: &Path) -> anyhow::Result<()> {
-    let mut git = Command::new("git");
-    if mirror.join("HEAD").is_file() {
-        git.arg("--git-dir").arg(mirror).args(["fetch", "--quiet", "--prune", "origin"]);
-    } else {
-        if let Some(parent) = mirror.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        git.args(["clone", "--quiet", "--mirror", "--", repo]).arg(mirror);
-    }
-    let out = git
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|err| anyhow::anyhow!("cannot run git to mirror {repo}: {err}"))?;
-    if !out.status.success() {
-        anyhow::bail!("git could not mirror {repo}: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
 }

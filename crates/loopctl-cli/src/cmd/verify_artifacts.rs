@@ -10,9 +10,12 @@ use loopctl_api::ErrorCode;
 use loopctl_client::ClientError;
 use serde_json::{Value, json};
 
-use crate::artifacts::{self, Check, Report, RunSpec, Status};
+use loopctl_git::CheckCommand;
+
+use crate::artifacts::{self, Check, Report, Status};
 use crate::context::Ctx;
 use crate::output::{Format, Table, emit, text, usage};
+use crate::time::instant;
 
 /// The server takes at most this many checks per run.
 const MAX_RECORDED_CHECKS: usize = 1000;
@@ -52,8 +55,11 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
     let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
     let artifacts = current_artifacts(&story);
-    let spec =
-        args.run.clone().map(|command| RunSpec { command, timeout: Duration::from_secs(args.timeout), sealed: false });
+    let spec = args.run.clone().map(|command| CheckCommand {
+        command,
+        timeout: Duration::from_secs(args.timeout),
+        sealed: false,
+    });
     let branch = args.branch.clone();
     let report =
         tokio::task::spawn_blocking(move || artifacts::check(&repo, branch.as_deref(), &artifacts, spec.as_ref()))
@@ -98,18 +104,6 @@ pub(crate) fn current_artifacts(story: &Value) -> Vec<Value> {
         return all;
     };
     all.into_iter().filter(|a| a["inserted_at"].as_str().and_then(instant).is_none_or(|at| at >= since)).collect()
-}
-
-/// An RFC 3339 UTC timestamp (`2026-01-02T03:04:05.123456Z`) as a sortable key: the date and
-/// time digits, then the fraction padded to nanoseconds.
-fn instant(text: &str) -> Option<(String, u32)> {
-    let text = text.strip_suffix('Z').or_else(|| text.strip_suffix("+00:00"))?;
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.len() != 19 || !fraction.bytes().all(|b| b.is_ascii_digit()) || fraction.len() > 9 {
-        return None;
-    }
-    let nanos = format!("{fraction:0<9}").parse().ok()?;
-    Some((whole.to_string(), nanos))
 }
 
 /// Posts the run (`pass` only when every check passed); the server signs it.
