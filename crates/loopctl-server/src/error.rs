@@ -224,6 +224,7 @@ fn refusal(status: StatusCode, text: &str) -> AppError {
         403 => (ErrorCode::Forbidden, "this request is not allowed here"),
         404 | 405 => (ErrorCode::NotFound, "see /api/v1/openapi.json for the API"),
         406 => (ErrorCode::ValidationFailed, "send `Accept: application/json, text/event-stream`"),
+        408 => (ErrorCode::Unavailable, "the server took too long to answer; retry in a moment"),
         413 => (ErrorCode::PayloadTooLarge, "send less at once"),
         415 => (ErrorCode::InvalidJson, "send the body as JSON with `Content-Type: application/json`"),
         429 => (ErrorCode::RateLimited, "retry later"),

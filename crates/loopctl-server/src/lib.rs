@@ -17,13 +17,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use loopctl_api::ErrorCode;
 use loopctl_app::{App, AppError};
 use loopctl_store::Store;
 use tokio::net::TcpListener;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
@@ -54,6 +59,30 @@ impl Default for ServeOptions {
     }
 }
 
+/// A request still without an answer after this is cut off with a 408 (the live feed and
+/// `/mcp` stream their bodies; only the wait for the answer's head counts).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every request is logged once it is answered (method, path, status, latency) under a
+/// request id, which the answer carries back in `x-request-id` (a caller's own id is kept).
+fn observed(router: Router) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &axum::http::Request<_>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis))
+        .on_failure(());
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(trace)
+            .layer(PropagateRequestIdLayer::new(request_id)),
+    )
+}
+
 /// How often the server returns stories with expired leases to the queue.
 const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -61,7 +90,7 @@ const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// `Host` names only; `serve` accepts any when it listens elsewhere).
 pub fn router(store: Arc<dyn Store>) -> Router {
     let state = AppState { app: App::new(store), limiter: Arc::new(limits::RateLimiter::new(true)) };
-    mcp::with_mcp(state.clone(), router_for(state), false)
+    observed(mcp::with_mcp(state.clone(), router_for(state), false))
 }
 
 /// The OpenAPI document of `/api/v1`, as `/api/v1/openapi.json` serves it.
@@ -104,6 +133,7 @@ fn router_for(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| error::ApiError::from(AppError::internal()).into_response()))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::from_fn(error::json_refusals))
         .with_state(state)
 }
@@ -150,7 +180,7 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
     // authenticated by its bearer key, so any `Host` is accepted.
     let any_host = listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback());
-    let router = mcp::with_mcp(state.clone(), router_for(state), any_host);
+    let router = observed(mcp::with_mcp(state.clone(), router_for(state), any_host));
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

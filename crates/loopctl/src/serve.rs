@@ -76,15 +76,18 @@ pub struct UpArgs {
     listen: String,
 }
 
-fn init_tracing() {
+/// `serve` logs every request (`tower_http` at info); `up` is a terminal a person watches
+/// while its own runner polls the feed, so there only warnings of requests show.
+/// `LOOPCTL_LOG` overrides either.
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOOPCTL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing("info,sqlx=warn");
     let store = open_store(args.database_url.as_deref()).await?;
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr()?;
@@ -160,7 +163,7 @@ pub async fn admin(command: AdminCommand, json_output: bool) -> anyhow::Result<(
 /// The quickstart: a server on the embedded store. The first run creates a tenant, its keys,
 /// an example project and three CLI profiles; later runs reuse all of it.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    init_tracing();
+    init_tracing("info,sqlx=warn,tower_http=warn");
     let dir = data_dir()?;
     create_private_dir(&dir)?;
     let store = open_store(Some(&dir.join("loopctl.db").to_string_lossy())).await?;
