@@ -6,7 +6,7 @@ use loopctl_core::{Actor, Role, Settings};
 use loopctl_store::{KeyScope, TenantRecord};
 use uuid::Uuid;
 
-use crate::{App, AppError, AppResult, keys, now, settings::effective_settings};
+use crate::{App, AppError, AppResult, keys, settings::effective_settings};
 
 /// The resolved caller of a request.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ impl App {
             self.store.api_key_by_hash(&hash).await?.filter(|key| keys::same_hash(&key.key_hash, &hash)).ok_or_else(
                 || AppError::unauthorized("invalid API key; check LOOPCTL_API_KEY or run `loopctl auth login`"),
             )?;
-        let at = now();
+        let at = self.now();
         if key.revoked_at.is_some_and(|revoked| revoked <= at) {
             return Err(AppError::new(ErrorCode::TokenRevoked, "this API key was revoked; ask a user for a new one"));
         }

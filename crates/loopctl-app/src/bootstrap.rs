@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{App, AppError, AppResult, keys, now, text};
+use crate::{App, AppError, AppResult, keys, text};
 
 #[derive(Debug, Clone)]
 pub struct BootstrapRequest {
@@ -74,7 +74,7 @@ impl App {
             expires_at: None,
             revoked_at: None,
             last_used_at: None,
-            created_at: now(),
+            created_at: self.now(),
             scope: None,
         };
         self.store.commit(vec![WriteOp::InsertApiKey(key)]).await?;
@@ -95,7 +95,7 @@ impl App {
                 "must be 2 to 64 lowercase letters, digits or dashes, not starting or ending with a dash",
             ));
         }
-        let at = now();
+        let at = self.now();
         let tenant_id = Uuid::now_v7();
         let mut batch = vec![WriteOp::InsertTenant(TenantRecord {
             id: tenant_id,

@@ -8,7 +8,7 @@ use loopctl_store::{DependencyRecord, WriteOp};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, require};
+use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, require};
 
 impl FromRecord<DependencyRecord> for StoryDependencyView {
     fn from_record(d: &DependencyRecord) -> StoryDependencyView {
@@ -73,7 +73,7 @@ impl App {
             project_id: story.project_id,
             from_id: story.id,
             to_id: target.id,
-            created_at: now(),
+            created_at: self.now(),
         };
         let audit = event(
             who,
@@ -118,7 +118,7 @@ impl App {
             project_id: epic.project_id,
             from_id: epic.id,
             to_id: target.id,
-            created_at: now(),
+            created_at: self.now(),
         };
         let audit = event(
             who,

@@ -8,20 +8,20 @@
 
 use loopctl_api::*;
 
-use crate::view::FromRecord;
+use crate::view::FromRecordAt;
 use chrono::Duration;
 use loopctl_core::{DispatchRole, Role};
 use loopctl_store::{AgentRecord, ApiKeyRecord, DispatchRecord, KeyScope, WriteOp};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{App, AppError, AppResult, MANAGERS, Principal, event, keys, now, require};
+use crate::{App, AppError, AppResult, MANAGERS, Principal, event, keys, require};
 
 const DEFAULT_TTL_SECONDS: i64 = 3600;
 const MAX_TTL_SECONDS: i64 = 24 * 3600;
 
-impl FromRecord<DispatchRecord> for DispatchView {
-    fn from_record(d: &DispatchRecord) -> DispatchView {
+impl FromRecordAt<DispatchRecord> for DispatchView {
+    fn from_record_at(d: &DispatchRecord, now: chrono::DateTime<chrono::Utc>) -> DispatchView {
         DispatchView {
             id: d.id,
             tenant_id: d.tenant_id,
@@ -35,7 +35,7 @@ impl FromRecord<DispatchRecord> for DispatchView {
             expires_at: d.expires_at,
             revoked_at: d.revoked_at,
             created_at: d.created_at,
-            active: d.revoked_at.is_none() && d.expires_at > now(),
+            active: d.revoked_at.is_none() && d.expires_at > now,
         }
     }
 }
@@ -54,7 +54,7 @@ impl App {
         if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
             return Err(AppError::field("expires_in_seconds", "must be from 1 to 86400 (24 hours)"));
         }
-        let at = now();
+        let at = self.now();
         let id = Uuid::now_v7();
         let lineage_path = match request.parent_dispatch_id {
             None => vec![id],
@@ -142,7 +142,7 @@ impl App {
         ));
         self.commit(batch).await?;
         Ok(DispatchCreated {
-            dispatch: DispatchView::from_record(&dispatch),
+            dispatch: DispatchView::from_record_at(&dispatch, self.now()),
             api_key: DispatchToken { raw_key: minted.raw, role: role.as_str().into(), agent_id, expires_at, story_id },
             next_action: Hint {
                 description: format!(
@@ -163,7 +163,11 @@ impl App {
     ) -> AppResult<Vec<DispatchView>> {
         require(who, MANAGERS, "list dispatches")?;
         let rows = self.store.dispatches(who.tenant_id, story_id).await?;
-        Ok(rows.iter().map(DispatchView::from_record).filter(|d| !active_only || d.active).collect())
+        Ok(rows
+            .iter()
+            .map(|record| DispatchView::from_record_at(record, self.now()))
+            .filter(|d| !active_only || d.active)
+            .collect())
     }
 
     pub async fn get_dispatch(&self, who: &Principal, id: Uuid) -> AppResult<DispatchView> {
@@ -173,7 +177,7 @@ impl App {
             require(who, MANAGERS, "read dispatches")?;
         }
         let dispatch = self.store.dispatch(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("dispatch"))?;
-        Ok(DispatchView::from_record(&dispatch))
+        Ok(DispatchView::from_record_at(&dispatch, self.now()))
     }
 
     /// Revokes a dispatch and its token at once; later calls with the token get 401.
@@ -181,10 +185,10 @@ impl App {
         require(who, MANAGERS, "revoke dispatches")?;
         let mut dispatch =
             self.store.dispatch(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("dispatch"))?;
-        let at = now();
+        let at = self.now();
         let audit = event(who, None, ("dispatch", id), "revoked", json!({}), json!({"revoked_at": at}));
         self.commit(vec![WriteOp::RevokeDispatch { tenant_id: who.tenant_id, id, at }, audit]).await?;
         dispatch.revoked_at = dispatch.revoked_at.or(Some(at));
-        Ok(DispatchView::from_record(&dispatch))
+        Ok(DispatchView::from_record_at(&dispatch, self.now()))
     }
 }

@@ -1,13 +1,14 @@
 //! Evidence, not claims: per-criterion evidence in reports, per-criterion verdicts in review
 //! and verify, and verification runs that the server signs so no caller can forge one.
 
+use chrono::{DateTime, Utc};
 use loopctl_api::*;
 use loopctl_core::{AgentStatus, Role};
 use loopctl_store::{ArtifactRecord, CriterionRecord, StoryRecord, VerificationRunRecord, WriteOp};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{App, AppError, AppResult, Principal, event, now, story_status};
+use crate::{App, AppError, AppResult, Principal, event, story_status};
 
 /// The criteria of a story as (ac_id, text), in order.
 pub(crate) fn criteria_of(story: &StoryRecord) -> Vec<(String, String)> {
@@ -41,6 +42,7 @@ fn record(
     kind: &str,
     verdict: Option<&str>,
     detail: Value,
+    at: DateTime<Utc>,
 ) -> WriteOp {
     WriteOp::InsertCriterionRecord(CriterionRecord {
         id: Uuid::now_v7(),
@@ -52,7 +54,7 @@ fn record(
         verdict: verdict.map(str::to_string),
         detail,
         actor_agent_id: who.agent_id,
-        created_at: now(),
+        created_at: at,
     })
 }
 
@@ -61,6 +63,7 @@ pub(crate) fn evidence_ops(
     who: &Principal,
     story: &StoryRecord,
     evidence: &[EvidenceInput],
+    at: DateTime<Utc>,
 ) -> AppResult<Vec<WriteOp>> {
     let criteria = criteria_of(story);
     for item in evidence {
@@ -100,6 +103,7 @@ pub(crate) fn evidence_ops(
                 "evidence",
                 None,
                 json!({"test": e.test, "file": e.file, "commit": e.commit, "note": e.note}),
+                at,
             )
         })
         .collect())
@@ -111,6 +115,7 @@ pub(crate) fn verdict_ops(
     story: &StoryRecord,
     kind: &str,
     verdicts: &[CriterionVerdict],
+    at: DateTime<Utc>,
 ) -> AppResult<Vec<WriteOp>> {
     let criteria = criteria_of(story);
     verdicts
@@ -122,7 +127,7 @@ pub(crate) fn verdict_ops(
             if !matches!(v.verdict.as_str(), "pass" | "fail") {
                 return Err(AppError::field("criteria", format!("the verdict on {} must be pass or fail", v.ac_id)));
             }
-            Ok(record(who, story, &v.ac_id, kind, Some(&v.verdict), json!({"note": v.note})))
+            Ok(record(who, story, &v.ac_id, kind, Some(&v.verdict), json!({"note": v.note}), at))
         })
         .collect()
 }
@@ -146,6 +151,7 @@ pub(crate) fn verify_ops(
     story: &StoryRecord,
     given: Option<&[CriterionVerdict]>,
     facts: &VerifyFacts,
+    at: DateTime<Utc>,
 ) -> AppResult<Vec<WriteOp>> {
     let criteria = criteria_of(story);
     let round = story.state.claim_epoch;
@@ -183,7 +189,7 @@ pub(crate) fn verify_ops(
             )));
         }
     }
-    verdict_ops(who, story, "verify", &verdicts)
+    verdict_ops(who, story, "verify", &verdicts, at)
 }
 
 impl App {
@@ -321,7 +327,7 @@ impl App {
             checks: Value::Array(request.checks),
             recorded_by_agent_id: who.agent_id,
             signature: String::new(),
-            created_at: now(),
+            created_at: self.now(),
             signed_payload: String::new(),
             key_id: String::new(),
         };

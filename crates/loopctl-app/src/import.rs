@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::work::{criteria, epic_number, hours, story_number};
-use crate::{ANYONE, App, AppError, AppResult, Principal, event, metadata, now, opt_text, require, text};
+use crate::{ANYONE, App, AppError, AppResult, Principal, event, metadata, opt_text, require, text};
 
 const IMPORT_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 pub const MAX_IMPORT_STORIES: usize = 100_000;
@@ -208,7 +208,7 @@ impl App {
             }
         }
 
-        let at = now();
+        let at = self.now();
         let mut summary = ImportSummary::default();
         let mut batch = Vec::new();
         let mut epic_ids: HashMap<i64, Uuid> = existing_epics.iter().map(|e| (e.number, e.id)).collect();
@@ -437,7 +437,7 @@ impl App {
             })
             .collect();
         Ok(json!({
-            "export_metadata": {"exported_at": now(), "loopctl_version": env!("CARGO_PKG_VERSION"), "project_id": project.id, "tenant_id": who.tenant_id},
+            "export_metadata": {"exported_at": self.now(), "loopctl_version": env!("CARGO_PKG_VERSION"), "project_id": project.id, "tenant_id": who.tenant_id},
             "project": {"name": project.name, "slug": project.slug, "description": project.description, "repo_url": project.repo_url,
                 "tech_stack": project.tech_stack, "status": project.status, "metadata": project.metadata},
             "epics": epics_json,

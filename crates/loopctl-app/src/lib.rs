@@ -65,6 +65,45 @@ pub struct App {
     store: Arc<dyn Store>,
     events: broadcast::Sender<Published>,
     signing: signing::SigningKeys,
+    clock: Arc<dyn Clock>,
+}
+
+/// Where the service layer reads the time: leases, token expiry, staleness and every
+/// timestamp it writes. The system clock in production; a test moves a [`ManualClock`]
+/// instead of sleeping.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn starting_at(at: DateTime<Utc>) -> ManualClock {
+        ManualClock(std::sync::Mutex::new(at))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl App {
@@ -76,7 +115,17 @@ impl App {
 
     pub fn with_signing_keys(store: Arc<dyn Store>, signing: signing::SigningKeys) -> App {
         let (events, _) = broadcast::channel(4096);
-        App { store, events, signing }
+        App { store, events, signing, clock: Arc::new(SystemClock) }
+    }
+
+    /// The same app reading the time from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> App {
+        App { clock, ..self }
+    }
+
+    /// The time as this app sees it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -88,15 +137,17 @@ impl App {
         self.events.subscribe()
     }
 
-    /// Commits a batch and publishes its events after the commit, never before.
-    async fn commit(&self, batch: Vec<WriteOp>) -> AppResult<Vec<i64>> {
-        let events: Vec<NewEvent> = batch
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::AppendEvent(event) => Some(event.clone()),
-                _ => None,
-            })
-            .collect();
+    /// Commits a batch and publishes its events after the commit, never before. Its events
+    /// are stamped with this app's clock here, at the one place every event passes.
+    async fn commit(&self, mut batch: Vec<WriteOp>) -> AppResult<Vec<i64>> {
+        let at = self.now();
+        let mut events: Vec<NewEvent> = Vec::new();
+        for op in &mut batch {
+            if let WriteOp::AppendEvent(event) = op {
+                event.inserted_at = at;
+                events.push(event.clone());
+            }
+        }
         let cursors = self.store.commit(batch).await?;
         for (event, cursor) in events.into_iter().zip(cursors.iter().copied()) {
             let record = loopctl_store::EventRecord { cursor, event };
@@ -109,10 +160,6 @@ impl App {
         }
         Ok(cursors)
     }
-}
-
-fn now() -> DateTime<Utc> {
-    Utc::now()
 }
 
 /// Builds the change-feed event of a mutation by `who`.
@@ -135,7 +182,8 @@ fn event(
         old_state,
         new_state,
         metadata: Value::Object(Default::default()),
-        inserted_at: now(),
+        // Stamped with the app's clock when the batch is committed.
+        inserted_at: DateTime::<Utc>::MIN_UTC,
     })
 }
 

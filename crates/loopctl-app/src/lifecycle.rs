@@ -5,6 +5,7 @@
 //! first) means reading again and re-deciding, so the loser gets the error the new state
 //! calls for (already claimed, stale claim…), never a silent overwrite.
 
+use chrono::{DateTime, Utc};
 use loopctl_api::*;
 use loopctl_core::graph::{ProjectGraph, StoryNode};
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
@@ -14,8 +15,8 @@ use loopctl_store::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::view::FromRecord;
-use crate::{App, AppError, AppResult, Principal, event, now, object, story_status};
+use crate::view::{FromRecord, FromRecordAt};
+use crate::{App, AppError, AppResult, Principal, event, object, story_status};
 
 /// How often a transition re-reads after losing a compare-and-set before giving up.
 const MAX_ATTEMPTS: usize = 8;
@@ -41,7 +42,7 @@ impl App {
                 Action::Claim | Action::Contract { .. } => self.dependencies_met(who, &story).await?,
                 _ => true,
             };
-            let at = now();
+            let at = self.now();
             let ctx = Context {
                 now: at,
                 settings: &who.settings,
@@ -117,7 +118,7 @@ impl App {
         stories: &[StoryRecord],
     ) -> AppResult<ProjectGraph> {
         let deps = self.store.dependencies(who.tenant_id, project_id).await?;
-        let at = now();
+        let at = self.now();
         let story_edges: Vec<(Uuid, Uuid)> = deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
         let epic_edges: Vec<(Uuid, Uuid)> = deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
         let nodes = stories.iter().map(|s| StoryNode {
@@ -132,7 +133,10 @@ impl App {
     }
 
     fn outcome(&self, who: &Principal, story: &StoryRecord) -> TransitionOutcome {
-        TransitionOutcome { story: StoryView::from_record(story), next_actions: next_actions(who, story) }
+        TransitionOutcome {
+            story: StoryView::from_record_at(story, self.now()),
+            next_actions: next_actions(who, story),
+        }
     }
 
     pub async fn contract_story(
@@ -197,9 +201,9 @@ impl App {
             .transition(who, id, Action::Report, epoch, None, |story, _| {
                 let mut ops: Vec<WriteOp> = inputs
                     .iter()
-                    .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref()))
+                    .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref(), self.now()))
                     .collect::<AppResult<_>>()?;
-                ops.extend(crate::evidence::evidence_ops(who, story, &evidence)?);
+                ops.extend(crate::evidence::evidence_ops(who, story, &evidence, self.now())?);
                 Ok(ops)
             })
             .await?;
@@ -247,7 +251,7 @@ impl App {
         let review_type = request.review_type.unwrap_or_else(|| "standard".into());
         let review_type = crate::text("review_type", &review_type, 100)?;
         let findings_json = object("findings", request.findings)?;
-        let at = now();
+        let at = self.now();
         let completed_at = request.completed_at.unwrap_or(at).min(at);
         let review = ReviewRecord {
             id: Uuid::now_v7(),
@@ -267,7 +271,7 @@ impl App {
         let verdicts = request.criteria.unwrap_or_default();
         self.transition(who, id, Action::ReviewComplete, None, None, move |story, _| {
             let mut ops = vec![WriteOp::InsertReview(record.clone())];
-            ops.extend(crate::evidence::verdict_ops(who, story, "review", &verdicts)?);
+            ops.extend(crate::evidence::verdict_ops(who, story, "review", &verdicts, self.now())?);
             Ok(ops)
         })
         .await?;
@@ -300,10 +304,10 @@ impl App {
         let given = request.criteria.clone();
         let story = self
             .transition(who, id, Action::Verify, None, None, |story, _| {
-                let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts)?;
+                let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts, self.now())?;
                 let verdict =
                     Verdict { result, summary: request.summary.clone(), findings: findings.clone(), iteration };
-                ops.push(verification_op(who, story, verdict, request.review_type.clone()));
+                ops.push(verification_op(who, story, verdict, request.review_type.clone(), self.now()));
                 Ok(ops)
             })
             .await?;
@@ -327,7 +331,7 @@ impl App {
                     findings: findings.clone(),
                     iteration,
                 };
-                Ok(vec![verification_op(who, story, verdict, request.review_type.clone())])
+                Ok(vec![verification_op(who, story, verdict, request.review_type.clone(), self.now())])
             })
             .await?;
         Ok(self.outcome(who, &story))
@@ -349,7 +353,7 @@ impl App {
             None | Some(Value::Null) => None,
             Some(value) => Some(crate::work::epic_number("pr_number", value)?),
         };
-        let at = now();
+        let at = self.now();
         let story = self
             .transition(who, id, Action::Backfill { reason: reason.clone() }, None, None, |story, _| {
                 let mut content = story.clone();
@@ -394,7 +398,7 @@ impl App {
         crate::require(who, crate::MANAGERS, "reclaim expired claims")?;
         self.project_of(who, project_id).await?;
         let query = ExpiredClaims {
-            now: now(),
+            now: self.now(),
             project: Some((who.tenant_id, project_id)),
             unannounced_only: false,
             limit: 1000,
@@ -419,7 +423,7 @@ impl App {
     /// # Errors
     /// When the store fails; a story someone else touched meanwhile is simply skipped.
     pub async fn sweep_expired_leases(&self) -> AppResult<usize> {
-        let query = ExpiredClaims { now: now(), project: None, unannounced_only: true, limit: 1000 };
+        let query = ExpiredClaims { now: self.now(), project: None, unannounced_only: true, limit: 1000 };
         let expired = self.store.expired_claims(query).await?;
         let mut count = 0;
         for story in &expired {
@@ -442,7 +446,7 @@ impl App {
     pub async fn claim_next(&self, who: &Principal, request: ClaimNextRequest) -> AppResult<TransitionOutcome> {
         crate::require(who, &[Role::Agent], "claim stories")?;
         self.project_of(who, request.project_id).await?;
-        let at = now();
+        let at = self.now();
         let ready = self.store.ready_stories(who.tenant_id, request.project_id, at).await?;
         let available = ready.into_iter().filter(|s| {
             let fresh_contract_of_another = s.state.agent_status == AgentStatus::Contracted
@@ -464,7 +468,7 @@ impl App {
     }
 
     async fn contract_and_claim(&self, who: &Principal, story: &StoryRecord) -> Result<StoryRecord, ClaimNextError> {
-        let at = now();
+        let at = self.now();
         let ctx = Context {
             now: at,
             settings: &who.settings,
@@ -526,7 +530,13 @@ struct Verdict {
     iteration: i64,
 }
 
-fn verification_op(who: &Principal, story: &StoryRecord, verdict: Verdict, review_type: Option<String>) -> WriteOp {
+fn verification_op(
+    who: &Principal,
+    story: &StoryRecord,
+    verdict: Verdict,
+    review_type: Option<String>,
+    at: DateTime<Utc>,
+) -> WriteOp {
     WriteOp::InsertVerification(VerificationRecord {
         id: Uuid::now_v7(),
         tenant_id: who.tenant_id,
@@ -537,7 +547,7 @@ fn verification_op(who: &Principal, story: &StoryRecord, verdict: Verdict, revie
         findings: verdict.findings,
         review_type,
         iteration: verdict.iteration,
-        created_at: now(),
+        created_at: at,
     })
 }
 
@@ -547,6 +557,7 @@ fn artifact_op(
     reported_by: &str,
     input: &ArtifactInput,
     summary: Option<&str>,
+    at: DateTime<Utc>,
 ) -> AppResult<WriteOp> {
     let artifact_type = crate::text("artifact.artifact_type", &input.artifact_type, 100)?;
     let mut details = object("artifact.details", input.details.clone())?;
@@ -566,7 +577,7 @@ fn artifact_op(
         path: crate::opt_text("artifact.path", input.path.as_deref(), 2000)?,
         exists: input.exists.unwrap_or(true),
         details,
-        created_at: now(),
+        created_at: at,
     }))
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use loopctl_store::{EpicCounts, StoryRecord};
 use uuid::Uuid;
 
-use crate::view::FromRecord;
+use crate::view::FromRecordAt;
 use crate::{ANYONE, App, AppResult, Principal, require};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,7 +35,7 @@ impl App {
     ) -> AppResult<ReadyList> {
         require(who, ANYONE, "list ready stories")?;
         self.project_of(who, project_id).await?;
-        let at = crate::now();
+        let at = self.now();
         let counts = self.project_counts(who, project_id).await?;
         let all_ready = self.store.ready_stories(who.tenant_id, project_id, at).await?;
         let ready: Vec<&StoryRecord> = all_ready.iter().filter(|s| epic_id.is_none_or(|e| s.epic_id == e)).collect();
@@ -48,7 +48,7 @@ impl App {
             .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .map(|s| {
-                let mut brief = StoryBrief::from_record(*s);
+                let mut brief = StoryBrief::from_record_at(*s, self.now());
                 brief.suggested = Some(suggested.contains(&s.id));
                 brief
             })
@@ -58,7 +58,7 @@ impl App {
 
     /// The project's story counts, summed over its epics (one aggregate query).
     pub(crate) async fn project_counts(&self, who: &Principal, project_id: Uuid) -> AppResult<EpicCounts> {
-        let per_epic = self.store.stage_counts(who.tenant_id, project_id, crate::now()).await?;
+        let per_epic = self.store.stage_counts(who.tenant_id, project_id, self.now()).await?;
         Ok(EpicCounts::sum(&per_epic))
     }
 
@@ -74,7 +74,7 @@ impl App {
             .iter()
             .filter(|s| graph.is_blocked(s.id))
             .map(|s| BlockedStory {
-                story: StoryBrief::from_record(s),
+                story: StoryBrief::from_record_at(s, self.now()),
                 blocking_dependencies: graph
                     .blockers(s.id)
                     .into_iter()

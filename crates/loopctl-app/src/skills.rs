@@ -7,7 +7,7 @@ use loopctl_store::{SkillResultRecord, SkillVersionRecord, WriteOp};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, now, object, require};
+use crate::{ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, object, require};
 
 /// The skills every tenant has, written for loopctl's own commands.
 pub const BUILT_IN: &[(&str, &str, &str)] = &[
@@ -124,7 +124,7 @@ impl App {
                 prompt_text: prompt_text.clone(),
                 changelog: request.changelog.clone().or(request.description.clone()),
                 created_by: format!("{}:{}", who.role, who.key_name),
-                created_at: now(),
+                created_at: self.now(),
             };
             let audit = event(
                 who,
@@ -180,7 +180,7 @@ impl App {
             story_id: request.story_id,
             result: request.result,
             metrics: object("metrics", request.metrics)?,
-            created_at: now(),
+            created_at: self.now(),
         };
         self.commit(vec![WriteOp::InsertSkillResult(record.clone())]).await?;
         Ok(SkillResultAnswer {

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::view::FromRecord;
-use crate::{App, AppError, AppResult, Principal, event, now, require};
+use crate::{App, AppError, AppResult, Principal, event, require};
 
 const STATE_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 /// Checkpoints are for crash recovery, not bulk storage.
@@ -46,7 +46,7 @@ impl App {
                 )
                 .with_context(json!({"current_version": current_version})));
             }
-            let at = now();
+            let at = self.now();
             let record = OrchestratorStateRecord {
                 id: current.as_ref().map_or_else(Uuid::now_v7, |s| s.id),
                 tenant_id: who.tenant_id,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::view::FromRecord;
 use crate::{
-    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, keys, metadata, now, require,
+    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, keys, metadata, require,
     settings::{self, effective_settings, settings_json},
     text,
 };
@@ -56,7 +56,7 @@ impl App {
         if let Some(patch) = patch.settings {
             tenant.settings = settings::merge(&tenant.settings, &patch)?;
         }
-        tenant.updated_at = now();
+        tenant.updated_at = self.now();
         let audit = event(
             who,
             None,
@@ -79,10 +79,10 @@ impl App {
                 "superadmin keys are created by the operator with `loopctl admin init --superadmin`",
             ));
         }
-        if request.expires_at.is_some_and(|at| at <= now()) {
+        if request.expires_at.is_some_and(|at| at <= self.now()) {
             return Err(AppError::field("expires_at", "must be in the future"));
         }
-        let at = now();
+        let at = self.now();
         let mut batch = Vec::new();
         let agent_id = match (role, request.agent_id) {
             (Role::User | Role::Superadmin | Role::Verifier, Some(_)) => {
@@ -147,7 +147,7 @@ impl App {
     pub async fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<ApiKeyView> {
         require(who, HUMANS, "revoke API keys")?;
         let key = self.tenant_key(who, id).await?;
-        let at = now();
+        let at = self.now();
         let revoke = WriteOp::EndApiKey { tenant_id: who.tenant_id, id, revoked_at: Some(at), expires_at: None };
         let audit = event(who, None, ("api_key", id), "revoked", json!({}), json!({"revoked_at": at}));
         self.commit(vec![revoke, audit]).await?;
@@ -167,7 +167,7 @@ impl App {
         if !(0..=168).contains(&hours) {
             return Err(AppError::field("grace_period_hours", "must be from 0 to 168"));
         }
-        let at = now();
+        let at = self.now();
         let old_expires = at + Duration::hours(hours);
         let minted = keys::mint()?;
         let new_key = ApiKeyRecord {
@@ -210,7 +210,7 @@ impl App {
         if request.metadata.is_some() {
             agent.metadata = metadata(request.metadata)?;
         }
-        agent.updated_at = now();
+        agent.updated_at = self.now();
         let audit = event(who, None, ("agent", agent.id), "registered", json!({}), json!({"name": agent.name}));
         self.commit(vec![WriteOp::UpdateAgent(agent.clone()), audit]).await.map_err(|err| {
             if err.code == ErrorCode::Conflict {

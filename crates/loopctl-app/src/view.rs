@@ -1,12 +1,19 @@
 //! Records become wire types (`loopctl-api`) here, field by field, so a change in the store
 //! or the domain never silently changes the JSON.
 
+use chrono::{DateTime, Utc};
 use loopctl_api::*;
 use loopctl_store::*;
 
 /// The wire shape of a record.
 pub trait FromRecord<R> {
     fn from_record(record: &R) -> Self;
+}
+
+/// The wire shape of a record whose answer depends on the time: a claim whose lease ran out
+/// shows `stale`, a dispatch past its expiry is no longer `active`.
+pub trait FromRecordAt<R> {
+    fn from_record_at(record: &R, now: DateTime<Utc>) -> Self;
 }
 
 /// A key as the API shows it; `raw_key` only in the answer that created it.
@@ -82,8 +89,8 @@ impl FromRecord<EpicRecord> for EpicView {
     }
 }
 
-impl FromRecord<StoryRecord> for StoryView {
-    fn from_record(s: &StoryRecord) -> StoryView {
+impl FromRecordAt<StoryRecord> for StoryView {
+    fn from_record_at(s: &StoryRecord, now: DateTime<Utc>) -> StoryView {
         let st = &s.state;
         StoryView {
             id: s.id,
@@ -119,7 +126,7 @@ impl FromRecord<StoryRecord> for StoryView {
             verifier_needed: false,
             contracted_by_agent_id: st.contracted_by_agent_id,
             contracted_at: st.contracted_at,
-            stale: st.lease_expired(crate::now()),
+            stale: st.lease_expired(now),
             backfilled: s.metadata.get("backfill").is_some(),
             inserted_at: s.created_at,
             updated_at: s.updated_at,
@@ -127,8 +134,8 @@ impl FromRecord<StoryRecord> for StoryView {
     }
 }
 
-impl FromRecord<StoryRecord> for StoryBrief {
-    fn from_record(s: &StoryRecord) -> StoryBrief {
+impl FromRecordAt<StoryRecord> for StoryBrief {
+    fn from_record_at(s: &StoryRecord, now: DateTime<Utc>) -> StoryBrief {
         StoryBrief {
             id: s.id,
             tenant_id: s.tenant_id,
@@ -149,7 +156,7 @@ impl FromRecord<StoryRecord> for StoryBrief {
             contracted_at: s.state.contracted_at,
             assigned_agent_id: s.state.assigned_agent_id,
             lease_expires_at: s.state.lease_expires_at,
-            stale: s.state.lease_expired(crate::now()),
+            stale: s.state.lease_expired(now),
         }
     }
 }

@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::bootstrap::valid_slug;
-use crate::view::FromRecord;
+use crate::view::{FromRecord, FromRecordAt};
 use crate::{
-    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, metadata, now, opt_text, require,
-    story_status, text,
+    ANYONE, App, AppError, AppResult, HUMANS, MANAGERS, Principal, event, metadata, opt_text, require, story_status,
+    text,
 };
 
 /// Where the runner's configuration lives in a project's metadata.
@@ -98,7 +98,7 @@ impl App {
         if !valid_slug(&slug) {
             return Err(AppError::field("slug", "must be 2 to 64 lowercase letters, digits or dashes"));
         }
-        let at = now();
+        let at = self.now();
         let project = ProjectRecord {
             id: Uuid::now_v7(),
             tenant_id: who.tenant_id,
@@ -188,7 +188,7 @@ impl App {
                 }
             }
         }
-        project.updated_at = now();
+        project.updated_at = self.now();
         let audit = event(who, Some(id), ("project", id), "updated", json!({}), json!({"status": project.status}));
         self.commit(vec![WriteOp::UpdateProject(project.clone()), audit]).await?;
         Ok(ProjectView::from_record(&project))
@@ -218,7 +218,7 @@ impl App {
             project.metadata = json!({});
         }
         project.metadata[RUNNER_KEY] = runner.clone();
-        project.updated_at = now();
+        project.updated_at = self.now();
         let audit = event(
             who,
             Some(id),
@@ -242,7 +242,7 @@ impl App {
         require(who, MANAGERS, "create epics")?;
         let project = self.project_of(who, project_id).await?;
         let number = epic_number("number", &request.number)?;
-        let at = now();
+        let at = self.now();
         let epic = EpicRecord {
             id: Uuid::now_v7(),
             tenant_id: who.tenant_id,
@@ -274,7 +274,7 @@ impl App {
         require(who, ANYONE, "list epics")?;
         self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
-        let per_epic = self.store.stage_counts(who.tenant_id, project_id, now()).await?;
+        let per_epic = self.store.stage_counts(who.tenant_id, project_id, self.now()).await?;
         Ok(epics
             .iter()
             .map(|epic| {
@@ -294,7 +294,7 @@ impl App {
         let (stories, _) = self.store.stories(who.tenant_id, filter).await?;
         let mut view = EpicView::from_record(&epic);
         view.story_count = Some(stories.len());
-        view.stories = Some(stories.iter().map(StoryBrief::from_record).collect());
+        view.stories = Some(stories.iter().map(|record| StoryBrief::from_record_at(record, self.now())).collect());
         Ok(view)
     }
 
@@ -316,7 +316,7 @@ impl App {
         if patch.metadata.is_some() {
             epic.metadata = metadata(patch.metadata)?;
         }
-        epic.updated_at = now();
+        epic.updated_at = self.now();
         let audit = event(who, Some(epic.project_id), ("epic", id), "updated", json!({}), json!({"title": epic.title}));
         self.commit(vec![WriteOp::UpdateEpic(epic.clone()), audit]).await?;
         Ok(EpicView::from_record(&epic))
@@ -354,7 +354,7 @@ impl App {
             (None, None) => return Err(AppError::validation("say which epic or project the story belongs to")),
         };
         let number = story_number("number", &request.number)?;
-        let at = now();
+        let at = self.now();
         let story = StoryRecord {
             id: Uuid::now_v7(),
             tenant_id: who.tenant_id,
@@ -382,7 +382,7 @@ impl App {
                 err
             }
         })?;
-        Ok(StoryView::from_record(&story))
+        Ok(StoryView::from_record_at(&story, self.now()))
     }
 
     pub async fn list_stories(&self, who: &Principal, query: StoryQuery) -> AppResult<Page<StoryView>> {
@@ -412,7 +412,7 @@ impl App {
         };
         let (stories, total_count) = self.store.stories(who.tenant_id, filter).await?;
         Ok(Page {
-            data: stories.iter().map(StoryView::from_record).collect(),
+            data: stories.iter().map(|record| StoryView::from_record_at(record, self.now())).collect(),
             meta: PageMeta { total_count, limit, offset },
         })
     }
@@ -435,11 +435,11 @@ impl App {
         if patch.metadata.is_some() {
             story.metadata = metadata(patch.metadata)?;
         }
-        story.updated_at = now();
+        story.updated_at = self.now();
         let audit =
             event(who, Some(story.project_id), ("story", id), "updated", json!({}), json!({"title": story.title}));
         self.commit(vec![WriteOp::UpdateStoryContent(story.clone()), audit]).await?;
-        Ok(StoryView::from_record(&story))
+        Ok(StoryView::from_record_at(&story, self.now()))
     }
 
     pub async fn delete_story(&self, who: &Principal, id: Uuid) -> AppResult<()> {
@@ -465,7 +465,7 @@ impl App {
         require(who, ANYONE, "read progress")?;
         self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
-        let per_epic = self.store.stage_counts(who.tenant_id, project_id, now()).await?;
+        let per_epic = self.store.stage_counts(who.tenant_id, project_id, self.now()).await?;
         let epic_rows: Vec<EpicProgress> = epics
             .iter()
             .map(|epic| {
@@ -628,7 +628,7 @@ impl App {
         let verifications: Vec<VerificationView> =
             self.store.verifications(who.tenant_id, id).await?.iter().map(FromRecord::from_record).collect();
         Ok(StoryDetail {
-            story: StoryView::from_record(&story),
+            story: StoryView::from_record_at(&story, self.now()),
             dependencies: deps
                 .stories
                 .iter()

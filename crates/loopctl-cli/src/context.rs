@@ -404,7 +404,7 @@ impl Ctx {
         if reworded == *message {
             return err;
         }
-        let error = loopctl_api::ErrorBody { message: reworded, ..error.clone() };
+        let error = Box::new(loopctl_api::ErrorBody { message: reworded, ..(**error).clone() });
         anyhow::Error::new(ClientError::Api { status: *status, error, body: body.clone() })
     }
 }

@@ -29,7 +29,7 @@ pub use transport::{
 pub enum ClientError {
     /// The server refused, with its error body.
     #[error("{}", error.message)]
-    Api { status: u16, error: ErrorBody, body: Value },
+    Api { status: u16, error: Box<ErrorBody>, body: Value },
     /// No answer: connection refused, DNS, timeout.
     #[error("cannot reach the loopctl server at {server}: {reason}; is it running? (`loopctl up`, or check --server)")]
     Unreachable { server: String, reason: String },
@@ -248,7 +248,7 @@ fn refusal(answer: &Incoming) -> ClientError {
         context: None,
         details: None,
     });
-    ClientError::Api { status: answer.status, error, body }
+    ClientError::Api { status: answer.status, error: Box::new(error), body }
 }
 
 /// Whether two server URLs name the same server: scheme, host and port compared as URLs

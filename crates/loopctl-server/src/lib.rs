@@ -51,11 +51,13 @@ pub struct ServeOptions {
     /// The keys verification runs are signed with (from the server's key directory);
     /// without them a key of this process only.
     pub signing_keys: Option<loopctl_app::signing::SigningKeys>,
+    /// Where the app reads the time (leases, expiry); the system clock when absent.
+    pub clock: Option<Arc<dyn loopctl_app::Clock>>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { rate_limits: true, signing_keys: None }
+        ServeOptions { rate_limits: true, signing_keys: None, clock: None }
     }
 }
 
@@ -174,7 +176,10 @@ pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Res
 /// When the address cannot be served.
 pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: ServeOptions) -> std::io::Result<()> {
     let signing = options.signing_keys.unwrap_or_else(loopctl_app::signing::SigningKeys::ephemeral);
-    let app = App::with_signing_keys(store, signing);
+    let mut app = App::with_signing_keys(store, signing);
+    if let Some(clock) = options.clock {
+        app = app.with_clock(clock);
+    }
     let state = AppState { app: app.clone(), limiter: Arc::new(limits::RateLimiter::new(options.rate_limits)) };
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
@@ -196,7 +201,7 @@ async fn sweep_leases(app: App) {
     for round in 0u64.. {
         tick.tick().await;
         if round % 60 == 0 {
-            let before = chrono::Utc::now() - idempotency::KEEP_FOR;
+            let before = app.now() - idempotency::KEEP_FOR;
             let purge = loopctl_store::WriteOp::PurgeIdempotentResponses { before };
             if let Err(err) = app.store().commit(vec![purge]).await {
                 tracing::warn!(%err, "purging old idempotent answers failed");

@@ -253,6 +253,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let options = loopctl_server::ServeOptions {
         rate_limits: false,
         signing_keys: Some(loopctl_app::signing::SigningKeys::load_or_create(&dir.join("signing-keys"))?),
+        ..Default::default()
     };
     loopctl_server::serve_with(store, listener, options).await.context("server failed")
 }

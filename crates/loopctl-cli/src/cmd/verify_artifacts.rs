@@ -223,7 +223,7 @@ fn failed(report: &Report) -> anyhow::Error {
     // The conflict class: exit 5, like every other "the facts do not allow it" answer.
     let error =
         loopctl_api::ErrorBody { status: 409, code: ErrorCode::Conflict, message, context: None, details: None };
-    anyhow::Error::new(ClientError::Api { status: 409, error, body })
+    anyhow::Error::new(ClientError::Api { status: 409, error: Box::new(error), body })
 }
 
 #[cfg(test)]

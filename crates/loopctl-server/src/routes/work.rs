@@ -11,7 +11,7 @@ use loopctl_api::{
     StoryListAnswer, StoryListParams, StoryView, UpdateEpic, UpdateProject, UpdateStory, VerifiedStatusCounts,
 };
 use loopctl_app::StoryQuery;
-use loopctl_app::view::FromRecord;
+use loopctl_app::view::FromRecordAt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -254,7 +254,9 @@ async fn list_stories(
     let project = s.app.resolve_project(&who, project).await?;
     if let Some(number) = q.number {
         let story = s.app.resolve_story(&who, Some(project.id), &number).await?;
-        return Ok(Json(StoryListAnswer::One(Box::new(StoryAnswer { story: FromRecord::from_record(&story) }))));
+        return Ok(Json(StoryListAnswer::One(Box::new(StoryAnswer {
+            story: StoryView::from_record_at(&story, s.app.now()),
+        }))));
     }
     let page = s
         .app
