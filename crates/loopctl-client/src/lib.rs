@@ -8,6 +8,7 @@
 //! A 429 or 503 with `Retry-After` is retried after the time the server names, when the
 //! request is safe to repeat.
 
+mod ops;
 mod resolve;
 mod transport;
 
