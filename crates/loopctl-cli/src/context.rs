@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use etcetera::BaseStrategy;
-use loopctl_api::{ExitClass, ProjectListParams, ProjectView, StoryListAnswer, StoryListParams, StoryView};
+use loopctl_api::{ExitClass, ProjectListParams, ProjectView, StoryListParams, StoryView};
 use loopctl_client::{Client, ClientError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -356,9 +356,7 @@ impl Ctx {
                 offset: Some(offset as i64),
                 ..StoryListParams::default()
             };
-            let StoryListAnswer::Page(page) = self.client.list_stories(&params).await? else {
-                return Err(ClientError::Protocol("a story list answered one story".into()).into());
-            };
+            let page = self.client.story_page(&params).await?;
             offset += page.data.len();
             let last_page = page.data.len() < PAGE || offset as i64 >= page.meta.total_count;
             index.by_id.extend(page.data.into_iter().map(|story| (story.id, story)));

@@ -347,6 +347,17 @@ impl Client {
         self.fetch(&with_query("/api/v1/stories", params)?).await
     }
 
+    /// [`Client::list_stories`] without `number`: a page of stories.
+    ///
+    /// # Errors
+    /// `Protocol` when the server answers one story instead (`number` was set).
+    pub async fn story_page(&self, params: &StoryListParams) -> Result<Page<StoryView>, ClientError> {
+        match self.list_stories(params).await? {
+            StoryListAnswer::Page(page) => Ok(page),
+            StoryListAnswer::One(_) => Err(ClientError::Protocol("GET /stories answered one story, not a page".into())),
+        }
+    }
+
     pub async fn ready_stories(&self, params: &FrontierParams) -> Result<ReadyList, ClientError> {
         self.fetch(&with_query("/api/v1/stories/ready", params)?).await
     }

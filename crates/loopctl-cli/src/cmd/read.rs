@@ -2,8 +2,8 @@
 
 use clap::Args;
 use loopctl_api::{
-    ClaimNextRequest, Data, EpicProgress, FrontierParams, Progress, ProjectView, Stages, StoryBrief, StoryListAnswer,
-    StoryListParams, StoryView,
+    ClaimNextRequest, Data, EpicProgress, FrontierParams, Progress, ProjectView, Stages, StoryBrief, StoryListParams,
+    StoryView,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -56,7 +56,7 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
             limit: Some(100),
             ..StoryListParams::default()
         };
-        async move { stories_of(ctx.client.list_stories(&params).await?) }
+        async move { anyhow::Ok(ctx.client.story_page(&params).await?.data) }
     };
     let mut in_flight = Vec::new();
     for status in ["assigned", "implementing"] {
@@ -155,14 +155,6 @@ struct ProjectStatus<'a> {
     in_flight: &'a [StoryView],
     progress: &'a Progress,
     project: &'a ProjectView,
-}
-
-/// The stories of a list answer (a page; a list by number answers its one story).
-fn stories_of(answer: StoryListAnswer) -> anyhow::Result<Vec<StoryView>> {
-    match answer {
-        StoryListAnswer::Page(page) => Ok(page.data),
-        StoryListAnswer::One(one) => Ok(vec![one.story]),
-    }
 }
 
 fn count(n: i64) -> usize {
@@ -455,7 +447,7 @@ pub async fn pending(ctx: &Ctx) -> anyhow::Result<()> {
             limit: Some(500),
             ..StoryListParams::default()
         };
-        rows.extend(stories_of(ctx.client.list_stories(&params).await?)?);
+        rows.extend(ctx.client.story_page(&params).await?.data);
     }
     rows.sort_by_key(|s| s.sort_key);
     let value = Data { data: &rows };

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use clap::Args;
 use loopctl_api::{
-    ArtifactView, ChangesParams, ErrorCode, ProjectListParams, ProjectView, RecordVerificationRun, StoryListAnswer,
-    StoryListParams, StoryView, VerificationRunView,
+    ArtifactView, ChangesParams, ErrorCode, ProjectListParams, ProjectView, RecordVerificationRun, StoryListParams,
+    StoryView, VerificationRunView,
 };
 use uuid::Uuid;
 
-use loopctl_client::{Client, ClientError};
+use loopctl_client::Client;
 use loopctl_git::CheckCommand;
 
 use crate::artifacts;
@@ -203,9 +203,7 @@ async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path)
         limit: Some(100),
         ..StoryListParams::default()
     };
-    let StoryListAnswer::Page(waiting) = client.list_stories(&params).await? else {
-        return Err(ClientError::Protocol("a story list answered one story".into()).into());
-    };
+    let waiting = client.story_page(&params).await?;
     let mut lines = Vec::new();
     let mut synced = false;
     for row in &waiting.data {
