@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use loopctl_api::{ContractRequest, CreateProject, ReportRequest, VerifyRequest};
 use loopctl_app::{App, BootstrapRequest, Principal};
+use loopctl_client::Client;
 use loopctl_store::Store;
 use serde_json::json;
 use uuid::Uuid;
@@ -158,29 +159,23 @@ async fn run_direct(fx: &Fixture) -> anyhow::Result<Outcome> {
     Ok(Outcome { latencies, wall: started.elapsed() })
 }
 
+/// The same loop through `loopctl_client`, as the CLI and MCP send it: one client (and
+/// connection pool) per key, an `Idempotency-Key` on every write.
 async fn run_http(fx: &Fixture, base: &str) -> anyhow::Result<Outcome> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let orch = Client::new(base, Some(fx.orchestrator.clone()))?;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (agent, stories) in fx.agents.iter().zip(&fx.stories) {
-        let (http, agent, orch, base, stories) =
-            (http.clone(), agent.clone(), fx.orchestrator.clone(), base.to_string(), stories.clone());
+    for (agent_key, stories) in fx.agents.iter().zip(&fx.stories) {
+        let (agent, orch, stories) = (Client::new(base, Some(agent_key.clone()))?, orch.clone(), stories.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let post = |key: &str, id: Uuid, verb: &'static str, body: serde_json::Value| {
-                let request = http.post(format!("{base}/api/v1/stories/{id}/{verb}")).bearer_auth(key).json(&body);
-                async move {
-                    let response = request.send().await?;
-                    anyhow::ensure!(response.status().is_success(), "{verb}: HTTP {}", response.status());
-                    Ok(())
-                }
-            };
             for (id, title) in stories {
-                timed(&mut lat, post(&agent, id, "contract", json!({"story_title": title, "ac_count": 1}))).await?;
-                timed(&mut lat, post(&agent, id, "claim", json!({}))).await?;
-                timed(&mut lat, post(&agent, id, "start", json!({}))).await?;
-                timed(&mut lat, post(&agent, id, "report", json!({}))).await?;
-                timed(&mut lat, post(&orch, id, "verify", json!({}))).await?;
+                let contract = ContractRequest { story_title: Some(title), ac_count: Some(json!(1)) };
+                timed(&mut lat, async { Ok(agent.contract_story(id, &contract).await?) }).await?;
+                timed(&mut lat, async { Ok(agent.claim_story(id).await?) }).await?;
+                timed(&mut lat, async { Ok(agent.start_story(id, None).await?) }).await?;
+                timed(&mut lat, async { Ok(agent.report_story(id, &ReportRequest::default(), None).await?) }).await?;
+                timed(&mut lat, async { Ok(orch.verify_story(id, &VerifyRequest::default()).await?) }).await?;
             }
             anyhow::Ok(lat)
         }));

@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use loopctl_api::ArtifactView;
 use loopctl_git::{CheckCommand, EntryKind, History, ObjectId, Repository};
 use serde_json::{Value, json};
 
@@ -93,7 +94,7 @@ impl Report {
 pub fn check(
     repo: &Path,
     branch: Option<&str>,
-    artifacts: &[Value],
+    artifacts: &[ArtifactView],
     run: Option<&CheckCommand>,
 ) -> anyhow::Result<Report> {
     let repository = Repository::discover(repo).map_err(|err| usage(err.to_string()))?;
@@ -123,14 +124,12 @@ enum Artifact {
     Unknown { kind: String },
 }
 
-fn parse(artifact: &Value) -> Artifact {
-    let kind = artifact["artifact_type"].as_str().unwrap_or("").trim().to_ascii_lowercase();
-    let details = &artifact["details"];
-    let sha = details["commit_sha"]
-        .as_str()
-        .or_else(|| artifact["commit_sha"].as_str())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
+fn parse(artifact: &ArtifactView) -> Artifact {
+    let kind = artifact.artifact_type.trim().to_ascii_lowercase();
+    // What the reporter said about the artifact is free JSON: read it as far as it goes.
+    let details = &artifact.details;
+    let sha = details["commit_sha"].as_str().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let path = artifact.path.as_deref().map(str::trim).filter(|p| !p.is_empty());
     match kind.as_str() {
         "commit_diff" => {
             let listed = details["files"].as_array().map(Vec::as_slice).unwrap_or_default();
@@ -142,21 +141,17 @@ fn parse(artifact: &Value) -> Artifact {
                     _ => bad_files += 1,
                 }
             }
-            if let Some(path) = artifact["path"].as_str().filter(|p| !p.trim().is_empty())
-                && !files.iter().any(|f| f == path.trim())
+            if let Some(path) = path
+                && !files.iter().any(|f| f == path)
             {
-                files.push(path.trim().to_string());
+                files.push(path.to_string());
             }
             Artifact::CommitDiff { sha, files, bad_files }
         }
         "file" | "test" | "migration" => {
-            let path = artifact["path"]
-                .as_str()
-                .or_else(|| details["path"].as_str())
-                .map(|p| p.trim().to_string())
-                .filter(|p| !p.is_empty());
-            let exists = artifact["exists"].as_bool().unwrap_or(true);
-            Artifact::Path { kind, path, sha, exists }
+            let path =
+                path.or_else(|| details["path"].as_str().map(str::trim).filter(|p| !p.is_empty())).map(str::to_string);
+            Artifact::Path { kind, path, sha, exists: artifact.exists }
         }
         _ => Artifact::Unknown { kind: if kind.is_empty() { "(no artifact_type)".into() } else { kind } },
     }
@@ -198,7 +193,7 @@ impl Checker<'_> {
     }
 
     /// Checks every artifact; answers the report's commit (the last `commit_diff`'s).
-    fn check_all(&mut self, artifacts: &[Value], run: Option<&CheckCommand>) -> Option<String> {
+    fn check_all(&mut self, artifacts: &[ArtifactView], run: Option<&CheckCommand>) -> Option<String> {
         let parsed: Vec<Artifact> = artifacts.iter().map(parse).collect();
         let main_sha = parsed.iter().rev().find_map(|a| match a {
             Artifact::CommitDiff { sha: Some(sha), .. } => Some(sha.clone()),
@@ -429,6 +424,20 @@ impl Checker<'_> {
     }
 }
 
+/// An artifact row as the server answers it, with `fields` as reported (for tests).
+#[cfg(test)]
+pub(crate) fn artifact_row(fields: Value) -> ArtifactView {
+    let id = "01a2332d-7c4e-7f00-8a1b-0123456789ab";
+    let mut row = json!({
+        "id": id, "tenant_id": id, "story_id": id, "reported_by": "agent", "exists": true, "details": {},
+        "inserted_at": "2026-12-01T00:00:00Z",
+    });
+    for (name, value) in fields.as_object().into_iter().flatten() {
+        row[name] = value.clone();
+    }
+    serde_json::from_value(row).expect("an artifact")
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use std::time::Duration;
@@ -437,8 +446,8 @@ mod tests {
 
     use super::*;
 
-    fn diff(sha: &str, files: &[&str]) -> Value {
-        json!({"artifact_type": "commit_diff", "details": {"commit_sha": sha, "files": files}})
+    fn diff(sha: &str, files: &[&str]) -> ArtifactView {
+        artifact_row(json!({"artifact_type": "commit_diff", "details": {"commit_sha": sha, "files": files}}))
     }
 
     fn failed(report: &Report) -> Vec<String> {
@@ -455,9 +464,9 @@ mod tests {
         let sha = repo.commit("feature");
         let artifacts = vec![
             diff(&sha, &["src/app.rs", "tests"]),
-            json!({"artifact_type": "test", "path": "tests/app.rs::t"}),
-            json!({"artifact_type": "file", "path": "README.md", "details": {"commit_sha": &sha[..8]}}),
-            json!({"artifact_type": "ci_run", "details": {"url": "https://ci.example/1"}}),
+            artifact_row(json!({"artifact_type": "test", "path": "tests/app.rs::t"})),
+            artifact_row(json!({"artifact_type": "file", "path": "README.md", "details": {"commit_sha": &sha[..8]}})),
+            artifact_row(json!({"artifact_type": "ci_run", "details": {"url": "https://ci.example/1"}})),
         ];
         let report = check(repo.path(), None, &artifacts, None).expect("checked");
         assert!(report.passed(), "{:#?}", report.checks);
@@ -492,7 +501,7 @@ mod tests {
         let report = check(
             repo.path(),
             None,
-            &[diff(&root, &["README.md"]), json!({"artifact_type": "file", "path": "src/missing.rs"})],
+            &[diff(&root, &["README.md"]), artifact_row(json!({"artifact_type": "file", "path": "src/missing.rs"}))],
             None,
         )
         .expect("checked");
@@ -517,10 +526,12 @@ mod tests {
         repo.commit("root");
         let report = check(repo.path(), None, &[], None).expect("checked");
         assert_eq!(failed(&report), vec!["story reports artifacts".to_string()]);
-        let report = check(repo.path(), None, &[json!({"artifact_type": "note"})], None).expect("checked");
+        let report =
+            check(repo.path(), None, &[artifact_row(json!({"artifact_type": "note"}))], None).expect("checked");
         assert_eq!(failed(&report), vec!["story reports checkable artifacts".to_string()]);
         let report =
-            check(repo.path(), None, &[json!({"artifact_type": "commit_diff", "details": {}})], None).expect("checked");
+            check(repo.path(), None, &[artifact_row(json!({"artifact_type": "commit_diff", "details": {}}))], None)
+                .expect("checked");
         assert_eq!(failed(&report), vec!["commit_diff reports a commit".to_string()]);
         let report = check(repo.path(), None, &[diff("not-a-sha", &[])], None).expect("checked");
         assert!(failed(&report).contains(&"commit not-a-sha exists".to_string()), "{:#?}", report.checks);

@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use etcetera::BaseStrategy;
+use loopctl_api::{ExitClass, ProjectListParams, ProjectView, StoryListParams, StoryView};
 use loopctl_client::{Client, ClientError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::output::{CliError, Format, short_id, text, usage, uuids_in};
+use uuid::Uuid;
+
+use crate::output::{CliError, Format, short_uuid, text, usage, uuids_in};
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4000";
 
@@ -208,7 +211,7 @@ pub fn key_destination(
             )
         }
     };
-    Err(anyhow::Error::new(CliError { exit: 3, code: "key_server_mismatch", message }))
+    Err(anyhow::Error::new(CliError { exit: ExitClass::Auth, code: "key_server_mismatch", message }))
 }
 
 /// The output format: `--format` / `LOOPCTL_FORMAT`, else the profile's, else human.
@@ -228,17 +231,17 @@ pub fn output_format(globals: &Globals, profile: &Profile) -> Format {
 /// The stories of one project by id, for naming them by number.
 #[derive(Debug, Default)]
 pub struct StoryIndex {
-    by_id: HashMap<String, Value>,
+    by_id: HashMap<Uuid, StoryView>,
 }
 
 impl StoryIndex {
-    pub fn get(&self, id: &Value) -> Option<&Value> {
-        self.by_id.get(id.as_str()?)
+    pub fn get(&self, id: Option<Uuid>) -> Option<&StoryView> {
+        self.by_id.get(&id?)
     }
 
     /// The story's number, or a short id for a story of another project.
-    pub fn name(&self, id: &Value) -> String {
-        self.get(id).map_or_else(|| short_id(id), |story| text(&story["number"]))
+    pub fn name(&self, id: Option<Uuid>) -> String {
+        self.get(id).map_or_else(|| short_uuid(id), |story| story.number.clone())
     }
 }
 
@@ -303,22 +306,20 @@ impl Ctx {
     }
 
     /// The project id: the one named, else the tenant's only project.
-    pub async fn project_id(&self) -> anyhow::Result<String> {
-        Ok(self.project().await?["id"].as_str().unwrap_or_default().to_string())
+    pub async fn project_id(&self) -> anyhow::Result<Uuid> {
+        Ok(self.project().await?.id)
     }
 
-    pub async fn project(&self) -> anyhow::Result<Value> {
+    pub async fn project(&self) -> anyhow::Result<ProjectView> {
         if let Some(reference) = &self.project {
-            let answer = self.client.get(&format!("/api/v1/projects/{}", encode(reference))).await?;
-            return Ok(answer["project"].clone());
+            return Ok(self.client.resolve_project(reference).await?);
         }
-        let answer = self.client.get("/api/v1/projects").await?;
-        let projects = answer["data"].as_array().cloned().unwrap_or_default();
-        match projects.as_slice() {
-            [only] => Ok(only.clone()),
-            [] => Err(usage("no project yet; create one with `loopctl project create NAME`")),
-            many => {
-                let slugs: Vec<&str> = many.iter().filter_map(|p| p["slug"].as_str()).collect();
+        let mut projects = self.client.list_projects(&ProjectListParams::default()).await?.data;
+        match projects.len() {
+            1 => Ok(projects.remove(0)),
+            0 => Err(usage("no project yet; create one with `loopctl project create NAME`")),
+            _ => {
+                let slugs: Vec<&str> = projects.iter().map(|p| p.slug.as_str()).collect();
                 Err(usage(format!(
                     "say which project: --project, LOOPCTL_PROJECT, or `loopctl init --project P` (projects: {})",
                     slugs.join(", ")
@@ -328,43 +329,37 @@ impl Ctx {
     }
 
     /// A story by number (`2.1`, `US-2.1`) in the project, or by UUID.
-    pub async fn story(&self, reference: &str) -> anyhow::Result<Value> {
-        if uuid::Uuid::parse_str(reference).is_ok() {
-            let answer = self.client.get(&format!("/api/v1/stories/{reference}")).await?;
-            return Ok(answer["story"].clone());
-        }
-        let project = self.project_id().await?;
-        let answer = self
-            .client
-            .get_query("/api/v1/stories", &[("project_id", project), ("number", reference.to_string())])
-            .await?;
-        Ok(answer["story"].clone())
+    pub async fn story(&self, reference: &str) -> anyhow::Result<StoryView> {
+        let project = match Uuid::parse_str(reference) {
+            Ok(_) => None,
+            Err(_) => Some(self.project_id().await?.to_string()),
+        };
+        Ok(self.client.resolve_story(project.as_deref(), reference).await?)
     }
 
-    pub async fn story_id(&self, reference: &str) -> anyhow::Result<String> {
-        if uuid::Uuid::parse_str(reference).is_ok() {
-            return Ok(reference.to_string());
+    pub async fn story_id(&self, reference: &str) -> anyhow::Result<Uuid> {
+        match Uuid::parse_str(reference) {
+            Ok(id) => Ok(id),
+            Err(_) => Ok(self.story(reference).await?.id),
         }
-        Ok(self.story(reference).await?["id"].as_str().unwrap_or_default().to_string())
     }
 
     /// Every story of a project, from one list call (one per 500 stories).
-    pub async fn story_index(&self, project_id: &str) -> anyhow::Result<StoryIndex> {
+    pub async fn story_index(&self, project_id: Uuid) -> anyhow::Result<StoryIndex> {
         const PAGE: usize = 500;
         let mut index = StoryIndex::default();
         let mut offset = 0;
         loop {
-            let query =
-                [("project_id", project_id.to_string()), ("limit", PAGE.to_string()), ("offset", offset.to_string())];
-            let page = self.client.get_query("/api/v1/stories", &query).await?;
-            let stories = page["data"].as_array().cloned().unwrap_or_default();
-            offset += stories.len();
-            let last_page = stories.len() < PAGE || offset as u64 >= page["meta"]["total_count"].as_u64().unwrap_or(0);
-            for story in stories {
-                if let Some(id) = story["id"].as_str() {
-                    index.by_id.insert(id.to_string(), story);
-                }
-            }
+            let params = StoryListParams {
+                project_id: Some(project_id.to_string()),
+                limit: Some(PAGE as i64),
+                offset: Some(offset as i64),
+                ..StoryListParams::default()
+            };
+            let page = self.client.story_page(&params).await?;
+            offset += page.data.len();
+            let last_page = page.data.len() < PAGE || offset as i64 >= page.meta.total_count;
+            index.by_id.extend(page.data.into_iter().map(|story| (story.id, story)));
             if last_page {
                 return Ok(index);
             }
@@ -390,12 +385,10 @@ impl Ctx {
         for id in ids.iter().take(IDS_LOOKED_UP) {
             let number = match numbers.remove(id) {
                 Some(number) => Some(number),
-                None => self
-                    .client
-                    .get(&format!("/api/v1/stories/{id}"))
-                    .await
-                    .ok()
-                    .and_then(|answer| answer["story"]["number"].as_str().map(str::to_string)),
+                None => match Uuid::parse_str(id) {
+                    Ok(id) => self.client.get_story(id).await.ok().map(|answer| answer.story.story.number),
+                    Err(_) => None,
+                },
             };
             if let Some(number) = number {
                 reworded = reworded.replace(id.as_str(), &number);
@@ -409,17 +402,6 @@ impl Ctx {
     }
 }
 
-/// Percent-encodes a path segment.
-pub fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Where the CLI remembers the claim epoch of each story it claimed (the fencing token
 /// it sends back as `X-Claim-Epoch`).
 fn epoch_dir() -> Option<PathBuf> {
@@ -431,28 +413,41 @@ fn epoch_dir() -> Option<PathBuf> {
     Some(base.join("loopctl").join("epochs"))
 }
 
-pub fn remember_epoch(story_id: &str, epoch: i64) {
+pub fn remember_epoch(story_id: Uuid, epoch: i64) {
     if let Some(dir) = epoch_dir()
         && std::fs::create_dir_all(&dir).is_ok()
     {
-        let _ = std::fs::write(dir.join(story_id), epoch.to_string());
+        let _ = std::fs::write(dir.join(story_id.to_string()), epoch.to_string());
     }
 }
 
-pub fn recall_epoch(story_id: &str) -> Option<i64> {
+pub fn recall_epoch(story_id: Uuid) -> Option<i64> {
     let dir = epoch_dir()?;
-    std::fs::read_to_string(dir.join(story_id)).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join(story_id.to_string())).ok()?.trim().parse().ok()
 }
 
-pub fn forget_epoch(story_id: &str) {
+pub fn forget_epoch(story_id: Uuid) {
     if let Some(dir) = epoch_dir() {
-        let _ = std::fs::remove_file(dir.join(story_id));
+        let _ = std::fs::remove_file(dir.join(story_id.to_string()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A story as the server answers it, with only its id and number worth looking at.
+    fn story_numbered(id: Uuid, number: &str) -> StoryView {
+        let time = "2026-12-01T00:00:00Z";
+        serde_json::from_value(serde_json::json!({
+            "id": id, "tenant_id": id, "project_id": id, "epic_id": id, "number": number, "title": "t",
+            "acceptance_criteria": [], "ac_count": 0, "agent_status": "pending", "verified_status": "unverified",
+            "sort_key": 1, "metadata": {}, "claim_epoch": 0, "iteration_count": 0, "escalated": false,
+            "escalation_locked": false, "verifier_needed": false, "stale": false, "backfilled": false,
+            "inserted_at": time, "updated_at": time,
+        }))
+        .expect("a story")
+    }
 
     fn repo(server: &str) -> (PathBuf, RepoFile) {
         (PathBuf::from("/checkout/.loopctl.toml"), RepoFile { server: Some(server.into()), project: None })
@@ -461,7 +456,7 @@ mod tests {
     fn refusal(result: anyhow::Result<String>) -> String {
         let err = result.expect_err("refused");
         let cli = err.downcast_ref::<CliError>().expect("a CliError");
-        assert_eq!((cli.exit, cli.code), (3, "key_server_mismatch"));
+        assert_eq!((cli.exit.exit_code(), cli.code), (3, "key_server_mismatch"));
         cli.message.clone()
     }
 
@@ -521,9 +516,11 @@ mod tests {
     #[test]
     fn a_story_index_names_its_stories_by_number_and_others_by_short_id() {
         let mut index = StoryIndex::default();
-        index.by_id.insert("01a2332d-7c4e-7f00-8a1b-0123456789ab".into(), serde_json::json!({"number": "1.1"}));
-        assert_eq!(index.name(&serde_json::json!("01a2332d-7c4e-7f00-8a1b-0123456789ab")), "1.1");
-        assert_eq!(index.name(&serde_json::json!("01a2332d-7c4e-7f00-8a1b-ffffffffffff")), "ffffffff");
-        assert_eq!(index.name(&Value::Null), "-");
+        let id = |text: &str| Uuid::parse_str(text).expect("a test id");
+        let known = id("01a2332d-7c4e-7f00-8a1b-0123456789ab");
+        index.by_id.insert(known, story_numbered(known, "1.1"));
+        assert_eq!(index.name(Some(known)), "1.1");
+        assert_eq!(index.name(Some(id("01a2332d-7c4e-7f00-8a1b-ffffffffffff"))), "ffffffff");
+        assert_eq!(index.name(None), "-");
     }
 }

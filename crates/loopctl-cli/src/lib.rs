@@ -191,11 +191,13 @@ async fn run_with(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Pending => cmd::read::pending(ctx).await,
         Command::Contract(args) => cmd::lifecycle::contract(ctx, args).await,
         Command::Claim(args) => cmd::lifecycle::claim(ctx, args).await,
-        Command::Start(args) => cmd::lifecycle::claimant(ctx, args, "start").await,
-        Command::Heartbeat(args) => cmd::lifecycle::claimant(ctx, args, "heartbeat").await,
-        Command::RequestReview(args) => cmd::lifecycle::claimant(ctx, args, "request-review").await,
+        Command::Start(args) => cmd::lifecycle::claimant(ctx, args, cmd::lifecycle::ClaimantWrite::Start).await,
+        Command::Heartbeat(args) => cmd::lifecycle::claimant(ctx, args, cmd::lifecycle::ClaimantWrite::Heartbeat).await,
+        Command::RequestReview(args) => {
+            cmd::lifecycle::claimant(ctx, args, cmd::lifecycle::ClaimantWrite::RequestReview).await
+        }
         Command::Report(args) => cmd::lifecycle::report(ctx, args).await,
-        Command::Unclaim(args) => cmd::lifecycle::claimant(ctx, args, "unclaim").await,
+        Command::Unclaim(args) => cmd::lifecycle::claimant(ctx, args, cmd::lifecycle::ClaimantWrite::Unclaim).await,
         Command::ForceUnclaim(args) => cmd::lifecycle::force_unclaim(ctx, args).await,
         Command::ReviewComplete(args) => cmd::lifecycle::review_complete(ctx, args).await,
         Command::Verify(args) => cmd::lifecycle::verify(ctx, args).await,

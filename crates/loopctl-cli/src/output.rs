@@ -3,8 +3,11 @@
 
 use std::fmt::Write as _;
 
+use loopctl_api::ExitClass;
 use loopctl_client::ClientError;
+use serde::Serialize;
 use serde_json::Value;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -16,7 +19,8 @@ pub enum Format {
 /// A refusal the CLI decides itself (bad arguments, nothing configured, a key it will not send).
 #[derive(Debug)]
 pub struct CliError {
-    pub exit: u8,
+    /// How the process exits (`ExitClass::exit_code`), as for the server's refusals.
+    pub exit: ExitClass,
     /// The code `--format json` prints (`usage`, `key_server_mismatch`).
     pub code: &'static str,
     pub message: String,
@@ -32,51 +36,21 @@ impl std::error::Error for CliError {}
 
 /// A usage error: exit code 2.
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(CliError { exit: 2, code: "usage", message: message.into() })
+    anyhow::Error::new(CliError { exit: ExitClass::Usage, code: "usage", message: message.into() })
 }
 
 /// A refusal of the caller's key for this command: exit code 3.
 pub fn permission(message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(CliError { exit: 3, code: "forbidden", message: message.into() })
+    anyhow::Error::new(CliError { exit: ExitClass::Auth, code: "forbidden", message: message.into() })
 }
 
-/// Exit code of a server error code (SPEC: 2 usage, 3 auth, 4 not found, 5 conflict, 6
-/// unreachable). A request the server refuses as malformed is a usage error like a bad flag.
-pub fn exit_code_for(code: &str) -> u8 {
-    match code {
-        "validation_failed" | "invalid_json" => 2,
-        "unauthorized" | "forbidden" | "scope_violation" | "token_expired" | "token_revoked" | "rate_limited" => 3,
-        "not_found" | "nothing_ready" => 4,
-        "invalid_transition"
-        | "must_contract_first"
-        | "must_claim_first"
-        | "contract_mismatch"
-        | "dependencies_not_met"
-        | "concurrency_limit"
-        | "escalation_locked"
-        | "stale_claim"
-        | "self_report_blocked"
-        | "self_review_blocked"
-        | "self_verify_blocked"
-        | "review_not_conducted"
-        | "acceptance_incomplete"
-        | "commit_mismatch"
-        | "cycle_detected"
-        | "duplicate_number"
-        | "version_conflict"
-        | "idempotency_in_progress"
-        | "secret_not_replayed"
-        | "conflict" => 5,
-        "unreachable" => 6,
-        _ => 1,
-    }
-}
-
-/// Prints an error as one line (or the error body with `--format json`) and gives the exit code.
+/// Prints an error as one line (or the error body with `--format json`) and gives the exit code
+/// of its class (SPEC: 2 usage, 3 auth, 4 not found, 5 conflict, 6 unreachable); a request the
+/// server refuses as malformed is a usage error like a bad flag.
 pub fn report_error(err: &anyhow::Error, format: Format) -> u8 {
     if let Some(cli) = err.downcast_ref::<CliError>() {
         print_error(cli.code, &cli.message, format, None);
-        return cli.exit;
+        return cli.exit.exit_code();
     }
     if let Some(client) = err.downcast_ref::<ClientError>() {
         let body = match client {
@@ -84,7 +58,7 @@ pub fn report_error(err: &anyhow::Error, format: Format) -> u8 {
             _ => None,
         };
         print_error(client.code(), &client.to_string(), format, body);
-        return exit_code_for(client.code());
+        return client.exit_class().exit_code();
     }
     print_error("error", &format!("{err:#}"), format, None);
     1
@@ -234,21 +208,29 @@ macro_rules! out {
 
 /// Prints the server's object as JSON, or `human` for people; for CSV too, so `human` renders
 /// its rows with `Table::render(format, …)` (commands that print rows).
-pub fn emit(format: Format, value: &Value, human: impl FnOnce() -> String) {
+pub fn emit(format: Format, value: &impl Serialize, human: impl FnOnce() -> String) {
     match format {
-        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Format::Json => print_json(value),
         Format::Human | Format::Csv => print_text(&human()),
     }
 }
 
 /// Prints the server's object as JSON, `human` for people, and `record` (one object: a story,
 /// the caller, the configuration) as a CSV header row and value row.
-pub fn emit_record(format: Format, value: &Value, record: &Value, human: impl FnOnce() -> String) {
+pub fn emit_record(format: Format, value: &impl Serialize, record: &impl Serialize, human: impl FnOnce() -> String) {
     match format {
-        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
-        Format::Csv => crate::out!("{}", record_csv(record)),
+        Format::Json => print_json(value),
+        Format::Csv => crate::out!("{}", record_csv(&serde_json::to_value(record).unwrap_or_default())),
         Format::Human => print_text(&human()),
     }
+}
+
+/// The answer as the server sent it: a decoded answer re-encodes to the same JSON (the server
+/// encodes the same types), and through `Value` its objects print with their keys sorted, as
+/// they always have.
+pub fn print_json(value: &impl Serialize) {
+    let value = serde_json::to_value(value).unwrap_or_default();
+    crate::outln!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
 }
 
 fn print_text(text: &str) {
@@ -272,13 +254,27 @@ pub fn text(value: &Value) -> String {
 /// whose first digits are a timestamp shared by everything made the same month; the end is
 /// random, so two short ids differ when their ids do.
 pub fn short_id(id: &Value) -> String {
-    match id.as_str() {
-        Some(id) => {
-            let hex: Vec<char> = id.chars().filter(char::is_ascii_hexdigit).collect();
-            hex[hex.len().saturating_sub(8)..].iter().collect()
-        }
-        None => "-".into(),
-    }
+    id.as_str().map_or_else(|| "-".into(), last_hex_digits)
+}
+
+/// [`short_id`] of a typed id; `-` for none.
+pub fn short_uuid(id: Option<Uuid>) -> String {
+    id.map_or_else(|| "-".into(), |id| last_hex_digits(&id.to_string()))
+}
+
+fn last_hex_digits(id: &str) -> String {
+    let hex: Vec<char> = id.chars().filter(char::is_ascii_hexdigit).collect();
+    hex[hex.len().saturating_sub(8)..].iter().collect()
+}
+
+/// A number as the JSON showed it (`50.0`, not `50`).
+pub fn json_number(number: f64) -> String {
+    serde_json::Number::from_f64(number).map_or_else(|| "-".into(), |number| number.to_string())
+}
+
+/// An optional field as display text: the value, or `-` for none (as [`text`] shows null).
+pub fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".into(), |value| value.to_string())
 }
 
 /// Every hyphenated UUID in a text, in order of appearance, each once.
@@ -310,17 +306,21 @@ pub fn uuids_in(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use loopctl_api::ErrorCode;
+
     use super::*;
 
     #[test]
     fn exit_codes_follow_the_class() {
-        assert_eq!(exit_code_for("forbidden"), 3);
-        assert_eq!(exit_code_for("not_found"), 4);
-        assert_eq!(exit_code_for("self_verify_blocked"), 5);
-        assert_eq!(exit_code_for("unreachable"), 6);
-        assert_eq!(exit_code_for("validation_failed"), 2);
-        assert_eq!(exit_code_for("invalid_json"), 2);
-        assert_eq!(exit_code_for("payload_too_large"), 1);
+        let code = |code: ErrorCode| code.exit_class().exit_code();
+        assert_eq!(code(ErrorCode::Forbidden), 3);
+        assert_eq!(code(ErrorCode::NotFound), 4);
+        assert_eq!(code(ErrorCode::SelfVerifyBlocked), 5);
+        let unreachable = ClientError::Unreachable { server: "http://127.0.0.1:9".into(), reason: "refused".into() };
+        assert_eq!(unreachable.exit_class().exit_code(), 6);
+        assert_eq!(code(ErrorCode::ValidationFailed), 2);
+        assert_eq!(code(ErrorCode::InvalidJson), 2);
+        assert_eq!(code(ErrorCode::PayloadTooLarge), 1);
     }
 
     #[test]

@@ -71,15 +71,23 @@ impl Since {
     pub fn query_value(self) -> String {
         match self {
             Since::Cursor(cursor) => cursor.to_string(),
-            Since::Time(time) => time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            Since::Time(time) => as_sent(time),
         }
     }
 }
 
-/// A time from the server shown to the second in UTC (`2026-12-01T22:40:00Z`); anything else
-/// as it came.
-pub fn display_time(text: &str) -> String {
-    instant(text).map_or_else(|| text.to_string(), |time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+/// A time from the server shown to the second in UTC (`2026-12-01T22:40:00Z`); `-` for none.
+pub fn shown(time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(|| "-".into(), to_the_second)
+}
+
+/// A time as the server sends it in JSON (RFC 3339 UTC, as precise as it is).
+pub fn as_sent(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn to_the_second(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]
@@ -136,7 +144,7 @@ mod tests {
 
     #[test]
     fn server_times_are_shown_to_the_second() {
-        assert_eq!(display_time("2026-12-01T22:40:00.123456Z"), "2026-12-01T22:40:00Z");
-        assert_eq!(display_time("-"), "-");
+        assert_eq!(shown(instant("2026-12-01T22:40:00.123456Z")), "2026-12-01T22:40:00Z");
+        assert_eq!(shown(None), "-");
     }
 }

@@ -1,10 +1,17 @@
 //! Administration: projects, import/export, epics, stories, keys, agents, the tenant.
 
 use clap::{Args, Subcommand};
+use loopctl_api::{
+    CreateApiKey, CreateEpic, CreateProject, CreateStory, CreateStoryDependency, KeyListParams, ProjectAnswer,
+    ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig, UpdateStory, UpdateTenant,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::context::{Ctx, StoryIndex, encode};
-use crate::output::{Format, Table, emit, text, usage};
+use crate::context::{Ctx, StoryIndex};
+use crate::output::{Format, Table, emit, json_number, or_dash, short_id, text, usage};
+use crate::time::as_sent;
 
 #[derive(Subcommand, Debug)]
 pub enum ProjectCmd {
@@ -177,47 +184,47 @@ pub enum SettingsCmd {
 pub async fn project(ctx: &Ctx, command: ProjectCmd) -> anyhow::Result<()> {
     match command {
         ProjectCmd::Create { name, slug, repo_url, description, mission } => {
-            let body = json!({"name": name, "slug": slug, "repo_url": repo_url, "description": description, "mission": mission});
-            let answer = ctx.client.post("/api/v1/projects", body).await?;
-            let p = &answer["project"];
-            emit(ctx.format, &answer, || format!("Created project {} ({})", text(&p["slug"]), text(&p["id"])));
+            let project =
+                CreateProject { name, slug, repo_url, description, tech_stack: None, mission, metadata: None };
+            let answer = ctx.client.create_project(&project).await?;
+            let p = &answer.project;
+            emit(ctx.format, &answer, || format!("Created project {} ({})", p.slug, p.id));
         }
         ProjectCmd::List { all } => {
-            let query = if all { vec![("include_archived", "true".to_string())] } else { vec![] };
-            let answer = ctx.client.get_query("/api/v1/projects", &query).await?;
+            let params = ProjectListParams { include_archived: all.then_some(true), status: None };
+            let answer = ctx.client.list_projects(&params).await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["slug", "name", "status", "id"]);
-                for p in answer["data"].as_array().into_iter().flatten() {
-                    table.row(vec![text(&p["slug"]), text(&p["name"]), text(&p["status"]), text(&p["id"])]);
+                for p in &answer.data {
+                    table.row(vec![p.slug.clone(), p.name.clone(), p.status.clone(), p.id.to_string()]);
                 }
                 table.render(ctx.format, ctx.color())
             });
         }
         ProjectCmd::Info { project } => {
-            let reference = match project {
-                Some(p) => p,
-                None => text(&ctx.project().await?["id"]),
+            let answer = match project {
+                Some(reference) => ProjectAnswer { project: ctx.client.resolve_project(&reference).await? },
+                None => ctx.client.get_project(ctx.project_id().await?).await?,
             };
-            let answer = ctx.client.get(&format!("/api/v1/projects/{}", encode(&reference))).await?;
-            let p = &answer["project"];
+            let p = &answer.project;
             emit(ctx.format, &answer, || {
                 format!(
                     "{} ({})\n  id:      {}\n  status:  {}\n  epics:   {}\n  stories: {}\n  repo:    {}\n",
-                    text(&p["name"]),
-                    text(&p["slug"]),
-                    text(&p["id"]),
-                    text(&p["status"]),
-                    text(&p["epic_count"]),
-                    text(&p["story_count"]),
-                    text(&p["repo_url"])
+                    p.name,
+                    p.slug,
+                    p.id,
+                    p.status,
+                    or_dash(p.epic_count),
+                    or_dash(p.story_count),
+                    or_dash(p.repo_url.as_ref())
                 )
             });
         }
         ProjectCmd::Runner { project, repo, check, timeout } => {
-            let found = ctx.client.get(&format!("/api/v1/projects/{}", encode(&project))).await?;
-            let id = text(&found["project"]["id"]);
-            let body = json!({"repo": repo, "check_command": check, "timeout_seconds": timeout});
-            let answer = ctx.client.put(&format!("/api/v1/projects/{id}/runner"), body).await?;
+            let id = ctx.client.resolve_project(&project).await?.id;
+            let runner =
+                RunnerConfig { repo: repo.clone(), check_command: check.clone(), timeout_seconds: Some(timeout) };
+            let answer = ctx.client.set_project_runner(id, &runner).await?;
             emit(ctx.format, &answer, || {
                 format!(
                     "Runner of {project}: mirrors {repo}, checks with {}",
@@ -226,9 +233,8 @@ pub async fn project(ctx: &Ctx, command: ProjectCmd) -> anyhow::Result<()> {
             });
         }
         ProjectCmd::Archive { project } => {
-            let found = ctx.client.get(&format!("/api/v1/projects/{}", encode(&project))).await?;
-            let id = text(&found["project"]["id"]);
-            let answer = ctx.client.delete(&format!("/api/v1/projects/{id}")).await?;
+            let id = ctx.client.resolve_project(&project).await?.id;
+            let answer = ctx.client.archive_project(id).await?;
             emit(ctx.format, &answer, || format!("Archived project {project}"));
         }
     }
@@ -241,40 +247,40 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     } else {
         std::fs::read_to_string(&args.file).map_err(|err| usage(format!("cannot read {}: {err}", args.file)))?
     };
+    // The breakdown is free JSON: the server judges it.
     let doc: Value =
         serde_json::from_str(&text_in).map_err(|err| usage(format!("{} is not valid JSON: {err}", args.file)))?;
     let project = ctx.project_id().await?;
-    let path = format!("/api/v1/projects/{project}/import{}", if args.merge { "?merge=true" } else { "" });
-    let answer = ctx.client.post(&path, doc).await?;
-    let i = &answer["import"];
+    if !args.merge {
+        let answer = ctx.client.import_project(project, &doc).await?;
+        let i = &answer.import;
+        emit(ctx.format, &answer, || created_line(i.epics_created, i.stories_created, i.dependencies_created));
+        return Ok(());
+    }
+    let answer = ctx.client.import_project_merge(project, &doc).await?;
+    let i = &answer.import;
     emit(ctx.format, &answer, || {
-        let mut out = format!(
-            "Imported: {} epics created, {} stories created, {} dependencies created",
-            text(&i["epics_created"]),
-            text(&i["stories_created"]),
-            text(&i["dependencies_created"])
-        );
-        if args.merge {
-            out.push_str(&format!(
-                "; {} epics and {} stories updated; {} existing dependencies kept",
-                text(&i["epics_updated"]),
-                text(&i["stories_updated"]),
-                text(&i["dependencies_existing"])
-            ));
-            let orphans: Vec<String> =
-                i["stories_orphaned"].as_array().into_iter().flatten().map(|o| text(&o["number"])).collect();
-            if !orphans.is_empty() {
-                out.push_str(&format!("\nIn the project but not in the file (kept): {}", orphans.join(", ")));
-            }
+        let mut out = created_line(i.epics_created, i.stories_created, i.dependencies_created);
+        out.push_str(&format!(
+            "; {} epics and {} stories updated; {} existing dependencies kept",
+            i.epics_updated, i.stories_updated, i.dependencies_existing
+        ));
+        let orphans: Vec<&str> = i.stories_orphaned.iter().map(|o| o.number.as_str()).collect();
+        if !orphans.is_empty() {
+            out.push_str(&format!("\nIn the project but not in the file (kept): {}", orphans.join(", ")));
         }
         out
     });
     Ok(())
 }
 
+fn created_line(epics: usize, stories: usize, dependencies: usize) -> String {
+    format!("Imported: {epics} epics created, {stories} stories created, {dependencies} dependencies created")
+}
+
 pub async fn export(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
-    let doc = ctx.client.get(&format!("/api/v1/projects/{project}/export")).await?;
+    let doc = ctx.client.export_project(project).await?;
     crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }
@@ -283,23 +289,21 @@ pub async fn epic(ctx: &Ctx, command: EpicCmd) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
     match command {
         EpicCmd::Create { number, title, phase, description } => {
-            let body = json!({"number": number, "title": title, "phase": phase, "description": description});
-            let answer = ctx.client.post(&format!("/api/v1/projects/{project}/epics"), body).await?;
-            emit(ctx.format, &answer, || {
-                format!("Created epic {} {}", text(&answer["epic"]["number"]), text(&answer["epic"]["title"]))
-            });
+            let epic = CreateEpic { number: number.into(), title, description, phase, position: None, metadata: None };
+            let answer = ctx.client.create_epic(project, &epic).await?;
+            emit(ctx.format, &answer, || format!("Created epic {} {}", answer.epic.number, answer.epic.title));
         }
         EpicCmd::List => {
-            let answer = ctx.client.get(&format!("/api/v1/projects/{project}/epics")).await?;
+            let answer = ctx.client.list_epics(project).await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["epic", "title", "phase", "stories", "done %"]);
-                for e in answer["data"].as_array().into_iter().flatten() {
+                for e in &answer.data {
                     table.row(vec![
-                        text(&e["number"]),
-                        text(&e["title"]),
-                        text(&e["phase"]),
-                        text(&e["story_count"]),
-                        text(&e["completion_percentage"]),
+                        e.number.to_string(),
+                        e.title.clone(),
+                        or_dash(e.phase.as_ref()),
+                        or_dash(e.story_count),
+                        e.completion_percentage.map_or_else(|| "-".into(), json_number),
                     ]);
                 }
                 table.render(ctx.format, ctx.color())
@@ -309,6 +313,7 @@ pub async fn epic(ctx: &Ctx, command: EpicCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--ac` texts as criteria `AC-1`, `AC-2`, … (free JSON, as stories store them).
 fn criteria(items: &[String]) -> Value {
     Value::Array(
         items
@@ -319,68 +324,79 @@ fn criteria(items: &[String]) -> Value {
     )
 }
 
+/// What `story deps --format json` prints.
+#[derive(Serialize)]
+struct Dependencies<'a> {
+    dependencies: &'a [Value],
+}
+
+/// The dependency rows of a story (free JSON) and the story each points at.
+fn dependency_target(row: &Value) -> Option<Uuid> {
+    row["depends_on_story_id"].as_str().and_then(|id| Uuid::parse_str(id).ok())
+}
+
 pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
     match command {
         StoryCmd::Create { number, title, epic, acceptance_criteria, description, estimated_hours } => {
             let project = ctx.project_id().await?;
-            let body = json!({
-                "number": number, "title": title, "epic_number": epic, "description": description,
-                "acceptance_criteria": criteria(&acceptance_criteria), "estimated_hours": estimated_hours,
-            });
-            let answer = ctx.client.post(&format!("/api/v1/projects/{project}/stories"), body).await?;
-            emit(ctx.format, &answer, || {
-                format!("Created story {} {}", text(&answer["story"]["number"]), text(&answer["story"]["title"]))
-            });
+            let story = CreateStory {
+                number: number.into(),
+                title,
+                description,
+                acceptance_criteria: Some(criteria(&acceptance_criteria)),
+                estimated_hours: estimated_hours.map(Value::from),
+                metadata: None,
+                epic_number: Some(epic.into()),
+            };
+            let answer = ctx.client.create_project_story(project, &story).await?;
+            emit(ctx.format, &answer, || format!("Created story {} {}", answer.story.number, answer.story.title));
         }
         StoryCmd::Update { story, title, description, acceptance_criteria, estimated_hours } => {
             let id = ctx.story_id(&story).await?;
-            let mut body = json!({});
-            if let Some(title) = title {
-                body["title"] = json!(title);
-            }
-            if let Some(description) = description {
-                body["description"] = json!(description);
-            }
-            if !acceptance_criteria.is_empty() {
-                body["acceptance_criteria"] = criteria(&acceptance_criteria);
-            }
-            if let Some(hours) = estimated_hours {
-                body["estimated_hours"] = json!(hours);
-            }
-            let answer = ctx.client.patch(&format!("/api/v1/stories/{id}"), body).await?;
-            emit(ctx.format, &answer, || format!("Updated story {}", text(&answer["story"]["number"])));
+            let update = UpdateStory {
+                title,
+                description,
+                acceptance_criteria: (!acceptance_criteria.is_empty()).then(|| criteria(&acceptance_criteria)),
+                estimated_hours: estimated_hours.map(Value::from),
+                metadata: None,
+            };
+            let answer = ctx.client.update_story(id, &update).await?;
+            emit(ctx.format, &answer, || format!("Updated story {}", answer.story.number));
         }
         StoryCmd::Deps { story, add, remove } => {
             let id = ctx.story_id(&story).await?;
             for target in &add {
-                let target_id = ctx.story_id(target).await?;
+                let depends_on_story_id = ctx.story_id(target).await?;
                 ctx.client
-                    .post("/api/v1/story_dependencies", json!({"story_id": id, "depends_on_story_id": target_id}))
+                    .create_story_dependency(&CreateStoryDependency { story_id: id, depends_on_story_id })
                     .await?;
             }
-            let detail = ctx.client.get(&format!("/api/v1/stories/{id}")).await?;
+            let detail = ctx.client.get_story(id).await?.story;
             for target in &remove {
                 let target_id = ctx.story_id(target).await?;
-                let edge = detail["story"]["dependencies"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|d| d["depends_on_story_id"] == target_id.as_str())
-                    .and_then(|d| d["id"].as_str().map(str::to_string))
+                let edge = detail
+                    .dependencies
+                    .iter()
+                    .find(|d| dependency_target(d) == Some(target_id))
+                    .and_then(|d| d["id"].as_str().and_then(|id| Uuid::parse_str(id).ok()))
                     .ok_or_else(|| usage(format!("{story} does not depend on {target}")))?;
-                ctx.client.delete(&format!("/api/v1/story_dependencies/{edge}")).await?;
+                ctx.client.delete_story_dependency(edge).await?;
             }
-            let detail = ctx.client.get(&format!("/api/v1/stories/{id}")).await?;
-            let deps = detail["story"]["dependencies"].clone();
-            let targets: Vec<&Value> =
-                deps.as_array().into_iter().flatten().map(|d| &d["depends_on_story_id"]).collect();
-            let stories = match (ctx.format, targets.is_empty()) {
-                (Format::Human | Format::Csv, false) => ctx.story_index(&text(&detail["story"]["project_id"])).await?,
+            let detail = ctx.client.get_story(id).await?.story;
+            let deps = &detail.dependencies;
+            let stories = match (ctx.format, deps.is_empty()) {
+                (Format::Human | Format::Csv, false) => ctx.story_index(detail.story.project_id).await?,
                 _ => StoryIndex::default(),
             };
-            emit(ctx.format, &json!({"dependencies": deps}), || {
-                let number = text(&detail["story"]["number"]);
-                let names: Vec<String> = targets.iter().map(|id| stories.name(id)).collect();
+            emit(ctx.format, &Dependencies { dependencies: deps }, || {
+                let number = detail.story.number.clone();
+                let names: Vec<String> = deps
+                    .iter()
+                    .map(|d| match dependency_target(d) {
+                        Some(target) => stories.name(Some(target)),
+                        None => short_id(&d["depends_on_story_id"]),
+                    })
+                    .collect();
                 if ctx.format == Format::Csv {
                     let mut table = Table::new(&["story", "depends on"]);
                     names.into_iter().for_each(|name| table.row(vec![number.clone(), name]));
@@ -397,59 +413,63 @@ pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An id argument (a key's, an agent's).
+fn id_arg(what: &str, text: &str) -> anyhow::Result<Uuid> {
+    Uuid::parse_str(text.trim()).map_err(|_| usage(format!("`{text}` is not {what} id")))
+}
+
 pub async fn keys(ctx: &Ctx, command: KeysCmd) -> anyhow::Result<()> {
     match command {
         KeysCmd::Create { name, role, agent_id, expires_at } => {
-            let answer = ctx
-                .client
-                .post(
-                    "/api/v1/api_keys",
-                    json!({"name": name, "role": role, "agent_id": agent_id, "expires_at": expires_at}),
-                )
-                .await?;
-            let key = &answer["api_key"];
+            let agent_id = agent_id.map(|id| id_arg("an agent", &id)).transpose()?;
+            let expires_at = expires_at
+                .map(|at| {
+                    crate::time::instant(&at).ok_or_else(|| {
+                        usage(format!("--expires-at `{at}` is not an RFC 3339 time (2026-12-01T08:00:00Z)"))
+                    })
+                })
+                .transpose()?;
+            let answer = ctx.client.create_api_key(&CreateApiKey { name, role, agent_id, expires_at }).await?;
+            let key = &answer.api_key;
             emit(ctx.format, &answer, || {
                 format!(
                     "Created {} key `{}`; this is the only time it is shown:\n{}",
-                    text(&key["role"]),
-                    text(&key["name"]),
-                    text(&key["raw_key"])
+                    key.role,
+                    key.name,
+                    or_dash(key.raw_key.as_ref())
                 )
             });
         }
         KeysCmd::List { all } => {
-            let query = if all { vec![("include_revoked", "true".to_string())] } else { vec![] };
-            let answer = ctx.client.get_query("/api/v1/api_keys", &query).await?;
+            let answer = ctx.client.list_api_keys(&KeyListParams { include_revoked: all.then_some(true) }).await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["id", "name", "role", "prefix", "agent", "revoked", "expires"]);
-                for k in answer["api_keys"].as_array().into_iter().flatten() {
+                for k in &answer.api_keys {
                     table.row(vec![
-                        text(&k["id"]),
-                        text(&k["name"]),
-                        text(&k["role"]),
-                        text(&k["key_prefix"]),
-                        text(&k["agent_id"]),
-                        text(&k["revoked_at"]),
-                        text(&k["expires_at"]),
+                        k.id.to_string(),
+                        k.name.clone(),
+                        k.role.clone(),
+                        k.key_prefix.clone(),
+                        or_dash(k.agent_id),
+                        or_dash(k.revoked_at.map(as_sent)),
+                        or_dash(k.expires_at.map(as_sent)),
                     ]);
                 }
                 table.render(ctx.format, ctx.color())
             });
         }
         KeysCmd::Revoke { id } => {
-            let answer = ctx.client.delete(&format!("/api/v1/api_keys/{}", encode(&id))).await?;
-            emit(ctx.format, &answer, || format!("Revoked key {}", text(&answer["api_key"]["name"])));
+            let answer = ctx.client.revoke_api_key(id_arg("a key", &id)?).await?;
+            emit(ctx.format, &answer, || format!("Revoked key {}", answer.api_key.name));
         }
         KeysCmd::Rotate { id, grace_hours } => {
-            let answer = ctx
-                .client
-                .post(&format!("/api/v1/api_keys/{}/rotate", encode(&id)), json!({"grace_period_hours": grace_hours}))
-                .await?;
+            let rotation = RotateApiKey { grace_period_hours: grace_hours };
+            let answer = ctx.client.rotate_api_key(id_arg("a key", &id)?, &rotation).await?;
             emit(ctx.format, &answer, || {
                 format!(
                     "New key (shown once):\n{}\nThe old key works until {}",
-                    text(&answer["new_key"]["raw_key"]),
-                    text(&answer["old_key_expires_at"])
+                    or_dash(answer.new_key.raw_key.as_ref()),
+                    as_sent(answer.old_key_expires_at)
                 )
             });
         }
@@ -460,22 +480,17 @@ pub async fn keys(ctx: &Ctx, command: KeysCmd) -> anyhow::Result<()> {
 pub async fn agent(ctx: &Ctx, command: AgentCmd) -> anyhow::Result<()> {
     match command {
         AgentCmd::Register { name, agent_type } => {
-            let answer =
-                ctx.client.post("/api/v1/agents/register", json!({"name": name, "agent_type": agent_type})).await?;
+            let answer = ctx.client.register_agent(&RegisterAgent { name, agent_type, metadata: None }).await?;
             emit(ctx.format, &answer, || {
-                format!(
-                    "This key's agent is now `{}` ({})",
-                    text(&answer["agent"]["name"]),
-                    text(&answer["agent"]["id"])
-                )
+                format!("This key's agent is now `{}` ({})", answer.agent.name, answer.agent.id)
             });
         }
         AgentCmd::List => {
-            let answer = ctx.client.get("/api/v1/agents").await?;
+            let answer = ctx.client.list_agents().await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["name", "type", "status", "id"]);
-                for a in answer["agents"].as_array().into_iter().flatten() {
-                    table.row(vec![text(&a["name"]), text(&a["agent_type"]), text(&a["status"]), text(&a["id"])]);
+                for a in &answer.agents {
+                    table.row(vec![a.name.clone(), a.agent_type.clone(), a.status.clone(), a.id.to_string()]);
                 }
                 table.render(ctx.format, ctx.color())
             });
@@ -487,11 +502,12 @@ pub async fn agent(ctx: &Ctx, command: AgentCmd) -> anyhow::Result<()> {
 pub async fn tenant(ctx: &Ctx, command: TenantCmd) -> anyhow::Result<()> {
     match command {
         TenantCmd::Info => {
-            let answer = ctx.client.get("/api/v1/tenants/me").await?;
-            let t = &answer["tenant"];
+            let answer = ctx.client.get_tenant().await?;
+            let t = &answer.tenant;
             emit(ctx.format, &answer, || {
-                let mut out = format!("{} ({})\n", text(&t["name"]), text(&t["slug"]));
-                for (key, value) in t["settings"].as_object().into_iter().flatten() {
+                let mut out = format!("{} ({})\n", t.name, t.slug);
+                // Settings are free JSON, printed as they are.
+                for (key, value) in t.settings.as_object().into_iter().flatten() {
                     out.push_str(&format!("  {key} = {}\n", text(value)));
                 }
                 out
@@ -507,9 +523,10 @@ pub async fn tenant(ctx: &Ctx, command: TenantCmd) -> anyhow::Result<()> {
             if settings.is_empty() {
                 return Err(usage("name at least one setting: loopctl tenant settings set max_concurrent_agents=3"));
             }
-            let answer = ctx.client.patch("/api/v1/tenants/me", json!({"settings": settings})).await?;
+            let update = UpdateTenant { name: None, email: None, settings: Some(Value::Object(settings)) };
+            let answer = ctx.client.update_tenant(&update).await?;
             emit(ctx.format, &answer, || {
-                let s = &answer["tenant"]["settings"];
+                let s = &answer.tenant.settings;
                 pairs
                     .iter()
                     .map(|p| p.split('=').next().unwrap_or_default())

@@ -1,12 +1,14 @@
 //! `auth`, `config`, `init`: where the CLI's server, key and project come from.
 
 use clap::{Args, Subcommand};
+use loopctl_api::WhoAmI;
 use loopctl_client::Client;
+use serde::Serialize;
 use serde_json::json;
 
 use crate::context::output_format;
 use crate::context::{Ctx, Globals, Profile, RepoFile, config_path, load_config, save_config, write_private};
-use crate::output::{Format, emit, emit_record, text, usage};
+use crate::output::{Format, emit, emit_record, usage};
 
 #[derive(Subcommand, Debug)]
 pub enum AuthCmd {
@@ -78,7 +80,7 @@ async fn login(args: LoginArgs, globals: &Globals) -> anyhow::Result<()> {
         .or(existing.server.clone())
         .unwrap_or_else(|| crate::context::DEFAULT_SERVER.to_string());
     let client = Client::new(&server, Some(key.clone()))?;
-    let me = client.get("/api/v1/whoami").await?;
+    let me = client.whoami().await?;
     let profile = Profile {
         server: Some(server.clone()),
         api_key: Some(key),
@@ -94,9 +96,9 @@ async fn login(args: LoginArgs, globals: &Globals) -> anyhow::Result<()> {
     emit(format, &json!({"profile": name, "server": server, "whoami": me, "config": path}), || {
         format!(
             "Logged in to {server} as {} ({}) in tenant {}; saved as profile `{name}` in {}",
-            text(&me["key_name"]),
-            text(&me["role"]),
-            text(&me["tenant_slug"]),
+            me.key_name,
+            me.role,
+            me.tenant_slug,
             path.display()
         )
     });
@@ -110,26 +112,34 @@ async fn whoami(globals: &Globals) -> anyhow::Result<()> {
             "no API key configured; run `loopctl auth login --server URL --key KEY` or set LOOPCTL_API_KEY",
         ));
     }
-    let mut me = ctx.client.get("/api/v1/whoami").await?;
-    me["server"] = json!(ctx.server);
-    me["profile"] = json!(ctx.profile_name);
+    let whoami = ctx.client.whoami().await?;
+    let me = Identity { whoami: &whoami, server: &ctx.server, profile: &ctx.profile_name };
     emit_record(ctx.format, &me, &me, || {
-        let agent = match (me["agent_name"].as_str(), me["agent_id"].as_str()) {
+        let agent = match (&whoami.agent_name, whoami.agent_id) {
             (Some(name), Some(id)) => format!("{name} ({id})"),
             _ => "-".into(),
         };
         format!(
             "server:   {}\ntenant:   {} ({})\nrole:     {}\nagent:    {agent}\nkey:      {} ({}…)\nprofile:  {}\n",
             ctx.server,
-            text(&me["tenant_name"]),
-            text(&me["tenant_slug"]),
-            text(&me["role"]),
-            text(&me["key_name"]),
-            text(&me["key_prefix"]),
+            whoami.tenant_name,
+            whoami.tenant_slug,
+            whoami.role,
+            whoami.key_name,
+            whoami.key_prefix,
             ctx.profile_name
         )
     });
     Ok(())
+}
+
+/// The caller as the server knows it, and where this CLI sent the question.
+#[derive(Serialize)]
+struct Identity<'a> {
+    #[serde(flatten)]
+    whoami: &'a WhoAmI,
+    server: &'a str,
+    profile: &'a str,
 }
 
 fn logout(globals: &Globals) -> anyhow::Result<()> {

@@ -1,10 +1,12 @@
 //! `dispatch`: mint a capability token for a sub-agent; list and revoke them.
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::json;
+use loopctl_api::{CreateDispatch, DispatchListParams};
+use uuid::Uuid;
 
 use crate::context::{Ctx, StoryIndex};
-use crate::output::{CliError, Table, emit, short_id, text, usage};
+use crate::output::{CliError, Table, emit, short_uuid, usage};
+use crate::time::shown;
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -61,16 +63,14 @@ fn seconds(ttl: &str) -> anyhow::Result<i64> {
 pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
     match args.command {
         Some(DispatchCmd::List { story, active }) => {
-            let mut query = Vec::new();
-            if let Some(story) = story {
-                query.push(("story_id", ctx.story_id(&story).await?));
-            }
-            if active {
-                query.push(("active_only", "true".to_string()));
-            }
-            let answer = ctx.client.get_query("/api/v1/dispatches", &query).await?;
+            let story_id = match story {
+                Some(story) => Some(ctx.story_id(&story).await?),
+                None => None,
+            };
+            let params = DispatchListParams { story_id, active_only: active.then_some(true) };
+            let answer = ctx.client.list_dispatches(&params).await?;
             let stories = match ctx.project_id().await {
-                Ok(project) => ctx.story_index(&project).await?,
+                Ok(project) => ctx.story_index(project).await?,
                 // Several projects and none named: a number would not say which project's
                 // story it is, so those rows keep a short id.
                 Err(err) if err.downcast_ref::<CliError>().is_some() => StoryIndex::default(),
@@ -78,18 +78,17 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
             };
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["id", "role", "story", "agent", "by", "expires", "active", "lineage"]);
-                for d in answer["data"].as_array().into_iter().flatten() {
-                    let lineage = d["lineage_path"].as_array().map_or(0, Vec::len);
-                    let active = if d["active"] == true { "yes" } else { "no" };
+                for d in &answer.data {
+                    let active = if d.active { "yes" } else { "no" };
                     table.row(vec![
-                        text(&d["id"]),
-                        text(&d["role"]),
-                        stories.name(&d["story_id"]),
-                        short_id(&d["agent_id"]),
-                        short_id(&d["dispatched_by_agent_id"]),
-                        crate::time::display_time(&text(&d["expires_at"])),
+                        d.id.to_string(),
+                        d.role.clone(),
+                        stories.name(Some(d.story_id)),
+                        short_uuid(Some(d.agent_id)),
+                        short_uuid(d.dispatched_by_agent_id),
+                        shown(Some(d.expires_at)),
                         active.into(),
-                        format!("depth {lineage}"),
+                        format!("depth {}", d.lineage_path.len()),
                     ]);
                 }
                 table.render(ctx.format, ctx.color())
@@ -97,7 +96,8 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(DispatchCmd::Revoke { id }) => {
-            let answer = ctx.client.delete(&format!("/api/v1/dispatches/{id}")).await?;
+            let dispatch = Uuid::parse_str(&id).map_err(|_| usage(format!("`{id}` is not a dispatch id")))?;
+            let answer = ctx.client.revoke_dispatch(dispatch).await?;
             emit(ctx.format, &answer, || format!("Revoked dispatch {id}; its token no longer works"));
             Ok(())
         }
@@ -105,28 +105,34 @@ pub async fn run(ctx: &Ctx, args: DispatchArgs) -> anyhow::Result<()> {
             let story = args.story.ok_or_else(|| usage("say which story: loopctl dispatch 2.1 --role implementer"))?;
             let role = args.role.ok_or_else(|| usage("say which capacity: --role implementer|reviewer"))?;
             let story = ctx.story(&story).await?;
-            let story_id = text(&story["id"]);
             let role = match role {
                 Capacity::Implementer => "implementer",
                 Capacity::Reviewer => "reviewer",
             };
-            let body = json!({
-                "role": role,
-                "story_id": story_id,
-                "expires_in_seconds": seconds(&args.ttl)?,
-                "parent_dispatch_id": args.parent,
-            });
-            let answer = ctx.client.post("/api/v1/dispatches", body).await?;
-            let data = &answer["data"];
+            let parent_dispatch_id = args
+                .parent
+                .map(|parent| {
+                    Uuid::parse_str(&parent).map_err(|_| usage(format!("--parent `{parent}` is not a dispatch id")))
+                })
+                .transpose()?;
+            let dispatch = CreateDispatch {
+                role: role.into(),
+                story_id: Some(story.id),
+                agent_id: None,
+                parent_dispatch_id,
+                expires_in_seconds: Some(seconds(&args.ttl)?),
+            };
+            let answer = ctx.client.create_dispatch(&dispatch).await?;
+            let created = &answer.data;
             emit(ctx.format, &answer, || {
                 format!(
                     "Dispatched {} {role} for story {} (dispatch {}, agent {}), valid until {}.\nToken (shown once; give it to the sub-agent as LOOPCTL_API_KEY):\n{}",
                     if role == "implementer" { "an" } else { "a" },
-                    text(&story["number"]),
-                    text(&data["dispatch"]["id"]),
-                    text(&data["dispatch"]["agent_id"]),
-                    crate::time::display_time(&text(&data["dispatch"]["expires_at"])),
-                    text(&data["api_key"]["raw_key"])
+                    story.number,
+                    created.dispatch.id,
+                    created.dispatch.agent_id,
+                    shown(Some(created.dispatch.expires_at)),
+                    created.api_key.raw_key
                 )
             });
             Ok(())

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use loopctl_api::{AuditParams, ChangesParams, EventView, SaveState, StateParams};
 
 use crate::context::Ctx;
 use crate::output::{Format, Table, emit, emit_record, text, usage};
-use crate::time::Since;
+use crate::time::{Since, as_sent};
 
 #[derive(Args, Debug)]
 pub struct ChangesArgs {
@@ -65,21 +65,22 @@ pub enum StateCmd {
     },
 }
 
-fn event_table(events: &[Value], format: Format, color: bool) -> String {
+fn event_table(events: &[EventView], format: Format, color: bool) -> String {
     let mut table = Table::new(&["cursor", "time", "entity", "action", "actor", "change"]);
     for e in events {
-        let change = match (e["new_state"]["number"].as_str(), e["new_state"]["agent_status"].as_str()) {
+        // The new state is free JSON: a story's carries its number and statuses.
+        let change = match (e.new_state["number"].as_str(), e.new_state["agent_status"].as_str()) {
             (Some(number), Some(status)) => {
-                format!("{number}: {status} / {}", text(&e["new_state"]["verified_status"]))
+                format!("{number}: {status} / {}", text(&e.new_state["verified_status"]))
             }
             _ => String::new(),
         };
         table.row(vec![
-            text(&e["cursor"]),
-            text(&e["inserted_at"]).chars().take(19).collect(),
-            text(&e["entity_type"]),
-            text(&e["action"]),
-            text(&e["actor_label"]),
+            e.cursor.to_string(),
+            e.inserted_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            e.entity_type.clone(),
+            e.action.clone(),
+            e.actor_label.clone(),
             change,
         ]);
     }
@@ -95,26 +96,25 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
     let mut since = since.query_value();
     let mut first = true;
     loop {
-        let mut query = vec![("project_id", project.clone()), ("since", since.clone())];
-        if let Some(action) = &args.action {
-            query.push(("action", action.clone()));
-        }
-        if let Some(limit) = args.limit {
-            query.push(("limit", limit.to_string()));
-        }
-        let page = ctx.client.get_query("/api/v1/changes", &query).await?;
-        let events = page["data"].as_array().cloned().unwrap_or_default();
-        // Where the next read starts: the answer's cursor, else (no event yet after a time)
-        // the same `since`, which the server takes again.
-        let next = page["next_cursor"].as_i64().map_or_else(|| since.clone(), |cursor| cursor.to_string());
+        let params = ChangesParams {
+            project_id: Some(project),
+            since: Some(since.clone()),
+            entity_type: None,
+            action: args.action.clone(),
+            limit: args.limit,
+        };
+        let page = ctx.client.changes(&params).await?;
+        // Where the next read starts: the answer's cursor (with nothing new after a time, the
+        // cursor the feed stands at).
+        let next = page.next_cursor.to_string();
         if args.follow {
             // One JSON object per line when following, so a reader can act on each as it comes.
             if ctx.format == Format::Json {
-                for event in &events {
-                    crate::outln!("{event}");
+                for event in &page.data {
+                    crate::outln!("{}", serde_json::to_value(event)?);
                 }
-            } else if !events.is_empty() {
-                let table = event_table(&events, ctx.format, ctx.color());
+            } else if !page.data.is_empty() {
+                let table = event_table(&page.data, ctx.format, ctx.color());
                 let skip = usize::from(!first);
                 first = false;
                 for line in table.lines().skip(skip) {
@@ -123,9 +123,9 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
             }
         } else {
             emit(ctx.format, &page, || {
-                let mut out = event_table(&events, ctx.format, ctx.color());
+                let mut out = event_table(&page.data, ctx.format, ctx.color());
                 if ctx.format == Format::Human {
-                    let more = if page["has_more"] == true { " (more waiting)" } else { "" };
+                    let more = if page.has_more { " (more waiting)" } else { "" };
                     out.push_str(&format!("\nnext: --since {next}{more}\n"));
                 }
                 out
@@ -133,7 +133,7 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         since = next;
-        if page["has_more"] != true {
+        if !page.has_more {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
@@ -141,49 +141,41 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
 
 pub async fn history(ctx: &Ctx, args: super::lifecycle::StoryArg) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
-    let answer = ctx.client.get(&format!("/api/v1/stories/{id}/history")).await?;
-    let events = answer["data"].as_array().cloned().unwrap_or_default();
-    emit(ctx.format, &answer, || event_table(&events, ctx.format, ctx.color()));
+    let answer = ctx.client.story_history(id).await?;
+    emit(ctx.format, &answer, || event_table(&answer.data, ctx.format, ctx.color()));
     Ok(())
 }
 
 pub async fn audit(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
-    let mut query = vec![("limit", args.limit.to_string())];
-    if let Some(entity) = args.entity_type {
-        query.push(("entity_type", entity));
-    }
-    if let Some(action) = args.action {
-        query.push(("action", action));
-    }
-    let answer = ctx.client.get_query("/api/v1/audit", &query).await?;
-    let events = answer["data"].as_array().cloned().unwrap_or_default();
-    emit(ctx.format, &answer, || event_table(&events, ctx.format, ctx.color()));
+    let params = AuditParams {
+        entity_type: args.entity_type,
+        action: args.action,
+        limit: Some(args.limit),
+        ..AuditParams::default()
+    };
+    let answer = ctx.client.audit(&params).await?;
+    emit(ctx.format, &answer, || event_table(&answer.data, ctx.format, ctx.color()));
     Ok(())
 }
 
 pub async fn state(ctx: &Ctx, command: StateCmd) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
-    let path = format!("/api/v1/orchestrator/state/{project}");
     match command {
         StateCmd::Save { data, key, expect_version } => {
             let state_data = crate::json_arg("--data", &data)?;
             if !state_data.is_object() {
                 return Err(usage("--data must be a JSON object"));
             }
-            let mut body = json!({"state_key": key, "state_data": state_data});
-            if let Some(version) = expect_version {
-                body["version"] = json!(version);
-            }
-            let answer = ctx.client.put(&path, body).await?;
-            let state = &answer["state"];
-            emit_record(ctx.format, &answer, state, || {
-                format!("Saved state `{key}` version {}", text(&state["version"]))
-            });
+            let save = SaveState { state_key: Some(key.clone()), state_data, version: expect_version };
+            let answer = ctx.client.save_state(project, &save).await?;
+            let state = &answer.state;
+            emit_record(ctx.format, &answer, state, || format!("Saved state `{key}` version {}", state.version));
         }
         StateCmd::Load { key } => {
-            let answer = ctx.client.get_query(&path, &[("state_key", key)]).await?;
+            let params = StateParams { state_key: Some(key), limit: None };
+            let answer = ctx.client.load_state(project, &params).await?;
             // The checkpoint alone, so `state load | jq` works whatever the format.
-            let data = &answer["state"]["state_data"];
+            let data = &answer.state.state_data;
             if ctx.format == Format::Human {
                 crate::outln!("{}", serde_json::to_string_pretty(data)?);
             } else {
@@ -191,18 +183,16 @@ pub async fn state(ctx: &Ctx, command: StateCmd) -> anyhow::Result<()> {
             }
         }
         StateCmd::History { key, limit } => {
-            let answer = ctx
-                .client
-                .get_query(&format!("{path}/history"), &[("state_key", key), ("limit", limit.to_string())])
-                .await?;
+            let params = StateParams { state_key: Some(key), limit: Some(limit) };
+            let answer = ctx.client.state_history(project, &params).await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["version", "saved at", "by", "data"]);
-                for v in answer["data"].as_array().into_iter().flatten() {
+                for v in &answer.data {
                     table.row(vec![
-                        text(&v["version"]),
-                        text(&v["saved_at"]),
-                        text(&v["saved_by"]),
-                        v["state_data"].to_string(),
+                        v.version.to_string(),
+                        as_sent(v.saved_at),
+                        v.saved_by.clone(),
+                        v.state_data.to_string(),
                     ]);
                 }
                 table.render(ctx.format, ctx.color())

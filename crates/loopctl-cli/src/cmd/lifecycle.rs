@@ -1,10 +1,16 @@
 //! The story lifecycle: contract, claim, start, report, review, verify, reject, …
 
 use clap::{Args, Subcommand, ValueEnum};
+use loopctl_api::{
+    ArtifactInput, BackfillRequest, ContractRequest, CriterionVerdict, EvidenceInput, NextAction, ReasonRequest,
+    RejectRequest, ReportRequest, ReviewRequest, StoryView, TransitionOutcome, VerifyRequest,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::context::{Ctx, forget_epoch, recall_epoch, remember_epoch};
-use crate::output::{emit_record, text, usage};
+use crate::output::{emit_record, or_dash, text, usage};
+use crate::time::shown;
 
 #[derive(Args, Debug)]
 pub struct StoryArg {
@@ -132,87 +138,102 @@ pub enum EscalationCmd {
     },
 }
 
-fn done(ctx: &Ctx, answer: &Value, verb: &str) {
-    let story = answer.get("story").unwrap_or(answer);
+/// Which write of the claimant `claimant` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimantWrite {
+    Start,
+    Heartbeat,
+    RequestReview,
+    Unclaim,
+}
+
+/// A transition's answer: as JSON as it came, for people the story's new state, its lease
+/// while held, and the next step.
+fn done(ctx: &Ctx, answer: &impl Serialize, story: &StoryView, next_actions: &[NextAction], verb: &str) {
     emit_record(ctx.format, answer, story, || {
-        let mut out = format!(
-            "{verb} {} {}: {} / {}",
-            text(&story["number"]),
-            text(&story["title"]),
-            text(&story["agent_status"]),
-            text(&story["verified_status"])
-        );
+        let mut out =
+            format!("{verb} {} {}: {} / {}", story.number, story.title, story.agent_status, story.verified_status);
         // A held story is lost when its lease ends; the holder should know when that is.
-        if matches!(story["agent_status"].as_str(), Some("assigned" | "implementing"))
-            && let Some(lease) = story["lease_expires_at"].as_str()
+        if matches!(story.agent_status.as_str(), "assigned" | "implementing")
+            && let Some(lease) = story.lease_expires_at
         {
             out.push_str(&format!(
                 " (lease until {}; renew with loopctl heartbeat {})",
-                crate::time::display_time(lease),
-                text(&story["number"])
+                shown(Some(lease)),
+                story.number
             ));
         }
-        if let Some(next) = answer["next_actions"].as_array().and_then(|a| a.first()) {
-            out.push_str(&format!(
-                "\nNext: loopctl {} {}",
-                text(&next["action"]).replace('_', "-"),
-                text(&story["number"])
-            ));
+        if let Some(next) = next_actions.first() {
+            out.push_str(&format!("\nNext: loopctl {} {}", next.action.replace('_', "-"), story.number));
         }
         out
     });
 }
 
+fn transitioned(ctx: &Ctx, answer: &TransitionOutcome, verb: &str) {
+    done(ctx, answer, &answer.story, &answer.next_actions, verb);
+}
+
+/// The criteria of a story as people read them: `AC-1  text`.
+pub(crate) fn criteria_lines(story: &StoryView) -> Vec<String> {
+    story
+        .acceptance_criteria
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|ac| {
+            let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
+            format!("  {}  {}", text(&ac["id"]), text(body))
+        })
+        .collect()
+}
+
 pub async fn contract(ctx: &Ctx, args: ContractArgs) -> anyhow::Result<()> {
     let story = ctx.story(&args.story).await?;
-    let id = text(&story["id"]);
-    let ac_count = args.ac_count.unwrap_or_else(|| story["acceptance_criteria"].as_array().map_or(0, Vec::len));
-    let title = args.title.unwrap_or_else(|| text(&story["title"]));
+    let ac_count = args.ac_count.unwrap_or_else(|| story.acceptance_criteria.as_array().map_or(0, Vec::len));
+    let title = args.title.unwrap_or_else(|| story.title.clone());
     if ctx.format == crate::output::Format::Human {
-        crate::outln!("{} {}", text(&story["number"]), title);
-        for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
-            let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
-            crate::outln!("  {}  {}", text(&ac["id"]), text(body));
+        crate::outln!("{} {}", story.number, title);
+        for line in criteria_lines(&story) {
+            crate::outln!("{line}");
         }
     }
-    let answer = ctx
-        .client
-        .post(&format!("/api/v1/stories/{id}/contract"), json!({"story_title": title, "ac_count": ac_count}))
-        .await?;
-    done(ctx, &answer, "Contracted");
+    let contract = ContractRequest { story_title: Some(title), ac_count: Some(ac_count.into()) };
+    let answer = ctx.client.contract_story(story.id, &contract).await?;
+    transitioned(ctx, &answer, "Contracted");
     Ok(())
 }
 
 pub async fn claim(ctx: &Ctx, args: StoryArg) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
-    let answer = ctx.client.post(&format!("/api/v1/stories/{id}/claim"), json!({})).await?;
-    if let Some(epoch) = answer["story"]["claim_epoch"].as_i64() {
-        remember_epoch(&id, epoch);
-    }
-    done(ctx, &answer, "Claimed");
+    let answer = ctx.client.claim_story(id).await?;
+    remember_epoch(id, answer.story.claim_epoch);
+    transitioned(ctx, &answer, "Claimed");
     Ok(())
 }
 
 /// A write only the claimant makes; sends the epoch it got from `claim` as the fencing token.
-pub async fn claimant(ctx: &Ctx, args: StoryArg, verb: &str) -> anyhow::Result<()> {
+pub async fn claimant(ctx: &Ctx, args: StoryArg, write: ClaimantWrite) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
-    let answer = post_fenced(ctx, &id, verb, json!({})).await?;
-    if verb == "unclaim" {
-        forget_epoch(&id);
-    }
-    let label = match verb {
-        "start" => "Started",
-        "heartbeat" => "Lease renewed for",
-        "request-review" => "Review requested for",
-        _ => "Unclaimed",
+    let epoch = recall_epoch(id);
+    let client = &ctx.client;
+    let (answer, label) = match write {
+        ClaimantWrite::Start => (client.start_story(id, epoch).await?, "Started"),
+        ClaimantWrite::RequestReview => (client.request_review(id, epoch).await?, "Review requested for"),
+        ClaimantWrite::Unclaim => {
+            let answer = client.unclaim_story(id, epoch).await?;
+            forget_epoch(id);
+            (answer, "Unclaimed")
+        }
+        // The renewal answers the new lease's end too, so it prints as it came.
+        ClaimantWrite::Heartbeat => {
+            let answer = client.heartbeat_story(id, epoch).await?;
+            done(ctx, &answer, &answer.story, &answer.next_actions, "Lease renewed for");
+            return Ok(());
+        }
     };
-    done(ctx, &answer, label);
+    transitioned(ctx, &answer, label);
     Ok(())
-}
-
-async fn post_fenced(ctx: &Ctx, id: &str, verb: &str, body: Value) -> anyhow::Result<Value> {
-    let headers: Vec<(&str, String)> = recall_epoch(id).map(|e| ("X-Claim-Epoch", e.to_string())).into_iter().collect();
-    Ok(ctx.client.post_with(&format!("/api/v1/stories/{id}/{verb}"), body, &headers).await?)
 }
 
 pub async fn report(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
@@ -223,26 +244,27 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
         if !artifact.is_object() {
             return Err(usage("--artifact must be a JSON object like {\"artifact_type\":\"commit_diff\",…}"));
         }
-        artifacts.push(artifact);
+        artifacts.push(
+            serde_json::from_value(artifact).map_err(|err| usage(format!("--artifact is not an artifact: {err}")))?,
+        );
     }
     if let Some(commit) = &args.commit {
         artifacts.push(commit_artifact(commit)?);
     }
-    let mut body = json!({"artifacts": artifacts});
-    if let Some(summary) = &args.summary {
-        body["summary"] = json!(summary);
-    }
-    if !args.evidence.is_empty() {
-        body["acceptance_evidence"] =
-            Value::Array(args.evidence.iter().map(|e| evidence_arg(e)).collect::<anyhow::Result<_>>()?);
-    }
-    let answer = post_fenced(ctx, &id, "report", body).await?;
-    done(ctx, &answer, "Reported");
+    let acceptance_evidence = if args.evidence.is_empty() {
+        None
+    } else {
+        Some(args.evidence.iter().map(|e| evidence_arg(e)).collect::<anyhow::Result<_>>()?)
+    };
+    let report =
+        ReportRequest { artifact: None, artifacts: Some(artifacts), summary: args.summary, acceptance_evidence };
+    let answer = ctx.client.report_story(id, &report, recall_epoch(id)).await?;
+    transitioned(ctx, &answer, "Reported");
     Ok(())
 }
 
 /// A `commit_diff` artifact for a commit of the repository in the working directory.
-fn commit_artifact(commit: &str) -> anyhow::Result<Value> {
+fn commit_artifact(commit: &str) -> anyhow::Result<ArtifactInput> {
     let git = |args: &[&str]| -> anyhow::Result<String> {
         let out = std::process::Command::new("git")
             .args(args)
@@ -264,43 +286,42 @@ fn commit_artifact(commit: &str) -> anyhow::Result<Value> {
         .collect();
     let subject = git(&["log", "-1", "--format=%s", &sha])?;
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_default();
-    Ok(json!({
-        "artifact_type": "commit_diff",
-        "details": {"commit_sha": sha, "files": files, "subject": subject, "branch": branch},
-    }))
+    Ok(ArtifactInput {
+        artifact_type: "commit_diff".into(),
+        path: None,
+        exists: None,
+        // Free JSON: what the artifact says about the commit.
+        details: Some(json!({"commit_sha": sha, "files": files, "subject": subject, "branch": branch})),
+        commit_sha: None,
+    })
 }
 
 pub async fn force_unclaim(ctx: &Ctx, args: ReasonArgs) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
-    let answer =
-        ctx.client.post(&format!("/api/v1/stories/{id}/force-unclaim"), json!({"reason": args.reason})).await?;
-    done(ctx, &answer, "Took back");
+    let reason = ReasonRequest { reason: Some(args.reason), note: None };
+    let answer = ctx.client.force_unclaim_story(id, &reason).await?;
+    transitioned(ctx, &answer, "Took back");
     Ok(())
 }
 
 pub async fn review_complete(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> {
     let story = ctx.story(&args.story).await?;
-    let id = text(&story["id"]);
-    let mut body = json!({"review_type": args.review_type, "summary": args.summary});
-    if let Some(findings) = &args.findings {
-        body["findings"] = crate::json_arg("--findings", findings)?;
-    }
-    for (key, value) in [
-        ("findings_count", args.findings_count),
-        ("fixes_count", args.fixes_count),
-        ("disproved_count", args.disproved_count),
-    ] {
-        if let Some(n) = value {
-            body[key] = json!(n);
-        }
-    }
-    if !args.verdict.is_empty() {
-        body["criteria"] = verdicts_arg(&args.verdict)?;
-    }
-    let answer = ctx.client.post(&format!("/api/v1/stories/{id}/review-complete"), body).await?;
-    let record = &answer["review_record"];
+    let findings = args.findings.as_deref().map(|findings| crate::json_arg("--findings", findings)).transpose()?;
+    let criteria = if args.verdict.is_empty() { None } else { Some(verdicts_arg(&args.verdict)?) };
+    let review = ReviewRequest {
+        review_type: Some(args.review_type),
+        findings_count: args.findings_count,
+        fixes_count: args.fixes_count,
+        disproved_count: args.disproved_count,
+        summary: args.summary,
+        findings,
+        completed_at: None,
+        criteria,
+    };
+    let answer = ctx.client.review_complete(story.id, &review).await?;
+    let record = &answer.review_record;
     emit_record(ctx.format, &answer, record, || {
-        format!("Review recorded for {}: {}", text(&story["number"]), text(&record["summary"]))
+        format!("Review recorded for {}: {}", story.number, or_dash(record.summary.as_ref()))
     });
     Ok(())
 }
@@ -311,30 +332,37 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<()> {
         let reason = args
             .summary
             .ok_or_else(|| usage("verify --result fail needs --summary (it becomes the rejection reason)"))?;
-        let answer = ctx.client.post(&format!("/api/v1/stories/{id}/reject"), json!({"reason": reason})).await?;
-        done(ctx, &answer, "Rejected");
+        let answer =
+            ctx.client.reject_story(id, &RejectRequest { reason: Some(reason), ..RejectRequest::default() }).await?;
+        transitioned(ctx, &answer, "Rejected");
         return Ok(());
     }
-    let mut body = json!({"result": "pass", "summary": args.summary, "review_type": args.review_type, "commit_sha": args.commit_sha});
-    if !args.verdict.is_empty() {
-        body["criteria"] = verdicts_arg(&args.verdict)?;
-    }
-    let answer = ctx.client.post(&format!("/api/v1/stories/{id}/verify"), body).await?;
-    done(ctx, &answer, "Verified");
+    let criteria = if args.verdict.is_empty() { None } else { Some(verdicts_arg(&args.verdict)?) };
+    let verify = VerifyRequest {
+        summary: args.summary,
+        review_type: args.review_type,
+        findings: None,
+        result: Some("pass".into()),
+        commit_sha: args.commit_sha,
+        criteria,
+    };
+    let answer = ctx.client.verify_story(id, &verify).await?;
+    done(ctx, &answer, &answer.story, &answer.next_actions, "Verified");
     Ok(())
 }
 
 pub async fn reject(ctx: &Ctx, args: ReasonArgs) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
-    let answer = ctx.client.post(&format!("/api/v1/stories/{id}/reject"), json!({"reason": args.reason})).await?;
-    let story = &answer["story"];
-    done(ctx, &answer, "Rejected");
-    if ctx.format == crate::output::Format::Human && story["escalated"] == true {
+    let reject = RejectRequest { reason: Some(args.reason), ..RejectRequest::default() };
+    let answer = ctx.client.reject_story(id, &reject).await?;
+    let story = &answer.story;
+    transitioned(ctx, &answer, "Rejected");
+    if ctx.format == crate::output::Format::Human && story.escalated {
         eprintln!(
             "warning: story {} is escalated after {} rejections{}",
-            text(&story["number"]),
-            text(&story["iteration_count"]),
-            if story["escalation_locked"] == true { " and locked until a user clears it" } else { "" }
+            story.number,
+            story.iteration_count,
+            if story.escalation_locked { " and locked until a user clears it" } else { "" }
         );
     }
     Ok(())
@@ -342,9 +370,13 @@ pub async fn reject(ctx: &Ctx, args: ReasonArgs) -> anyhow::Result<()> {
 
 pub async fn backfill(ctx: &Ctx, args: BackfillArgs) -> anyhow::Result<()> {
     let id = ctx.story_id(&args.story).await?;
-    let body = json!({"reason": args.reason, "evidence_url": args.evidence_url, "pr_number": args.pr_number});
-    let answer = ctx.client.post(&format!("/api/v1/stories/{id}/backfill"), body).await?;
-    done(ctx, &answer, "Backfilled");
+    let backfill = BackfillRequest {
+        reason: Some(args.reason),
+        evidence_url: args.evidence_url,
+        pr_number: args.pr_number.map(Value::from),
+    };
+    let answer = ctx.client.backfill_story(id, &backfill).await?;
+    transitioned(ctx, &answer, "Backfilled");
     Ok(())
 }
 
@@ -352,31 +384,36 @@ pub async fn escalation(ctx: &Ctx, command: EscalationCmd) -> anyhow::Result<()>
     match command {
         EscalationCmd::Clear { story, note } => {
             let id = ctx.story_id(&story).await?;
-            let answer =
-                ctx.client.post(&format!("/api/v1/stories/{id}/clear-escalation"), json!({"note": note})).await?;
-            done(ctx, &answer, "Escalation cleared for");
+            let answer = ctx.client.clear_escalation(id, &ReasonRequest { reason: None, note: Some(note) }).await?;
+            transitioned(ctx, &answer, "Escalation cleared for");
             Ok(())
         }
     }
 }
 
-/// `AC-1=test:tests/a.rs::b` → `{"ac_id":"AC-1","test":"tests/a.rs::b"}`.
-fn evidence_arg(arg: &str) -> anyhow::Result<Value> {
+/// `AC-1=test:tests/a.rs::b` → evidence for `AC-1` naming that test.
+fn evidence_arg(arg: &str) -> anyhow::Result<EvidenceInput> {
     let bad = || usage(format!("--evidence `{arg}`: write AC-ID=test:NAME (or file:, commit:, note:)"));
     let (ac_id, rest) = arg.split_once('=').ok_or_else(bad)?;
     let (kind, value) = rest.split_once(':').ok_or_else(bad)?;
-    if !matches!(kind, "test" | "file" | "commit" | "note") || value.is_empty() {
+    if value.is_empty() {
         return Err(bad());
     }
-    let mut evidence = json!({"ac_id": ac_id.trim()});
-    evidence[kind] = json!(value);
+    let mut evidence = EvidenceInput { ac_id: ac_id.trim().into(), test: None, file: None, commit: None, note: None };
+    let slot = match kind {
+        "test" => &mut evidence.test,
+        "file" => &mut evidence.file,
+        "commit" => &mut evidence.commit,
+        "note" => &mut evidence.note,
+        _ => return Err(bad()),
+    };
+    *slot = Some(value.into());
     Ok(evidence)
 }
 
 /// `AC-1=pass`, `AC-2=fail:reason` → criteria verdicts.
-fn verdicts_arg(args: &[String]) -> anyhow::Result<Value> {
-    let verdicts = args
-        .iter()
+fn verdicts_arg(args: &[String]) -> anyhow::Result<Vec<CriterionVerdict>> {
+    args.iter()
         .map(|arg| {
             let bad = || usage(format!("--verdict `{arg}`: write AC-ID=pass or AC-ID=fail:why"));
             let (ac_id, rest) = arg.split_once('=').ok_or_else(bad)?;
@@ -384,8 +421,7 @@ fn verdicts_arg(args: &[String]) -> anyhow::Result<Value> {
             if !matches!(verdict, "pass" | "fail") {
                 return Err(bad());
             }
-            Ok(json!({"ac_id": ac_id.trim(), "verdict": verdict, "note": note}))
+            Ok(CriterionVerdict { ac_id: ac_id.trim().into(), verdict: verdict.into(), note: note.map(str::to_string) })
         })
-        .collect::<anyhow::Result<Vec<Value>>>()?;
-    Ok(Value::Array(verdicts))
+        .collect()
 }

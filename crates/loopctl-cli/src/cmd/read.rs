@@ -1,10 +1,17 @@
 //! Reading the board: `status`, `next`, `blocked`, `pending`.
 
 use clap::Args;
-use serde_json::{Value, json};
+use loopctl_api::{
+    ClaimNextRequest, Data, EpicProgress, FrontierParams, Progress, ProjectView, Stages, StoryBrief, StoryListParams,
+    StoryView,
+};
+use serde::Serialize;
+use uuid::Uuid;
 
+use crate::cmd::lifecycle::criteria_lines;
 use crate::context::{Ctx, remember_epoch};
-use crate::output::{Format, Table, emit, emit_record, short_id, text};
+use crate::output::{Format, Table, emit, emit_record, json_number, or_dash, short_id, short_uuid, text};
+use crate::time::shown;
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
@@ -38,55 +45,49 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
 
 async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project().await?;
-    let id = text(&project["id"]);
+    let id = project.id;
     // Every count comes from the server's aggregate; the lists below are bounded pages.
-    let progress = ctx.client.get(&format!("/api/v1/projects/{id}/progress")).await?;
-    let p = &progress["progress"];
-    let page = |filter: (&'static str, &'static str)| {
-        let query = vec![("project_id", id.clone()), (filter.0, filter.1.to_string()), ("limit", "100".into())];
-        async move { ctx.client.get_query("/api/v1/stories", &query).await }
+    let progress = ctx.client.project_progress(id).await?.progress;
+    let page = |agent_status: Option<&str>, verified_status: Option<&str>| {
+        let params = StoryListParams {
+            project_id: Some(id.to_string()),
+            agent_status: agent_status.map(str::to_string),
+            verified_status: verified_status.map(str::to_string),
+            limit: Some(100),
+            ..StoryListParams::default()
+        };
+        async move { anyhow::Ok(ctx.client.story_page(&params).await?.data) }
     };
     let mut in_flight = Vec::new();
     for status in ["assigned", "implementing"] {
-        in_flight.extend(page(("agent_status", status)).await?["data"].as_array().cloned().unwrap_or_default());
+        in_flight.extend(page(Some(status), None).await?);
     }
-    let reported = page(("agent_status", "reported_done")).await?;
-    let awaiting: Vec<Value> = reported["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["verified_status"] != "verified")
-        .cloned()
-        .collect();
-    let escalated: Vec<Value> = match p["escalated"].as_i64() {
-        Some(n) if n > 0 => page(("verified_status", "rejected")).await?["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["escalated"] == true)
-            .cloned()
-            .collect(),
-        _ => Vec::new(),
+    let awaiting: Vec<StoryView> =
+        page(Some("reported_done"), None).await?.into_iter().filter(|s| s.verified_status != "verified").collect();
+    let escalated: Vec<StoryView> = if progress.escalated > 0 {
+        page(None, Some("rejected")).await?.into_iter().filter(|s| s.escalated).collect()
+    } else {
+        Vec::new()
     };
-    let value = json!({
-        "project": project,
-        "progress": p,
-        "epics": p["epics"],
-        "in_flight": in_flight,
-        "awaiting_verification": awaiting,
-        "escalated": escalated,
-    });
+    let value = ProjectStatus {
+        awaiting_verification: &awaiting,
+        epics: &progress.epics,
+        escalated: &escalated,
+        in_flight: &in_flight,
+        progress: &progress,
+        project: &project,
+    };
     emit(ctx.format, &value, || {
         let mut table = Table::new(&["epic", "title", "progress", "verified", "stories"]);
-        for epic in p["epics"].as_array().into_iter().flatten() {
-            let total = count(&epic["total_stories"]);
-            let verified = count(&epic["verified"]);
+        for epic in &progress.epics {
+            let total = count(epic.total_stories);
+            let verified = count(epic.verified);
             table.row(vec![
-                text(&epic["number"]),
-                text(&epic["title"]),
+                epic.number.to_string(),
+                epic.title.clone(),
                 bar(verified, total),
                 format!("{verified}/{total}"),
-                stages(&epic["stages"]),
+                stages(&epic.stages),
             ]);
         }
         // CSV is one table: the epics (the JSON has everything).
@@ -95,24 +96,24 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
         }
         let mut out = format!(
             "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n",
-            text(&project["name"]),
-            text(&project["slug"]),
-            text(&p["stages"]["verified"]),
-            text(&p["total_stories"]),
-            text(&p["verification_percentage"]),
-            text(&p["epics_completed"]),
-            text(&p["total_epics"]),
+            project.name,
+            project.slug,
+            progress.stages.verified,
+            progress.total_stories,
+            json_number(progress.verification_percentage),
+            progress.epics_completed,
+            progress.total_epics,
         );
-        if p["complete"] == true {
+        if progress.complete {
             out.push_str(
                 "Every story is verified: the project is complete. Add work with `loopctl import FILE --merge`.\n",
             );
         } else {
-            out.push_str(&format!("Now: {}\n", stages(&p["stages"])));
+            out.push_str(&format!("Now: {}\n", stages(&progress.stages)));
         }
         out.push('\n');
         out.push_str(&table.render(ctx.format, ctx.color()));
-        let listing = |title: &str, rows: &[Value], out: &mut String| {
+        let listing = |title: &str, rows: &[StoryView], out: &mut String| {
             if rows.is_empty() {
                 return;
             }
@@ -120,11 +121,11 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
             let mut table = Table::new(&["story", "status", "assignee", "lease", "title"]);
             for s in rows {
                 table.row(vec![
-                    text(&s["number"]),
-                    status_word(s),
-                    short_id(&s["assigned_agent_id"]),
-                    lease_word(s),
-                    text(&s["title"]),
+                    s.number.clone(),
+                    status_word(&s.agent_status, s.stale),
+                    short_uuid(s.assigned_agent_id),
+                    shown(s.lease_expires_at),
+                    s.title.clone(),
                 ]);
             }
             out.push_str(&table.render(ctx.format, ctx.color()));
@@ -135,8 +136,8 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
             out.push_str("\nEscalated (needs a human):\n");
             let mut table = Table::new(&["story", "iterations", "locked", "title"]);
             for s in &escalated {
-                let locked = if s["escalation_locked"] == true { "LOCKED" } else { "no" };
-                table.row(vec![text(&s["number"]), text(&s["iteration_count"]), locked.into(), text(&s["title"])]);
+                let locked = if s.escalation_locked { "LOCKED" } else { "no" };
+                table.row(vec![s.number.clone(), s.iteration_count.to_string(), locked.into(), s.title.clone()]);
             }
             out.push_str(&table.render(ctx.format, ctx.color()));
         }
@@ -145,43 +146,44 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn count(value: &Value) -> usize {
-    value.as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0)
+/// What `status --format json` prints for a project (fields in name order, as it always has).
+#[derive(Serialize)]
+struct ProjectStatus<'a> {
+    awaiting_verification: &'a [StoryView],
+    epics: &'a [EpicProgress],
+    escalated: &'a [StoryView],
+    in_flight: &'a [StoryView],
+    progress: &'a Progress,
+    project: &'a ProjectView,
+}
+
+fn count(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// The server's disjoint stages in words, leaving out the empty ones.
-fn stages(stages: &Value) -> String {
+fn stages(stages: &Stages) -> String {
     let mut parts = Vec::new();
-    for (key, word) in [
-        ("pending", "pending"),
-        ("contracted", "contracted"),
-        ("in_flight", "in flight"),
-        ("awaiting_verification", "awaiting verification"),
-        ("verified", "verified"),
+    for (n, word) in [
+        (stages.pending, "pending"),
+        (stages.contracted, "contracted"),
+        (stages.in_flight, "in flight"),
+        (stages.awaiting_verification, "awaiting verification"),
+        (stages.verified, "verified"),
     ] {
-        let n = count(&stages[key]);
         if n > 0 {
             parts.push(format!("{n} {word}"));
         }
     }
-    let stale = count(&stages["stale"]);
-    if stale > 0 {
-        parts.push(format!("{stale} stale (lease ran out)"));
+    if stages.stale > 0 {
+        parts.push(format!("{} stale (lease ran out)", stages.stale));
     }
     if parts.is_empty() { "no stories".into() } else { parts.join(", ") }
 }
 
 /// `implementing`, or `implementing (stale)` when its lease ran out.
-fn status_word(story: &Value) -> String {
-    let status = text(&story["agent_status"]);
-    if story["stale"] == true { format!("{status} (stale)") } else { status }
-}
-
-fn lease_word(story: &Value) -> String {
-    match story["lease_expires_at"].as_str() {
-        Some(until) => crate::time::display_time(until),
-        None => "-".into(),
-    }
+fn status_word(agent_status: &str, stale: bool) -> String {
+    if stale { format!("{agent_status} (stale)") } else { agent_status.to_string() }
 }
 
 /// `[#####-----]` for people scanning progress.
@@ -192,73 +194,73 @@ fn bar(done: usize, total: usize) -> String {
 
 async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
     let id = ctx.story_id(reference).await?;
-    let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
-    let dependencies = story["dependencies"].as_array().cloned().unwrap_or_default();
+    let detail = ctx.client.get_story(id).await?.story;
+    let story = &detail.story;
     // People read dependencies by number: one list call names them all.
-    let stories = match (ctx.format, dependencies.is_empty()) {
-        (Format::Human, false) => Some(ctx.story_index(&text(&story["project_id"])).await?),
+    let stories = match (ctx.format, detail.dependencies.is_empty()) {
+        (Format::Human, false) => Some(ctx.story_index(story.project_id).await?),
         _ => None,
     };
-    emit_record(ctx.format, &story, &story, || {
+    emit_record(ctx.format, &detail, &detail, || {
         let mut out = format!(
             "{} {}\n  agent_status:    {}\n  verified_status: {}\n  assignee:        {}\n  claim epoch:     {} (lease until {})\n  iteration:       {}{}\n",
-            text(&story["number"]),
-            text(&story["title"]),
-            text(&story["agent_status"]),
-            text(&story["verified_status"]),
-            text(&story["assigned_agent_id"]),
-            text(&story["claim_epoch"]),
-            crate::time::display_time(&text(&story["lease_expires_at"])),
-            text(&story["iteration_count"]),
-            if story["escalated"] == true {
-                if story["escalation_locked"] == true { "  (ESCALATED, locked)" } else { "  (ESCALATED)" }
+            story.number,
+            story.title,
+            story.agent_status,
+            story.verified_status,
+            or_dash(story.assigned_agent_id),
+            story.claim_epoch,
+            shown(story.lease_expires_at),
+            story.iteration_count,
+            if story.escalated {
+                if story.escalation_locked { "  (ESCALATED, locked)" } else { "  (ESCALATED)" }
             } else {
                 ""
             },
         );
-        if let Some(reason) = story["rejection_reason"].as_str() {
+        if let Some(reason) = &story.rejection_reason {
             out.push_str(&format!("  last rejection:  {reason}\n"));
         }
-        if story["stale"] == true {
+        if story.stale {
             out.push_str("  lease:           ran out; another agent may take the story over with `loopctl claim`\n");
         }
-        if story["agent_status"] == "contracted" {
+        if story.agent_status == "contracted" {
             out.push_str(&format!(
                 "  contracted by:   {} at {}\n",
-                text(&story["contracted_by_agent_id"]),
-                crate::time::display_time(&text(&story["contracted_at"]))
+                or_dash(story.contracted_by_agent_id),
+                shown(story.contracted_at)
             ));
         }
-        if story["backfilled"] == true {
+        if story.backfilled {
             out.push_str(&format!(
                 "  backfilled:      marked done outside the loop ({}), not independently verified\n",
-                text(&story["metadata"]["backfill"]["reason"])
+                text(&story.metadata["backfill"]["reason"])
             ));
         }
         if let Some(stories) = &stories {
             out.push_str("\nDepends on:\n");
-            for dependency in &dependencies {
-                let target = &dependency["depends_on_story_id"];
+            for dependency in &detail.dependencies {
+                // A dependency row is free JSON; its target is a story id.
+                let target = dependency["depends_on_story_id"].as_str().and_then(|id| Uuid::parse_str(id).ok());
                 match stories.get(target) {
                     Some(s) => out.push_str(&format!(
                         "  {} {} ({} / {})\n",
-                        text(&s["number"]),
-                        text(&s["title"]),
-                        text(&s["agent_status"]),
-                        text(&s["verified_status"])
+                        s.number, s.title, s.agent_status, s.verified_status
                     )),
-                    None => out.push_str(&format!("  {}\n", short_id(target))),
+                    None => out.push_str(&format!("  {}\n", short_id(&dependency["depends_on_story_id"]))),
                 }
             }
         }
         out.push_str("\nAcceptance criteria:\n");
-        for ac in story["criteria"].as_array().into_iter().flatten() {
-            let verdicts = match (ac["review_verdict"].as_str(), ac["verify_verdict"].as_str()) {
+        for ac in &detail.criteria {
+            let verdicts = match (&ac.review_verdict, &ac.verify_verdict) {
                 (None, None) => String::new(),
-                (review, verify) => format!("  [review: {}, verify: {}]", review.unwrap_or("-"), verify.unwrap_or("-")),
+                (review, verify) => {
+                    format!("  [review: {}, verify: {}]", or_dash(review.as_ref()), or_dash(verify.as_ref()))
+                }
             };
-            out.push_str(&format!("  {}  {}{verdicts}\n", text(&ac["ac_id"]), text(&ac["text"])));
-            for evidence in ac["evidence"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  {}  {}{verdicts}\n", ac.ac_id, ac.text));
+            for evidence in &ac.evidence {
                 let parts: Vec<String> = ["test", "file", "commit", "note"]
                     .iter()
                     .filter_map(|k| evidence[*k].as_str().map(|v| format!("{k} {v}")))
@@ -266,25 +268,25 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
                 out.push_str(&format!("      evidence: {}\n", parts.join(", ")));
             }
         }
-        section(&mut out, "Artifacts", &story["artifacts"], |a| {
-            format!("{} {} {}", text(&a["artifact_type"]), text(&a["path"]), a["details"])
+        section(&mut out, "Artifacts", &detail.artifacts, |a| {
+            format!("{} {} {}", a.artifact_type, or_dash(a.path.as_ref()), a.details)
         });
-        section(&mut out, "Reviews", &story["reviews"], |r| {
+        section(&mut out, "Reviews", &detail.reviews, |r| {
             format!(
                 "{} by {}: {} findings; {}",
-                text(&r["review_type"]),
-                short_id(&r["reviewer_agent_id"]),
-                text(&r["findings_count"]),
-                text(&r["summary"])
+                r.review_type,
+                short_uuid(r.reviewer_agent_id),
+                r.findings_count,
+                or_dash(r.summary.as_ref())
             )
         });
-        section(&mut out, "Verdicts", &story["verifications"], |v| {
+        section(&mut out, "Verdicts", &detail.verifications, |v| {
             format!(
                 "#{} {} by {}: {}",
-                text(&v["iteration"]),
-                text(&v["result"]),
-                short_id(&v["orchestrator_agent_id"]),
-                text(&v["summary"])
+                v.iteration,
+                v.result,
+                short_uuid(v.orchestrator_agent_id),
+                or_dash(v.summary.as_ref())
             )
         });
         out
@@ -292,13 +294,12 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn section(out: &mut String, title: &str, items: &Value, line: impl Fn(&Value) -> String) {
-    let items = items.as_array().cloned().unwrap_or_default();
+fn section<T>(out: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> String) {
     if items.is_empty() {
         return;
     }
     out.push_str(&format!("\n{title}:\n"));
-    for item in &items {
+    for item in items {
         out.push_str(&format!("  {}\n", line(item)));
     }
 }
@@ -306,79 +307,67 @@ fn section(out: &mut String, title: &str, items: &Value, line: impl Fn(&Value) -
 pub async fn next(ctx: &Ctx, args: NextArgs) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
     let epic_id = match args.epic {
-        Some(number) => Some(epic_id(ctx, &project, number).await?),
+        Some(number) => Some(epic_id(ctx, project, number).await?),
         None => None,
     };
     if args.claim {
-        let mut body = json!({"project_id": project});
-        if let Some(epic) = &epic_id {
-            body["epic_id"] = json!(epic);
-        }
-        let answer = ctx.client.post("/api/v1/stories/claim-next", body).await?;
-        let story = &answer["story"];
-        if let (Some(id), Some(epoch)) = (story["id"].as_str(), story["claim_epoch"].as_i64()) {
-            remember_epoch(id, epoch);
-        }
+        let answer = ctx.client.claim_next(&ClaimNextRequest { project_id: project, epic_id }).await?;
+        let story = &answer.story;
+        remember_epoch(story.id, story.claim_epoch);
         emit_record(ctx.format, &answer, story, || {
             let mut out = format!(
                 "Claimed {} {} (epoch {}, lease until {})\nAcceptance criteria:\n",
-                text(&story["number"]),
-                text(&story["title"]),
-                text(&story["claim_epoch"]),
-                crate::time::display_time(&text(&story["lease_expires_at"]))
+                story.number,
+                story.title,
+                story.claim_epoch,
+                shown(story.lease_expires_at)
             );
-            for ac in story["acceptance_criteria"].as_array().into_iter().flatten() {
-                let body = ac.get("criterion").or_else(|| ac.get("description")).unwrap_or(&Value::Null);
-                out.push_str(&format!("  {}  {}\n", text(&ac["id"]), text(body)));
+            for line in criteria_lines(story) {
+                out.push_str(&format!("{line}\n"));
             }
-            out.push_str(&format!("Next: loopctl start {}", text(&story["number"])));
+            out.push_str(&format!("Next: loopctl start {}", story.number));
             out
         });
         return Ok(());
     }
-    let mut query = vec![("project_id", project)];
-    if let Some(epic) = epic_id {
-        query.push(("epic_id", epic));
-    }
-    let ready = ctx.client.get_query("/api/v1/stories/ready", &query).await?;
+    let params = FrontierParams { project_id: Some(project.to_string()), epic_id, ..FrontierParams::default() };
+    let ready = ctx.client.ready_stories(&params).await?;
     emit(ctx.format, &ready, || {
         let mut table = Table::new(&["story", "suggested", "acs", "state", "title"]);
-        for s in ready["data"].as_array().into_iter().flatten() {
-            let suggested = if s["suggested"] == true { "yes" } else { "" };
+        for s in &ready.data {
+            let suggested = if s.suggested == Some(true) { "yes" } else { "" };
             table.row(vec![
-                text(&s["number"]),
+                s.number.clone(),
                 suggested.into(),
-                text(&s["ac_count"]),
+                s.ac_count.to_string(),
                 availability(s),
-                text(&s["title"]),
+                s.title.clone(),
             ]);
         }
-        let meta = &ready["meta"];
+        let meta = &ready.meta;
         if ctx.format != Format::Human {
             return table.render(ctx.format, ctx.color());
         }
-        if meta["project_complete"] == true {
+        if meta.project_complete {
             return format!(
                 "Every story ({}) is verified: the project is complete.\nNext: `loopctl status` for the summary, or add work with `loopctl import FILE --merge`.\n",
-                text(&meta["total_stories"])
+                meta.total_stories
             );
         }
         let mut out = String::new();
-        if meta["total_count"] == 0 {
+        if meta.total_count == 0 {
             out.push_str("Nothing is ready to claim. See `loopctl blocked --explain` for what waits on what, `loopctl status` for what is in flight.\n");
         } else {
             out.push_str(&table.render(ctx.format, ctx.color()));
         }
-        let stale = count(&meta["stale"]);
-        let stale =
-            if stale > 0 { format!(" ({stale} stale: take over with `loopctl claim N`)") } else { String::new() };
+        let stale = if meta.stale > 0 {
+            format!(" ({} stale: take over with `loopctl claim N`)", meta.stale)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
             "\n{} ready; {} in flight of max {}{stale}; {} of {} verified\n",
-            text(&meta["total_count"]),
-            text(&meta["in_flight"]),
-            text(&meta["max_concurrent_agents"]),
-            text(&meta["verified_stories"]),
-            text(&meta["total_stories"]),
+            meta.total_count, meta.in_flight, meta.max_concurrent_agents, meta.verified_stories, meta.total_stories,
         ));
         out
     });
@@ -387,38 +376,36 @@ pub async fn next(ctx: &Ctx, args: NextArgs) -> anyhow::Result<()> {
 
 /// What keeps a ready story from being plain pending: a contract waiting for its claim, or
 /// a claim whose lease ran out.
-fn availability(story: &Value) -> String {
-    match story["agent_status"].as_str() {
-        Some("contracted") => format!(
-            "contracted by {} at {}",
-            short_id(&story["contracted_by_agent_id"]),
-            crate::time::display_time(&text(&story["contracted_at"]))
-        ),
-        Some("assigned" | "implementing") => format!(
+fn availability(story: &StoryBrief) -> String {
+    match story.agent_status.as_str() {
+        "contracted" => {
+            format!("contracted by {} at {}", short_uuid(story.contracted_by_agent_id), shown(story.contracted_at))
+        }
+        "assigned" | "implementing" => format!(
             "stale: {} held it, lease ended {}",
-            short_id(&story["assigned_agent_id"]),
-            crate::time::display_time(&text(&story["lease_expires_at"]))
+            short_uuid(story.assigned_agent_id),
+            shown(story.lease_expires_at)
         ),
         _ => String::new(),
     }
 }
 
-async fn epic_id(ctx: &Ctx, project: &str, number: i64) -> anyhow::Result<String> {
-    let epics = ctx.client.get(&format!("/api/v1/projects/{project}/epics")).await?;
-    epics["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["number"] == number)
-        .and_then(|e| e["id"].as_str().map(str::to_string))
+async fn epic_id(ctx: &Ctx, project: Uuid, number: i64) -> anyhow::Result<Uuid> {
+    let epics = ctx.client.list_epics(project).await?;
+    epics
+        .data
+        .iter()
+        .find(|e| e.number == number)
+        .map(|e| e.id)
         .ok_or_else(|| crate::output::usage(format!("no epic {number} in this project")))
 }
 
 pub async fn blocked(ctx: &Ctx, args: BlockedArgs) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
-    let blocked = ctx.client.get_query("/api/v1/stories/blocked", &[("project_id", project)]).await?;
+    let params = FrontierParams { project_id: Some(project.to_string()), ..FrontierParams::default() };
+    let blocked = ctx.client.blocked_stories(&params).await?;
     emit(ctx.format, &blocked, || {
-        let items = blocked["data"].as_array().cloned().unwrap_or_default();
+        let items = &blocked.data;
         // Prose for people; CSV is always the table (with no rows when nothing waits).
         let human = ctx.format == Format::Human;
         if human && items.is_empty() {
@@ -426,31 +413,24 @@ pub async fn blocked(ctx: &Ctx, args: BlockedArgs) -> anyhow::Result<()> {
         }
         if human && args.explain {
             let mut out = String::new();
-            for item in &items {
-                let story = &item["story"];
-                let flag = if story["escalated"] == true { " [escalated]" } else { "" };
-                out.push_str(&format!("{} {}{flag}\n", text(&story["number"]), text(&story["title"])));
-                for dep in item["blocking_dependencies"].as_array().into_iter().flatten() {
+            for item in items {
+                let story = &item.story;
+                let flag = if story.escalated { " [escalated]" } else { "" };
+                out.push_str(&format!("{} {}{flag}\n", story.number, story.title));
+                for dep in &item.blocking_dependencies {
                     out.push_str(&format!(
                         "  waits for {} {} ({} / {})\n",
-                        text(&dep["number"]),
-                        text(&dep["title"]),
-                        text(&dep["agent_status"]),
-                        text(&dep["verified_status"])
+                        dep.number, dep.title, dep.agent_status, dep.verified_status
                     ));
                 }
             }
             return out;
         }
         let mut table = Table::new(&["story", "waits for", "title"]);
-        for item in &items {
-            let waits: Vec<String> = item["blocking_dependencies"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| format!("{} ({})", text(&d["number"]), text(&d["agent_status"])))
-                .collect();
-            table.row(vec![text(&item["story"]["number"]), waits.join(", "), text(&item["story"]["title"])]);
+        for item in items {
+            let waits: Vec<String> =
+                item.blocking_dependencies.iter().map(|d| format!("{} ({})", d.number, d.agent_status)).collect();
+            table.row(vec![item.story.number.clone(), waits.join(", "), item.story.title.clone()]);
         }
         table.render(ctx.format, ctx.color())
     });
@@ -461,26 +441,25 @@ pub async fn pending(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
     let mut rows = Vec::new();
     for status in ["pending", "contracted"] {
-        let page = ctx
-            .client
-            .get_query(
-                "/api/v1/stories",
-                &[("project_id", project.clone()), ("agent_status", status.into()), ("limit", "500".into())],
-            )
-            .await?;
-        rows.extend(page["data"].as_array().cloned().unwrap_or_default());
+        let params = StoryListParams {
+            project_id: Some(project.to_string()),
+            agent_status: Some(status.into()),
+            limit: Some(500),
+            ..StoryListParams::default()
+        };
+        rows.extend(ctx.client.story_page(&params).await?.data);
     }
-    rows.sort_by_key(|s| s["sort_key"].as_i64().unwrap_or(0));
-    let value = json!({"data": rows});
+    rows.sort_by_key(|s| s.sort_key);
+    let value = Data { data: &rows };
     emit(ctx.format, &value, || {
         let mut table = Table::new(&["story", "status", "verified", "iterations", "title"]);
         for s in &rows {
             table.row(vec![
-                text(&s["number"]),
-                text(&s["agent_status"]),
-                text(&s["verified_status"]),
-                text(&s["iteration_count"]),
-                text(&s["title"]),
+                s.number.clone(),
+                s.agent_status.clone(),
+                s.verified_status.clone(),
+                s.iteration_count.to_string(),
+                s.title.clone(),
             ]);
         }
         table.render(ctx.format, ctx.color())

@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::{Value, json};
+use loopctl_api::{
+    ArtifactView, ChangesParams, ErrorCode, ProjectListParams, ProjectView, RecordVerificationRun, StoryListParams,
+    StoryView, VerificationRunView,
+};
+use uuid::Uuid;
 
 use loopctl_client::Client;
 use loopctl_git::CheckCommand;
@@ -17,7 +21,7 @@ use loopctl_git::CheckCommand;
 use crate::artifacts;
 use crate::cmd::verify_artifacts::{current_artifacts, recorded_checks};
 use crate::context::Ctx;
-use crate::output::{text, usage};
+use crate::output::{or_dash, usage};
 
 #[derive(Args, Debug)]
 pub struct RunnerArgs {
@@ -41,15 +45,15 @@ struct Config {
 }
 
 pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
-    let me = ctx.client.get("/api/v1/whoami").await?;
-    if me["role"] != "verifier" {
+    let me = ctx.client.whoami().await?;
+    if me.role != "verifier" {
         return Err(crate::output::permission(format!(
             "the runner needs a verifier key (this key is `{}`); a user mints one with `loopctl keys create runner --role verifier`",
-            text(&me["role"])
+            me.role
         )));
     }
     let project = ctx.project().await?;
-    let project_id = text(&project["id"]);
+    let project_id = project.id;
     let config = config_of(&project)?;
     let work_dir = args.work_dir.clone().unwrap_or_else(std::env::temp_dir).join("loopctl-runner");
     let mirror = work_dir.join(format!("{project_id}.git"));
@@ -57,14 +61,14 @@ pub async fn run(ctx: &Ctx, args: RunnerArgs) -> anyhow::Result<()> {
     let mut feed = Feed::default();
     loop {
         // A full look first; afterwards only when the change feed shows a new report.
-        let (reported, cursor) = feed.reported_since(&ctx.client, &project_id).await?;
+        let (reported, cursor) = feed.reported_since(&ctx.client, project_id).await?;
         if reported {
-            let checked = pass(&ctx.client, &project_id, &config, &mirror).await?;
+            let checked = pass(&ctx.client, project_id, &config, &mirror).await?;
             for line in &checked {
                 crate::outln!("{line}");
             }
             if args.once && checked.is_empty() {
-                crate::outln!("Nothing waits for a run in {}.", text(&project["slug"]));
+                crate::outln!("Nothing waits for a run in {}.", project.slug);
             }
         }
         feed.moved_to(cursor);
@@ -86,20 +90,25 @@ impl Feed {
     /// Whether a story was reported done since the last look (always at the first one), and
     /// the cursor to move to once that has been dealt with (`moved_to`): a look that fails
     /// is made again next time.
-    async fn reported_since(&self, client: &Client, project_id: &str) -> anyhow::Result<(bool, i64)> {
+    async fn reported_since(&self, client: &Client, project_id: Uuid) -> anyhow::Result<(bool, i64)> {
         let since = self.cursor.unwrap_or(0);
         let mut reported = self.cursor.is_none();
         let mut cursor = since;
         loop {
-            let query =
-                [("project_id", project_id.to_string()), ("since", cursor.to_string()), ("limit", "1000".into())];
-            let page = client.get_query("/api/v1/changes", &query).await?;
-            reported |=
-                page["data"].as_array().into_iter().flatten().any(|event| {
-                    event["entity_type"] == "story" && event["new_state"]["agent_status"] == "reported_done"
-                });
-            cursor = page["next_cursor"].as_i64().unwrap_or(cursor);
-            if page["has_more"] != true {
+            let params = ChangesParams {
+                project_id: Some(project_id),
+                since: Some(cursor.to_string()),
+                limit: Some(1000),
+                ..ChangesParams::default()
+            };
+            let page = client.changes(&params).await?;
+            // A story's new state is free JSON carrying its statuses.
+            reported |= page
+                .data
+                .iter()
+                .any(|event| event.entity_type == "story" && event.new_state["agent_status"] == "reported_done");
+            cursor = page.next_cursor;
+            if !page.has_more {
                 break;
             }
         }
@@ -138,19 +147,19 @@ async fn follow_every_project(client: Client, work_dir: PathBuf, interval: Durat
 async fn look_at_every_project(
     client: &Client,
     work_dir: &Path,
-    feeds: &mut std::collections::HashMap<String, Feed>,
+    feeds: &mut std::collections::HashMap<Uuid, Feed>,
 ) -> anyhow::Result<()> {
-    let projects = client.get("/api/v1/projects").await?;
-    for project in projects["data"].as_array().into_iter().flatten() {
+    let projects = client.list_projects(&ProjectListParams::default()).await?;
+    for project in &projects.data {
         let Ok(config) = config_of(project) else {
             continue;
         };
-        let id = text(&project["id"]);
-        let feed = feeds.entry(id.clone()).or_default();
-        let (reported, cursor) = feed.reported_since(client, &id).await?;
+        let id = project.id;
+        let feed = feeds.entry(id).or_default();
+        let (reported, cursor) = feed.reported_since(client, id).await?;
         if reported {
             let mirror = work_dir.join(format!("{id}.git"));
-            for line in pass(client, &id, &config, &mirror).await? {
+            for line in pass(client, id, &config, &mirror).await? {
                 eprintln!("runner: {line}");
             }
         }
@@ -168,13 +177,13 @@ fn sandbox_line() -> &'static str {
     }
 }
 
-fn config_of(project: &Value) -> anyhow::Result<Config> {
-    let runner = &project["metadata"]["runner"];
+/// The runner a user configured, kept in the project's metadata (free JSON) under `runner`.
+fn config_of(project: &ProjectView) -> anyhow::Result<Config> {
+    let runner = &project.metadata["runner"];
     let repo = runner["repo"].as_str().filter(|r| !r.trim().is_empty()).ok_or_else(|| {
         usage(format!(
             "project {} has no runner configured; a user sets it with `loopctl project runner {} --repo PATH_OR_URL --check CMD`",
-            text(&project["slug"]),
-            text(&project["slug"])
+            project.slug, project.slug
         ))
     })?;
     Ok(Config {
@@ -186,22 +195,23 @@ fn config_of(project: &Value) -> anyhow::Result<Config> {
 
 /// One look at the project: every reported, unverified story whose reported commit has no
 /// run of this round yet gets one. Answers a line per run recorded.
-async fn pass(client: &Client, project_id: &str, config: &Config, mirror: &Path) -> anyhow::Result<Vec<String>> {
-    let query = [
-        ("project_id", project_id.to_string()),
-        ("agent_status", "reported_done".to_string()),
-        ("verified_status", "unverified".to_string()),
-        ("limit", "100".to_string()),
-    ];
-    let waiting = client.get_query("/api/v1/stories", &query).await?;
+async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path) -> anyhow::Result<Vec<String>> {
+    let params = StoryListParams {
+        project_id: Some(project_id.to_string()),
+        agent_status: Some("reported_done".into()),
+        verified_status: Some("unverified".into()),
+        limit: Some(100),
+        ..StoryListParams::default()
+    };
+    let waiting = client.story_page(&params).await?;
     let mut lines = Vec::new();
     let mut synced = false;
-    for row in waiting["data"].as_array().into_iter().flatten() {
-        let id = text(&row["id"]);
-        let story = client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
-        let artifacts = current_artifacts(&story);
-        let runs = client.get(&format!("/api/v1/stories/{id}/verification-runs")).await?;
-        if already_checked(&story, &artifacts, &runs) {
+    for row in &waiting.data {
+        let detail = client.get_story(row.id).await?.story;
+        let story = &detail.story;
+        let artifacts = current_artifacts(story.assigned_at, &detail.artifacts);
+        let runs = client.list_verification_runs(row.id).await?.data;
+        if already_checked(story, &artifacts, &runs) {
             continue;
         }
         if !synced {
@@ -215,17 +225,18 @@ async fn pass(client: &Client, project_id: &str, config: &Config, mirror: &Path)
             .await
             .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
         let result = if report.passed() { "pass" } else { "fail" };
-        let body = json!({"result": result, "checks": recorded_checks(&report.checks)});
-        match client.post(&format!("/api/v1/stories/{id}/verification-runs"), body).await {
+        let run =
+            RecordVerificationRun { result: result.into(), commit_sha: None, checks: recorded_checks(&report.checks) };
+        match client.record_verification_run(row.id, &run).await {
             Ok(answer) => lines.push(format!(
                 "{} {}: {result} at {} (run {})",
-                text(&story["number"]),
-                text(&story["title"]),
-                text(&answer["verification_run"]["commit_sha"]),
-                text(&answer["verification_run"]["id"]),
+                story.number,
+                story.title,
+                or_dash(answer.verification_run.commit_sha.as_ref()),
+                answer.verification_run.id,
             )),
             // Re-reported or verified meanwhile: the next look checks what is current.
-            Err(err) if matches!(err.code(), "commit_mismatch" | "invalid_transition") => {}
+            Err(err) if matches!(err.error_code(), Some(ErrorCode::CommitMismatch | ErrorCode::InvalidTransition)) => {}
             Err(err) => return Err(err.into()),
         }
     }
@@ -233,10 +244,8 @@ async fn pass(client: &Client, project_id: &str, config: &Config, mirror: &Path)
 }
 
 /// A run of this round exists for the commit the latest report names.
-fn already_checked(story: &Value, artifacts: &[Value], runs: &Value) -> bool {
-    let round = &story["claim_epoch"];
-    let commit = artifacts.iter().rev().find_map(|a| a["details"]["commit_sha"].as_str().map(str::to_string));
-    runs["data"].as_array().into_iter().flatten().any(|run| {
-        run["round"] == *round && run["signature_valid"] == true && run["commit_sha"].as_str() == commit.as_deref()
-    })
+fn already_checked(story: &StoryView, artifacts: &[ArtifactView], runs: &[VerificationRunView]) -> bool {
+    // An artifact's details are free JSON; a commit_diff's name its commit.
+    let commit = artifacts.iter().rev().find_map(|a| a.details["commit_sha"].as_str());
+    runs.iter().any(|run| run.round == story.claim_epoch && run.signature_valid && run.commit_sha.as_deref() == commit)
 }

@@ -1,10 +1,10 @@
 //! `skill`: get, list, publish, record results, stats.
 
 use clap::Subcommand;
-use serde_json::json;
+use loopctl_api::{PublishSkill, RecordSkillResult, SkillVersionParams};
 
-use crate::context::{Ctx, encode};
-use crate::output::{Format, Table, emit, text, usage};
+use crate::context::Ctx;
+use crate::output::{Format, Table, emit, json_number, or_dash, usage};
 
 #[derive(Subcommand, Debug)]
 pub enum SkillCmd {
@@ -49,26 +49,25 @@ pub enum SkillCmd {
 pub async fn run(ctx: &Ctx, command: SkillCmd) -> anyhow::Result<()> {
     match command {
         SkillCmd::Get { name, version } => {
-            let query: Vec<(&str, String)> = version.map(|v| ("version", v.to_string())).into_iter().collect();
-            let answer = ctx.client.get_query(&format!("/api/v1/skills/{}", encode(&name)), &query).await?;
+            let answer = ctx.client.get_skill(&name, &SkillVersionParams { version }).await?;
             // The text alone, so it can go straight into an agent's prompt.
             if ctx.format == Format::Json {
-                crate::outln!("{}", serde_json::to_string_pretty(&answer)?);
+                crate::output::print_json(&answer);
             } else {
-                crate::out!("{}", text(&answer["skill"]["prompt_text"]));
+                crate::out!("{}", answer.skill.prompt_text);
             }
         }
         SkillCmd::List => {
-            let answer = ctx.client.get("/api/v1/skills").await?;
+            let answer = ctx.client.list_skills().await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["name", "version", "built-in", "description"]);
-                for skill in answer["data"].as_array().into_iter().flatten() {
-                    let built_in = if skill["built_in"] == true { "yes" } else { "" };
+                for skill in &answer.data {
+                    let built_in = if skill.built_in { "yes" } else { "" };
                     table.row(vec![
-                        text(&skill["name"]),
-                        text(&skill["current_version"]),
+                        skill.name.clone(),
+                        skill.current_version.to_string(),
                         built_in.into(),
-                        text(&skill["description"]),
+                        or_dash(skill.description.as_ref()),
                     ]);
                 }
                 table.render(ctx.format, ctx.color())
@@ -77,32 +76,32 @@ pub async fn run(ctx: &Ctx, command: SkillCmd) -> anyhow::Result<()> {
         SkillCmd::Publish { name, file, changelog } => {
             let prompt_text =
                 std::fs::read_to_string(&file).map_err(|err| usage(format!("cannot read {file}: {err}")))?;
-            let body = json!({"prompt_text": prompt_text, "changelog": changelog});
-            let answer = ctx.client.post(&format!("/api/v1/skills/{}/versions", encode(&name)), body).await?;
-            emit(ctx.format, &answer, || format!("Published {name} version {}", text(&answer["version"]["version"])));
+            let version = PublishSkill { prompt_text, changelog, description: None };
+            let answer = ctx.client.publish_skill_version(&name, &version).await?;
+            emit(ctx.format, &answer, || format!("Published {name} version {}", answer.version.version));
         }
         SkillCmd::Result { name, result, version, story } => {
             let story_id = match story {
                 Some(story) => Some(ctx.story_id(&story).await?),
                 None => None,
             };
-            let body = json!({"result": result, "version": version, "story_id": story_id});
-            let answer = ctx.client.post(&format!("/api/v1/skills/{}/results", encode(&name)), body).await?;
+            let recorded = RecordSkillResult { version, story_id, result: result.clone(), metrics: None };
+            let answer = ctx.client.record_skill_result(&name, &recorded).await?;
             emit(ctx.format, &answer, || {
-                format!("Recorded {result} for {name} version {}", text(&answer["skill_result"]["version"]))
+                format!("Recorded {result} for {name} version {}", answer.skill_result.version)
             });
         }
         SkillCmd::Stats { name } => {
-            let answer = ctx.client.get(&format!("/api/v1/skills/{}/stats", encode(&name))).await?;
+            let answer = ctx.client.skill_stats(&name).await?;
             emit(ctx.format, &answer, || {
                 let mut table = Table::new(&["version", "results", "passed", "failed", "pass %"]);
-                for v in answer["data"]["versions"].as_array().into_iter().flatten() {
+                for v in &answer.data.versions {
                     table.row(vec![
-                        text(&v["version"]),
-                        text(&v["results"]),
-                        text(&v["passed"]),
-                        text(&v["failed"]),
-                        text(&v["pass_rate"]),
+                        v.version.to_string(),
+                        v.results.to_string(),
+                        v.passed.to_string(),
+                        v.failed.to_string(),
+                        json_number(v.pass_rate),
                     ]);
                 }
                 table.render(ctx.format, ctx.color())

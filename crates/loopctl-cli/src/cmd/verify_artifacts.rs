@@ -5,17 +5,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::Args;
-use loopctl_api::ErrorCode;
+use loopctl_api::{ArtifactView, ErrorCode, RecordVerificationRun, StoryView, VerificationRunView};
 use loopctl_client::ClientError;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use loopctl_git::CheckCommand;
 
 use crate::artifacts::{self, Check, Report, Status};
 use crate::context::Ctx;
-use crate::output::{Format, Table, emit, text, usage};
-use crate::time::instant;
+use crate::output::{Format, Table, emit, usage};
 
 /// The server takes at most this many checks per run.
 const MAX_RECORDED_CHECKS: usize = 1000;
@@ -53,8 +54,9 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
         None => std::env::current_dir().map_err(|err| usage(format!("cannot read the working directory: {err}")))?,
     };
     let id = ctx.story_id(&args.story).await?;
-    let story = ctx.client.get(&format!("/api/v1/stories/{id}")).await?["story"].clone();
-    let artifacts = current_artifacts(&story);
+    let detail = ctx.client.get_story(id).await?.story;
+    let story = &detail.story;
+    let artifacts = current_artifacts(story.assigned_at, &detail.artifacts);
     let spec = args.run.clone().map(|command| CheckCommand {
         command,
         timeout: Duration::from_secs(args.timeout),
@@ -67,13 +69,13 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
             .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
     // Only a verifier key (the runner's) records runs; for anyone else this is a local check
     // for a reviewer's eyes, printed and recorded nowhere.
-    let verifier = !args.no_record && ctx.client.get("/api/v1/whoami").await?["role"] == "verifier";
-    let recorded = if verifier { record(ctx, &id, &report).await.map(Some) } else { Ok(None) };
+    let verifier = !args.no_record && ctx.client.whoami().await?.role == "verifier";
+    let recorded = if verifier { record(ctx, id, &report).await.map(Some) } else { Ok(None) };
     let run = match recorded {
         Ok(run) => run,
         Err(err) => {
             // The checks still show; the error says why the run is not on record.
-            print(ctx, &story, &report, Recorded::Refused);
+            print(ctx, story, &report, Recorded::Refused);
             return Err(err);
         }
     };
@@ -82,14 +84,14 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
         (None, true) => Recorded::Skipped,
         (None, false) => Recorded::NotAVerifier,
     };
-    print(ctx, &story, &report, state);
+    print(ctx, story, &report, state);
     if report.passed() { Ok(()) } else { Err(failed(&report)) }
 }
 
 /// What became of the run on the server.
 #[derive(Clone, Copy)]
 enum Recorded<'a> {
-    Yes(&'a Value),
+    Yes(&'a VerificationRunView),
     Skipped,
     NotAVerifier,
     Refused,
@@ -98,20 +100,18 @@ enum Recorded<'a> {
 /// The artifacts of the latest report: those reported after the current claim (a story
 /// re-claimed after a rejection keeps its earlier artifacts; they are not this round's
 /// evidence). Without a current claim, all of them.
-pub(crate) fn current_artifacts(story: &Value) -> Vec<Value> {
-    let all = story["artifacts"].as_array().cloned().unwrap_or_default();
-    let Some(since) = story["assigned_at"].as_str().and_then(instant) else {
-        return all;
-    };
-    all.into_iter().filter(|a| a["inserted_at"].as_str().and_then(instant).is_none_or(|at| at >= since)).collect()
+pub(crate) fn current_artifacts(assigned_at: Option<DateTime<Utc>>, artifacts: &[ArtifactView]) -> Vec<ArtifactView> {
+    artifacts.iter().filter(|a| assigned_at.is_none_or(|since| a.inserted_at >= since)).cloned().collect()
 }
 
 /// Posts the run (`pass` only when every check passed); the server signs it.
-async fn record(ctx: &Ctx, story_id: &str, report: &Report) -> anyhow::Result<Value> {
-    let result = if report.passed() { "pass" } else { "fail" };
-    let body = json!({"result": result, "commit_sha": report.commit_sha, "checks": recorded_checks(&report.checks)});
-    let answer = ctx.client.post(&format!("/api/v1/stories/{story_id}/verification-runs"), body).await?;
-    Ok(answer["verification_run"].clone())
+async fn record(ctx: &Ctx, story_id: Uuid, report: &Report) -> anyhow::Result<VerificationRunView> {
+    let run = RecordVerificationRun {
+        result: if report.passed() { "pass" } else { "fail" }.into(),
+        commit_sha: report.commit_sha.clone(),
+        checks: recorded_checks(&report.checks),
+    };
+    Ok(ctx.client.record_verification_run(story_id, &run).await?.verification_run)
 }
 
 /// `{artifact, name, ok, detail}` per check; past the server's limit, failures first and a
@@ -143,14 +143,14 @@ pub(crate) fn recorded_checks(checks: &[Check]) -> Vec<Value> {
     rows
 }
 
-fn print(ctx: &Ctx, story: &Value, report: &Report, recorded: Recorded<'_>) {
+fn print(ctx: &Ctx, story: &StoryView, report: &Report, recorded: Recorded<'_>) {
     let run = match recorded {
         Recorded::Yes(run) => Some(run),
         Recorded::Skipped | Recorded::NotAVerifier | Recorded::Refused => None,
     };
     let result = if report.passed() { "pass" } else { "fail" };
     let value = json!({
-        "story": {"id": story["id"], "number": story["number"]},
+        "story": {"id": story.id, "number": story.number},
         "repo": report.repo.display().to_string(),
         "branch": report.branch,
         "commit_sha": report.commit_sha,
@@ -179,7 +179,7 @@ fn print(ctx: &Ctx, story: &Value, report: &Report, recorded: Recorded<'_>) {
             let failures = report.failures().count();
             out.push_str(&format!(
                 "\n{} {}: {} against {} ({}), {failures} of {} checks failed\n",
-                text(&story["number"]),
+                story.number,
                 if report.passed() { "artifacts verified" } else { "artifacts NOT verified" },
                 report.commit_sha.as_deref().unwrap_or("-"),
                 report.branch,
@@ -189,9 +189,7 @@ fn print(ctx: &Ctx, story: &Value, report: &Report, recorded: Recorded<'_>) {
             match recorded {
                 Recorded::Yes(run) => out.push_str(&format!(
                     "Recorded verification run {} ({}), signature valid: {}\n",
-                    text(&run["id"]),
-                    text(&run["result"]),
-                    text(&run["signature_valid"])
+                    run.id, run.result, run.signature_valid
                 )),
                 Recorded::Skipped => out.push_str("Not recorded (--no-record).\n"),
                 Recorded::NotAVerifier => {
@@ -229,6 +227,8 @@ fn failed(report: &Report) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifacts::artifact_row;
+    use crate::time::instant;
 
     #[test]
     fn timestamps_compare_across_precisions() {
@@ -241,18 +241,15 @@ mod tests {
 
     #[test]
     fn only_this_rounds_artifacts_are_checked() {
-        let story = json!({
-            "assigned_at": "2026-01-02T00:00:00.5Z",
-            "artifacts": [
-                {"artifact_type": "commit_diff", "inserted_at": "2026-01-01T00:00:00Z"},
-                {"artifact_type": "file", "inserted_at": "2026-01-02T00:00:01Z"},
-            ],
-        });
-        let kept = current_artifacts(&story);
+        let assigned_at = instant("2026-01-02T00:00:00.5Z");
+        let artifacts = [
+            artifact_row(json!({"artifact_type": "commit_diff", "inserted_at": "2026-01-01T00:00:00Z"})),
+            artifact_row(json!({"artifact_type": "file", "inserted_at": "2026-01-02T00:00:01Z"})),
+        ];
+        let kept = current_artifacts(assigned_at, &artifacts);
         assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0]["artifact_type"], "file");
-        let unclaimed = json!({"assigned_at": null, "artifacts": story["artifacts"]});
-        assert_eq!(current_artifacts(&unclaimed).len(), 2);
+        assert_eq!(kept[0].artifact_type, "file");
+        assert_eq!(current_artifacts(None, &artifacts).len(), 2);
     }
 
     #[test]
