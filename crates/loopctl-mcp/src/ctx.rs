@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use loopctl_api::{Data, ErrorCode, ProjectView, WhoAmI};
 use loopctl_client::{Client, ClientError, Method};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::connection::Connection;
@@ -75,21 +76,24 @@ impl Ctx {
         self.request(role, method, path, body, &[], &[]).await
     }
 
+    /// A read whose answer this layer reads itself rather than passing it to the model, typed.
+    pub async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.client()?.call::<(), T>(Method::GET, path, None, &[]).await.map_err(read_failure)
+    }
+
     /// A project's UUID from its UUID, slug or name; without one, `LOOPCTL_PROJECT` or the
     /// tenant's only project.
     pub async fn project_id(&self, reference: Option<&str>) -> Result<String, ClientError> {
         let reference = reference.map(str::trim).filter(|r| !r.is_empty());
         let reference = reference.or(self.shared.options.default_project.as_deref());
-        let client = self.client()?;
         if let Some(reference) = reference {
             if uuid::Uuid::parse_str(reference).is_ok() {
                 return Ok(reference.to_string());
             }
-            let project = client.resolve_project(reference).await.map_err(read_failure)?;
+            let project = self.client()?.resolve_project(reference).await.map_err(read_failure)?;
             return Ok(project.id.to_string());
         }
-        let projects: Data<Vec<ProjectView>> =
-            client.call::<(), _>(Method::GET, "/api/v1/projects", None, &[]).await.map_err(read_failure)?;
+        let projects: Data<Vec<ProjectView>> = self.read("/api/v1/projects").await?;
         match projects.data.as_slice() {
             [only] => Ok(only.id.to_string()),
             [] => Err(invalid("no project yet; create one with create_project, then import_stories")),
@@ -124,10 +128,9 @@ impl Ctx {
 
     /// The story a dispatched token is scoped to, if its number is `number`.
     async fn own_story(&self, number: &str) -> Option<String> {
-        let client = self.client().ok()?;
-        let me: WhoAmI = client.call::<(), _>(Method::GET, "/api/v1/whoami", None, &[]).await.ok()?;
+        let me: WhoAmI = self.read("/api/v1/whoami").await.ok()?;
         let id = me.scope?["story_id"].as_str()?.to_string();
-        let own = client.resolve_story(None, &id).await.ok()?;
+        let own = self.client().ok()?.resolve_story(None, &id).await.ok()?;
         let wanted = number.trim_start_matches("US-").trim_start_matches("us-");
         (own.number == wanted).then_some(id)
     }

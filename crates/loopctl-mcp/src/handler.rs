@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use loopctl_api::ErrorCode;
+use loopctl_api::{Data, ErrorCode, ProjectView, SkillAnswer};
 use loopctl_client::{ClientError, encode_component};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
@@ -246,27 +246,20 @@ impl ServerHandler for LoopctlMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let ctx = self.ctx(&context);
-        let answer = ctx.get("/api/v1/projects", Vec::new()).await.map_err(|err| mcp_error(&err))?;
-        let resources = answer["data"]
-            .as_array()
-            .map(|projects| {
-                projects
-                    .iter()
-                    .filter_map(|project| {
-                        let slug = project["slug"].as_str()?;
-                        let name = project["name"].as_str().unwrap_or(slug);
-                        Some(
-                            Resource::new(
-                                format!("{RESOURCE_PREFIX}{slug}{RESOURCE_SUFFIX}"),
-                                format!("{slug} progress"),
-                            )
-                            .with_description(format!("Where the loop of project {name} stands: counts, ready stories"))
-                            .with_mime_type("application/json"),
-                        )
-                    })
-                    .collect()
+        let projects: Data<Vec<ProjectView>> = ctx.read("/api/v1/projects").await.map_err(|err| mcp_error(&err))?;
+        let resources = projects
+            .data
+            .iter()
+            .map(|project| {
+                let slug = &project.slug;
+                Resource::new(format!("{RESOURCE_PREFIX}{slug}{RESOURCE_SUFFIX}"), format!("{slug} progress"))
+                    .with_description(format!(
+                        "Where the loop of project {} stands: counts, ready stories",
+                        project.name
+                    ))
+                    .with_mime_type("application/json")
             })
-            .unwrap_or_default();
+            .collect();
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
@@ -337,11 +330,9 @@ impl ServerHandler for LoopctlMcp {
             ));
         };
         let ctx = self.ctx(&context);
-        let answer = ctx
-            .get(&format!("/api/v1/skills/{}", encode_component(name)), Vec::new())
-            .await
-            .map_err(|err| mcp_error(&err))?;
-        let mut text = answer["skill"]["prompt_text"].as_str().unwrap_or_default().to_string();
+        let answer: SkillAnswer =
+            ctx.read(&format!("/api/v1/skills/{}", encode_component(name))).await.map_err(|err| mcp_error(&err))?;
+        let mut text = answer.skill.prompt_text;
         let given = request.arguments.as_ref().and_then(|args| args.get(*argument)).and_then(Value::as_str);
         if let Some(value) = given.filter(|v| !v.trim().is_empty()) {
             text.push_str(&format!("\n\n---\n{argument}: {value}\n"));

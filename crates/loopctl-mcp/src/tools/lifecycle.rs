@@ -143,8 +143,8 @@ async fn transition(
 ) -> Result<(String, Value), ClientError> {
     let id = story.resolve(ctx).await?;
     let path = format!("/api/v1/stories/{id}/{}", step.action);
-    let fence: Vec<(&str, String)> =
-        ctx.epoch(&id).filter(|_| step.fenced).map(|epoch| ("X-Claim-Epoch", epoch.to_string())).into_iter().collect();
+    let epoch = if step.fenced { ctx.epoch(&id) } else { None };
+    let fence: Vec<(&str, String)> = epoch.map(|epoch| ("X-Claim-Epoch", epoch.to_string())).into_iter().collect();
     let answer = ctx.request(step.role, Method::POST, &path, body, &[], &fence).await?;
     Ok((id, answer))
 }
