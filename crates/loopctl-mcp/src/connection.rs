@@ -50,3 +50,19 @@ fn missing_key(server: &str) -> ClientError {
 fn caller_key(authorization: Option<&str>) -> Option<String> {
     authorization?.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty()).map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::caller_key;
+
+    #[test]
+    fn the_in_process_client_carries_exactly_the_key_the_caller_authenticated_with() {
+        assert_eq!(caller_key(Some("Bearer lc_caller")).as_deref(), Some("lc_caller"));
+        assert_eq!(caller_key(Some("Bearer  lc_caller ")).as_deref(), Some("lc_caller"));
+        // Whatever the server would not read as a bearer key is sent as no key (a 401), never
+        // as some other key.
+        for header in [None, Some(""), Some("Bearer "), Some("bearer lc_caller"), Some("Basic lc_caller")] {
+            assert_eq!(caller_key(header), None, "{header:?}");
+        }
+    }
+}

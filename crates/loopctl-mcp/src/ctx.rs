@@ -90,8 +90,7 @@ impl Ctx {
             if uuid::Uuid::parse_str(reference).is_ok() {
                 return Ok(reference.to_string());
             }
-            let project = self.client()?.resolve_project(reference).await.map_err(read_failure)?;
-            return Ok(project.id.to_string());
+            return Ok(self.project(reference).await?.id.to_string());
         }
         let projects: Data<Vec<ProjectView>> = self.read("/api/v1/projects").await?;
         match projects.data.as_slice() {
@@ -102,6 +101,11 @@ impl Ctx {
                 Err(invalid(format!("pass project_id (one of: {})", slugs.join(", "))))
             }
         }
+    }
+
+    /// The project named by its UUID, slug or name.
+    pub async fn project(&self, reference: &str) -> Result<ProjectView, ClientError> {
+        self.client()?.resolve_project(reference).await.map_err(read_failure)
     }
 
     /// A story's UUID from its UUID, or from its number (`2.1`, `US-2.1`) in the project.

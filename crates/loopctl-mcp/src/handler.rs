@@ -143,15 +143,14 @@ impl LoopctlMcp {
     }
 
     async fn progress_resource(&self, ctx: &Ctx, slug: &str) -> Result<Value, ClientError> {
-        let project = ctx.get(&format!("/api/v1/projects/{}", encode_component(slug)), Vec::new()).await?;
-        let project = &project["project"];
-        let id = project["id"].as_str().unwrap_or_default();
+        let project = ctx.project(slug).await?;
+        let id = project.id;
         let progress = ctx.get(&format!("/api/v1/projects/{id}/progress"), Vec::new()).await?;
         let ready =
             ctx.get("/api/v1/stories/ready", vec![("project_id", id.to_string()), ("page_size", "20".into())]).await?;
         let ready_rows = ready["data"].as_array().cloned().unwrap_or_default();
         Ok(json!({
-            "project": rows::pick(project, &["id", "slug", "name", "status"], None),
+            "project": {"id": id, "slug": project.slug, "name": project.name, "status": project.status},
             "summary": tools::progress_line(&progress["progress"]),
             "progress": progress["progress"],
             "ready": rows::pick_all(&ready_rows, &["number", "title", "ac_count", "suggested"], None),
