@@ -54,10 +54,7 @@ impl Ctx {
         query: &[(&str, String)],
         headers: &[(&str, String)],
     ) -> Result<Value, ClientError> {
-        let answer = match self.client() {
-            Ok(client) => client.request(method, path, body, query, headers).await,
-            Err(missing_key) => Err(missing_key),
-        };
+        let answer = self.client()?.request(method, path, body, query, headers).await;
         // Every REST error passes here, so every tool's error names tools, not CLI commands.
         answer.map_err(|err| speak::failure(err, role))
     }
