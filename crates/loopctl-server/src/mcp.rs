@@ -12,6 +12,7 @@ use axum::extract::Request;
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
+use loopctl_api::{ErrorBody, ErrorCode, ErrorEnvelope};
 use loopctl_mcp::{BoxFuture, HttpOptions, Incoming, Options, Outgoing, Tier, Transport, Unanswered};
 use tower::ServiceExt as _;
 
@@ -69,13 +70,28 @@ impl Transport for RouterTransport {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = axum::body::to_bytes(response.into_body(), MAX_ANSWER).await.map_err(|err| Unanswered {
-                reason: format!("cannot read the answer (at most {} MiB): {err}", MAX_ANSWER >> 20),
-                may_have_arrived: true,
-            })?;
-            Ok(Incoming { status, retry_after, body: body.to_vec() })
+            match axum::body::to_bytes(response.into_body(), MAX_ANSWER).await {
+                Ok(body) => Ok(Incoming { status, retry_after, body: body.to_vec() }),
+                Err(err) => Ok(unreadable(&err)),
+            }
         })
     }
+}
+
+/// An answer too large (or broken) to read, as the refusal it is for the tool: sending the
+/// request again would only get the same answer.
+fn unreadable(err: &axum::Error) -> Incoming {
+    let code = ErrorCode::Internal;
+    let error = ErrorBody {
+        status: code.http_status(),
+        code,
+        message: format!("cannot read the answer (at most {} MiB): {err}", MAX_ANSWER >> 20),
+        context: None,
+        details: None,
+    };
+    // Should the envelope not serialize, the client still reads an empty 500 as `internal`.
+    let body = serde_json::to_vec(&ErrorEnvelope { error }).unwrap_or_default();
+    Incoming { status: code.http_status(), retry_after: None, body }
 }
 
 fn build(request: Outgoing) -> Result<Request, Unanswered> {
