@@ -1,32 +1,37 @@
-//! What one tool call works with: the backend, the caller's key (HTTP), and the lookups
+//! What one tool call works with: the client (with the session's one key), and the lookups
 //! every tool shares — a project by slug, a story by number, the claim epoch to fence with.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Value, json};
+use loopctl_api::{Data, ErrorCode, ProjectView, WhoAmI};
+use loopctl_client::{Client, ClientError, Method};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
-use crate::backend::{ApiFailure, ApiRequest, Backend, KeyRole, Method, encode_component};
+use crate::connection::Connection;
 use crate::handler::Options;
-use crate::speak;
+use crate::refusal::invalid;
+use crate::speak::{self, KeyRole};
 
 /// State shared by every call of one MCP session.
 pub(crate) struct Shared {
-    pub backend: Arc<dyn Backend>,
+    pub connection: Connection,
     pub options: Options,
     /// Claim epochs this session got from `claim_story`, sent back as `X-Claim-Epoch`.
     epochs: Mutex<HashMap<String, i64>>,
 }
 
 impl Shared {
-    pub fn new(backend: Arc<dyn Backend>, options: Options) -> Shared {
-        Shared { backend, options, epochs: Mutex::new(HashMap::new()) }
+    pub fn new(connection: Connection, options: Options) -> Shared {
+        Shared { connection, options, epochs: Mutex::new(HashMap::new()) }
     }
 }
 
 #[derive(Clone)]
 pub(crate) struct Ctx {
     shared: Arc<Shared>,
+    /// The MCP request's own `Authorization` header (streamable HTTP only).
     authorization: Option<String>,
 }
 
@@ -39,17 +44,23 @@ impl Ctx {
         &self.shared.options
     }
 
-    pub async fn call(&self, mut request: ApiRequest) -> Result<Value, ApiFailure> {
-        request.authorization.clone_from(&self.authorization);
-        let role = request.role;
+    /// Any request as `role` would make it; the JSON answer (`Null` for 204).
+    pub async fn request(
+        &self,
+        role: KeyRole,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        query: &[(&str, String)],
+        headers: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        let answer = self.client()?.request(method, path, body, query, headers).await;
         // Every REST error passes here, so every tool's error names tools, not CLI commands.
-        self.shared.backend.call(request).await.map_err(|failure| speak::failure(failure, role))
+        answer.map_err(|err| speak::failure(err, role))
     }
 
-    pub async fn get(&self, path: &str, query: Vec<(&'static str, String)>) -> Result<Value, ApiFailure> {
-        let mut request = ApiRequest::new(KeyRole::Default, Method::Get, path);
-        request.query = query;
-        self.call(request).await
+    pub async fn get(&self, path: &str, query: Vec<(&'static str, String)>) -> Result<Value, ClientError> {
+        self.request(KeyRole::Default, Method::GET, path, None, &query, &[]).await
     }
 
     pub async fn send(
@@ -58,67 +69,71 @@ impl Ctx {
         method: Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, ApiFailure> {
-        let mut request = ApiRequest::new(role, method, path);
-        request.body = body;
-        self.call(request).await
+    ) -> Result<Value, ClientError> {
+        self.request(role, method, path, body, &[], &[]).await
+    }
+
+    /// A read whose answer this layer reads itself rather than passing it to the model, typed.
+    pub async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.client()?.call::<(), T>(Method::GET, path, None, &[]).await.map_err(read_failure)
     }
 
     /// A project's UUID from its UUID, slug or name; without one, `LOOPCTL_PROJECT` or the
     /// tenant's only project.
-    pub async fn project_id(&self, reference: Option<&str>) -> Result<String, ApiFailure> {
+    pub async fn project_id(&self, reference: Option<&str>) -> Result<String, ClientError> {
         let reference = reference.map(str::trim).filter(|r| !r.is_empty());
         let reference = reference.or(self.shared.options.default_project.as_deref());
         if let Some(reference) = reference {
             if uuid::Uuid::parse_str(reference).is_ok() {
                 return Ok(reference.to_string());
             }
-            let answer = self.get(&format!("/api/v1/projects/{}", encode_component(reference)), Vec::new()).await?;
-            return string_at(&answer, "/project/id", "project");
+            return Ok(self.project(reference).await?.id.to_string());
         }
-        let answer = self.get("/api/v1/projects", Vec::new()).await?;
-        let projects = answer["data"].as_array().cloned().unwrap_or_default();
-        match projects.as_slice() {
-            [only] => string_at(only, "/id", "project"),
-            [] => Err(ApiFailure::invalid("no project yet; create one with create_project, then import_stories")),
+        let projects: Data<Vec<ProjectView>> = self.read("/api/v1/projects").await?;
+        match projects.data.as_slice() {
+            [only] => Ok(only.id.to_string()),
+            [] => Err(invalid("no project yet; create one with create_project, then import_stories")),
             many => {
-                let slugs: Vec<&str> = many.iter().filter_map(|p| p["slug"].as_str()).collect();
-                Err(ApiFailure::invalid(format!("pass project_id (one of: {})", slugs.join(", "))))
+                let slugs: Vec<&str> = many.iter().map(|p| p.slug.as_str()).collect();
+                Err(invalid(format!("pass project_id (one of: {})", slugs.join(", "))))
             }
         }
     }
 
+    /// The project named by its UUID, slug or name.
+    pub async fn project(&self, reference: &str) -> Result<ProjectView, ClientError> {
+        self.client()?.resolve_project(reference).await.map_err(read_failure)
+    }
+
     /// A story's UUID from its UUID, or from its number (`2.1`, `US-2.1`) in the project.
-    pub async fn story_id(&self, story: &str, project: Option<&str>) -> Result<String, ApiFailure> {
+    pub async fn story_id(&self, story: &str, project: Option<&str>) -> Result<String, ClientError> {
         let story = story.trim();
         if story.is_empty() {
-            return Err(ApiFailure::invalid("story_id is empty; pass the story's UUID or its number like \"2.1\""));
+            return Err(invalid("story_id is empty; pass the story's UUID or its number like \"2.1\""));
         }
         if uuid::Uuid::parse_str(story).is_ok() {
             return Ok(story.to_string());
         }
         let by_number = async {
             let project = self.project_id(project).await?;
-            let answer =
-                self.get("/api/v1/stories", vec![("project_id", project), ("number", story.to_string())]).await?;
-            string_at(&answer, "/story/id", "story")
+            let found = self.client()?.resolve_story(Some(&project), story).await.map_err(read_failure)?;
+            Ok::<_, ClientError>(found.id.to_string())
         };
         match by_number.await {
             // A dispatched token may read nothing but its own story, not even the project
             // list that resolves a number; its own story it may still name by number.
-            Err(failure) if failure.code == "scope_violation" => self.own_story(story).await.ok_or(failure),
+            Err(failure) if failure.is(ErrorCode::ScopeViolation) => self.own_story(story).await.ok_or(failure),
             other => other,
         }
     }
 
     /// The story a dispatched token is scoped to, if its number is `number`.
     async fn own_story(&self, number: &str) -> Option<String> {
-        let me = self.get("/api/v1/whoami", Vec::new()).await.ok()?;
-        let id = me["scope"]["story_id"].as_str()?.to_string();
-        let answer = self.get(&format!("/api/v1/stories/{id}"), Vec::new()).await.ok()?;
-        let own = answer["story"]["number"].as_str()?;
+        let me: WhoAmI = self.read("/api/v1/whoami").await.ok()?;
+        let id = me.scope?["story_id"].as_str()?.to_string();
+        let own = self.client().ok()?.resolve_story(None, &id).await.ok()?;
         let wanted = number.trim_start_matches("US-").trim_start_matches("us-");
-        (own == wanted).then_some(id)
+        (own.number == wanted).then_some(id)
     }
 
     pub fn remember_epoch(&self, story: &Value) {
@@ -138,10 +153,13 @@ impl Ctx {
             epochs.remove(story_id);
         }
     }
+
+    fn client(&self) -> Result<Client, ClientError> {
+        self.shared.connection.client(self.authorization.as_deref())
+    }
 }
 
-fn string_at(value: &Value, pointer: &str, what: &str) -> Result<String, ApiFailure> {
-    value.pointer(pointer).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
-        ApiFailure::new(502, "protocol", format!("the server's answer has no {what} id: {}", json!(value)))
-    })
+/// A lookup's refusal in MCP's words (lookups are reads, which any role makes).
+fn read_failure(err: ClientError) -> ClientError {
+    speak::failure(err, KeyRole::Default)
 }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use loopctl_api::{Data, ErrorCode, ProjectView, SkillAnswer};
+use loopctl_client::{ClientError, encode_component};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
     GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
@@ -15,10 +17,11 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::backend::{ApiFailure, Backend, encode_component};
+use crate::connection::Connection;
 use crate::ctx::{Ctx, Shared};
+use crate::refusal::{line, refusal};
 use crate::rows;
-use crate::tools::{self, Outcome, Tier, ToolResult};
+use crate::tools::{self, Outcome, Tier, ToolResult, ToolSpec};
 
 /// How a tool result's text block reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +98,8 @@ pub struct LoopctlMcp {
 }
 
 impl LoopctlMcp {
-    pub fn new(backend: Arc<dyn Backend>, options: Options) -> LoopctlMcp {
-        LoopctlMcp { shared: Arc::new(Shared::new(backend, options)) }
+    pub fn new(connection: Connection, options: Options) -> LoopctlMcp {
+        LoopctlMcp { shared: Arc::new(Shared::new(connection, options)) }
     }
 
     fn ctx(&self, context: &RequestContext<RoleServer>) -> Ctx {
@@ -116,31 +119,6 @@ impl LoopctlMcp {
             .unwrap_or(self.shared.options.tier)
     }
 
-    async fn run_tool(&self, name: &str, arguments: rmcp::model::JsonObject, ctx: Ctx, tier: Tier) -> ToolResult {
-        let Some(spec) = tools::find(name) else {
-            return Err(ApiFailure::new(404, "unknown_tool", format!("no tool `{name}`; see tools/list")));
-        };
-        if spec.tier > tier {
-            return Err(ApiFailure::new(
-                404,
-                "unknown_tool",
-                format!(
-                    "`{name}` is in the {} tier; this server offers the {} tier (LOOPCTL_MCP_TOOLS or ?tools=)",
-                    spec.tier.as_str(),
-                    tier.as_str()
-                ),
-            ));
-        }
-        // A panic in a tool must not take the server down: run it as its own task.
-        match tokio::spawn(spec.run(ctx, arguments)).await {
-            Ok(result) => result,
-            Err(err) => {
-                tracing::error!(tool = name, %err, "tool task failed");
-                Err(ApiFailure::new(500, "internal", "the tool failed unexpectedly; the server logged it"))
-            }
-        }
-    }
-
     fn result(&self, result: ToolResult) -> CallToolResult {
         match result {
             Ok(Outcome { value, summary }) => {
@@ -154,31 +132,25 @@ impl LoopctlMcp {
                 result
             }
             Err(failure) => {
-                let mut result = CallToolResult::error(vec![ContentBlock::text(failure.to_string())]);
-                let mut error = json!({
-                    "code": failure.code,
-                    "message": failure.message,
-                    "status": failure.status,
-                });
-                if let Some(details) = failure.details {
-                    error["details"] = details;
-                }
-                result.structured_content = Some(json!({ "error": error }));
-                result
+                // `status` is 0 when the request never reached the server.
+                let (status, details) = match &failure {
+                    ClientError::Api { status, error, .. } => (*status, error.details.clone()),
+                    _ => (0, None),
+                };
+                error_result(status, failure.code(), &failure.to_string(), details)
             }
         }
     }
 
-    async fn progress_resource(&self, ctx: &Ctx, slug: &str) -> Result<Value, ApiFailure> {
-        let project = ctx.get(&format!("/api/v1/projects/{}", encode_component(slug)), Vec::new()).await?;
-        let project = &project["project"];
-        let id = project["id"].as_str().unwrap_or_default();
+    async fn progress_resource(&self, ctx: &Ctx, slug: &str) -> Result<Value, ClientError> {
+        let project = ctx.project(slug).await?;
+        let id = project.id;
         let progress = ctx.get(&format!("/api/v1/projects/{id}/progress"), Vec::new()).await?;
         let ready =
             ctx.get("/api/v1/stories/ready", vec![("project_id", id.to_string()), ("page_size", "20".into())]).await?;
         let ready_rows = ready["data"].as_array().cloned().unwrap_or_default();
         Ok(json!({
-            "project": rows::pick(project, &["id", "slug", "name", "status"], None),
+            "project": {"id": id, "slug": project.slug, "name": project.name, "status": project.status},
             "summary": tools::progress_line(&progress["progress"]),
             "progress": progress["progress"],
             "ready": rows::pick_all(&ready_rows, &["number", "title", "ac_count", "suggested"], None),
@@ -190,10 +162,46 @@ fn http_parts(context: &RequestContext<RoleServer>) -> Option<&http::request::Pa
     context.extensions.get::<http::request::Parts>()
 }
 
-fn mcp_error(failure: &ApiFailure) -> ErrorData {
-    match failure.code.as_str() {
-        "not_found" | "validation_failed" => ErrorData::invalid_params(failure.to_string(), None),
-        _ => ErrorData::internal_error(failure.to_string(), None),
+/// The tool `name`, when this request's tier offers it; otherwise why not.
+fn offered(name: &str, tier: Tier) -> Result<&'static ToolSpec, String> {
+    let spec = tools::find(name).ok_or_else(|| format!("no tool `{name}`; see tools/list"))?;
+    if spec.tier > tier {
+        return Err(format!(
+            "`{name}` is in the {} tier; this server offers the {} tier (LOOPCTL_MCP_TOOLS or ?tools=)",
+            spec.tier.as_str(),
+            tier.as_str()
+        ));
+    }
+    Ok(spec)
+}
+
+async fn run(spec: &'static ToolSpec, ctx: Ctx, arguments: rmcp::model::JsonObject) -> ToolResult {
+    // A panic in a tool must not take the server down: run it as its own task.
+    match tokio::spawn(spec.run(ctx, arguments)).await {
+        Ok(result) => result,
+        Err(err) => {
+            tracing::error!(tool = spec.name, %err, "tool task failed");
+            Err(refusal(ErrorCode::Internal, "the tool failed unexpectedly; the server logged it"))
+        }
+    }
+}
+
+/// A tool error: `<code>: <message>`, and `{"error":{…}}` for clients that read structure.
+fn error_result(status: u16, code: &str, message: &str, details: Option<Value>) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
+    let mut error = json!({"code": code, "message": message, "status": status});
+    if let Some(details) = details {
+        error["details"] = details;
+    }
+    result.structured_content = Some(json!({ "error": error }));
+    result
+}
+
+fn mcp_error(failure: &ClientError) -> ErrorData {
+    if failure.is(ErrorCode::NotFound) || failure.is(ErrorCode::ValidationFailed) {
+        ErrorData::invalid_params(line(failure), None)
+    } else {
+        ErrorData::internal_error(line(failure), None)
     }
 }
 
@@ -223,8 +231,12 @@ impl ServerHandler for LoopctlMcp {
         let ctx = self.ctx(&context);
         let tier = self.tier(&context);
         let arguments = request.arguments.unwrap_or_default();
-        let result = self.run_tool(&request.name, arguments, ctx, tier).await;
-        Ok(self.result(result).into())
+        let result = match offered(&request.name, tier) {
+            Ok(spec) => self.result(run(spec, ctx, arguments).await),
+            // MCP's own refusal: no API code names a tool this server does not offer.
+            Err(message) => error_result(404, "unknown_tool", &message, None),
+        };
+        Ok(result.into())
     }
 
     async fn list_resources(
@@ -233,27 +245,20 @@ impl ServerHandler for LoopctlMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let ctx = self.ctx(&context);
-        let answer = ctx.get("/api/v1/projects", Vec::new()).await.map_err(|err| mcp_error(&err))?;
-        let resources = answer["data"]
-            .as_array()
-            .map(|projects| {
-                projects
-                    .iter()
-                    .filter_map(|project| {
-                        let slug = project["slug"].as_str()?;
-                        let name = project["name"].as_str().unwrap_or(slug);
-                        Some(
-                            Resource::new(
-                                format!("{RESOURCE_PREFIX}{slug}{RESOURCE_SUFFIX}"),
-                                format!("{slug} progress"),
-                            )
-                            .with_description(format!("Where the loop of project {name} stands: counts, ready stories"))
-                            .with_mime_type("application/json"),
-                        )
-                    })
-                    .collect()
+        let projects: Data<Vec<ProjectView>> = ctx.read("/api/v1/projects").await.map_err(|err| mcp_error(&err))?;
+        let resources = projects
+            .data
+            .iter()
+            .map(|project| {
+                let slug = &project.slug;
+                Resource::new(format!("{RESOURCE_PREFIX}{slug}{RESOURCE_SUFFIX}"), format!("{slug} progress"))
+                    .with_description(format!(
+                        "Where the loop of project {} stands: counts, ready stories",
+                        project.name
+                    ))
+                    .with_mime_type("application/json")
             })
-            .unwrap_or_default();
+            .collect();
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
@@ -285,9 +290,8 @@ impl ServerHandler for LoopctlMcp {
                 )
             })?;
         let ctx = self.ctx(&context);
-        let value = self.progress_resource(&ctx, slug).await.map_err(|err| match err.code.as_str() {
-            "not_found" => ErrorData::resource_not_found(err.to_string(), None),
-            _ => mcp_error(&err),
+        let value = self.progress_resource(&ctx, slug).await.map_err(|err| {
+            if err.is(ErrorCode::NotFound) { ErrorData::resource_not_found(line(&err), None) } else { mcp_error(&err) }
         })?;
         let contents = ResourceContents::text(value.to_string(), uri).with_mime_type("application/json");
         Ok(ReadResourceResult::new(vec![contents]).into())
@@ -325,11 +329,9 @@ impl ServerHandler for LoopctlMcp {
             ));
         };
         let ctx = self.ctx(&context);
-        let answer = ctx
-            .get(&format!("/api/v1/skills/{}", encode_component(name)), Vec::new())
-            .await
-            .map_err(|err| mcp_error(&err))?;
-        let mut text = answer["skill"]["prompt_text"].as_str().unwrap_or_default().to_string();
+        let answer: SkillAnswer =
+            ctx.read(&format!("/api/v1/skills/{}", encode_component(name))).await.map_err(|err| mcp_error(&err))?;
+        let mut text = answer.skill.prompt_text;
         let given = request.arguments.as_ref().and_then(|args| args.get(*argument)).and_then(Value::as_str);
         if let Some(value) = given.filter(|v| !v.trim().is_empty()) {
             text.push_str(&format!("\n\n---\n{argument}: {value}\n"));

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::backend::Backend;
+use loopctl_client::Transport;
+
+use crate::connection::Connection;
 use crate::handler::{LoopctlMcp, Options};
 
 /// The service type `http_service` builds.
@@ -26,8 +28,9 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
 }
 
-/// The MCP endpoint over `backend`; each request gets a fresh [`LoopctlMcp`].
-pub fn http_service(backend: Arc<dyn Backend>, http: HttpOptions) -> McpHttpService {
+/// The MCP endpoint over `api` (the server's own router, in-process); each request gets a
+/// fresh [`LoopctlMcp`] whose calls carry that request's bearer key.
+pub fn http_service(api: Arc<dyn Transport>, http: HttpOptions) -> McpHttpService {
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -38,7 +41,7 @@ pub fn http_service(backend: Arc<dyn Backend>, http: HttpOptions) -> McpHttpServ
     }
     let options = http.options;
     StreamableHttpService::new(
-        move || Ok(LoopctlMcp::new(backend.clone(), options.clone())),
+        move || Ok(LoopctlMcp::new(Connection::InProcess(api.clone()), options.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     )

@@ -1,10 +1,10 @@
 //! loopctl's MCP server: the reference MCP server's tool names and parameters, a `loopctl`
 //! progress resource per project, and the built-in skills as prompts.
 //!
-//! Every tool is a thin adapter over one or two REST calls made through a [`Backend`], so
-//! permissions, custody and error codes are exactly the REST API's. stdio mode
-//! (`loopctl mcp`) uses [`RemoteBackend`], a loopctl client with the process's one key; the
-//! server mounts the same tools at `/mcp` over its own router, with the caller's bearer key.
+//! Every tool is a thin adapter over one or two REST calls made through the one loopctl
+//! client ([`Connection`]), so permissions, custody and error codes are exactly the REST
+//! API's. stdio mode (`loopctl mcp`) sends over HTTP with the process's one key; the server
+//! mounts the same tools at `/mcp` over its own router, with the caller's bearer key.
 //! Either way one MCP session is one identity: several roles mean several MCP servers.
 //!
 //! What deliberately does not live here: any rule of the loop. The MCP layer resolves story
@@ -12,22 +12,27 @@
 //! context, and says the API's next steps and hints in tool names (and, when a call is
 //! forbidden, which role's MCP server makes it); it never decides who may do what.
 
-mod backend;
+// Tools fail with the client's own error type, whose size is the client's to change; an error
+// is built at most once per tool call, so its bytes are not worth a wrapper of our own.
+#![allow(clippy::result_large_err, reason = "tools fail with `loopctl_client::ClientError` as it is")]
+
+mod connection;
 mod ctx;
 mod handler;
 mod http;
 mod local_file;
-#[cfg(feature = "remote")]
+mod refusal;
 mod remote;
 mod rows;
 mod speak;
 mod tools;
 
-pub use backend::{ApiFailure, ApiRequest, Backend, BoxFuture, KeyRole, Method, encode_component, path_with_query};
+pub use connection::Connection;
 pub use handler::{LoopctlMcp, Options, TextMode};
 pub use http::{HttpOptions, McpHttpService, http_service};
-#[cfg(feature = "remote")]
-pub use remote::{KEY_VARIABLES, RemoteBackend, RemoteConfig};
+/// What [`http_service`] is built over and [`Connection`] holds: the client's transport.
+pub use loopctl_client::{BoxFuture, Client, Incoming, Outgoing, Transport, Unanswered};
+pub use remote::{KEY_VARIABLES, RemoteConfig};
 pub use tools::{Tier, tool_names};
 
 /// Serves the tools over stdin/stdout until the client closes the connection.

@@ -9,15 +9,17 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use loopctl_api::ErrorCode;
+use loopctl_client::ClientError;
 use serde_json::Value;
 
-use crate::backend::ApiFailure;
+use crate::refusal::{invalid, refusal};
 
 /// Reads `path` (absolute, or relative to the working directory) as JSON, if it is inside the
 /// working directory and at most `max_bytes` long.
-pub(crate) fn read_json_in_working_dir(path: &str, max_bytes: u64) -> Result<Value, ApiFailure> {
+pub(crate) fn read_json_in_working_dir(path: &str, max_bytes: u64) -> Result<Value, ClientError> {
     let root = std::env::current_dir().and_then(|dir| dir.canonicalize()).map_err(|err| {
-        ApiFailure::invalid(format!(
+        invalid(format!(
             "payload_path cannot be read: the MCP server's working directory is unavailable ({err}); pass the document as payload"
         ))
     })?;
@@ -25,14 +27,12 @@ pub(crate) fn read_json_in_working_dir(path: &str, max_bytes: u64) -> Result<Val
 }
 
 /// [`read_json_in_working_dir`] with the directory given (canonical already).
-pub(crate) fn read_json_inside(root: &Path, path: &str, max_bytes: u64) -> Result<Value, ApiFailure> {
+pub(crate) fn read_json_inside(root: &Path, path: &str, max_bytes: u64) -> Result<Value, ClientError> {
     if path.trim().is_empty() {
-        return Err(ApiFailure::invalid(
-            "payload_path is empty; name a JSON file inside the MCP server's working directory",
-        ));
+        return Err(invalid("payload_path is empty; name a JSON file inside the MCP server's working directory"));
     }
     let outside = |why: &str| {
-        ApiFailure::invalid(format!(
+        invalid(format!(
             "payload_path `{path}` {why}; the file must be inside the MCP server's working directory {} \
              (`..` and symbolic links are followed): copy it there, or pass the document as payload",
             root.display()
@@ -52,7 +52,7 @@ pub(crate) fn read_json_inside(root: &Path, path: &str, max_bytes: u64) -> Resul
     }
     let meta = file.metadata().map_err(|err| outside(&format!("cannot be read ({err})")))?;
     if !meta.is_file() {
-        return Err(ApiFailure::invalid(format!("payload_path `{path}` is not a regular file")));
+        return Err(invalid(format!("payload_path `{path}` is not a regular file")));
     }
     if meta.len() > max_bytes {
         return Err(too_large(path, max_bytes));
@@ -61,22 +61,21 @@ pub(crate) fn read_json_inside(root: &Path, path: &str, max_bytes: u64) -> Resul
     file.by_ref()
         .take(max_bytes + 1)
         .read_to_string(&mut text)
-        .map_err(|err| ApiFailure::invalid(format!("cannot read payload_path `{path}`: {err}")))?;
+        .map_err(|err| invalid(format!("cannot read payload_path `{path}`: {err}")))?;
     if text.len() as u64 > max_bytes {
         return Err(too_large(path, max_bytes));
     }
     serde_json::from_str(&text)
-        .map_err(|err| ApiFailure::new(400, "invalid_json", format!("payload_path `{path}` is not valid JSON: {err}")))
+        .map_err(|err| refusal(ErrorCode::InvalidJson, format!("payload_path `{path}` is not valid JSON: {err}")))
 }
 
 fn allowed(root: &Path, real: &Path) -> bool {
     real.starts_with(root) && !["/proc", "/dev", "/sys"].iter().any(|system| real.starts_with(system))
 }
 
-fn too_large(path: &str, max_bytes: u64) -> ApiFailure {
-    ApiFailure::new(
-        413,
-        "payload_too_large",
+fn too_large(path: &str, max_bytes: u64) -> ClientError {
+    refusal(
+        ErrorCode::PayloadTooLarge,
         format!("payload_path `{path}` is larger than {} MiB; split it and use merge", max_bytes >> 20),
     )
 }

@@ -1,4 +1,4 @@
-//! stdio mode's backend: the loopctl HTTP client with the one key of this MCP process, from
+//! stdio mode's identity: the one key of this MCP process, from
 //! the reference MCP server's variables (`LOOPCTL_API_KEY`, `LOOPCTL_ORCH_KEY`,
 //! `LOOPCTL_AGENT_KEY`, `LOOPCTL_USER_KEY`).
 //!
@@ -7,11 +7,6 @@
 //! report a story as the agent and then verify it as the orchestrator, its own work with two
 //! identities. So one process acts as one identity, and a setup with several roles runs one
 //! MCP server per role ([`RemoteConfig::single_key`] refuses anything else).
-
-use loopctl_client::{Client, ClientError};
-use serde_json::Value;
-
-use crate::backend::{ApiFailure, ApiRequest, Backend, BoxFuture, Method};
 
 /// The variables a key may come from, in the order a refusal names them.
 pub const KEY_VARIABLES: [&str; 4] = ["LOOPCTL_API_KEY", "LOOPCTL_ORCH_KEY", "LOOPCTL_AGENT_KEY", "LOOPCTL_USER_KEY"];
@@ -66,65 +61,6 @@ impl RemoteConfig {
              with only LOOPCTL_AGENT_KEY); see the MCP section of loopctl's README",
             names.join(", ")
         ))
-    }
-}
-
-/// Talks to a loopctl server over HTTP with this process's one key.
-pub struct RemoteBackend {
-    /// `None` when no key is configured: every call then says how to configure one.
-    client: Option<Client>,
-    server: String,
-}
-
-impl RemoteBackend {
-    /// # Errors
-    /// When the HTTP client cannot be built (TLS setup).
-    pub fn new(server: &str, key: Option<String>) -> Result<RemoteBackend, ApiFailure> {
-        let client = match key {
-            Some(key) => Some(Client::new(server, Some(key)).map_err(|err| failure(&err))?),
-            None => None,
-        };
-        Ok(RemoteBackend { client, server: server.to_string() })
-    }
-}
-
-impl Backend for RemoteBackend {
-    fn call(&self, request: ApiRequest) -> BoxFuture<'_, Result<Value, ApiFailure>> {
-        Box::pin(async move {
-            let Some(client) = &self.client else {
-                return Err(ApiFailure::new(
-                    0,
-                    "unauthorized",
-                    format!(
-                        "no API key configured for calls to {}; set one of LOOPCTL_ORCH_KEY, LOOPCTL_AGENT_KEY, \
-                         LOOPCTL_USER_KEY or LOOPCTL_API_KEY (one per MCP server) in the MCP server's environment, \
-                         or run `loopctl auth login`",
-                        self.server
-                    ),
-                ));
-            };
-            let method = match request.method {
-                Method::Get => loopctl_client::Method::GET,
-                Method::Post => loopctl_client::Method::POST,
-                Method::Put => loopctl_client::Method::PUT,
-                Method::Patch => loopctl_client::Method::PATCH,
-                Method::Delete => loopctl_client::Method::DELETE,
-            };
-            client
-                .request(method, &request.path, request.body, &request.query, &request.headers)
-                .await
-                .map_err(|err| failure(&err))
-        })
-    }
-}
-
-fn failure(err: &ClientError) -> ApiFailure {
-    match err {
-        ClientError::Api { status, error, .. } => ApiFailure {
-            details: error.details.clone(),
-            ..ApiFailure::new(*status, error.code.as_str(), error.message.clone())
-        },
-        other => ApiFailure::new(0, other.code(), other.to_string()),
     }
 }
 

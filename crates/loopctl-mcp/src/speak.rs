@@ -4,10 +4,26 @@
 //! MCP's words, so every tool's errors and next steps name tools with their arguments.
 //! The stable error `code` is never touched: agents branch on it.
 
+use loopctl_api::ErrorCode;
+use loopctl_client::ClientError;
 use serde_json::{Map, Value, json};
 
-use crate::backend::{ApiFailure, KeyRole};
 use crate::tools;
+
+/// The role a call is made for. The reference MCP server picked one of several keys by it;
+/// loopctl's acts as one identity (so a client cannot claim and report a story as the agent
+/// and then verify it as the orchestrator), and uses the role only to say, when its key may
+/// not make a call, which role's MCP server should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum KeyRole {
+    /// Reads and anything the reference sends with its default key (the orchestrator's).
+    Default,
+    Orchestrator,
+    /// The implementing agent: contract, claim, start, report (seed custody), unclaim.
+    Agent,
+    /// A human: destructive or administrative calls.
+    User,
+}
 
 /// What `loopctl verify-artifacts` is over MCP: the checks the loopctl:verify-artifacts prompt
 /// describes (only the runner's verifier key records a run of them).
@@ -42,16 +58,18 @@ const HINTS: &[(&str, &str)] = &[
 
 /// A REST error as an MCP agent reads it: the same status and code, the hints in tool names,
 /// and for a call this session's key may not make, which role's MCP server makes it.
-pub(crate) fn failure(mut failure: ApiFailure, role: KeyRole) -> ApiFailure {
-    failure.message = message(&failure.message);
-    if failure.code == "forbidden"
-        && let Some((whose, variable)) = role_key(role)
-    {
-        failure.message = format!(
-            "{} (this tool is made with {whose} key; one MCP server acts as one identity, so give that role an MCP \
-             server of its own, configured with only {variable})",
-            failure.message
-        );
+pub(crate) fn failure(mut failure: ClientError, role: KeyRole) -> ClientError {
+    if let ClientError::Api { error, .. } = &mut failure {
+        error.message = message(&error.message);
+        if error.code == ErrorCode::Forbidden
+            && let Some((whose, variable)) = role_key(role)
+        {
+            error.message = format!(
+                "{} (this tool is made with {whose} key; one MCP server acts as one identity, so give that role an \
+                 MCP server of its own, configured with only {variable})",
+                error.message
+            );
+        }
     }
     failure
 }
@@ -113,6 +131,16 @@ fn tool_call(action: &Value, story_id: Option<&str>) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::refusal::refusal;
+
+    /// What an agent reads of a refusal: status, code, message.
+    fn seen(err: &ClientError) -> (u16, &'static str, String) {
+        let status = match err {
+            ClientError::Api { status, .. } => *status,
+            _ => 0,
+        };
+        (status, err.error_code().map_or("", ErrorCode::as_str), err.to_string())
+    }
 
     #[test]
     fn server_hints_become_tool_names_and_the_code_stays() {
@@ -146,11 +174,11 @@ mod tests {
             ),
         ];
         for (server, tool) in cases {
-            let translated = failure(ApiFailure::new(409, "must_contract_first", server), KeyRole::Agent);
-            assert_eq!(translated.code, "must_contract_first");
-            assert_eq!(translated.status, 409);
-            assert!(translated.message.contains(tool), "{server} → {}", translated.message);
-            assert!(!translated.message.contains("`loopctl"), "{}", translated.message);
+            let (status, code, message) = seen(&failure(refusal(ErrorCode::MustContractFirst, server), KeyRole::Agent));
+            assert_eq!(code, "must_contract_first");
+            assert_eq!(status, 409);
+            assert!(message.contains(tool), "{server} → {message}");
+            assert!(!message.contains("`loopctl"), "{message}");
         }
         // A story title quoted in a message is not a hint.
         let title = "contract mismatch: story_title does not match the story's title `next`";
@@ -160,15 +188,15 @@ mod tests {
     #[test]
     fn a_forbidden_call_names_the_role_whose_own_mcp_server_makes_it() {
         let refused =
-            ApiFailure::new(403, "forbidden", "the agent role may not verify; use an orchestrator or user key");
-        let told = failure(refused.clone(), KeyRole::Orchestrator);
-        assert_eq!((told.status, told.code.as_str()), (403, "forbidden"));
-        assert!(told.message.starts_with(&refused.message), "{}", told.message);
-        assert!(told.message.contains("only LOOPCTL_ORCH_KEY"), "{}", told.message);
+            || refusal(ErrorCode::Forbidden, "the agent role may not verify; use an orchestrator or user key");
+        let (status, code, message) = seen(&failure(refused(), KeyRole::Orchestrator));
+        assert_eq!((status, code), (403, "forbidden"));
+        assert!(message.starts_with(&refused().to_string()), "{message}");
+        assert!(message.contains("only LOOPCTL_ORCH_KEY"), "{message}");
         // Other refusals, and calls any role makes, are left as they are.
-        assert_eq!(failure(refused.clone(), KeyRole::Default), refused);
-        let stale = ApiFailure::new(409, "stale_claim", "another agent took the story over");
-        assert_eq!(failure(stale.clone(), KeyRole::Agent), stale);
+        assert_eq!(seen(&failure(refused(), KeyRole::Default)), seen(&refused()));
+        let stale = || refusal(ErrorCode::StaleClaim, "another agent took the story over");
+        assert_eq!(seen(&failure(stale(), KeyRole::Agent)), seen(&stale()));
     }
 
     #[test]

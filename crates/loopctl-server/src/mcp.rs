@@ -1,17 +1,19 @@
-//! `/mcp`: loopctl's MCP tools over streamable HTTP. Each tool call is sent through this
-//! server's own API router in-process with the caller's `Authorization` header, so auth,
-//! custody and errors are exactly those of the REST API.
+//! `/mcp`: loopctl's MCP tools over streamable HTTP. Each tool call goes through the one
+//! loopctl client over [`RouterTransport`], this server's own API router called in-process,
+//! with the MCP caller's own bearer key, so auth, custody and errors are exactly those of the
+//! REST API.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
-use loopctl_mcp::{ApiFailure, ApiRequest, Backend, BoxFuture, HttpOptions, Options, Tier, path_with_query};
-use serde_json::Value;
+use loopctl_api::{ErrorBody, ErrorCode, ErrorEnvelope};
+use loopctl_mcp::{BoxFuture, HttpOptions, Incoming, Options, Outgoing, Tier, Transport, Unanswered};
 use tower::ServiceExt as _;
 
 use crate::error::Caller;
@@ -23,11 +25,11 @@ const MAX_ANSWER: usize = 64 << 20;
 /// Adds `/mcp` to `api`. `any_host` accepts any `Host` header (a server not on loopback);
 /// otherwise only loopback names pass rmcp's DNS-rebinding check.
 pub(crate) fn with_mcp(state: AppState, api: Router, any_host: bool) -> Router {
-    let backend = Arc::new(InProcess { api: api.clone() });
+    let transport = Arc::new(RouterTransport { api: api.clone() });
     let tier = std::env::var("LOOPCTL_MCP_TOOLS").ok().and_then(|t| Tier::parse(&t)).unwrap_or(Tier::Core);
     let options = Options { tier, local_files: false, ..Options::default() };
     let service = loopctl_mcp::http_service(
-        backend,
+        transport,
         HttpOptions { options, any_host, max_body_bytes: IMPORT_BODY_LIMIT + BODY_LIMIT },
     );
     // rmcp answers some refusals in plain text (415 for a wrong content type, 406, 405): they
@@ -44,59 +46,67 @@ async fn require_key(Caller(_): Caller, request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
-/// Calls the API router itself.
-struct InProcess {
+/// The API router itself, as the client's transport.
+struct RouterTransport {
     api: Router,
 }
 
-impl Backend for InProcess {
-    fn call(&self, request: ApiRequest) -> BoxFuture<'_, Result<Value, ApiFailure>> {
+impl Transport for RouterTransport {
+    fn server(&self) -> &str {
+        "in-process"
+    }
+
+    fn send(&self, request: Outgoing) -> BoxFuture<'_, Result<Incoming, Unanswered>> {
         let api = self.api.clone();
         Box::pin(async move {
-            let http_request = build(request)?;
-            let response = match api.oneshot(http_request).await {
+            let response = match api.oneshot(build(request)?).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            decode(response).await
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            match axum::body::to_bytes(response.into_body(), MAX_ANSWER).await {
+                Ok(body) => Ok(Incoming { status, retry_after, body: body.to_vec() }),
+                Err(err) => Ok(unreadable(&err)),
+            }
         })
     }
 }
 
-fn build(request: ApiRequest) -> Result<Request, ApiFailure> {
-    let bad =
-        |err: axum::http::Error| ApiFailure::new(400, "validation_failed", format!("cannot build the request: {err}"));
-    let mut builder =
-        Request::builder().method(request.method.as_str()).uri(path_with_query(&request.path, &request.query));
-    if let Some(auth) = request.authorization.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-        builder = builder.header(header::AUTHORIZATION, auth);
-    }
+/// An answer too large (or broken) to read, as the refusal it is for the tool: sending the
+/// request again would only get the same answer.
+fn unreadable(err: &axum::Error) -> Incoming {
+    let code = ErrorCode::Internal;
+    let error = ErrorBody {
+        status: code.http_status(),
+        code,
+        message: format!("cannot read the answer (at most {} MiB): {err}", MAX_ANSWER >> 20),
+        context: None,
+        details: None,
+    };
+    // Should the envelope not serialize, the client still reads an empty 500 as `internal`.
+    let body = serde_json::to_vec(&ErrorEnvelope { error }).unwrap_or_default();
+    Incoming { status: code.http_status(), retry_after: None, body }
+}
+
+fn build(request: Outgoing) -> Result<Request, Unanswered> {
+    let mut builder = Request::builder().method(request.method).uri(request.path);
     for (name, value) in &request.headers {
-        builder = builder.header(*name, value.as_str());
+        builder = builder.header(name.as_str(), value.as_str());
     }
     let body = match request.body {
         Some(body) => {
             builder = builder.header(header::CONTENT_TYPE, "application/json");
-            Body::from(serde_json::to_vec(&body).map_err(|err| ApiFailure::invalid(err.to_string()))?)
+            Body::from(body)
         }
         None => Body::empty(),
     };
-    builder.body(body).map_err(bad)
-}
-
-async fn decode(response: Response) -> Result<Value, ApiFailure> {
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
-        .await
-        .map_err(|err| ApiFailure::new(500, "internal", format!("cannot read the answer: {err}")))?;
-    if status == StatusCode::NO_CONTENT || bytes.iter().all(u8::is_ascii_whitespace) {
-        return if status.is_success() {
-            Ok(Value::Null)
-        } else {
-            Err(ApiFailure::new(status.as_u16(), "internal", format!("HTTP {status}")))
-        };
-    }
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| ApiFailure::new(status.as_u16(), "internal", format!("HTTP {status}, not JSON")))?;
-    if status.is_success() { Ok(body) } else { Err(ApiFailure::from_body(status.as_u16(), &body)) }
+    builder
+        .body(body)
+        .map_err(|err| Unanswered { reason: format!("cannot build the request: {err}"), may_have_arrived: false })
 }

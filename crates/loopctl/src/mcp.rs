@@ -7,12 +7,10 @@
 //! `.loopctl.toml` cannot send the key elsewhere. stdout belongs to the protocol: logs go to
 //! stderr only.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use loopctl_cli::Globals;
 use loopctl_cli::context::{KeySource, find_repo_file, key_destination, load_config};
-use loopctl_mcp::{LoopctlMcp, Options, RemoteBackend, RemoteConfig};
+use loopctl_mcp::{Client, Connection, LoopctlMcp, Options, RemoteConfig};
 
 pub async fn run(globals: &Globals) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOOPCTL_LOG")
@@ -43,7 +41,9 @@ pub async fn run(globals: &Globals) -> anyhow::Result<()> {
     let mut options = Options::from_env().map_err(anyhow::Error::msg)?;
     let repo_project = repo.and_then(|(_, file)| file.project);
     options.default_project = globals.project.clone().or(options.default_project).or(repo_project).or(profile.project);
-    let backend =
-        RemoteBackend::new(&server, key).map_err(|err| anyhow::anyhow!(err.message)).context("loopctl mcp")?;
-    loopctl_mcp::serve_stdio(LoopctlMcp::new(Arc::new(backend), options)).await.map_err(anyhow::Error::msg)
+    let connection = match key {
+        Some(key) => Connection::Remote(Client::new(&server, Some(key)).context("loopctl mcp")?),
+        None => Connection::Keyless { server },
+    };
+    loopctl_mcp::serve_stdio(LoopctlMcp::new(connection, options)).await.map_err(anyhow::Error::msg)
 }

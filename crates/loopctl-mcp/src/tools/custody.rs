@@ -1,14 +1,16 @@
 //! Chain of custody: dispatching fresh sub-agents, recording artifact verification runs, and
 //! the reference's bulk verification calls (each story still gets every custody check).
 
+use loopctl_client::{Method, encode_component};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::story::{StoryRef, optional_text, text};
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
-use crate::backend::{ApiFailure, ApiRequest, KeyRole, Method, encode_component};
 use crate::ctx::Ctx;
+use crate::refusal::invalid;
+use crate::speak::KeyRole;
 
 pub(super) fn specs() -> Vec<ToolSpec> {
     vec![
@@ -89,7 +91,7 @@ async fn dispatch(ctx: Ctx, params: DispatchParams) -> ToolResult {
     if let Some(seconds) = params.expires_in_seconds {
         body["expires_in_seconds"] = json!(seconds);
     }
-    let answer = ctx.send(KeyRole::Default, Method::Post, "/api/v1/dispatches", Some(body)).await?;
+    let answer = ctx.send(KeyRole::Default, Method::POST, "/api/v1/dispatches", Some(body)).await?;
     let dispatch = &answer["data"]["dispatch"];
     let summary = format!(
         "dispatched {} for story {}: dispatch {}, agent {}, key expires {} (raw_key in the result, shown once)",
@@ -118,7 +120,7 @@ async fn record_verification_run(ctx: Ctx, params: VerificationRunParams) -> Too
     let id = params.story.resolve(&ctx).await?;
     let body = json!({"result": params.result, "commit_sha": params.commit_sha, "checks": params.checks});
     let path = format!("/api/v1/stories/{id}/verification-runs");
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, &path, Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, &path, Some(body)).await?;
     let run = &answer["verification_run"];
     let summary = format!(
         "verification run {} recorded for story {}: {}",
@@ -160,7 +162,7 @@ struct DispatchIdParam {
 
 async fn revoke_dispatch(ctx: Ctx, params: DispatchIdParam) -> ToolResult {
     let path = format!("/api/v1/dispatches/{}", encode_component(params.dispatch_id.trim()));
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Delete, &path, None).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::DELETE, &path, None).await?;
     Ok(Outcome::new(answer, format!("revoked dispatch {}", params.dispatch_id)))
 }
 
@@ -182,16 +184,16 @@ struct BulkParams {
 
 async fn bulk_mark_complete(ctx: Ctx, params: BulkParams) -> ToolResult {
     if params.stories.is_empty() {
-        return Err(ApiFailure::invalid("stories is empty; pass [{\"story_id\",\"summary\",\"review_type\"}]"));
+        return Err(invalid("stories is empty; pass [{\"story_id\",\"summary\",\"review_type\"}]"));
     }
     let mut stories = Vec::with_capacity(params.stories.len());
     for story in params.stories {
         let id = ctx.story_id(&story.story_id, params.project_id.as_deref()).await?;
         stories.push(json!({"story_id": id, "summary": story.summary, "review_type": story.review_type}));
     }
-    let mut request = ApiRequest::new(KeyRole::Orchestrator, Method::Post, "/api/v1/stories/bulk/mark-complete");
-    request.body = Some(json!({"stories": stories}));
-    let answer = ctx.call(request).await?;
+    let body = json!({"stories": stories});
+    let answer =
+        ctx.send(KeyRole::Orchestrator, Method::POST, "/api/v1/stories/bulk/mark-complete", Some(body)).await?;
     Ok(Outcome::new(answer.clone(), bulk_line(&answer["results"])))
 }
 
@@ -219,7 +221,7 @@ struct VerifyAllParams {
 async fn verify_all_in_epic(ctx: Ctx, params: VerifyAllParams) -> ToolResult {
     let path = format!("/api/v1/epics/{}/verify-all", encode_component(params.epic_id.trim()));
     let body = json!({"summary": params.summary, "review_type": params.review_type});
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, &path, Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, &path, Some(body)).await?;
     let refused: Vec<&str> =
         answer["errors"].as_array().into_iter().flatten().filter_map(|e| e["code"].as_str()).collect();
     let mut summary = format!(

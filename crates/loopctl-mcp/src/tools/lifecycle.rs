@@ -2,14 +2,16 @@
 //! the transitions around it. Each tool uses the key of the role that makes the call in the
 //! seed's flow; the server decides whether that identity may.
 
+use loopctl_client::{ClientError, Method};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::story::{StoryRef, text};
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
-use crate::backend::{ApiFailure, ApiRequest, KeyRole, Method};
 use crate::ctx::Ctx;
+use crate::refusal::invalid;
+use crate::speak::KeyRole;
 use crate::{rows, speak};
 
 pub(super) fn specs() -> Vec<ToolSpec> {
@@ -138,16 +140,12 @@ async fn transition(
     story: &StoryRef,
     step: Step,
     body: Option<Value>,
-) -> Result<(String, Value), ApiFailure> {
+) -> Result<(String, Value), ClientError> {
     let id = story.resolve(ctx).await?;
-    let mut request = ApiRequest::new(step.role, Method::Post, format!("/api/v1/stories/{id}/{}", step.action));
-    request.body = body;
-    if step.fenced
-        && let Some(epoch) = ctx.epoch(&id)
-    {
-        request.headers.push(("X-Claim-Epoch", epoch.to_string()));
-    }
-    let answer = ctx.call(request).await?;
+    let path = format!("/api/v1/stories/{id}/{}", step.action);
+    let epoch = if step.fenced { ctx.epoch(&id) } else { None };
+    let fence: Vec<(&str, String)> = epoch.map(|epoch| ("X-Claim-Epoch", epoch.to_string())).into_iter().collect();
+    let answer = ctx.request(step.role, Method::POST, &path, body, &[], &fence).await?;
     Ok((id, answer))
 }
 
@@ -193,9 +191,9 @@ fn outcome(answer: Value, criteria: Criteria) -> ToolResult {
 
 /// Text an agent must give, not blank: a refusal before any request, so no default reason is
 /// ever recorded in its name.
-fn required(text: String, field: &str, why: &str) -> Result<String, ApiFailure> {
+fn required(text: String, field: &str, why: &str) -> Result<String, ClientError> {
     if text.trim().is_empty() {
-        return Err(ApiFailure::invalid(format!("{field} must not be blank: {why}")));
+        return Err(invalid(format!("{field} must not be blank: {why}")));
     }
     Ok(text)
 }
@@ -443,7 +441,7 @@ async fn claim_next_story(ctx: Ctx, params: ClaimNextParams) -> ToolResult {
     if let Some(epic) = params.epic_id.filter(|e| !e.trim().is_empty()) {
         body["epic_id"] = json!(epic);
     }
-    let answer = ctx.send(KeyRole::Agent, Method::Post, "/api/v1/stories/claim-next", Some(body)).await?;
+    let answer = ctx.send(KeyRole::Agent, Method::POST, "/api/v1/stories/claim-next", Some(body)).await?;
     ctx.remember_epoch(&answer["story"]);
     let mut result = outcome(answer, Criteria::Ids)?;
     result.summary.push_str(" (criteria texts: get_story)");

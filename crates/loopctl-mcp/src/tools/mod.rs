@@ -11,13 +11,14 @@ mod story;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 
+use loopctl_client::{BoxFuture, ClientError};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::backend::{ApiFailure, BoxFuture};
 use crate::ctx::Ctx;
+use crate::refusal::invalid;
 
 pub(crate) use project::progress_line;
 
@@ -69,7 +70,7 @@ impl Outcome {
     }
 }
 
-pub(crate) type ToolResult = Result<Outcome, ApiFailure>;
+pub(crate) type ToolResult = Result<Outcome, ClientError>;
 
 type Run = Arc<dyn Fn(Ctx, JsonObject) -> BoxFuture<'static, ToolResult> + Send + Sync>;
 
@@ -122,7 +123,7 @@ where
     let run: Run = Arc::new(move |ctx, arguments| {
         Box::pin(async move {
             let params: P = serde_json::from_value(Value::Object(arguments))
-                .map_err(|err| ApiFailure::invalid(format!("bad arguments for {name}: {err}")))?;
+                .map_err(|err| invalid(format!("bad arguments for {name}: {err}")))?;
             f(ctx, params).await
         })
     });

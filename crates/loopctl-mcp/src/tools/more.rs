@@ -1,6 +1,7 @@
 //! The change feed, orchestrator state, skills, and the administration an agent may do
 //! (tenant settings and audit need a user key; API keys stay off MCP entirely).
 
+use loopctl_client::{Method, encode_component};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,9 +9,10 @@ use serde_json::{Value, json};
 use super::project::NoParams;
 use super::story::optional_text;
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
-use crate::backend::{ApiFailure, ApiRequest, KeyRole, Method, encode_component};
 use crate::ctx::Ctx;
+use crate::refusal::invalid;
 use crate::rows::{self, Page};
+use crate::speak::KeyRole;
 
 pub(super) fn specs() -> Vec<ToolSpec> {
     vec![
@@ -192,7 +194,7 @@ async fn save_state(ctx: Ctx, params: SaveStateParams) -> ToolResult {
         body["version"] = json!(version);
     }
     let path = format!("/api/v1/orchestrator/state/{project}");
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Put, &path, Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::PUT, &path, Some(body)).await?;
     let summary = format!("checkpoint saved as version {}", answer["state"]["version"]);
     Ok(Outcome::new(answer, summary))
 }
@@ -206,12 +208,9 @@ struct LoadStateParams {
 
 async fn load_state(ctx: Ctx, params: LoadStateParams) -> ToolResult {
     let project = ctx.project_id(params.project_id.as_deref()).await?;
-    let mut request =
-        ApiRequest::new(KeyRole::Orchestrator, Method::Get, format!("/api/v1/orchestrator/state/{project}"));
-    if let Some(key) = params.state_key {
-        request.query.push(("state_key", key));
-    }
-    let answer = ctx.call(request).await?;
+    let path = format!("/api/v1/orchestrator/state/{project}");
+    let query: Vec<(&str, String)> = params.state_key.into_iter().map(|key| ("state_key", key)).collect();
+    let answer = ctx.request(KeyRole::Orchestrator, Method::GET, &path, None, &query, &[]).await?;
     let summary = match answer["state"]["version"].as_i64() {
         Some(version) => format!("checkpoint version {version}"),
         None => "no checkpoint saved yet".to_string(),
@@ -292,7 +291,7 @@ async fn publish_skill(ctx: Ctx, params: PublishSkillParams) -> ToolResult {
         "changelog": params.changelog,
         "description": params.description,
     });
-    let answer = ctx.send(KeyRole::User, Method::Post, "/api/v1/skills", Some(body)).await?;
+    let answer = ctx.send(KeyRole::User, Method::POST, "/api/v1/skills", Some(body)).await?;
     let summary = format!("published {} version {}", params.name, answer["skill"]["version"]);
     Ok(Outcome::new(answer, summary))
 }
@@ -317,7 +316,7 @@ async fn record_skill_result(ctx: Ctx, params: SkillResultParams) -> ToolResult 
         body["story_id"] = json!(ctx.story_id(story, params.project_id.as_deref()).await?);
     }
     let path = format!("/api/v1/skills/{}/results", encode_component(params.name.trim()));
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, &path, Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, &path, Some(body)).await?;
     Ok(Outcome::new(answer, format!("recorded {} for {}", params.result, params.name)))
 }
 
@@ -344,19 +343,18 @@ struct AuditParams {
 }
 
 async fn get_audit_log(ctx: Ctx, params: AuditParams) -> ToolResult {
-    let mut request = ApiRequest::new(KeyRole::User, Method::Get, "/api/v1/audit");
-    request.query.push(("limit", Page::new(params.limit, None).limit.to_string()));
+    let mut query = vec![("limit", Page::new(params.limit, None).limit.to_string())];
     if let Some(project) = params.project_id.as_deref().filter(|p| !p.trim().is_empty()) {
-        request.query.push(("project_id", ctx.project_id(Some(project)).await?));
+        query.push(("project_id", ctx.project_id(Some(project)).await?));
     }
     for (key, value) in
         [("entity_type", params.entity_type), ("entity_id", params.entity_id), ("action", params.action)]
     {
         if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
-            request.query.push((key, value));
+            query.push((key, value));
         }
     }
-    let answer = ctx.call(request).await?;
+    let answer = ctx.request(KeyRole::User, Method::GET, "/api/v1/audit", None, &query, &[]).await?;
     let entries = answer["data"].as_array().map_or(0, Vec::len);
     Ok(Outcome::new(answer, format!("{entries} audit entries")))
 }
@@ -369,10 +367,10 @@ struct SettingsParams {
 
 async fn update_tenant_settings(ctx: Ctx, params: SettingsParams) -> ToolResult {
     if !params.settings.is_object() {
-        return Err(ApiFailure::invalid("settings must be an object such as {\"max_concurrent_agents\": 4}"));
+        return Err(invalid("settings must be an object such as {\"max_concurrent_agents\": 4}"));
     }
     let body = json!({"settings": params.settings});
-    let answer = ctx.send(KeyRole::User, Method::Patch, "/api/v1/tenants/me", Some(body)).await?;
+    let answer = ctx.send(KeyRole::User, Method::PATCH, "/api/v1/tenants/me", Some(body)).await?;
     Ok(Outcome::new(answer, "tenant settings updated"))
 }
 
@@ -394,6 +392,6 @@ struct ReclaimParams {
 async fn reclaim_expired(ctx: Ctx, params: ReclaimParams) -> ToolResult {
     let project = ctx.project_id(params.project_id.as_deref()).await?;
     let body = json!({"project_id": project});
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, "/api/v1/stories/reclaim-expired", Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, "/api/v1/stories/reclaim-expired", Some(body)).await?;
     Ok(Outcome::new(answer.clone(), format!("reclaimed {}", answer["reclaimed"])))
 }

@@ -1,15 +1,16 @@
 //! Planning by hand: epics, story edits, and dependencies (whole breakdowns go through
 //! import_stories).
 
+use loopctl_client::{Method, encode_component};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::story::{StoryRef, text};
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
-use crate::backend::{KeyRole, Method, encode_component};
 use crate::ctx::Ctx;
 use crate::rows::{self, STORY_ROW};
+use crate::speak::KeyRole;
 
 pub(super) fn specs() -> Vec<ToolSpec> {
     vec![
@@ -118,7 +119,7 @@ async fn create_epic(ctx: Ctx, params: CreateEpicParams) -> ToolResult {
         body["position"] = json!(position);
     }
     let path = format!("/api/v1/projects/{project}/epics");
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, &path, Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, &path, Some(body)).await?;
     let summary =
         format!("created epic {} ({})", answer["epic"]["number"], answer["epic"]["id"].as_str().unwrap_or("?"));
     Ok(Outcome::new(answer, summary))
@@ -147,7 +148,7 @@ async fn update_story(ctx: Ctx, params: UpdateStoryParams) -> ToolResult {
     let body = Value::Object(
         body.as_object().cloned().unwrap_or_default().into_iter().filter(|(_, v)| !v.is_null()).collect(),
     );
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Patch, &format!("/api/v1/stories/{id}"), Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::PATCH, &format!("/api/v1/stories/{id}"), Some(body)).await?;
     let summary = format!("updated {}", rows::story_line(&answer["story"]));
     Ok(Outcome::new(answer, summary))
 }
@@ -165,7 +166,7 @@ async fn add_story_dependency(ctx: Ctx, params: StoryDependencyParams) -> ToolRe
     let story = params.story.resolve(&ctx).await?;
     let depends_on = ctx.story_id(&params.depends_on_story_id, params.story.project_id.as_deref()).await?;
     let body = json!({"story_id": story, "depends_on_story_id": depends_on});
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, "/api/v1/story_dependencies", Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, "/api/v1/story_dependencies", Some(body)).await?;
     Ok(Outcome::new(answer, format!("story {} now waits for {}", params.story.story_id, params.depends_on_story_id)))
 }
 
@@ -179,7 +180,7 @@ struct EpicDependencyParams {
 
 async fn add_epic_dependency(ctx: Ctx, params: EpicDependencyParams) -> ToolResult {
     let body = json!({"epic_id": params.epic_id.trim(), "depends_on_epic_id": params.depends_on_epic_id.trim()});
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, "/api/v1/epic_dependencies", Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, "/api/v1/epic_dependencies", Some(body)).await?;
     Ok(Outcome::new(answer, format!("epic {} now waits for {}", params.epic_id, params.depends_on_epic_id)))
 }
 
@@ -203,6 +204,6 @@ async fn remove_dependency(ctx: Ctx, params: RemoveDependencyParams) -> ToolResu
         DependencyKind::Epic => "epic",
     };
     let path = format!("/api/v1/{kind}_dependencies/{}", encode_component(params.dependency_id.trim()));
-    let answer = ctx.send(KeyRole::User, Method::Delete, &path, None).await?;
+    let answer = ctx.send(KeyRole::User, Method::DELETE, &path, None).await?;
     Ok(Outcome::new(answer, format!("removed {kind} dependency {}", params.dependency_id)))
 }

@@ -1,12 +1,14 @@
 //! Tenant and project tools: list, progress, import, create.
 
+use loopctl_client::{ClientError, Method};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
-use crate::backend::{ApiFailure, ApiRequest, KeyRole, Method};
 use crate::ctx::Ctx;
+use crate::refusal::invalid;
+use crate::speak::KeyRole;
 
 /// Import documents up to the API's own import limit.
 const MAX_IMPORT_FILE: u64 = 16 << 20;
@@ -158,19 +160,17 @@ async fn import_stories(ctx: Ctx, params: ImportParams) -> ToolResult {
         (Some(payload), _) => payload,
         (None, Some(path)) => read_payload(&ctx, path)?,
         (None, None) => {
-            return Err(ApiFailure::invalid("pass the import document as payload (or payload_path to a JSON file)"));
+            return Err(invalid("pass the import document as payload (or payload_path to a JSON file)"));
         }
     };
     if !payload.is_object() {
-        return Err(ApiFailure::invalid("payload must be a JSON object with an \"epics\" array"));
+        return Err(invalid("payload must be a JSON object with an \"epics\" array"));
     }
     let project = ctx.project_id(Some(&params.project_id)).await?;
     let merge = params.merge.unwrap_or(false);
-    let mut request =
-        ApiRequest::new(KeyRole::Orchestrator, Method::Post, format!("/api/v1/projects/{project}/import"));
-    request.query = vec![("merge", merge.to_string())];
-    request.body = Some(payload);
-    let answer = ctx.call(request).await?;
+    let path = format!("/api/v1/projects/{project}/import");
+    let query = [("merge", merge.to_string())];
+    let answer = ctx.request(KeyRole::Orchestrator, Method::POST, &path, Some(payload), &query, &[]).await?;
     let import = &answer["import"];
     let count = |key: &str| import[key].as_u64().unwrap_or(0);
     let mut summary = format!(
@@ -187,9 +187,9 @@ async fn import_stories(ctx: Ctx, params: ImportParams) -> ToolResult {
 
 /// `payload_path` is read in stdio mode only, and only inside the MCP server's working
 /// directory (see `local_file`). Over HTTP the path would name a file on the server.
-fn read_payload(ctx: &Ctx, path: &str) -> Result<Value, ApiFailure> {
+fn read_payload(ctx: &Ctx, path: &str) -> Result<Value, ClientError> {
     if !ctx.options().local_files {
-        return Err(ApiFailure::invalid(
+        return Err(invalid(
             "payload_path names a file on the MCP server's machine; over HTTP pass the document as payload",
         ));
     }
@@ -242,7 +242,7 @@ async fn create_project(ctx: Ctx, params: CreateProjectParams) -> ToolResult {
             body[key] = json!(value);
         }
     }
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, "/api/v1/projects", Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, "/api/v1/projects", Some(body)).await?;
     let summary = format!(
         "created project {} ({})",
         answer["project"]["slug"].as_str().unwrap_or("?"),
@@ -253,7 +253,7 @@ async fn create_project(ctx: Ctx, params: CreateProjectParams) -> ToolResult {
 
 async fn delete_project(ctx: Ctx, params: ProjectParam) -> ToolResult {
     let project = ctx.project_id(Some(&params.project_id)).await?;
-    let answer = ctx.send(KeyRole::User, Method::Delete, &format!("/api/v1/projects/{project}"), None).await?;
+    let answer = ctx.send(KeyRole::User, Method::DELETE, &format!("/api/v1/projects/{project}"), None).await?;
     Ok(Outcome::new(answer, format!("archived project {project}")))
 }
 

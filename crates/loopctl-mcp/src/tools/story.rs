@@ -1,14 +1,16 @@
 //! Reading and planning stories and epics: lists in compact rows, one story in full,
 //! story creation, dependencies.
 
+use loopctl_client::{ClientError, Method, encode_component};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::{Effect, Outcome, Tier, ToolResult, ToolSpec, spec};
-use crate::backend::{ApiFailure, KeyRole, Method, encode_component};
 use crate::ctx::Ctx;
+use crate::refusal::invalid;
 use crate::rows::{self, Page, STORY_ROW};
+use crate::speak::KeyRole;
 
 pub(super) fn specs() -> Vec<ToolSpec> {
     vec![
@@ -96,7 +98,7 @@ pub(super) struct StoryRef {
 }
 
 impl StoryRef {
-    pub async fn resolve(&self, ctx: &Ctx) -> Result<String, ApiFailure> {
+    pub async fn resolve(&self, ctx: &Ctx) -> Result<String, ClientError> {
         ctx.story_id(&self.story_id, self.project_id.as_deref()).await
     }
 }
@@ -146,10 +148,10 @@ async fn create_story(ctx: Ctx, params: CreateStoryParams) -> ToolResult {
             format!("/api/v1/projects/{}/stories", ctx.project_id(params.project_id.as_deref()).await?)
         }
         (None, None) => {
-            return Err(ApiFailure::invalid("say which epic: pass epic_id, or project_id and epic_number"));
+            return Err(invalid("say which epic: pass epic_id, or project_id and epic_number"));
         }
     };
-    let answer = ctx.send(KeyRole::Orchestrator, Method::Post, &path, Some(body)).await?;
+    let answer = ctx.send(KeyRole::Orchestrator, Method::POST, &path, Some(body)).await?;
     let summary = format!("created {}", rows::story_line(&answer["story"]));
     Ok(Outcome::new(answer, summary))
 }
