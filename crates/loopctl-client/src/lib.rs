@@ -8,10 +8,6 @@
 //! A 429 or 503 with `Retry-After` is retried after the time the server names, when the
 //! request is safe to repeat.
 
-// A refusal carries the server's whole error body, so callers can print it as it came; an
-// error costs a network round trip anyway, and its size on the stack is nothing beside that.
-#![allow(clippy::result_large_err)]
-
 mod ops;
 mod resolve;
 mod transport;

@@ -14,7 +14,6 @@
 
 // Tools fail with the client's own error type, whose size is the client's to change; an error
 // is built at most once per tool call, so its bytes are not worth a wrapper of our own.
-#![allow(clippy::result_large_err, reason = "tools fail with `loopctl_client::ClientError` as it is")]
 
 mod connection;
 mod ctx;

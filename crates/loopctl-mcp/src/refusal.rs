@@ -11,7 +11,7 @@ pub(crate) fn refusal(code: ErrorCode, message: impl Into<String>) -> ClientErro
     let status = code.http_status();
     let error = ErrorBody { status, code, message: message.into(), context: None, details: None };
     // Nothing came over the wire, so there is no body to keep.
-    ClientError::Api { status, error, body: Value::Null }
+    ClientError::Api { status, error: Box::new(error), body: Value::Null }
 }
 
 /// A mistake in the tool's arguments, found before any request.
