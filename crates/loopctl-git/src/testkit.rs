@@ -29,24 +29,9 @@ impl ScratchRepo {
         Repository::discover(self.path()).expect("the scratch repository opens")
     }
 
-    /// `git ARGS…` in the repository with a fixed identity and no user or system config;
-    /// answers its stdout, trimmed.
+    /// `git ARGS…` in the repository (see [`git`]).
     pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .output()
-            .expect("git on PATH");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        git(self.path(), args)
     }
 
     /// Writes `text` to `path` in the work tree, making its directories.
@@ -80,4 +65,24 @@ impl ScratchRepo {
 /// A full commit id as the object id gix reads.
 pub fn id(sha: &str) -> ObjectId {
     ObjectId::from_hex(sha.as_bytes()).expect("a full commit id")
+}
+
+/// `git ARGS…` in `dir` with a fixed identity and no user or system config; answers its
+/// stdout, trimmed, and fails the test when git does.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .expect("git on PATH");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
