@@ -158,7 +158,7 @@ pub struct EpicProgress {
 pub struct StoryDetail {
     #[serde(flatten)]
     pub story: StoryView,
-    pub dependencies: Vec<Value>,
+    pub dependencies: Vec<StoryDependencyRef>,
     pub artifacts: Vec<ArtifactView>,
     pub reviews: Vec<ReviewView>,
     pub verifications: Vec<VerificationView>,
@@ -166,4 +166,15 @@ pub struct StoryDetail {
     pub project_mission: Option<String>,
     /// Criteria with this round's evidence and verdicts.
     pub criteria: Vec<CriterionView>,
+    /// The commit the latest report names: what a verification run of this round is bound to
+    /// (`commit_mismatch` for any other), so a runner need not work it out itself.
+    pub reported_commit_sha: Option<String>,
+}
+
+/// A story this one depends on.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoryDependencyRef {
+    pub id: Uuid,
+    pub story_id: Uuid,
+    pub depends_on_story_id: Uuid,
 }

@@ -354,7 +354,7 @@ impl App {
 }
 
 /// The commit of the newest artifact reported in the story's current round.
-fn latest_commit(artifacts: &[ArtifactRecord], story: &StoryRecord) -> Option<String> {
+pub(crate) fn latest_commit(artifacts: &[ArtifactRecord], story: &StoryRecord) -> Option<String> {
     let since = story.state.reported_done_at?;
     artifacts
         .iter()

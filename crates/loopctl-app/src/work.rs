@@ -633,7 +633,7 @@ impl App {
                 .stories
                 .iter()
                 .filter(|d| d.from_id == id)
-                .map(|d| json!({"id": d.id, "story_id": d.from_id, "depends_on_story_id": d.to_id}))
+                .map(|d| StoryDependencyRef { id: d.id, story_id: d.from_id, depends_on_story_id: d.to_id })
                 .collect(),
             artifacts: artifacts.iter().map(FromRecord::from_record).collect(),
             reviews: reviews.iter().map(FromRecord::from_record).collect(),
@@ -641,6 +641,7 @@ impl App {
             verifications,
             project_mission: project.mission,
             criteria: self.story_criteria(who, id).await?,
+            reported_commit_sha: crate::evidence::latest_commit(&artifacts, &story),
         })
     }
 }

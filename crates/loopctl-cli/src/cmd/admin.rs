@@ -3,14 +3,14 @@
 use clap::{Args, Subcommand};
 use loopctl_api::{
     CreateApiKey, CreateEpic, CreateProject, CreateStory, CreateStoryDependency, KeyListParams, ProjectAnswer,
-    ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig, UpdateStory, UpdateTenant,
+    ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig, StoryDependencyRef, UpdateStory, UpdateTenant,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::context::{Ctx, StoryIndex};
-use crate::output::{Format, Table, emit, json_number, or_dash, short_id, text, usage};
+use crate::output::{Format, Table, emit, json_number, or_dash, text, usage};
 use crate::time::as_sent;
 
 #[derive(Subcommand, Debug)]
@@ -327,12 +327,7 @@ fn criteria(items: &[String]) -> Value {
 /// What `story deps --format json` prints.
 #[derive(Serialize)]
 struct Dependencies<'a> {
-    dependencies: &'a [Value],
-}
-
-/// The dependency rows of a story (free JSON) and the story each points at.
-fn dependency_target(row: &Value) -> Option<Uuid> {
-    row["depends_on_story_id"].as_str().and_then(|id| Uuid::parse_str(id).ok())
+    dependencies: &'a [StoryDependencyRef],
 }
 
 pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
@@ -377,8 +372,8 @@ pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
                 let edge = detail
                     .dependencies
                     .iter()
-                    .find(|d| dependency_target(d) == Some(target_id))
-                    .and_then(|d| d["id"].as_str().and_then(|id| Uuid::parse_str(id).ok()))
+                    .find(|d| d.depends_on_story_id == target_id)
+                    .map(|d| d.id)
                     .ok_or_else(|| usage(format!("{story} does not depend on {target}")))?;
                 ctx.client.delete_story_dependency(edge).await?;
             }
@@ -390,13 +385,7 @@ pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
             };
             emit(ctx.format, &Dependencies { dependencies: deps }, || {
                 let number = detail.story.number.clone();
-                let names: Vec<String> = deps
-                    .iter()
-                    .map(|d| match dependency_target(d) {
-                        Some(target) => stories.name(Some(target)),
-                        None => short_id(&d["depends_on_story_id"]),
-                    })
-                    .collect();
+                let names: Vec<String> = deps.iter().map(|d| stories.name(Some(d.depends_on_story_id))).collect();
                 if ctx.format == Format::Csv {
                     let mut table = Table::new(&["story", "depends on"]);
                     names.into_iter().for_each(|name| table.row(vec![number.clone(), name]));

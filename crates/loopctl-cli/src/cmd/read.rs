@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::cmd::lifecycle::criteria_lines;
 use crate::context::{Ctx, remember_epoch};
-use crate::output::{Format, Table, emit, emit_record, json_number, or_dash, short_id, short_uuid, text};
+use crate::output::{Format, Table, emit, emit_record, json_number, or_dash, short_uuid, text};
 use crate::time::shown;
 
 #[derive(Args, Debug)]
@@ -240,14 +240,13 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
         if let Some(stories) = &stories {
             out.push_str("\nDepends on:\n");
             for dependency in &detail.dependencies {
-                // A dependency row is free JSON; its target is a story id.
-                let target = dependency["depends_on_story_id"].as_str().and_then(|id| Uuid::parse_str(id).ok());
-                match stories.get(target) {
+                let target = dependency.depends_on_story_id;
+                match stories.get(Some(target)) {
                     Some(s) => out.push_str(&format!(
                         "  {} {} ({} / {})\n",
                         s.number, s.title, s.agent_status, s.verified_status
                     )),
-                    None => out.push_str(&format!("  {}\n", short_id(&dependency["depends_on_story_id"]))),
+                    None => out.push_str(&format!("  {}\n", short_uuid(Some(target)))),
                 }
             }
         }

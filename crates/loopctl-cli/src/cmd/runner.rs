@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::Args;
 use loopctl_api::{
-    ArtifactView, ChangesParams, ErrorCode, ProjectListParams, ProjectView, RecordVerificationRun, StoryListParams,
-    StoryView, VerificationRunView,
+    ChangesParams, ErrorCode, ProjectListParams, ProjectView, RecordVerificationRun, StoryListParams, StoryView,
+    VerificationRunView,
 };
 use uuid::Uuid;
 
@@ -211,7 +211,7 @@ async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path)
         let story = &detail.story;
         let artifacts = current_artifacts(story.assigned_at, &detail.artifacts);
         let runs = client.list_verification_runs(row.id).await?.data;
-        if already_checked(story, &artifacts, &runs) {
+        if already_checked(story, detail.reported_commit_sha.as_deref(), &runs) {
             continue;
         }
         if !synced {
@@ -243,9 +243,10 @@ async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path)
     Ok(lines)
 }
 
-/// A run of this round exists for the commit the latest report names.
-fn already_checked(story: &StoryView, artifacts: &[ArtifactView], runs: &[VerificationRunView]) -> bool {
-    // An artifact's details are free JSON; a commit_diff's name its commit.
-    let commit = artifacts.iter().rev().find_map(|a| a.details["commit_sha"].as_str());
-    runs.iter().any(|run| run.round == story.claim_epoch && run.signature_valid && run.commit_sha.as_deref() == commit)
+/// A signed run of this round exists for the commit the latest report names (the server says
+/// which commit that is: `reported_commit_sha`).
+fn already_checked(story: &StoryView, reported_commit: Option<&str>, runs: &[VerificationRunView]) -> bool {
+    runs.iter().any(|run| {
+        run.round == story.claim_epoch && run.signature_valid && run.commit_sha.as_deref() == reported_commit
+    })
 }
