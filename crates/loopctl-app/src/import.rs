@@ -391,7 +391,7 @@ impl App {
         Ok(summary)
     }
 
-    pub async fn export_project(&self, who: &Principal, project_id: Uuid) -> AppResult<Value> {
+    pub async fn export_project(&self, who: &Principal, project_id: Uuid) -> AppResult<ProjectExport> {
         require(who, ANYONE, "export projects")?;
         let project = self.project_of(who, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
@@ -401,48 +401,82 @@ impl App {
         let epic_number: HashMap<Uuid, i64> = epics.iter().map(|e| (e.id, e.number)).collect();
         let mut by_number = epics.clone();
         by_number.sort_by_key(|e| e.number);
-        let epics_json: Vec<Value> = by_number
+        let exported_epics = by_number
             .iter()
             .map(|e| {
                 let mut mine: Vec<&StoryRecord> = stories.iter().filter(|s| s.epic_id == e.id).collect();
                 mine.sort_by_key(|s| s.sort_key);
-                let stories: Vec<Value> = mine
-                    .iter()
-                    .map(|s| json!({
-                        "number": s.number, "title": s.title, "description": s.description,
-                        "acceptance_criteria": s.acceptance_criteria, "estimated_hours": s.estimated_hours.map(crate::work::hours_out),
-                        "agent_status": s.state.agent_status.as_str(), "verified_status": s.state.verified_status.as_str(),
-                        "assigned_agent_id": s.state.assigned_agent_id, "assigned_at": s.state.assigned_at,
-                        "reported_done_at": s.state.reported_done_at, "verified_at": s.state.verified_at,
-                        "rejected_at": s.state.rejected_at, "rejection_reason": s.state.rejection_reason,
-                        "metadata": s.metadata,
-                    }))
-                    .collect();
-                json!({"number": e.number, "title": e.title, "description": e.description, "phase": e.phase,
-                    "position": e.position, "metadata": e.metadata, "stories": stories})
+                ExportedEpic {
+                    number: e.number,
+                    title: e.title.clone(),
+                    description: e.description.clone(),
+                    phase: e.phase.clone(),
+                    position: e.position,
+                    metadata: e.metadata.clone(),
+                    stories: mine.into_iter().map(exported_story).collect(),
+                }
             })
             .collect();
-        let story_deps: Vec<Value> = deps
+        let story_dependencies = deps
             .stories
             .iter()
             .filter_map(|d| {
-                Some(json!({"story": story_number.get(&d.from_id)?, "depends_on": story_number.get(&d.to_id)?}))
+                Some(ExportedStoryDependency {
+                    story: story_number.get(&d.from_id)?.to_string(),
+                    depends_on: story_number.get(&d.to_id)?.to_string(),
+                })
             })
             .collect();
-        let epic_deps: Vec<Value> = deps
+        let epic_dependencies = deps
             .epics
             .iter()
             .filter_map(|d| {
-                Some(json!({"epic": epic_number.get(&d.from_id)?, "depends_on": epic_number.get(&d.to_id)?}))
+                Some(ExportedEpicDependency {
+                    epic: *epic_number.get(&d.from_id)?,
+                    depends_on: *epic_number.get(&d.to_id)?,
+                })
             })
             .collect();
-        Ok(json!({
-            "export_metadata": {"exported_at": self.now(), "loopctl_version": env!("CARGO_PKG_VERSION"), "project_id": project.id, "tenant_id": who.tenant_id},
-            "project": {"name": project.name, "slug": project.slug, "description": project.description, "repo_url": project.repo_url,
-                "tech_stack": project.tech_stack, "status": project.status, "metadata": project.metadata},
-            "epics": epics_json,
-            "story_dependencies": story_deps,
-            "epic_dependencies": epic_deps,
-        }))
+        Ok(ProjectExport {
+            export_metadata: ExportMetadata {
+                exported_at: self.now(),
+                loopctl_version: env!("CARGO_PKG_VERSION").into(),
+                project_id: project.id,
+                tenant_id: who.tenant_id,
+            },
+            project: ExportedProject {
+                name: project.name,
+                slug: project.slug,
+                description: project.description,
+                repo_url: project.repo_url,
+                tech_stack: project.tech_stack,
+                status: project.status,
+                metadata: project.metadata,
+            },
+            epics: exported_epics,
+            story_dependencies,
+            epic_dependencies,
+        })
+    }
+}
+
+/// A story as the export shows it: what an import reads back, and its progress.
+fn exported_story(s: &StoryRecord) -> ExportedStory {
+    let st = &s.state;
+    ExportedStory {
+        number: s.number.clone(),
+        title: s.title.clone(),
+        description: s.description.clone(),
+        acceptance_criteria: s.acceptance_criteria.clone(),
+        estimated_hours: s.estimated_hours.map(crate::work::hours_out),
+        agent_status: st.agent_status.as_str().into(),
+        verified_status: st.verified_status.as_str().into(),
+        assigned_agent_id: st.assigned_agent_id,
+        assigned_at: st.assigned_at,
+        reported_done_at: st.reported_done_at,
+        verified_at: st.verified_at,
+        rejected_at: st.rejected_at,
+        rejection_reason: st.rejection_reason.clone(),
+        metadata: s.metadata.clone(),
     }
 }

@@ -195,8 +195,8 @@ impl Client {
         self.send(Method::PUT, &format!("/api/v1/projects/{id}/runner"), runner).await
     }
 
-    /// The whole project as free JSON (what `import_project` takes back).
-    pub async fn export_project(&self, id: Uuid) -> Result<Value, ClientError> {
+    /// The whole project in the format `import_project` takes back.
+    pub async fn export_project(&self, id: Uuid) -> Result<ProjectExport, ClientError> {
         self.fetch(&format!("/api/v1/projects/{id}/export")).await
     }
 

@@ -280,7 +280,8 @@ fn created_line(epics: usize, stories: usize, dependencies: usize) -> String {
 
 pub async fn export(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
-    let doc = ctx.client.export_project(project).await?;
+    // Through `Value`: keys print sorted, as every other JSON the CLI prints.
+    let doc = serde_json::to_value(ctx.client.export_project(project).await?)?;
     crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(())
 }

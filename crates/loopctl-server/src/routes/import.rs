@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use loopctl_api::{ImportCreated, ImportCreatedAnswer, ImportMergedAnswer, ImportParams};
+use loopctl_api::{ImportCreated, ImportCreatedAnswer, ImportMergedAnswer, ImportParams, ProjectExport};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,11 +52,11 @@ async fn import_project(
 }
 
 /// The project's breakdown as one document that imports back.
-#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work", responses((status = 200, description = "the breakdown in the format `import` reads", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work", responses((status = 200, body = ProjectExport)))]
 async fn export_project(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProjectExport>> {
     Ok(Json(s.app.export_project(&who, id(&project, "project")?).await?))
 }
