@@ -137,12 +137,6 @@ error_codes! {
 }
 
 impl ErrorCode {
-    /// Worth sending the same request again after a pause (the server says how long in
-    /// `Retry-After`): the server was busy, or the first copy of this request still runs.
-    pub const fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::IdempotencyInProgress)
-    }
-
     /// A code from the wire; one this build does not know (a newer server's) reads as
     /// `internal`, so an old client still fails safely.
     pub fn from_wire(text: &str) -> ErrorCode {

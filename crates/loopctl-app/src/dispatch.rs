@@ -163,9 +163,10 @@ impl App {
     ) -> AppResult<Vec<DispatchView>> {
         require(who, MANAGERS, "list dispatches")?;
         let rows = self.store.dispatches(who.tenant_id, story_id).await?;
+        let at = self.now();
         Ok(rows
             .iter()
-            .map(|record| DispatchView::from_record_at(record, self.now()))
+            .map(|record| DispatchView::from_record_at(record, at))
             .filter(|d| !active_only || d.active)
             .collect())
     }

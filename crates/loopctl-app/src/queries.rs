@@ -48,7 +48,7 @@ impl App {
             .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(0))
             .map(|s| {
-                let mut brief = StoryBrief::from_record_at(*s, self.now());
+                let mut brief = StoryBrief::from_record_at(*s, at);
                 brief.suggested = Some(suggested.contains(&s.id));
                 brief
             })
@@ -70,11 +70,12 @@ impl App {
         let counts = self.project_counts(who, project_id).await?;
         let graph = self.graph_of(who, project_id, &stories).await?;
         let by_id: HashMap<Uuid, &StoryRecord> = stories.iter().map(|s| (s.id, s)).collect();
+        let at = self.now();
         let blocked: Vec<BlockedStory> = stories
             .iter()
             .filter(|s| graph.is_blocked(s.id))
             .map(|s| BlockedStory {
-                story: StoryBrief::from_record_at(s, self.now()),
+                story: StoryBrief::from_record_at(s, at),
                 blocking_dependencies: graph
                     .blockers(s.id)
                     .into_iter()

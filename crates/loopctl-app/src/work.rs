@@ -294,7 +294,8 @@ impl App {
         let (stories, _) = self.store.stories(who.tenant_id, filter).await?;
         let mut view = EpicView::from_record(&epic);
         view.story_count = Some(stories.len());
-        view.stories = Some(stories.iter().map(|record| StoryBrief::from_record_at(record, self.now())).collect());
+        let at = self.now();
+        view.stories = Some(stories.iter().map(|record| StoryBrief::from_record_at(record, at)).collect());
         Ok(view)
     }
 
@@ -411,8 +412,9 @@ impl App {
             offset,
         };
         let (stories, total_count) = self.store.stories(who.tenant_id, filter).await?;
+        let at = self.now();
         Ok(Page {
-            data: stories.iter().map(|record| StoryView::from_record_at(record, self.now())).collect(),
+            data: stories.iter().map(|record| StoryView::from_record_at(record, at)).collect(),
             meta: PageMeta { total_count, limit, offset },
         })
     }

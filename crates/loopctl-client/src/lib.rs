@@ -106,35 +106,6 @@ impl Client {
         self.transport.server()
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
-        self.request(Method::GET, path, None, &[], &[]).await
-    }
-
-    pub async fn get_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        self.request(Method::GET, path, None, query, &[]).await
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.request(Method::POST, path, Some(body), &[], &[]).await
-    }
-
-    pub async fn put(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.request(Method::PUT, path, Some(body), &[], &[]).await
-    }
-
-    pub async fn patch(&self, path: &str, body: Value) -> Result<Value, ClientError> {
-        self.request(Method::PATCH, path, Some(body), &[], &[]).await
-    }
-
-    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
-        self.request(Method::DELETE, path, None, &[], &[]).await
-    }
-
-    /// Sends a request with extra headers (e.g. `X-Claim-Epoch`).
-    pub async fn post_with(&self, path: &str, body: Value, headers: &[(&str, String)]) -> Result<Value, ClientError> {
-        self.request(Method::POST, path, Some(body), &[], headers).await
-    }
-
     /// Any request, answered as JSON (`Null` for 204).
     ///
     /// # Errors

@@ -2,16 +2,15 @@
 //! here with what every operation shares, so no operation can forget it: the error shape of
 //! every refusal and the declaration of every `{parameter}` in its path.
 
+use utoipa::OpenApi as _;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
-use utoipa::{Modify, OpenApi as _};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "loopctl", description = "Control plane for AI-driven development loops"),
-    components(schemas(loopctl_api::ErrorEnvelope, loopctl_api::ErrorCode)),
-    modifiers(&Shared)
+    components(schemas(loopctl_api::ErrorEnvelope, loopctl_api::ErrorCode))
 )]
 pub(crate) struct ApiDoc;
 
@@ -22,23 +21,15 @@ pub(crate) fn base() -> OpenApi {
 
 /// Completes a merged document (the routes are only known after the merge).
 pub(crate) fn complete(mut doc: OpenApi) -> OpenApi {
-    Shared.modify(&mut doc);
-    doc
-}
-
-struct Shared;
-
-impl Modify for Shared {
-    fn modify(&self, doc: &mut OpenApi) {
-        for (path, item) in doc.paths.paths.iter_mut() {
-            let operations =
-                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete, &mut item.head];
-            for operation in operations.into_iter().flatten() {
-                declare_path_parameters(path, operation);
-                declare_refusals(operation);
-            }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations =
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete, &mut item.head];
+        for operation in operations.into_iter().flatten() {
+            declare_path_parameters(path, operation);
+            declare_refusals(operation);
         }
     }
+    doc
 }
 
 /// Every `{name}` of the path template is a required path parameter: a UUID, or where the API

@@ -65,7 +65,7 @@ async fn every_error_code_round_trips_through_http_the_client_the_cli_and_mcp() 
 
         // The client: the same code, typed; the exit class follows from it. A retryable code
         // is retried first (after Retry-After), then still reported as itself.
-        let refused = client.get("/api/v1/whoami").await.expect_err("a refusal");
+        let refused = client.whoami().await.expect_err("a refusal");
         let ClientError::Api { status: got, ref error, .. } = refused else { panic!("{code:?}: {refused:?}") };
         assert_eq!((got, error.code.as_str()), (status, name), "{code:?}: client");
         assert_eq!(refused.exit_class(), code.exit_class(), "{code:?}: exit class");
