@@ -8,6 +8,7 @@
 //! Field names are the reference implementation's, so its own clients keep working.
 
 mod answers;
+mod auth;
 mod bulk;
 mod deps;
 mod dispatch;
@@ -26,6 +27,7 @@ mod views;
 mod work;
 
 pub use answers::*;
+pub use auth::bearer_key;
 pub use bulk::*;
 pub use deps::*;
 pub use dispatch::*;

@@ -48,7 +48,7 @@ fn missing_key(server: &str) -> ClientError {
 /// The key of `Authorization: Bearer <key>`, read exactly as the server reads it, so the
 /// in-process calls carry the very key the server authenticated this MCP request with.
 fn caller_key(authorization: Option<&str>) -> Option<String> {
-    authorization?.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty()).map(str::to_string)
+    loopctl_api::bearer_key(authorization?).map(str::to_string)
 }
 
 #[cfg(test)]

@@ -274,8 +274,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The key of `Authorization: Bearer <key>`, if any.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty())
+    loopctl_api::bearer_key(headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The `X-Claim-Epoch` header, as the OpenAPI document declares it.
