@@ -7,10 +7,9 @@
 
 use chrono::{DateTime, Utc};
 use loopctl_api::*;
-use loopctl_core::graph::{ProjectGraph, StoryNode};
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
 use loopctl_store::{
-    ArtifactRecord, ExpiredClaims, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
+    ArtifactRecord, ExpiredClaims, FrontierQuery, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -109,27 +108,6 @@ impl App {
 
     async fn dependencies_met(&self, who: &Principal, story: &StoryRecord) -> AppResult<bool> {
         Ok(self.store.unverified_blockers(who.tenant_id, story.id).await? == 0)
-    }
-
-    pub(crate) async fn graph_of(
-        &self,
-        who: &Principal,
-        project_id: Uuid,
-        stories: &[StoryRecord],
-    ) -> AppResult<ProjectGraph> {
-        let deps = self.store.dependencies(who.tenant_id, project_id).await?;
-        let at = self.now();
-        let story_edges: Vec<(Uuid, Uuid)> = deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
-        let epic_edges: Vec<(Uuid, Uuid)> = deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
-        let nodes = stories.iter().map(|s| StoryNode {
-            id: s.id,
-            epic_id: s.epic_id,
-            agent_status: s.state.agent_status,
-            verified_status: s.state.verified_status,
-            escalation_locked: s.state.escalation_locked,
-            lease_expired: s.state.lease_expired(at),
-        });
-        Ok(ProjectGraph::new(nodes, &story_edges, &epic_edges))
     }
 
     fn outcome(&self, who: &Principal, story: &StoryRecord) -> TransitionOutcome {
@@ -447,19 +425,41 @@ impl App {
         crate::require(who, &[Role::Agent], "claim stories")?;
         self.project_of(who, request.project_id).await?;
         let at = self.now();
-        let ready = self.store.ready_stories(who.tenant_id, request.project_id, at).await?;
-        let available = ready.into_iter().filter(|s| {
-            let fresh_contract_of_another = s.state.agent_status == AgentStatus::Contracted
-                && !s.state.is_contractor(who.agent_id)
-                && !s.state.contract_stale(at, &who.settings);
-            request.epic_id.is_none_or(|e| s.epic_id == e) && !fresh_contract_of_another
-        });
-        for candidate in available {
-            match self.contract_and_claim(who, &candidate).await {
-                Ok(story) => return Ok(self.outcome(who, &story)),
-                Err(ClaimNextError::Lost) => continue,
-                Err(ClaimNextError::Refused(err)) => return Err(err),
+        // The frontier a page at a time, from its head: a lost race moves on to the next
+        // candidate, and the scan stops at the first claim that holds.
+        const PAGE: i64 = 32;
+        let mut offset = 0;
+        loop {
+            let query = FrontierQuery {
+                tenant_id: who.tenant_id,
+                project_id: request.project_id,
+                epic_id: request.epic_id,
+                now: at,
+                offset,
+                limit: PAGE,
+                with_total: false,
+            };
+            let page = self.store.ready_stories(query).await?.stories;
+            let listed = page.len();
+            let (reserved, available): (Vec<_>, Vec<_>) = page.into_iter().partition(|s| {
+                s.state.agent_status == AgentStatus::Contracted
+                    && !s.state.is_contractor(who.agent_id)
+                    && !s.state.contract_stale(at, &who.settings)
+            });
+            // A story lost to another claimer leaves the frontier; only the ones reserved by
+            // someone else's fresh contract stay ahead of the next page.
+            let skipped = reserved.len() as i64;
+            for candidate in available {
+                match self.contract_and_claim(who, &candidate).await {
+                    Ok(story) => return Ok(self.outcome(who, &story)),
+                    Err(ClaimNextError::Lost) => continue,
+                    Err(ClaimNextError::Refused(err)) => return Err(err),
+                }
             }
+            if (listed as i64) < PAGE {
+                break;
+            }
+            offset += skipped;
         }
         Err(AppError::new(
             ErrorCode::NothingReady,

@@ -4,7 +4,7 @@ use loopctl_api::*;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use loopctl_store::{EpicCounts, StoryRecord};
+use loopctl_store::{FrontierQuery, ProjectTally, StoryRecord};
 use uuid::Uuid;
 
 use crate::view::FromRecordAt;
@@ -22,10 +22,17 @@ impl Paging {
     }
 }
 
+/// At most this many blockers are listed per blocked story (an epic dependency can stand for
+/// thousands of stories; the page stays bounded).
+pub const BLOCKERS_LISTED: i64 = 100;
+
 impl App {
     /// Available stories, with the suggested batch for the next round of agents marked:
     /// every stale claim (its slot is taken already), then up to `max_concurrent_agents`
     /// minus those in flight, preferring the epic of the first.
+    ///
+    /// Reads the maintained frontier: the page, the suggestion's few candidates and the
+    /// counts, each from an index, whatever the project's size.
     pub async fn ready_stories(
         &self,
         who: &Principal,
@@ -36,68 +43,86 @@ impl App {
         require(who, ANYONE, "list ready stories")?;
         self.project_of(who, project_id).await?;
         let at = self.now();
-        let counts = self.project_counts(who, project_id).await?;
-        let all_ready = self.store.ready_stories(who.tenant_id, project_id, at).await?;
-        let ready: Vec<&StoryRecord> = all_ready.iter().filter(|s| epic_id.is_none_or(|e| s.epic_id == e)).collect();
-        let slots = (who.settings.max_concurrent_agents as usize).saturating_sub(counts.in_flight());
-        let suggested = suggest(&ready, slots, at);
         let (page, page_size) = paging.window();
-        let total_count = ready.len() as i64;
-        let data = ready
+        let frontier = |offset: i64, limit: i64, epic_id: Option<Uuid>, with_total: bool| FrontierQuery {
+            tenant_id: who.tenant_id,
+            project_id,
+            epic_id,
+            now: at,
+            offset,
+            limit,
+            with_total,
+        };
+        let tally = self.store.project_tally(who.tenant_id, project_id, at).await?;
+        let listed =
+            self.store.ready_stories(frontier((page - 1).saturating_mul(page_size), page_size, epic_id, true)).await?;
+        let slots =
+            (who.settings.max_concurrent_agents as usize).saturating_sub(usize::try_from(tally.in_flight).unwrap_or(0));
+        let suggested =
+            self.suggestion(&frontier, epic_id, slots, usize::try_from(tally.stale).unwrap_or(0), at).await?;
+        let data = listed
+            .stories
             .iter()
-            .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
-            .take(usize::try_from(page_size).unwrap_or(0))
             .map(|s| {
-                let mut brief = StoryBrief::from_record_at(*s, at);
-                brief.suggested = Some(suggested.contains(&s.id));
+                let mut brief = StoryBrief::from_record_at(s, at);
+                brief.suggested = Some(suggested.contains(&s.id) || s.state.lease_expired(at));
                 brief
             })
             .collect();
-        Ok(ReadyList { data, meta: meta(page, page_size, total_count, &counts, who.settings.max_concurrent_agents) })
+        let total_count = listed.total.unwrap_or(0);
+        Ok(ReadyList { data, meta: meta(page, page_size, total_count, &tally, who.settings.max_concurrent_agents) })
     }
 
-    /// The project's story counts, summed over its epics (one aggregate query).
-    pub(crate) async fn project_counts(&self, who: &Principal, project_id: Uuid) -> AppResult<EpicCounts> {
-        let per_epic = self.store.stage_counts(who.tenant_id, project_id, self.now()).await?;
-        Ok(EpicCounts::sum(&per_epic))
+    /// The suggested batch among the head of the frontier: `slots` waiting stories and the
+    /// stale claims before them. (Every stale claim is suggested; those further on are marked
+    /// where they are listed.) Stories of one epic are adjacent in work order, so the first
+    /// waiting story's epic comes first without asking for it.
+    async fn suggestion(
+        &self,
+        frontier: &impl Fn(i64, i64, Option<Uuid>, bool) -> FrontierQuery,
+        epic_id: Option<Uuid>,
+        slots: usize,
+        stale: usize,
+        at: DateTime<Utc>,
+    ) -> AppResult<Vec<Uuid>> {
+        let head_len = i64::try_from(slots.saturating_add(stale)).unwrap_or(i64::MAX).min(10_000);
+        let head = self.store.ready_stories(frontier(0, head_len, epic_id, false)).await?.stories;
+        Ok(suggest(&head.iter().collect::<Vec<_>>(), slots, at))
     }
 
-    /// Stories not yet claimed that wait for unverified dependencies, each with what it waits for.
+    /// Stories not yet claimed that wait for unverified dependencies, each with what it waits
+    /// for (at most `BLOCKERS_LISTED`). One page from an index, and the page's blockers.
     pub async fn blocked_stories(&self, who: &Principal, project_id: Uuid, paging: Paging) -> AppResult<BlockedList> {
         require(who, ANYONE, "list blocked stories")?;
         self.project_of(who, project_id).await?;
-        let stories = self.all_stories(who, project_id).await?;
-        let counts = self.project_counts(who, project_id).await?;
-        let graph = self.graph_of(who, project_id, &stories).await?;
-        let by_id: HashMap<Uuid, &StoryRecord> = stories.iter().map(|s| (s.id, s)).collect();
         let at = self.now();
-        let blocked: Vec<BlockedStory> = stories
+        let (page, page_size) = paging.window();
+        let tally = self.store.project_tally(who.tenant_id, project_id, at).await?;
+        let listed = self
+            .store
+            .blocked_stories(who.tenant_id, project_id, (page - 1).saturating_mul(page_size), page_size)
+            .await?;
+        let ids: Vec<Uuid> = listed.stories.iter().map(|s| s.id).collect();
+        let mut blockers: HashMap<Uuid, Vec<Blocker>> = HashMap::new();
+        for b in self.store.blockers(who.tenant_id, &ids, BLOCKERS_LISTED).await? {
+            blockers.entry(b.blocked_id).or_default().push(Blocker {
+                id: b.id,
+                number: b.number,
+                title: b.title,
+                agent_status: b.agent_status.as_str().into(),
+                verified_status: b.verified_status.as_str().into(),
+            });
+        }
+        let data = listed
+            .stories
             .iter()
-            .filter(|s| graph.is_blocked(s.id))
             .map(|s| BlockedStory {
                 story: StoryBrief::from_record_at(s, at),
-                blocking_dependencies: graph
-                    .blockers(s.id)
-                    .into_iter()
-                    .filter_map(|id| by_id.get(&id))
-                    .map(|dep| Blocker {
-                        id: dep.id,
-                        number: dep.number.clone(),
-                        title: dep.title.clone(),
-                        agent_status: dep.state.agent_status.as_str().into(),
-                        verified_status: dep.state.verified_status.as_str().into(),
-                    })
-                    .collect(),
+                blocking_dependencies: blockers.remove(&s.id).unwrap_or_default(),
             })
             .collect();
-        let (page, page_size) = paging.window();
-        let total_count = blocked.len() as i64;
-        let data = blocked
-            .into_iter()
-            .skip(usize::try_from((page - 1).saturating_mul(page_size)).unwrap_or(usize::MAX))
-            .take(usize::try_from(page_size).unwrap_or(0))
-            .collect();
-        Ok(BlockedList { data, meta: meta(page, page_size, total_count, &counts, who.settings.max_concurrent_agents) })
+        let total_count = listed.total.unwrap_or(0);
+        Ok(BlockedList { data, meta: meta(page, page_size, total_count, &tally, who.settings.max_concurrent_agents) })
     }
 }
 
@@ -115,17 +140,17 @@ fn suggest(ready: &[&StoryRecord], slots: usize, now: DateTime<Utc>) -> Vec<Uuid
     stale.chain(same_epic.chain(others).take(slots).map(|s| s.id)).collect()
 }
 
-fn meta(page: i64, page_size: i64, total_count: i64, counts: &EpicCounts, limit: u32) -> ListMeta {
+fn meta(page: i64, page_size: i64, total_count: i64, tally: &ProjectTally, limit: u32) -> ListMeta {
     ListMeta {
         page,
         page_size,
         total_count,
         total_pages: total_count.saturating_add(page_size - 1) / page_size,
-        in_flight: counts.in_flight(),
+        in_flight: usize::try_from(tally.in_flight).unwrap_or(0),
         max_concurrent_agents: limit,
-        stale: usize::try_from(counts.stale).unwrap_or(0),
-        total_stories: counts.total,
-        verified_stories: counts.verified,
-        project_complete: counts.complete(),
+        stale: usize::try_from(tally.stale).unwrap_or(0),
+        total_stories: tally.total,
+        verified_stories: tally.verified,
+        project_complete: tally.complete(),
     }
 }

@@ -237,19 +237,31 @@ impl Store for PgStore {
 
     fn expired_claims(&self, query: ExpiredClaims) -> StoreResult<'_, Vec<StoryRecord>> {
         Box::pin(async move {
-            let (tenant_id, project_id) = query.project.unzip();
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                story_columns!(),
-                " FROM stories WHERE agent_status IN ('assigned', 'implementing') AND lease_expires_at <= $1 \
-                 AND ($2::uuid IS NULL OR (tenant_id = $2 AND project_id = $3)) AND (NOT $4 OR stale_since IS NULL) \
-                 ORDER BY lease_expires_at LIMIT $5"
-            ))
-            .bind(query.now)
-            .bind(tenant_id)
-            .bind(project_id)
-            .bind(query.unannounced_only)
-            .bind(limit_or_all(query.limit))
+            // Two statements, so each reads its own index: a project's claims by lease end
+            // (`stories_project_lease`), or every tenant's (`stories_claim_lease`).
+            let rows = match query.project {
+                Some((tenant_id, project_id)) => sqlx::query(concat!(
+                    "SELECT ",
+                    story_columns!(),
+                    " FROM stories WHERE project_id = $2 AND agent_status IN ('assigned', 'implementing') \
+                     AND lease_expires_at <= $1 AND tenant_id = $3 AND (NOT $4 OR stale_since IS NULL) \
+                     ORDER BY lease_expires_at LIMIT $5"
+                ))
+                .bind(query.now)
+                .bind(project_id)
+                .bind(tenant_id)
+                .bind(query.unannounced_only)
+                .bind(limit_or_all(query.limit)),
+                None => sqlx::query(concat!(
+                    "SELECT ",
+                    story_columns!(),
+                    " FROM stories WHERE agent_status IN ('assigned', 'implementing') AND lease_expires_at <= $1 \
+                     AND (NOT $2 OR stale_since IS NULL) ORDER BY lease_expires_at LIMIT $3"
+                ))
+                .bind(query.now)
+                .bind(query.unannounced_only)
+                .bind(limit_or_all(query.limit)),
+            }
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
@@ -257,34 +269,155 @@ impl Store for PgStore {
         })
     }
 
-    fn ready_stories(
+    fn ready_stories(&self, query: FrontierQuery) -> StoreResult<'_, StoryPage> {
+        Box::pin(async move {
+            // Two ordered arms merged under one LIMIT: the open stories through `stories_open`
+            // (epics in work order, each epic's open stories by number), and the claims whose
+            // lease ran out (at most the in-flight ones) through `stories_project_lease`.
+            let rows = sqlx::query(concat!(
+                "WITH page AS ( \
+                 (SELECT s.id AS page_id, e.position AS epic_position, e.number AS epic_number, s.sort_key AS story_key \
+                    FROM epics e JOIN stories s ON s.epic_id = e.id \
+                   WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND ($4::uuid IS NULL OR e.id = $4) \
+                     AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND NOT s.escalation_locked \
+                   ORDER BY 2, 3, 4 LIMIT $5 + $6) \
+                 UNION ALL \
+                 (SELECT s.id, e.position, e.number, s.sort_key \
+                    FROM stories s JOIN epics e ON e.id = s.epic_id \
+                   WHERE s.project_id = $2 AND s.tenant_id = $1 AND s.agent_status IN ('assigned', 'implementing') \
+                     AND s.lease_expires_at <= $3 AND s.waiting_on = 0 AND NOT s.escalation_locked AND e.waiting_on = 0 \
+                     AND ($4::uuid IS NULL OR s.epic_id = $4)) \
+                 ORDER BY 2, 3, 4 LIMIT $5 OFFSET $6) \
+                 SELECT ",
+                story_columns!(),
+                " FROM page JOIN stories ON stories.id = page.page_id \
+                 ORDER BY page.epic_position, page.epic_number, page.story_key"
+            ))
+            .bind(query.tenant_id)
+            .bind(query.project_id)
+            .bind(query.now)
+            .bind(query.epic_id)
+            .bind(query.limit.max(0))
+            .bind(query.offset.max(0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let total = if query.with_total {
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM epics e JOIN stories s ON s.epic_id = e.id \
+                       WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND ($4::uuid IS NULL OR e.id = $4) \
+                         AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND NOT s.escalation_locked) \
+                     + (SELECT COUNT(*) FROM stories s JOIN epics e ON e.id = s.epic_id \
+                       WHERE s.project_id = $2 AND s.tenant_id = $1 AND s.agent_status IN ('assigned', 'implementing') \
+                         AND s.lease_expires_at <= $3 AND s.waiting_on = 0 AND NOT s.escalation_locked \
+                         AND e.waiting_on = 0 AND ($4::uuid IS NULL OR s.epic_id = $4))",
+                )
+                .bind(query.tenant_id)
+                .bind(query.project_id)
+                .bind(query.now)
+                .bind(query.epic_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_err)?;
+                Some(total)
+            } else {
+                None
+            };
+            Ok(StoryPage { stories: all(rows, row::story)?, total })
+        })
+    }
+
+    fn blocked_stories(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<'_, StoryPage> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "WITH page AS ( \
+                 SELECT s.id AS page_id, e.position AS epic_position, e.number AS epic_number, s.sort_key AS story_key \
+                   FROM epics e JOIN stories s ON s.epic_id = e.id \
+                  WHERE e.tenant_id = $1 AND e.project_id = $2 AND s.agent_status IN ('pending', 'contracted') \
+                    AND (s.waiting_on > 0 OR e.waiting_on > 0) \
+                  ORDER BY 2, 3, 4 LIMIT $3 OFFSET $4) \
+                 SELECT ",
+                story_columns!(),
+                " FROM page JOIN stories ON stories.id = page.page_id \
+                 ORDER BY page.epic_position, page.epic_number, page.story_key"
+            ))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(limit.max(0))
+            .bind(offset.max(0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            let total: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM epics e JOIN stories s ON s.epic_id = e.id \
+                  WHERE e.tenant_id = $1 AND e.project_id = $2 AND s.agent_status IN ('pending', 'contracted') \
+                    AND (s.waiting_on > 0 OR e.waiting_on > 0)",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(StoryPage { stories: all(rows, row::story)?, total: Some(total) })
+        })
+    }
+
+    fn project_tally(
         &self,
         tenant_id: Uuid,
         project_id: Uuid,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<'_, Vec<StoryRecord>> {
+    ) -> StoreResult<'_, ProjectTally> {
         Box::pin(async move {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                story_columns!(),
-                " FROM stories s WHERE s.tenant_id = $1 AND s.project_id = $2 \
-                 AND (s.agent_status IN ('pending', 'contracted') \
-                      OR (s.agent_status IN ('assigned', 'implementing') AND s.lease_expires_at <= $3)) \
-                 AND s.escalation_locked = false \
-                 AND NOT EXISTS (SELECT 1 FROM story_dependencies d JOIN stories t ON t.id = d.depends_on_story_id \
-                     WHERE d.story_id = s.id AND t.verified_status <> 'verified') \
-                 AND NOT EXISTS (SELECT 1 FROM epic_dependencies ed JOIN stories t ON t.epic_id = ed.depends_on_epic_id \
-                     WHERE ed.epic_id = s.epic_id AND t.verified_status <> 'verified') \
-                 ORDER BY (SELECT e.position FROM epics e WHERE e.id = s.epic_id), \
-                 (SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.sort_key"
-            ))
+            let (total, unverified, in_flight, stale): (i64, i64, i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(e.stories_total), 0)::bigint, COALESCE(SUM(e.unverified_stories), 0)::bigint, \
+                   (SELECT COUNT(*) FROM stories s WHERE s.project_id = $2 AND s.agent_status IN ('assigned', 'implementing') \
+                     AND s.tenant_id = $1), \
+                   (SELECT COUNT(*) FROM stories s WHERE s.project_id = $2 AND s.agent_status IN ('assigned', 'implementing') \
+                     AND s.lease_expires_at <= $3 AND s.tenant_id = $1) \
+                 FROM epics e WHERE e.project_id = $2 AND e.tenant_id = $1",
+            )
             .bind(tenant_id)
             .bind(project_id)
             .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+            Ok(ProjectTally { total, verified: total - unverified, in_flight, stale })
+        })
+    }
+
+    fn blockers(&self, tenant_id: Uuid, story_ids: &[Uuid], per_story: i64) -> StoreResult<'_, Vec<BlockerRecord>> {
+        let story_ids = story_ids.to_vec();
+        Box::pin(async move {
+            // One statement for the whole page: each story's blockers, at most `per_story` each.
+            let rows = sqlx::query(
+                "SELECT b.blocked_id, t.id, t.number, t.title, t.agent_status, t.verified_status \
+                 FROM unnest($2::uuid[]) AS page(blocked_id) \
+                 CROSS JOIN LATERAL ( \
+                   SELECT page.blocked_id, t.id FROM stories t WHERE t.tenant_id = $1 AND t.verified_status <> 'verified' AND t.id IN ( \
+                     SELECT d.depends_on_story_id FROM story_dependencies d WHERE d.story_id = page.blocked_id AND d.tenant_id = $1 \
+                     UNION \
+                     SELECT u.id FROM epic_dependencies ed JOIN stories u ON u.epic_id = ed.depends_on_epic_id \
+                      WHERE ed.tenant_id = $1 AND u.verified_status <> 'verified' \
+                        AND ed.epic_id = (SELECT x.epic_id FROM stories x WHERE x.id = page.blocked_id AND x.tenant_id = $1)) \
+                   ORDER BY t.sort_key LIMIT $3) AS b \
+                 JOIN stories t ON t.id = b.id \
+                 ORDER BY b.blocked_id, t.sort_key",
+            )
+            .bind(tenant_id)
+            .bind(&story_ids)
+            .bind(per_story.max(0))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-            all(rows, row::story)
+            all(rows, row::blocker)
         })
     }
 

@@ -233,6 +233,17 @@ pub(crate) fn epic(row: &PgRow) -> Result<EpicRecord, StoreError> {
     })
 }
 
+pub(crate) fn blocker(row: &PgRow) -> Result<BlockerRecord, StoreError> {
+    Ok(BlockerRecord {
+        blocked_id: get(row, "blocked_id")?,
+        id: get(row, "id")?,
+        number: get(row, "number")?,
+        title: get(row, "title")?,
+        agent_status: parsed::<AgentStatus>(row, "agent_status")?,
+        verified_status: parsed::<VerifiedStatus>(row, "verified_status")?,
+    })
+}
+
 pub(crate) fn story(row: &PgRow) -> Result<StoryRecord, StoreError> {
     let state = StoryState {
         agent_status: parsed::<AgentStatus>(row, "agent_status")?,

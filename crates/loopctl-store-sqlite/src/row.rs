@@ -237,6 +237,17 @@ pub(crate) fn epic(row: &SqliteRow) -> Result<EpicRecord, StoreError> {
     })
 }
 
+pub(crate) fn blocker(row: &SqliteRow) -> Result<BlockerRecord, StoreError> {
+    Ok(BlockerRecord {
+        blocked_id: get(row, "blocked_id")?,
+        id: get(row, "id")?,
+        number: get(row, "number")?,
+        title: get(row, "title")?,
+        agent_status: parsed::<AgentStatus>(row, "agent_status")?,
+        verified_status: parsed::<VerifiedStatus>(row, "verified_status")?,
+    })
+}
+
 pub(crate) fn story(row: &SqliteRow) -> Result<StoryRecord, StoreError> {
     let state = StoryState {
         agent_status: parsed::<AgentStatus>(row, "agent_status")?,

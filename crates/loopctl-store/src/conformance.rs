@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
             ready_stories_agree_with_the_dependency_graph,
+            the_maintained_frontier_equals_the_graph_after_random_edits,
             stage_counts_are_disjoint_per_epic_and_scoped,
             a_story_turns_verified_only_with_the_event_naming_its_verifier,
             a_review_by_the_assignee_written_around_the_service_is_refused_as_self_review,
@@ -996,8 +997,9 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
         .unwrap();
     let now = t0() + Duration::hours(1);
     let ready = |store: Arc<dyn Store>| async move {
-        let found = store.ready_stories(fx.tenant, fx.project, now).await.unwrap();
-        found.iter().map(|s| s.number.clone()).collect::<Vec<_>>()
+        let found = store.ready_stories(frontier(fx.tenant, fx.project, now)).await.unwrap();
+        assert_eq!(found.total, Some(found.stories.len() as i64));
+        found.stories.iter().map(|s| s.number.clone()).collect::<Vec<_>>()
     };
     assert_eq!(ready(store.clone()).await, vec!["2.1"]);
     fx.force_state(
@@ -1049,7 +1051,212 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
     let by_graph: Vec<String> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.number.clone()).collect();
     assert_eq!(found, by_graph);
     let other = Fixture::new(store.clone()).await;
-    assert!(store.ready_stories(other.tenant, fx.project, now).await.unwrap().is_empty());
+    assert!(store.ready_stories(frontier(other.tenant, fx.project, now)).await.unwrap().stories.is_empty());
+    // Pages cut the same order.
+    let page = |offset, limit| FrontierQuery { offset, limit, ..frontier(fx.tenant, fx.project, now) };
+    let second = store.ready_stories(page(1, 1)).await.unwrap();
+    assert_eq!(second.stories.iter().map(|s| s.number.as_str()).collect::<Vec<_>>(), vec!["1.9"]);
+    assert_eq!(second.total, Some(2));
+}
+
+/// A small deterministic generator, so a failing sequence is replayed by its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, below: usize) -> usize {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % below.max(1)
+    }
+}
+
+/// A story's state with its counters kept (they only rise in the database).
+fn with_counters(current: &StoryRecord, state: StoryState) -> StoryState {
+    StoryState { claim_epoch: current.state.claim_epoch, iteration_count: current.state.iteration_count, ..state }
+}
+
+/// Property: after any sequence of story and epic inserts, moves and deletes, edge edits,
+/// verdicts, rejections, claims (live and lapsed) and escalation locks, the maintained
+/// frontier (`ready_stories`, `blocked_stories`, `blockers`, `project_tally`) answers what
+/// the pure dependency graph computes from every row of the project.
+pub async fn the_maintained_frontier_equals_the_graph_after_random_edits(store: Arc<dyn Store>) {
+    for seed in 1..=8u64 {
+        random_edits(store.clone(), seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).await;
+    }
+}
+
+async fn random_edits(store: Arc<dyn Store>, seed: u64) {
+    let fx = Fixture::new(store.clone()).await;
+    let mut dice = Dice(seed);
+    let now = t0() + Duration::hours(1);
+    let mut epics: Vec<(Uuid, i64)> = vec![(fx.epic, 1)];
+    let mut stories: Vec<Uuid> = Vec::new();
+    let mut story_edges: Vec<(Uuid, Uuid, Uuid)> = Vec::new();
+    let mut epic_edges: Vec<(Uuid, Uuid, Uuid)> = Vec::new();
+    let mut next_number = 1;
+    let edge = |from: Uuid, to: Uuid| DependencyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        from_id: from,
+        to_id: to,
+        created_at: t0(),
+    };
+    for step in 0..60 {
+        let pick = |dice: &mut Dice, ids: &[Uuid]| ids[dice.roll(ids.len())];
+        match dice.roll(14) {
+            0 | 1 | 2 => {
+                let (epic, number) = epics[dice.roll(epics.len())];
+                next_number += 1;
+                let story = story_record(fx.tenant, fx.project, epic, &format!("{number}.{next_number}"));
+                store.commit(vec![WriteOp::InsertStory(story.clone())]).await.unwrap();
+                stories.push(story.id);
+            }
+            3 | 4 if stories.len() > 1 => {
+                let (from, to) = (pick(&mut dice, &stories), pick(&mut dice, &stories));
+                if from != to && !story_edges.iter().any(|e| e.1 == from && e.2 == to) {
+                    let record = edge(from, to);
+                    store.commit(vec![WriteOp::InsertStoryDependency(record.clone())]).await.unwrap();
+                    story_edges.push((record.id, from, to));
+                }
+            }
+            5 if !story_edges.is_empty() => {
+                let (id, _, _) = story_edges.remove(dice.roll(story_edges.len()));
+                store.commit(vec![WriteOp::DeleteStoryDependency { tenant_id: fx.tenant, id }]).await.unwrap();
+            }
+            6 if epics.len() > 1 => {
+                let (from, to) = (epics[dice.roll(epics.len())].0, epics[dice.roll(epics.len())].0);
+                if from != to && !epic_edges.iter().any(|e| e.1 == from && e.2 == to) {
+                    let record = edge(from, to);
+                    store.commit(vec![WriteOp::InsertEpicDependency(record.clone())]).await.unwrap();
+                    epic_edges.push((record.id, from, to));
+                }
+            }
+            7 if !epic_edges.is_empty() => {
+                let (id, _, _) = epic_edges.remove(dice.roll(epic_edges.len()));
+                store.commit(vec![WriteOp::DeleteEpicDependency { tenant_id: fx.tenant, id }]).await.unwrap();
+            }
+            8 | 9 if !stories.is_empty() => {
+                // A verdict, a rejection, a claim (live or lapsed), or an escalation lock.
+                let id = pick(&mut dice, &stories);
+                let current = store.story(fx.tenant, id).await.unwrap().unwrap();
+                let state = match dice.roll(5) {
+                    0 | 1 => StoryState {
+                        agent_status: AgentStatus::ReportedDone,
+                        verified_status: VerifiedStatus::Verified,
+                        ..StoryState::default()
+                    },
+                    2 => StoryState { verified_status: VerifiedStatus::Rejected, ..StoryState::default() },
+                    3 => StoryState {
+                        lease_expires_at: Some(t0() + Duration::minutes([30, 120][dice.roll(2)])),
+                        verified_status: VerifiedStatus::Unverified,
+                        ..claimed_by(fx.agents[0], &current.state)
+                    },
+                    _ => StoryState { escalated: true, escalation_locked: true, ..StoryState::default() },
+                };
+                if state.verified_status == VerifiedStatus::Verified
+                    && current.state.agent_status != AgentStatus::ReportedDone
+                {
+                    let reported = StoryState { agent_status: AgentStatus::ReportedDone, ..StoryState::default() };
+                    fx.force_state(id, with_counters(&current, reported)).await;
+                }
+                let current = store.story(fx.tenant, id).await.unwrap().unwrap();
+                fx.force_state(id, with_counters(&current, state)).await;
+            }
+            10 if !stories.is_empty() => {
+                let mut moved = store.story(fx.tenant, pick(&mut dice, &stories)).await.unwrap().unwrap();
+                moved.epic_id = epics[dice.roll(epics.len())].0;
+                store.commit(vec![WriteOp::UpdateStoryContent(moved)]).await.unwrap();
+            }
+            11 if !stories.is_empty() => {
+                let id = stories.remove(dice.roll(stories.len()));
+                store.commit(vec![WriteOp::DeleteStory { tenant_id: fx.tenant, id }]).await.unwrap();
+                story_edges.retain(|e| e.1 != id && e.2 != id);
+            }
+            12 => {
+                let number = epics.iter().map(|e| e.1).max().unwrap_or(0) + 1;
+                let id = Uuid::now_v7();
+                let mut record = epic_record(fx.tenant, fx.project, id, number);
+                record.position = i64::try_from(dice.roll(3)).unwrap();
+                store.commit(vec![WriteOp::InsertEpic(record)]).await.unwrap();
+                epics.push((id, number));
+            }
+            13 if epics.len() > 2 => {
+                let (id, _) = epics.remove(dice.roll(epics.len()));
+                store.commit(vec![WriteOp::DeleteEpic { tenant_id: fx.tenant, id }]).await.unwrap();
+                epic_edges.retain(|e| e.1 != id && e.2 != id);
+                let mut kept = Vec::new();
+                for story in stories {
+                    if store.story(fx.tenant, story).await.unwrap().is_some() {
+                        kept.push(story);
+                    }
+                }
+                stories = kept;
+                story_edges.retain(|e| stories.contains(&e.1) && stories.contains(&e.2));
+            }
+            _ => continue,
+        }
+        if step % 3 == 0 || step == 59 {
+            assert_frontier_matches_graph(&store, &fx, now, seed, step).await;
+        }
+    }
+}
+
+async fn assert_frontier_matches_graph(
+    store: &Arc<dyn Store>,
+    fx: &Fixture,
+    now: DateTime<Utc>,
+    seed: u64,
+    step: usize,
+) {
+    use loopctl_core::graph::{ProjectGraph, StoryNode};
+    let all = StoryFilter { project_id: Some(fx.project), limit: 10_000, ..StoryFilter::default() };
+    let (records, _) = store.stories(fx.tenant, all).await.unwrap();
+    let deps = store.dependencies(fx.tenant, fx.project).await.unwrap();
+    let graph = ProjectGraph::new(
+        records.iter().map(|s| StoryNode {
+            id: s.id,
+            epic_id: s.epic_id,
+            agent_status: s.state.agent_status,
+            verified_status: s.state.verified_status,
+            escalation_locked: s.state.escalation_locked,
+            lease_expired: s.state.lease_expired(now),
+        }),
+        &deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
+        &deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
+    );
+    let context = format!("seed {seed:#x}, step {step}");
+    let ready = store.ready_stories(frontier(fx.tenant, fx.project, now)).await.unwrap();
+    let expected: Vec<Uuid> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.id).collect();
+    assert_eq!(ready.stories.iter().map(|s| s.id).collect::<Vec<_>>(), expected, "ready, {context}");
+    assert_eq!(ready.total, Some(expected.len() as i64), "ready total, {context}");
+    let blocked = store.blocked_stories(fx.tenant, fx.project, 0, 10_000).await.unwrap();
+    let expected: Vec<Uuid> = records.iter().filter(|s| graph.is_blocked(s.id)).map(|s| s.id).collect();
+    assert_eq!(blocked.stories.iter().map(|s| s.id).collect::<Vec<_>>(), expected, "blocked, {context}");
+    assert_eq!(blocked.total, Some(expected.len() as i64), "blocked total, {context}");
+    let found = store.blockers(fx.tenant, &expected, 10_000).await.unwrap();
+    for id in &expected {
+        let mut listed: Vec<Uuid> = found.iter().filter(|b| b.blocked_id == *id).map(|b| b.id).collect();
+        listed.sort();
+        assert_eq!(listed, graph.blockers(*id), "blockers of a story, {context}");
+    }
+    let tally = store.project_tally(fx.tenant, fx.project, now).await.unwrap();
+    let verified = records.iter().filter(|s| s.state.verified_status == VerifiedStatus::Verified).count();
+    let in_flight: Vec<&StoryRecord> = records.iter().filter(|s| s.state.agent_status.in_flight()).collect();
+    let expected = ProjectTally {
+        total: records.len() as i64,
+        verified: verified as i64,
+        in_flight: in_flight.len() as i64,
+        stale: in_flight.iter().filter(|s| s.state.lease_expired(now)).count() as i64,
+    };
+    assert_eq!(tally, expected, "tally, {context}");
+}
+
+/// The whole ready frontier of a project (one page of up to 10,000), with its total.
+pub fn frontier(tenant_id: Uuid, project_id: Uuid, now: DateTime<Utc>) -> FrontierQuery {
+    FrontierQuery { tenant_id, project_id, epic_id: None, now, offset: 0, limit: 10_000, with_total: true }
 }
 
 pub async fn stage_counts_are_disjoint_per_epic_and_scoped(store: Arc<dyn Store>) {

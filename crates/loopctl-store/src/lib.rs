@@ -65,16 +65,28 @@ pub trait Store: Send + Sync {
     /// sweeper, which asks only for those not yet announced as stale). Index-backed.
     fn expired_claims(&self, query: ExpiredClaims) -> StoreResult<'_, Vec<StoryRecord>>;
 
-    /// Available stories of a project in work order (epic position, epic number, story
-    /// number): pending or contracted and not yet claimed, or claimed with a lease that ended
-    /// at or before `now` — never locked by escalation, every story and epic it depends on
-    /// verified.
-    fn ready_stories(
+    /// A page of the ready frontier in work order (epic position, epic number, story number):
+    /// stories pending or contracted and not yet claimed, or claimed with a lease that ended
+    /// at or before `now` — never locked by escalation, every story and epic they depend on
+    /// verified. Reads the maintained counts (`waiting_on`) through an index and stops at
+    /// the page, whatever the project's size.
+    fn ready_stories(&self, query: FrontierQuery) -> StoreResult<'_, StoryPage>;
+
+    /// A page of the stories not yet claimed that wait for something unverified, in work
+    /// order, and how many there are in all.
+    fn blocked_stories(&self, tenant_id: Uuid, project_id: Uuid, offset: i64, limit: i64)
+    -> StoreResult<'_, StoryPage>;
+
+    /// How many stories the project has, verified, in flight and stale (`ProjectTally`).
+    fn project_tally(
         &self,
         tenant_id: Uuid,
         project_id: Uuid,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<'_, Vec<StoryRecord>>;
+    ) -> StoreResult<'_, ProjectTally>;
+
+    /// What keeps each of these stories from being claimed, at most `per_story` each.
+    fn blockers(&self, tenant_id: Uuid, story_ids: &[Uuid], per_story: i64) -> StoreResult<'_, Vec<BlockerRecord>>;
 
     /// Story counts of a project per epic (epics without stories are absent), from one
     /// aggregate query: the numbers behind progress and `status` at any project size.

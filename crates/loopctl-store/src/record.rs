@@ -260,6 +260,60 @@ pub struct StoryFilter {
     pub offset: i64,
 }
 
+/// Which page of a project's ready frontier to read (`Store::ready_stories`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontierQuery {
+    pub tenant_id: Uuid,
+    pub project_id: Uuid,
+    /// Only this epic's stories.
+    pub epic_id: Option<Uuid>,
+    /// A claim whose lease ended at or before this time is available again.
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub offset: i64,
+    pub limit: i64,
+    /// Also count the whole frontier (an index-only count; claims do not need it).
+    pub with_total: bool,
+}
+
+/// The counts a frontier answer carries, read from the epics' maintained counts and the
+/// claim-lease index: nothing here reads every story of the project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProjectTally {
+    pub total: i64,
+    pub verified: i64,
+    /// Assigned or implementing.
+    pub in_flight: i64,
+    /// In flight with a lease that ran out.
+    pub stale: i64,
+}
+
+impl ProjectTally {
+    /// Every story verified, and there is at least one.
+    pub fn complete(&self) -> bool {
+        self.total > 0 && self.verified == self.total
+    }
+}
+
+/// A page of stories in work order, and (when asked) how many there are in all.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoryPage {
+    pub stories: Vec<StoryRecord>,
+    pub total: Option<i64>,
+}
+
+/// A story that keeps another from being claimed (`Store::blockers`): an unverified direct
+/// dependency, or an unverified story of an epic its epic depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockerRecord {
+    /// The blocked story.
+    pub blocked_id: Uuid,
+    pub id: Uuid,
+    pub number: String,
+    pub title: String,
+    pub agent_status: AgentStatus,
+    pub verified_status: VerifiedStatus,
+}
+
 /// Which expired claims to read (`Store::expired_claims`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiredClaims {

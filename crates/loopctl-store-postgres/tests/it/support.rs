@@ -109,13 +109,28 @@ impl Store for TestStore {
     fn idempotent_response(&self, scope: &[u8], key: &str) -> StoreResult<'_, Option<IdempotentResponse>> {
         self.store.idempotent_response(scope, key)
     }
-    fn ready_stories(
+    fn ready_stories(&self, query: FrontierQuery) -> StoreResult<'_, StoryPage> {
+        self.store.ready_stories(query)
+    }
+    fn blocked_stories(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<'_, StoryPage> {
+        self.store.blocked_stories(tenant_id, project_id, offset, limit)
+    }
+    fn project_tally(
         &self,
         tenant_id: Uuid,
         project_id: Uuid,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<'_, Vec<StoryRecord>> {
-        self.store.ready_stories(tenant_id, project_id, now)
+    ) -> StoreResult<'_, ProjectTally> {
+        self.store.project_tally(tenant_id, project_id, now)
+    }
+    fn blockers(&self, tenant_id: Uuid, story_ids: &[Uuid], per_story: i64) -> StoreResult<'_, Vec<BlockerRecord>> {
+        self.store.blockers(tenant_id, story_ids, per_story)
     }
     fn stage_counts(
         &self,
