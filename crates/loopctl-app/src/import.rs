@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 
 use loopctl_core::graph::find_cycle;
 use loopctl_core::{Role, StoryState};
-use loopctl_store::{DependencyRecord, EpicRecord, StoryRecord, WriteOp};
+use loopctl_store::{DependencyRecord, EpicRecord, StoryFilter, StoryRecord, WriteOp};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::work::{criteria, epic_number, hours, story_number};
-use crate::{ANYONE, App, AppError, AppResult, Principal, event, metadata, opt_text, require, text};
+use crate::{App, AppError, AppResult, Principal, event, metadata, opt_text, require, text};
 
 const IMPORT_ROLES: &[Role] = &[Role::Orchestrator, Role::User, Role::Superadmin];
 pub const MAX_IMPORT_STORIES: usize = 100_000;
@@ -185,7 +185,13 @@ impl App {
             parse_edges(doc, "epic_dependencies", &["epic", "epic_number"], &["depends_on", "depends_on_epic"])?;
 
         let existing_epics = self.store.epics(who.tenant_id, project_id).await?;
-        let existing_stories = self.all_stories(who, project_id).await?;
+        // Only the existing stories this import names or refers to: a batch of a large
+        // project reads what it touches, not the project.
+        let mut named: Vec<String> = epics.iter().flat_map(|e| e.stories.iter().map(|s| s.number.clone())).collect();
+        named.extend(story_edges.iter().flat_map(|(from, to)| [canonical_story(from), canonical_story(to)]));
+        named.sort();
+        named.dedup();
+        let existing_stories = self.store.stories_by_number(who.tenant_id, project_id, &named).await?;
         let existing_deps = self.store.dependencies(who.tenant_id, project_id).await?;
         let epic_by_number: HashMap<i64, &EpicRecord> = existing_epics.iter().map(|e| (e.number, e)).collect();
         let story_by_number: HashMap<&str, &StoryRecord> =
@@ -297,19 +303,18 @@ impl App {
         }
         if merge {
             // Counts and a bounded sample: an answer must not grow with the project.
-            let mut orphans = existing_stories.iter().filter(|s| !imported_numbers.contains(&s.number));
-            summary.stories_orphaned = orphans
-                .by_ref()
-                .take(ORPHAN_SAMPLE)
-                .map(|s| OrphanedStory { number: s.number.clone(), title: s.title.clone() })
-                .collect();
-            summary.stories_orphaned_count = summary.stories_orphaned.len() + orphans.count();
+            let updated_existing = story_by_number.keys().filter(|n| imported_numbers.contains(**n)).count();
+            let total = self.store.project_tally(who.tenant_id, project_id, at).await?.total;
+            summary.stories_orphaned_count = usize::try_from(total).unwrap_or(0).saturating_sub(updated_existing);
+            summary.stories_orphaned = self.orphan_sample(who, project_id, &imported_numbers).await?;
         }
 
         // Dependencies: resolve, skip existing pairs, then check the whole graph for cycles.
         let mut all_story_edges: Vec<(Uuid, Uuid)> =
             existing_deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect();
         let mut all_epic_edges: Vec<(Uuid, Uuid)> = existing_deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect();
+        let mut known_story_edges: HashSet<(Uuid, Uuid)> = all_story_edges.iter().copied().collect();
+        let mut known_epic_edges: HashSet<(Uuid, Uuid)> = all_epic_edges.iter().copied().collect();
         let resolve_story = |reference: &str| {
             story_ids.get(&canonical_story(reference)).copied().ok_or_else(|| {
                 AppError::validation(format!(
@@ -322,7 +327,7 @@ impl App {
             if pair.0 == pair.1 {
                 return Err(AppError::validation(format!("story {from} cannot depend on itself")));
             }
-            if all_story_edges.contains(&pair) {
+            if !known_story_edges.insert(pair) {
                 summary.dependencies_existing += 1;
                 continue;
             }
@@ -347,7 +352,7 @@ impl App {
             if pair.0 == pair.1 {
                 return Err(AppError::validation(format!("epic {from} cannot depend on itself")));
             }
-            if all_epic_edges.contains(&pair) {
+            if !known_epic_edges.insert(pair) {
                 summary.dependencies_existing += 1;
                 continue;
             }
@@ -391,77 +396,37 @@ impl App {
         Ok(summary)
     }
 
-    pub async fn export_project(&self, who: &Principal, project_id: Uuid) -> AppResult<ProjectExport> {
-        require(who, ANYONE, "export projects")?;
-        let project = self.project_of(who, project_id).await?;
-        let epics = self.store.epics(who.tenant_id, project_id).await?;
-        let stories = self.all_stories(who, project_id).await?;
-        let deps = self.store.dependencies(who.tenant_id, project_id).await?;
-        let story_number: HashMap<Uuid, &str> = stories.iter().map(|s| (s.id, s.number.as_str())).collect();
-        let epic_number: HashMap<Uuid, i64> = epics.iter().map(|e| (e.id, e.number)).collect();
-        let mut by_number = epics.clone();
-        by_number.sort_by_key(|e| e.number);
-        let exported_epics = by_number
-            .iter()
-            .map(|e| {
-                let mut mine: Vec<&StoryRecord> = stories.iter().filter(|s| s.epic_id == e.id).collect();
-                mine.sort_by_key(|s| s.sort_key);
-                ExportedEpic {
-                    number: e.number,
-                    title: e.title.clone(),
-                    description: e.description.clone(),
-                    phase: e.phase.clone(),
-                    position: e.position,
-                    metadata: e.metadata.clone(),
-                    stories: mine.into_iter().map(exported_story).collect(),
-                }
-            })
-            .collect();
-        let story_dependencies = deps
-            .stories
-            .iter()
-            .filter_map(|d| {
-                Some(ExportedStoryDependency {
-                    story: story_number.get(&d.from_id)?.to_string(),
-                    depends_on: story_number.get(&d.to_id)?.to_string(),
-                })
-            })
-            .collect();
-        let epic_dependencies = deps
-            .epics
-            .iter()
-            .filter_map(|d| {
-                Some(ExportedEpicDependency {
-                    epic: *epic_number.get(&d.from_id)?,
-                    depends_on: *epic_number.get(&d.to_id)?,
-                })
-            })
-            .collect();
-        Ok(ProjectExport {
-            export_metadata: ExportMetadata {
-                exported_at: self.now(),
-                loopctl_version: env!("CARGO_PKG_VERSION").into(),
-                project_id: project.id,
-                tenant_id: who.tenant_id,
-            },
-            project: ExportedProject {
-                name: project.name,
-                slug: project.slug,
-                description: project.description,
-                repo_url: project.repo_url,
-                tech_stack: project.tech_stack,
-                status: project.status,
-                metadata: project.metadata,
-            },
-            epics: exported_epics,
-            story_dependencies,
-            epic_dependencies,
-        })
+    /// The first `ORPHAN_SAMPLE` stories of the project (work order) this import does not
+    /// name, read a page at a time.
+    async fn orphan_sample(
+        &self,
+        who: &Principal,
+        project_id: Uuid,
+        imported: &HashSet<String>,
+    ) -> AppResult<Vec<OrphanedStory>> {
+        const PAGE: i64 = 500;
+        let mut sample = Vec::new();
+        let mut offset = 0;
+        loop {
+            let filter = StoryFilter { project_id: Some(project_id), limit: PAGE, offset, ..StoryFilter::default() };
+            let (page, _) = self.store.stories(who.tenant_id, filter).await?;
+            let listed = page.len();
+            sample.extend(
+                page.into_iter()
+                    .filter(|s| !imported.contains(&s.number))
+                    .map(|s| OrphanedStory { number: s.number, title: s.title }),
+            );
+            if sample.len() >= ORPHAN_SAMPLE || (listed as i64) < PAGE {
+                sample.truncate(ORPHAN_SAMPLE);
+                return Ok(sample);
+            }
+            offset += PAGE;
+        }
     }
 }
 
-/// A story as the export shows it: what an import reads back, and its progress.
-fn exported_story(s: &StoryRecord) -> ExportedStory {
+/// A story as the export writes it: content an import reads back, and its progress.
+pub(crate) fn exported_story(s: &StoryRecord) -> ExportedStory {
     let st = &s.state;
     ExportedStory {
         number: s.number.clone(),

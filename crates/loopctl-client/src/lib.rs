@@ -8,6 +8,7 @@
 //! A 429 or 503 with `Retry-After` is retried after the time the server names, when the
 //! request is safe to repeat.
 
+mod batches;
 mod ops;
 mod resolve;
 mod transport;
@@ -15,6 +16,7 @@ mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use batches::{DEFAULT_IMPORT_BATCH, import_batches};
 use loopctl_api::{ErrorBody, ErrorCode, ExitClass};
 pub use reqwest::Method;
 use serde::Serialize;

@@ -280,7 +280,7 @@ impl Store for PgStore {
                     FROM epics e JOIN stories s ON s.epic_id = e.id \
                    WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND ($4::uuid IS NULL OR e.id = $4) \
                      AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND NOT s.escalation_locked \
-                   ORDER BY 2, 3, 4 LIMIT $5 + $6) \
+                   ORDER BY 2, 3, 4 LIMIT $7) \
                  UNION ALL \
                  (SELECT s.id, e.position, e.number, s.sort_key \
                     FROM stories s JOIN epics e ON e.id = s.epic_id \
@@ -299,6 +299,7 @@ impl Store for PgStore {
             .bind(query.epic_id)
             .bind(query.limit.max(0))
             .bind(query.offset.max(0))
+            .bind(query.limit.max(0).saturating_add(query.offset.max(0)))
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
@@ -458,6 +459,86 @@ impl Store for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)
+        })
+    }
+
+    fn stories_by_number(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        numbers: &[String],
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        let numbers = numbers.to_vec();
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE project_id = $2 AND number = ANY($3::text[]) AND tenant_id = $1"
+            ))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(&numbers)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
+    fn epic_stories_after(
+        &self,
+        tenant_id: Uuid,
+        epic_id: Uuid,
+        after_sort_key: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE epic_id = $2 AND sort_key > $3 AND tenant_id = $1 ORDER BY sort_key LIMIT $4"
+            ))
+            .bind(tenant_id)
+            .bind(epic_id)
+            .bind(after_sort_key.unwrap_or(i64::MIN))
+            .bind(limit_or_all(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
+    fn numbered_edges(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        level: EdgeLevel,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<NumberedEdge>> {
+        Box::pin(async move {
+            let sql = match level {
+                EdgeLevel::Story => {
+                    "SELECT d.id, a.number AS from_number, b.number AS to_number FROM story_dependencies d \
+                     JOIN stories a ON a.id = d.story_id JOIN stories b ON b.id = d.depends_on_story_id \
+                     WHERE d.project_id = $2 AND d.tenant_id = $1 AND ($3::uuid IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4"
+                }
+                EdgeLevel::Epic => {
+                    "SELECT d.id, a.number::text AS from_number, b.number::text AS to_number \
+                     FROM epic_dependencies d JOIN epics a ON a.id = d.epic_id JOIN epics b ON b.id = d.depends_on_epic_id \
+                     WHERE d.project_id = $2 AND d.tenant_id = $1 AND ($3::uuid IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4"
+                }
+            };
+            let rows = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(project_id)
+                .bind(after)
+                .bind(limit_or_all(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::numbered_edge)
         })
     }
 

@@ -233,6 +233,10 @@ pub(crate) fn epic(row: &PgRow) -> Result<EpicRecord, StoreError> {
     })
 }
 
+pub(crate) fn numbered_edge(row: &PgRow) -> Result<NumberedEdge, StoreError> {
+    Ok(NumberedEdge { id: get(row, "id")?, from: get(row, "from_number")?, to: get(row, "to_number")? })
+}
+
 pub(crate) fn blocker(row: &PgRow) -> Result<BlockerRecord, StoreError> {
     Ok(BlockerRecord {
         blocked_id: get(row, "blocked_id")?,

@@ -451,6 +451,87 @@ impl Store for SqliteStore {
         })
     }
 
+    fn stories_by_number(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        numbers: &[String],
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        let numbers = serde_json::to_string(numbers);
+        Box::pin(async move {
+            let numbers = numbers.map_err(|e| StoreError::Invariant(e.to_string()))?;
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE project_id = ?2 AND number IN (SELECT value FROM json_each(?3)) AND tenant_id = ?1"
+            ))
+            .bind(tenant_id)
+            .bind(project_id)
+            .bind(numbers)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
+    fn epic_stories_after(
+        &self,
+        tenant_id: Uuid,
+        epic_id: Uuid,
+        after_sort_key: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                " FROM stories WHERE epic_id = ?2 AND sort_key > ?3 AND tenant_id = ?1 ORDER BY sort_key LIMIT ?4"
+            ))
+            .bind(tenant_id)
+            .bind(epic_id)
+            .bind(after_sort_key.unwrap_or(i64::MIN))
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::story)
+        })
+    }
+
+    fn numbered_edges(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        level: EdgeLevel,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<NumberedEdge>> {
+        Box::pin(async move {
+            let sql = match level {
+                EdgeLevel::Story => {
+                    "SELECT d.id, a.number AS from_number, b.number AS to_number FROM story_dependencies d \
+                     JOIN stories a ON a.id = d.story_id JOIN stories b ON b.id = d.depends_on_story_id \
+                     WHERE d.project_id = ?2 AND d.tenant_id = ?1 AND (?3 IS NULL OR d.id > ?3) ORDER BY d.id LIMIT ?4"
+                }
+                EdgeLevel::Epic => {
+                    "SELECT d.id, CAST(a.number AS TEXT) AS from_number, CAST(b.number AS TEXT) AS to_number \
+                     FROM epic_dependencies d JOIN epics a ON a.id = d.epic_id JOIN epics b ON b.id = d.depends_on_epic_id \
+                     WHERE d.project_id = ?2 AND d.tenant_id = ?1 AND (?3 IS NULL OR d.id > ?3) ORDER BY d.id LIMIT ?4"
+                }
+            };
+            let rows = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(project_id)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::numbered_edge)
+        })
+    }
+
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies> {
         Box::pin(async move {
             let stories = sqlx::query(

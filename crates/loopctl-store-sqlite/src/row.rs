@@ -237,6 +237,10 @@ pub(crate) fn epic(row: &SqliteRow) -> Result<EpicRecord, StoreError> {
     })
 }
 
+pub(crate) fn numbered_edge(row: &SqliteRow) -> Result<NumberedEdge, StoreError> {
+    Ok(NumberedEdge { id: get(row, "id")?, from: get(row, "from_number")?, to: get(row, "to_number")? })
+}
+
 pub(crate) fn blocker(row: &SqliteRow) -> Result<BlockerRecord, StoreError> {
     Ok(BlockerRecord {
         blocked_id: get(row, "blocked_id")?,

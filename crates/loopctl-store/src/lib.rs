@@ -102,6 +102,34 @@ pub trait Store: Send + Sync {
     /// the claim path asks this instead of loading the project.
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64>;
 
+    /// The stories of a project with these numbers (any order; unknown numbers are absent).
+    fn stories_by_number(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        numbers: &[String],
+    ) -> StoreResult<'_, Vec<StoryRecord>>;
+
+    /// Up to `limit` stories of an epic after `after_sort_key`, by number: a keyset page.
+    fn epic_stories_after(
+        &self,
+        tenant_id: Uuid,
+        epic_id: Uuid,
+        after_sort_key: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<StoryRecord>>;
+
+    /// Up to `limit` dependency edges of one level after the edge `after`, by id (creation
+    /// order), each named by the numbers of its ends: a keyset page for the export.
+    fn numbered_edges(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        level: EdgeLevel,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<NumberedEdge>>;
+
     /// Dependency edges of a project at both levels.
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies>;
 

@@ -301,6 +301,22 @@ pub struct StoryPage {
     pub total: Option<i64>,
 }
 
+/// A dependency edge named by numbers (`Store::numbered_edges`): `"2.1"` → `"1.3"` for
+/// stories, `"2"` → `"1"` for epics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberedEdge {
+    pub id: Uuid,
+    pub from: String,
+    pub to: String,
+}
+
+/// Which level of the dependency graph (`Store::numbered_edges`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeLevel {
+    Story,
+    Epic,
+}
+
 /// A story that keeps another from being claimed (`Store::blockers`): an unverified direct
 /// dependency, or an unverified story of an epic its epic depends on.
 #[derive(Debug, Clone, PartialEq)]

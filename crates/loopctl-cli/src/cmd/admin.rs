@@ -2,8 +2,9 @@
 
 use clap::{Args, Subcommand};
 use loopctl_api::{
-    CreateApiKey, CreateEpic, CreateProject, CreateStory, CreateStoryDependency, KeyListParams, ProjectAnswer,
-    ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig, StoryDependencyRef, UpdateStory, UpdateTenant,
+    CreateApiKey, CreateEpic, CreateProject, CreateStory, CreateStoryDependency, ImportMergedAnswer, ImportSummary,
+    KeyListParams, ProjectAnswer, ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig, StoryDependencyRef,
+    UpdateStory, UpdateTenant,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -62,6 +63,10 @@ pub struct ImportArgs {
     /// Add to or update the existing project instead of refusing existing numbers.
     #[arg(long)]
     merge: bool,
+    /// Stories per request: a larger file is sent in batches (each lands whole; the
+    /// dependencies travel with the last; batches after the first merge).
+    #[arg(long, default_value_t = loopctl_client::DEFAULT_IMPORT_BATCH, value_name = "N")]
+    batch_size: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,23 +256,74 @@ pub async fn import(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let doc: Value =
         serde_json::from_str(&text_in).map_err(|err| usage(format!("{} is not valid JSON: {err}", args.file)))?;
     let project = ctx.project_id().await?;
-    if !args.merge {
+    let batches = loopctl_client::import_batches(&doc, args.batch_size);
+    if batches.len() == 1 && !args.merge {
         let answer = ctx.client.import_project(project, &doc).await?;
         let i = &answer.import;
         emit(ctx.format, &answer, || created_line(i.epics_created, i.stories_created, i.dependencies_created));
         return Ok(());
     }
-    let answer = ctx.client.import_project_merge(project, &doc).await?;
+    let count = batches.len();
+    let mut total = ImportSummary::default();
+    for (n, batch) in batches.iter().enumerate() {
+        let landed = if n == 0 && !args.merge {
+            ctx.client.import_project(project, batch).await.map(|a| ImportSummary {
+                epics_created: a.import.epics_created,
+                stories_created: a.import.stories_created,
+                dependencies_created: a.import.dependencies_created,
+                ..ImportSummary::default()
+            })
+        } else {
+            ctx.client.import_project_merge(project, batch).await.map(|a| a.import)
+        };
+        let i = match landed {
+            Ok(i) => i,
+            Err(err) => {
+                if n > 0 {
+                    eprintln!(
+                        "batch {} of {count} was refused; batches 1-{n} landed: run the same import with --merge to finish it",
+                        n + 1
+                    );
+                }
+                return Err(err.into());
+            }
+        };
+        if count > 1 {
+            eprintln!(
+                "batch {} of {count}: {} stories created, {} updated",
+                n + 1,
+                i.stories_created,
+                i.stories_updated
+            );
+        }
+        total = ImportSummary {
+            epics_created: total.epics_created + i.epics_created,
+            // An epic split across batches is created by the first and touched by the next.
+            epics_updated: total.epics_updated + i.epics_updated,
+            stories_created: total.stories_created + i.stories_created,
+            stories_updated: total.stories_updated + i.stories_updated,
+            dependencies_created: total.dependencies_created + i.dependencies_created,
+            dependencies_existing: total.dependencies_existing + i.dependencies_existing,
+            stories_orphaned: i.stories_orphaned,
+            stories_orphaned_count: i.stories_orphaned_count,
+        };
+    }
+    let answer = ImportMergedAnswer { import: total };
     let i = &answer.import;
     emit(ctx.format, &answer, || {
         let mut out = created_line(i.epics_created, i.stories_created, i.dependencies_created);
-        out.push_str(&format!(
-            "; {} epics and {} stories updated; {} existing dependencies kept",
-            i.epics_updated, i.stories_updated, i.dependencies_existing
-        ));
-        let orphans: Vec<&str> = i.stories_orphaned.iter().map(|o| o.number.as_str()).collect();
-        if !orphans.is_empty() {
-            out.push_str(&format!("\nIn the project but not in the file (kept): {}", orphans.join(", ")));
+        if args.merge {
+            out.push_str(&format!(
+                "; {} epics and {} stories updated; {} existing dependencies kept",
+                i.epics_updated, i.stories_updated, i.dependencies_existing
+            ));
+            let orphans: Vec<&str> = i.stories_orphaned.iter().map(|o| o.number.as_str()).collect();
+            if !orphans.is_empty() {
+                out.push_str(&format!("\nIn the project but not in the file (kept): {}", orphans.join(", ")));
+            }
+        }
+        if count > 1 {
+            out.push_str(&format!(" (in {count} batches)"));
         }
         out
     });

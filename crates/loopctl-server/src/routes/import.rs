@@ -1,10 +1,12 @@
 //! Import and export of a work breakdown; imports get a larger body limit.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use loopctl_api::{ImportCreated, ImportCreatedAnswer, ImportMergedAnswer, ImportParams, ProjectExport};
+use loopctl_api::{ExportWriter, ImportCreated, ImportCreatedAnswer, ImportMergedAnswer, ImportParams, ProjectExport};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -51,12 +53,35 @@ async fn import_project(
     Ok((StatusCode::CREATED, Json(ImportCreatedAnswer { import })).into_response())
 }
 
-/// The project's breakdown as one document that imports back.
+/// The project's breakdown as one document that imports back, streamed: the server reads
+/// and writes it a page at a time, so an export of any size costs one page of memory.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work", responses((status = 200, body = ProjectExport)))]
 async fn export_project(
     State(s): State<AppState>,
     Caller(who): Caller,
     Path(project): Path<String>,
-) -> ApiResult<Json<ProjectExport>> {
-    Ok(Json(s.app.export_project(&who, id(&project, "project")?).await?))
+) -> ApiResult<Response> {
+    let cursor = s.app.export(&who, id(&project, "project")?).await?;
+    let chunks =
+        futures_util::stream::try_unfold((cursor, Some(ExportWriter::default())), |(mut cursor, writer)| async move {
+            let Some(mut writer) = writer else {
+                return Ok(None);
+            };
+            let bytes = match cursor.next_part().await.map_err(stream_error)? {
+                Some(part) => {
+                    let bytes = writer.part(&part).map_err(stream_error)?;
+                    (bytes, Some(writer))
+                }
+                None => (writer.finish().map_err(stream_error)?, None),
+            };
+            Ok::<_, std::io::Error>(Some((Bytes::from(bytes.0), (cursor, bytes.1))))
+        });
+    Ok(([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(chunks)).into_response())
+}
+
+/// A failure after the head was sent cannot change the status any more: the stream ends
+/// early, the client sees a truncated document, and the log says why.
+fn stream_error(err: impl std::fmt::Display) -> std::io::Error {
+    tracing::error!(%err, "an export stopped midway");
+    std::io::Error::other(err.to_string())
 }

@@ -129,6 +129,33 @@ impl Store for TestStore {
     ) -> StoreResult<'_, ProjectTally> {
         self.store.project_tally(tenant_id, project_id, now)
     }
+    fn stories_by_number(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        numbers: &[String],
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        self.store.stories_by_number(tenant_id, project_id, numbers)
+    }
+    fn epic_stories_after(
+        &self,
+        tenant_id: Uuid,
+        epic_id: Uuid,
+        after_sort_key: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<StoryRecord>> {
+        self.store.epic_stories_after(tenant_id, epic_id, after_sort_key, limit)
+    }
+    fn numbered_edges(
+        &self,
+        tenant_id: Uuid,
+        project_id: Uuid,
+        level: EdgeLevel,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<'_, Vec<NumberedEdge>> {
+        self.store.numbered_edges(tenant_id, project_id, level, after, limit)
+    }
     fn blockers(&self, tenant_id: Uuid, story_ids: &[Uuid], per_story: i64) -> StoreResult<'_, Vec<BlockerRecord>> {
         self.store.blockers(tenant_id, story_ids, per_story)
     }
