@@ -15,12 +15,16 @@ use tokio::task::JoinSet;
 
 use crate::support::*;
 
+/// One storm at a time: three at once on two cores would measure the machine, not loopctl.
+static STORM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const AGENTS: usize = 100;
 const STORIES: usize = 200;
 
 /// One hundred claimers on one server over a SQLite file: 200 distinct stories won.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_claimers_never_share_a_story_on_sqlite() {
+    let _storm = STORM.lock().await;
     let server = Server::sqlite().await;
     let t = server.tenant("Claimers").await;
     hammer(&[(*server).clone()], &t).await;
@@ -29,6 +33,7 @@ async fn a_hundred_claimers_never_share_a_story_on_sqlite() {
 /// One hundred claimers on one server over a PostgreSQL database: 200 distinct stories won.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_claimers_never_share_a_story_on_postgresql() {
+    let _storm = STORM.lock().await;
     let server = Server::postgres().await;
     let t = server.tenant("Claimers").await;
     hammer(&[(*server).clone()], &t).await;
@@ -38,6 +43,7 @@ async fn a_hundred_claimers_never_share_a_story_on_postgresql() {
 /// the compare-and-set holds across processes, and both servers read the same outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_claimers_never_share_a_story_across_two_servers_on_one_postgresql() {
+    let _storm = STORM.lock().await;
     // Dropped last: after both servers are killed.
     let db = TestDatabase::create().await;
     let sandbox = Sandbox::new("loopctl-torture-claim-");

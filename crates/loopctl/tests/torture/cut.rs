@@ -16,7 +16,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::support::*;
 
 const WRITERS: usize = 4;
-const STORIES_EACH: usize = 60;
+/// More than the writers get through before the restore (480 stories: one page of 500 lists them).
+const STORIES_EACH: usize = 120;
 /// The longest any answer may take, cut or not (the store's pool waits 5 s for a connection).
 const ANSWER_WITHIN: Duration = Duration::from_secs(8);
 /// How soon after the restore requests succeed again.
