@@ -26,6 +26,10 @@ use sqlx::{ConnectOptions, PgConnection, PgPool};
 /// Connections per store; several server processes may share the database's limit.
 const MAX_CONNECTIONS: u32 = 8;
 
+/// How long a call waits for a pooled connection. When the database is unreachable, a
+/// request is answered 503 after this long, so it is kept to a few seconds.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Session settings every pooled connection gets before first use.
 ///
 /// READ COMMITTED regardless of the database's default: the in-flight guard and the feed
@@ -93,7 +97,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
             .connect_with(options)
             .await

@@ -64,9 +64,18 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 // RAISE EXCEPTION in our triggers (raise_exception); the message says which.
                 Some("P0001") => trigger_refusal(message),
                 Some("40001" | "40P01") => StoreError::Retryable(message),
+                // The server is going away or cannot take the session: class 08 (connection
+                // exception), 57P01–57P03 (shutdown, crash, not accepting connections), 53300
+                // (too many connections).
+                Some(code) if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") => {
+                    StoreError::Retryable(message)
+                }
                 _ => StoreError::Backend(message),
             }
         }
+        // The database cannot be reached, or the connection broke mid-call: the same call may
+        // succeed once it is back (a 503, not a 500).
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => StoreError::Retryable(err.to_string()),
         _ => StoreError::Backend(err.to_string()),
     }
 }

@@ -1107,7 +1107,7 @@ async fn random_edits(store: Arc<dyn Store>, seed: u64) {
     for step in 0..60 {
         let pick = |dice: &mut Dice, ids: &[Uuid]| ids[dice.roll(ids.len())];
         match dice.roll(14) {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let (epic, number) = epics[dice.roll(epics.len())];
                 next_number += 1;
                 let story = story_record(fx.tenant, fx.project, epic, &format!("{number}.{next_number}"));

@@ -65,3 +65,55 @@ pub async fn set_settings(api: &Api, user: &str, settings: Value) -> Value {
     let resp = api.patch(user, "/api/v1/tenants/me", json!({"settings": settings})).await;
     resp.ok(200)["tenant"]["settings"].clone()
 }
+
+/// A new key made with the user key: `(raw_key, key id, agent id or null)`.
+pub async fn new_key(api: &Api, user: &str, role: &str, name: &str) -> (String, String, Value) {
+    let resp = api.post(user, "/api/v1/api_keys", json!({"name": name, "role": role})).await;
+    let key = &resp.ok(201)["api_key"];
+    (s(&key["raw_key"]), s(&key["id"]), key["agent_id"].clone())
+}
+
+/// `POST /projects` with a slug from the name.
+pub async fn create_project(api: &Api, key: &str, name: &str) -> String {
+    let slug: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let resp = api.post(key, "/api/v1/projects", json!({"name": name, "slug": slug})).await;
+    let project = &resp.ok(201)["project"];
+    assert_eq!(project["slug"], json!(slug));
+    s(&project["id"])
+}
+
+/// One epic of independent stories `1.1 … 1.n`, one criterion each.
+pub fn flat_doc(n: usize) -> Value {
+    let stories: Vec<Value> = (1..=n)
+        .map(|i| {
+            json!({"number": format!("1.{i}"), "title": format!("Story {i}"),
+                   "acceptance_criteria": [{"id": format!("AC-{i}"), "description": "works"}]})
+        })
+        .collect();
+    json!({"epics": [{"number": 1, "title": "Flat", "stories": stories}]})
+}
+
+/// Creates a project and imports `doc` into it with `key`.
+pub async fn seed_with(api: &Api, key: &str, name: &str, doc: &Value) -> Seeded {
+    let project = create_project(api, key, name).await;
+    let resp = api.post(key, &format!("/api/v1/projects/{project}/import"), doc.clone()).await;
+    resp.ok(201);
+    ids_of(api, key, &project).await
+}
+
+/// Every event of the change feed (of a project, or the whole tenant), oldest first.
+pub async fn all_changes(api: &Api, key: &str, project: Option<&str>) -> Vec<Value> {
+    let filter = project.map(|p| format!("&project_id={p}")).unwrap_or_default();
+    let mut since = 0_i64;
+    let mut out = Vec::new();
+    loop {
+        let resp = api.get(key, &format!("/api/v1/changes?since={since}&limit=1000{filter}")).await;
+        let body = resp.ok(200);
+        let data = body["data"].as_array().expect("data is an array");
+        out.extend(data.iter().cloned());
+        if !body["has_more"].as_bool().expect("has_more is a bool") {
+            return out;
+        }
+        since = body["next_cursor"].as_i64().expect("next_cursor is an integer");
+    }
+}

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-pub use loopctl_test_support::fixtures::{Seeded, agent_id, ids_of, set_settings, story};
+pub use loopctl_test_support::fixtures::{
+    Seeded, agent_id, all_changes, create_project, flat_doc, ids_of, new_key, seed_with, set_settings, story,
+};
 pub use loopctl_test_support::{Req, Resp, Server, Tenant, both, s};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -35,22 +37,6 @@ pub async fn idempotency_rows(server: &Server) -> Vec<String> {
             format!("{key} {method} {path} {body} {}", String::from_utf8_lossy(&scope))
         })
         .collect()
-}
-
-/// A new key made with the user key: `(raw_key, key id, agent id or null)`.
-pub async fn new_key(server: &Server, user: &str, role: &str, name: &str) -> (String, String, Value) {
-    let resp = server.post(user, "/api/v1/api_keys", json!({"name": name, "role": role})).await;
-    let key = &resp.ok(201)["api_key"];
-    (s(&key["raw_key"]), s(&key["id"]), key["agent_id"].clone())
-}
-
-/// `POST /projects` with a slug from the name.
-pub async fn create_project(server: &Server, key: &str, name: &str) -> String {
-    let slug: String = name.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    let resp = server.post(key, "/api/v1/projects", json!({"name": name, "slug": slug})).await;
-    let project = &resp.ok(201)["project"];
-    assert_eq!(project["slug"], json!(slug));
-    s(&project["id"])
 }
 
 /// The example of reference/api.md §9: epics 1 and 2; stories 1.1 (two criteria), 1.2,
@@ -84,25 +70,6 @@ pub fn reference_doc() -> Value {
       "story_dependencies": [{"story": "1.2", "depends_on": "1.1"}],
       "epic_dependencies": [{"epic": 2, "depends_on": 1}]
     })
-}
-
-/// One epic of independent stories `1.1 … 1.n`, one criterion each.
-pub fn flat_doc(n: usize) -> Value {
-    let stories: Vec<Value> = (1..=n)
-        .map(|i| {
-            json!({"number": format!("1.{i}"), "title": format!("Story {i}"),
-                   "acceptance_criteria": [{"id": format!("AC-{i}"), "description": "works"}]})
-        })
-        .collect();
-    json!({"epics": [{"number": 1, "title": "Flat", "stories": stories}]})
-}
-
-/// Creates a project and imports `doc` into it with `key`.
-pub async fn seed_with(server: &Server, key: &str, name: &str, doc: &Value) -> Seeded {
-    let project = create_project(server, key, name).await;
-    let resp = server.post(key, &format!("/api/v1/projects/{project}/import"), doc.clone()).await;
-    resp.ok(201);
-    ids_of(server, key, &project).await
 }
 
 /// The reference example in a new project.
@@ -154,23 +121,6 @@ pub async fn to_verified(server: &Server, agent: &str, orch: &str, id: &str) {
 pub async fn reject(server: &Server, orch: &str, id: &str, reason: &str) -> Value {
     let resp = server.post(orch, &format!("/api/v1/stories/{id}/reject"), json!({"reason": reason})).await;
     resp.ok(200)["story"].clone()
-}
-
-/// Every event of the change feed (of a project, or the whole tenant), oldest first.
-pub async fn all_changes(server: &Server, key: &str, project: Option<&str>) -> Vec<Value> {
-    let filter = project.map(|p| format!("&project_id={p}")).unwrap_or_default();
-    let mut since = 0_i64;
-    let mut out = Vec::new();
-    loop {
-        let resp = server.get(key, &format!("/api/v1/changes?since={since}&limit=1000{filter}")).await;
-        let body = resp.ok(200);
-        let data = body["data"].as_array().expect("data is an array");
-        out.extend(data.iter().cloned());
-        if !body["has_more"].as_bool().expect("has_more is a bool") {
-            return out;
-        }
-        since = body["next_cursor"].as_i64().expect("next_cursor is an integer");
-    }
 }
 
 pub fn rfc3339_in(duration: Duration) -> String {
