@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use loopctl_core::graph::find_cycle;
 use loopctl_core::{Role, StoryState};
-use loopctl_store::{DependencyRecord, EpicRecord, StoryFilter, StoryRecord, WriteOp};
+use loopctl_store::{DependencyRecord, EpicRecord, StoryRecord, WriteOp};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -397,7 +397,7 @@ impl App {
     }
 
     /// The first `ORPHAN_SAMPLE` stories of the project (work order) this import does not
-    /// name, read a page at a time.
+    /// name, read an epic at a time in keyset pages.
     async fn orphan_sample(
         &self,
         who: &Principal,
@@ -405,23 +405,30 @@ impl App {
         imported: &HashSet<String>,
     ) -> AppResult<Vec<OrphanedStory>> {
         const PAGE: i64 = 500;
+        let mut epics = self.store.epics(who.tenant_id, project_id).await?;
+        epics.sort_by_key(|e| (e.position, e.number));
         let mut sample = Vec::new();
-        let mut offset = 0;
-        loop {
-            let filter = StoryFilter { project_id: Some(project_id), limit: PAGE, offset, ..StoryFilter::default() };
-            let (page, _) = self.store.stories(who.tenant_id, filter).await?;
-            let listed = page.len();
-            sample.extend(
-                page.into_iter()
-                    .filter(|s| !imported.contains(&s.number))
-                    .map(|s| OrphanedStory { number: s.number, title: s.title }),
-            );
-            if sample.len() >= ORPHAN_SAMPLE || (listed as i64) < PAGE {
-                sample.truncate(ORPHAN_SAMPLE);
-                return Ok(sample);
+        for epic in epics {
+            let mut after = None;
+            loop {
+                let page = self.store.epic_stories_after(who.tenant_id, epic.id, after, PAGE).await?;
+                let full = page.len() as i64 == PAGE;
+                after = page.last().map(|s| s.sort_key);
+                sample.extend(
+                    page.into_iter()
+                        .filter(|s| !imported.contains(&s.number))
+                        .map(|s| OrphanedStory { number: s.number, title: s.title }),
+                );
+                if sample.len() >= ORPHAN_SAMPLE {
+                    sample.truncate(ORPHAN_SAMPLE);
+                    return Ok(sample);
+                }
+                if !full {
+                    break;
+                }
             }
-            offset += PAGE;
         }
+        Ok(sample)
     }
 }
 

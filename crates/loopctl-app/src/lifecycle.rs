@@ -425,10 +425,12 @@ impl App {
         crate::require(who, &[Role::Agent], "claim stories")?;
         self.project_of(who, request.project_id).await?;
         let at = self.now();
-        // The frontier a page at a time, from its head: a lost race moves on to the next
-        // candidate, and the scan stops at the first claim that holds.
+        // The head of the frontier, read again after every lost race: the first claim takes
+        // the first story; a claimer that lost picks among the first few of the fresh head,
+        // so racing claimers spread over the frontier instead of queueing on one story.
         const PAGE: i64 = 32;
         let mut offset = 0;
+        let mut losses = 0usize;
         loop {
             let query = FrontierQuery {
                 tenant_id: who.tenant_id,
@@ -441,25 +443,29 @@ impl App {
             };
             let page = self.store.ready_stories(query).await?.stories;
             let listed = page.len();
-            let (reserved, available): (Vec<_>, Vec<_>) = page.into_iter().partition(|s| {
-                s.state.agent_status == AgentStatus::Contracted
-                    && !s.state.is_contractor(who.agent_id)
-                    && !s.state.contract_stale(at, &who.settings)
-            });
-            // A story lost to another claimer leaves the frontier; only the ones reserved by
-            // someone else's fresh contract stay ahead of the next page.
-            let skipped = reserved.len() as i64;
-            for candidate in available {
-                match self.contract_and_claim(who, &candidate).await {
-                    Ok(story) => return Ok(self.outcome(who, &story)),
-                    Err(ClaimNextError::Lost) => continue,
-                    Err(ClaimNextError::Refused(err)) => return Err(err),
+            let available: Vec<StoryRecord> = page
+                .into_iter()
+                .filter(|s| {
+                    let reserved = s.state.agent_status == AgentStatus::Contracted
+                        && !s.state.is_contractor(who.agent_id)
+                        && !s.state.contract_stale(at, &who.settings);
+                    !reserved
+                })
+                .collect();
+            if available.is_empty() {
+                // The whole page is someone else's fresh contracts: look further on.
+                if (listed as i64) < PAGE {
+                    break;
                 }
+                offset += PAGE;
+                continue;
             }
-            if (listed as i64) < PAGE {
-                break;
+            let pick = if losses == 0 { 0 } else { spread(available.len().min(losses.saturating_mul(2).min(16))) };
+            match self.contract_and_claim(who, &available[pick]).await {
+                Ok(story) => return Ok(self.outcome(who, &story)),
+                Err(ClaimNextError::Lost) => losses += 1,
+                Err(ClaimNextError::Refused(err)) => return Err(err),
             }
-            offset += skipped;
         }
         Err(AppError::new(
             ErrorCode::NothingReady,
@@ -508,6 +514,15 @@ impl App {
             Err(err) => Err(ClaimNextError::Refused(err)),
         }
     }
+}
+
+/// A uniformly drawn index below `n` (0 when randomness is unavailable: the head).
+fn spread(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    if n <= 1 || getrandom::fill(&mut bytes).is_err() {
+        return 0;
+    }
+    usize::try_from(u64::from_le_bytes(bytes) % n as u64).unwrap_or(0)
 }
 
 /// A claim that puts one more story in flight is held to `max_concurrent_agents`; taking

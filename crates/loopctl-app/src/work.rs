@@ -141,11 +141,11 @@ impl App {
         }
         let project = self.project_of(who, id).await?;
         let epics = self.store.epics(who.tenant_id, id).await?;
-        let filter = StoryFilter { project_id: Some(id), limit: 0, ..StoryFilter::default() };
-        let (_, story_count) = self.store.stories(who.tenant_id, filter).await?;
+        // The epics' maintained counts, not a count of the project's rows.
+        let tally = self.store.project_tally(who.tenant_id, id, self.now()).await?;
         let mut view = ProjectView::from_record(&project);
         view.epic_count = Some(epics.len());
-        view.story_count = Some(story_count);
+        view.story_count = Some(tally.total);
         Ok(view)
     }
 

@@ -106,12 +106,12 @@ impl Lab {
             .arg(&db)
             .env("HOME", dir.path())
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
         let url = listening_url(&mut server)?;
         let admin = Client::new(&url, Some(user))?;
-        let settings = json!({"max_concurrent_agents": 10_000, "rate_limit_requests_per_minute": 10_000_000});
+        let settings = json!({"max_concurrent_agents": 1000, "rate_limit_requests_per_minute": 10_000_000});
         admin.update_tenant(&UpdateTenant { name: None, email: None, settings: Some(settings) }).await?;
         Ok(Lab { dir, server, url, orchestrator, agent, bin: bin.to_path_buf() })
     }
@@ -160,8 +160,9 @@ impl Drop for Lab {
 
 /// Reads the server's `listening on http://…` line.
 fn listening_url(server: &mut Child) -> anyhow::Result<String> {
-    let stdout = server.stdout.take().context("server stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
+    // The listening line goes to stderr, with the log.
+    let stderr = server.stderr.take().context("server stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
     for line in lines.by_ref() {
         let line = line?;
         if let Some(at) = line.find("listening on ") {

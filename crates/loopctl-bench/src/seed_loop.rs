@@ -65,7 +65,7 @@ pub async fn fixture(store: Arc<dyn Store>, workers: usize, total: usize, name: 
         .await
         .map_err(app_err)?;
     let user = app.authenticate(&boot.keys.user).await.map_err(app_err)?;
-    let settings = json!({"max_concurrent_agents": 10_000, "rate_limit_requests_per_minute": 10_000_000});
+    let settings = json!({"max_concurrent_agents": 1000, "rate_limit_requests_per_minute": 10_000_000});
     app.update_tenant(&user, serde_json::from_value(json!({"settings": settings}))?).await.map_err(app_err)?;
     let orch = app.authenticate(&boot.keys.orchestrator).await.map_err(app_err)?;
     let project = app

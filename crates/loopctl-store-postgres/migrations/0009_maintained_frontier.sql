@@ -24,6 +24,9 @@ CREATE INDEX stories_open ON stories (epic_id, sort_key)
     WHERE agent_status IN ('pending', 'contracted') AND waiting_on = 0 AND NOT escalation_locked;
 -- Stories not yet claimed that wait for something: the `blocked` list pages this.
 CREATE INDEX stories_unclaimed ON stories (epic_id, sort_key) WHERE agent_status IN ('pending', 'contracted');
+-- Lists filtered by status, read epic by epic in work order (no sort of the project's rows).
+CREATE INDEX stories_epic_status ON stories (epic_id, agent_status, sort_key);
+CREATE INDEX stories_epic_verdict ON stories (epic_id, verified_status, sort_key);
 -- A project's claims by lease end: the stale ones of `ready`, `claim-next` and reclaiming.
 CREATE INDEX stories_project_lease ON stories (project_id, lease_expires_at) WHERE agent_status IN ('assigned', 'implementing');
 

@@ -189,39 +189,62 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let agent_status = filter.agent_status.map(|s| s.as_str());
             let verified_status = filter.verified_status.map(|s| s.as_str());
-            // Static SQL with optional filters (`?n IS NULL OR col = ?n`): no string building.
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                story_columns!(),
-                " FROM stories s WHERE s.tenant_id = ?1 \
-                AND (?2 IS NULL OR s.project_id = ?2) AND (?3 IS NULL OR s.epic_id = ?3) \
-                AND (?4 IS NULL OR s.agent_status = ?4) AND (?5 IS NULL OR s.verified_status = ?5) \
-                ORDER BY (SELECT e.position FROM epics e WHERE e.id = s.epic_id), \
-                (SELECT e.number FROM epics e WHERE e.id = s.epic_id), s.sort_key LIMIT ?6 OFFSET ?7"
-            ))
-            .bind(tenant_id)
-            .bind(filter.project_id)
-            .bind(filter.epic_id)
-            .bind(agent_status)
-            .bind(verified_status)
-            .bind(filter.limit)
-            .bind(filter.offset)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(map_err)?;
-            let total: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM stories s WHERE s.tenant_id = ?1 \
-                AND (?2 IS NULL OR s.project_id = ?2) AND (?3 IS NULL OR s.epic_id = ?3) \
-                AND (?4 IS NULL OR s.agent_status = ?4) AND (?5 IS NULL OR s.verified_status = ?5)",
-            )
-            .bind(tenant_id)
-            .bind(filter.project_id)
-            .bind(filter.epic_id)
-            .bind(agent_status)
-            .bind(verified_status)
-            .fetch_one(&self.readers)
-            .await
-            .map_err(map_err)?;
+            // One indexed condition per filter present (a `? IS NULL OR …` hides the index
+            // from the planner), and the epics as the outer loop in work order, so a page is
+            // read from `stories_epic_*` in order and the read stops at the page: no sort of
+            // the project's rows. The conditions are fixed text; every value is bound.
+            let mut conditions = vec!["e.tenant_id = ?"];
+            let mut n = 1;
+            let mut next = || {
+                n += 1;
+                n
+            };
+            let project = filter.project_id.map(|_| format!("e.project_id = ?{}", next()));
+            let epic = filter.epic_id.map(|_| format!("s.epic_id = ?{}", next()));
+            let agent = agent_status.map(|_| format!("s.agent_status = ?{}", next()));
+            let verdict = verified_status.map(|_| format!("s.verified_status = ?{}", next()));
+            let owned: Vec<String> = [project, epic, agent, verdict].into_iter().flatten().collect();
+            conditions.extend(owned.iter().map(String::as_str));
+            let condition = conditions.join(" AND ");
+            let (limit_at, offset_at) = (next(), next());
+            let listing = format!(
+                "WITH page AS (SELECT s.id AS page_id, e.position AS epic_position, e.number AS epic_number, s.sort_key AS story_key \
+                 FROM epics e CROSS JOIN stories s ON s.epic_id = e.id WHERE {condition} ORDER BY 2, 3, 4 \
+                 LIMIT ?{limit_at} OFFSET ?{offset_at}) \
+                 SELECT {} FROM page JOIN stories ON stories.id = page.page_id \
+                 ORDER BY page.epic_position, page.epic_number, page.story_key",
+                story_columns!()
+            );
+            let counting =
+                format!("SELECT COUNT(*) FROM epics e CROSS JOIN stories s ON s.epic_id = e.id WHERE {condition}");
+            macro_rules! bind_filters {
+                ($query:expr) => {{
+                    let mut query = $query.bind(tenant_id);
+                    if let Some(id) = filter.project_id {
+                        query = query.bind(id);
+                    }
+                    if let Some(id) = filter.epic_id {
+                        query = query.bind(id);
+                    }
+                    if let Some(status) = agent_status {
+                        query = query.bind(status);
+                    }
+                    if let Some(status) = verified_status {
+                        query = query.bind(status);
+                    }
+                    query
+                }};
+            }
+            let rows = bind_filters!(sqlx::query(sqlx::AssertSqlSafe(listing)))
+                .bind(filter.limit)
+                .bind(filter.offset)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            let total: i64 = bind_filters!(sqlx::query_scalar(sqlx::AssertSqlSafe(counting)))
+                .fetch_one(&self.readers)
+                .await
+                .map_err(map_err)?;
             Ok((all(rows, row::story)?, total))
         })
     }

@@ -62,8 +62,8 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
     for status in ["assigned", "implementing"] {
         in_flight.extend(page(Some(status), None).await?);
     }
-    let awaiting: Vec<StoryView> =
-        page(Some("reported_done"), None).await?.into_iter().filter(|s| s.verified_status != "verified").collect();
+    // Reported and not verified yet; the server filters, so verified stories never crowd the page.
+    let awaiting: Vec<StoryView> = page(Some("reported_done"), Some("unverified")).await?;
     let escalated: Vec<StoryView> = if progress.escalated > 0 {
         page(None, Some("rejected")).await?.into_iter().filter(|s| s.escalated).collect()
     } else {
