@@ -186,6 +186,13 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
     // authenticated by its bearer key, so any `Host` is accepted.
     let any_host = listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback());
     let router = observed(mcp::with_mcp(state.clone(), router_for(state), any_host));
+    // Answers go out at once: with Nagle's algorithm a keep-alive client (every agent's
+    // connection pool) waits for a delayed ACK on each answer written in two parts.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;

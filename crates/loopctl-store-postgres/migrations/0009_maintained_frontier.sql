@@ -23,10 +23,12 @@ CREATE INDEX epics_work_order ON epics (project_id, position, number);
 CREATE INDEX stories_open ON stories (epic_id, sort_key)
     WHERE agent_status IN ('pending', 'contracted') AND waiting_on = 0 AND NOT escalation_locked;
 -- Stories not yet claimed that wait for something: the `blocked` list pages this.
-CREATE INDEX stories_unclaimed ON stories (epic_id, sort_key) WHERE agent_status IN ('pending', 'contracted');
+CREATE INDEX stories_unclaimed ON stories (epic_id, sort_key, waiting_on) WHERE agent_status IN ('pending', 'contracted');
 -- Lists filtered by status, read epic by epic in work order (no sort of the project's rows).
 CREATE INDEX stories_epic_status ON stories (epic_id, agent_status, sort_key);
-CREATE INDEX stories_epic_verdict ON stories (epic_id, verified_status, sort_key);
+-- Everything progress and `status` count, so the per-epic counts read this index alone.
+CREATE INDEX stories_stage_counts ON stories
+    (project_id, epic_id, agent_status, verified_status, escalated, lease_expires_at, estimated_hours, tenant_id);
 -- A project's claims by lease end: the stale ones of `ready`, `claim-next` and reclaiming.
 CREATE INDEX stories_project_lease ON stories (project_id, lease_expires_at) WHERE agent_status IN ('assigned', 'implementing');
 

@@ -61,7 +61,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("temp_store", "memory")
+            // Temporary data (a batch's savepoint journal, a large sort) goes to unlinked
+            // temporary files, not the heap: an import batch that touches pages all over the
+            // table would otherwise keep every page's original in the server's memory.
+            .pragma("temp_store", "file")
             .disable_statement_logging();
         let mut writer = SqliteConnection::connect_with(&options).await.map_err(row::backend)?;
         migrate::run(&mut writer).await?;

@@ -257,7 +257,7 @@ impl Store for SqliteStore {
                 Some((tenant_id, project_id)) => sqlx::query(concat!(
                     "SELECT ",
                     story_columns!(),
-                    " FROM stories WHERE project_id = ?2 AND agent_status IN ('assigned', 'implementing') \
+                    " FROM stories INDEXED BY stories_project_lease WHERE project_id = ?2 AND agent_status IN ('assigned', 'implementing') \
                      AND lease_expires_at <= ?1 AND tenant_id = ?3 AND (?4 = 0 OR stale_since IS NULL) \
                      ORDER BY lease_expires_at LIMIT ?5"
                 ))
@@ -291,12 +291,12 @@ impl Store for SqliteStore {
             let rows = sqlx::query(concat!(
                 "WITH page AS ( \
                  SELECT s.id AS page_id, e.position AS epic_position, e.number AS epic_number, s.sort_key AS story_key \
-                   FROM epics e JOIN stories s ON s.epic_id = e.id \
+                   FROM epics e JOIN stories s INDEXED BY stories_open ON s.epic_id = e.id \
                   WHERE e.tenant_id = ?1 AND e.project_id = ?2 AND e.waiting_on = 0 AND (?4 IS NULL OR e.id = ?4) \
                     AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND s.escalation_locked = 0 \
                  UNION ALL \
                  SELECT s.id, e.position, e.number, s.sort_key \
-                   FROM stories s JOIN epics e ON e.id = s.epic_id \
+                   FROM stories s INDEXED BY stories_project_lease JOIN epics e ON e.id = s.epic_id \
                   WHERE s.project_id = ?2 AND s.tenant_id = ?1 AND s.agent_status IN ('assigned', 'implementing') \
                     AND s.lease_expires_at <= ?3 AND s.waiting_on = 0 AND s.escalation_locked = 0 AND e.waiting_on = 0 \
                     AND (?4 IS NULL OR s.epic_id = ?4) \
@@ -317,10 +317,10 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
             let total = if query.with_total {
                 let total: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT COUNT(*) FROM epics e JOIN stories s ON s.epic_id = e.id \
+                    "SELECT (SELECT COUNT(*) FROM epics e JOIN stories s INDEXED BY stories_open ON s.epic_id = e.id \
                        WHERE e.tenant_id = ?1 AND e.project_id = ?2 AND e.waiting_on = 0 AND (?4 IS NULL OR e.id = ?4) \
                          AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND s.escalation_locked = 0) \
-                     + (SELECT COUNT(*) FROM stories s JOIN epics e ON e.id = s.epic_id \
+                     + (SELECT COUNT(*) FROM stories s INDEXED BY stories_project_lease JOIN epics e ON e.id = s.epic_id \
                        WHERE s.project_id = ?2 AND s.tenant_id = ?1 AND s.agent_status IN ('assigned', 'implementing') \
                          AND s.lease_expires_at <= ?3 AND s.waiting_on = 0 AND s.escalation_locked = 0 \
                          AND e.waiting_on = 0 AND (?4 IS NULL OR s.epic_id = ?4))",
@@ -351,7 +351,7 @@ impl Store for SqliteStore {
             let rows = sqlx::query(concat!(
                 "WITH page AS ( \
                  SELECT s.id AS page_id, e.position AS epic_position, e.number AS epic_number, s.sort_key AS story_key \
-                   FROM epics e JOIN stories s ON s.epic_id = e.id \
+                   FROM epics e JOIN stories s INDEXED BY stories_unclaimed ON s.epic_id = e.id \
                   WHERE e.tenant_id = ?1 AND e.project_id = ?2 AND s.agent_status IN ('pending', 'contracted') \
                     AND (s.waiting_on > 0 OR e.waiting_on > 0) \
                   ORDER BY 2, 3, 4 LIMIT ?3 OFFSET ?4) \
@@ -368,7 +368,7 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
             let total: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM epics e JOIN stories s ON s.epic_id = e.id \
+                "SELECT COUNT(*) FROM epics e JOIN stories s INDEXED BY stories_unclaimed ON s.epic_id = e.id \
                   WHERE e.tenant_id = ?1 AND e.project_id = ?2 AND s.agent_status IN ('pending', 'contracted') \
                     AND (s.waiting_on > 0 OR e.waiting_on > 0)",
             )
@@ -390,9 +390,9 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (total, unverified, in_flight, stale): (i64, i64, i64, i64) = sqlx::query_as(
                 "SELECT COALESCE(SUM(e.stories_total), 0), COALESCE(SUM(e.unverified_stories), 0), \
-                   (SELECT COUNT(*) FROM stories s WHERE s.project_id = ?2 AND s.agent_status IN ('assigned', 'implementing') \
+                   (SELECT COUNT(*) FROM stories s INDEXED BY stories_project_lease WHERE s.project_id = ?2 AND s.agent_status IN ('assigned', 'implementing') \
                      AND s.tenant_id = ?1), \
-                   (SELECT COUNT(*) FROM stories s WHERE s.project_id = ?2 AND s.agent_status IN ('assigned', 'implementing') \
+                   (SELECT COUNT(*) FROM stories s INDEXED BY stories_project_lease WHERE s.project_id = ?2 AND s.agent_status IN ('assigned', 'implementing') \
                      AND s.lease_expires_at <= ?3 AND s.tenant_id = ?1) \
                  FROM epics e WHERE e.project_id = ?2 AND e.tenant_id = ?1",
             )
