@@ -3,8 +3,7 @@
 use loopctl_api::*;
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use loopctl_store::{FrontierQuery, ProjectTally, StoryRecord};
+use loopctl_store::{FrontierQuery, ProjectTally};
 use uuid::Uuid;
 
 use crate::view::FromRecordAt;
@@ -31,8 +30,8 @@ impl App {
     /// every stale claim (its slot is taken already), then up to `max_concurrent_agents`
     /// minus those in flight, preferring the epic of the first.
     ///
-    /// Reads the maintained frontier: the page, the suggestion's few candidates and the
-    /// counts, each from an index, whatever the project's size.
+    /// Reads the maintained frontier: the page and the counts, each from an index, whatever
+    /// the project's size.
     pub async fn ready_stories(
         &self,
         who: &Principal,
@@ -54,40 +53,32 @@ impl App {
             with_total,
         };
         let tally = self.store.project_tally(who.tenant_id, project_id, at).await?;
-        let listed =
-            self.store.ready_stories(frontier((page - 1).saturating_mul(page_size), page_size, epic_id, true)).await?;
+        let offset = (page - 1).saturating_mul(page_size);
+        let listed = self.store.ready_stories(frontier(offset, page_size, epic_id, true)).await?;
         let slots =
             (who.settings.max_concurrent_agents as usize).saturating_sub(usize::try_from(tally.in_flight).unwrap_or(0));
-        let suggested =
-            self.suggestion(&frontier, epic_id, slots, usize::try_from(tally.stale).unwrap_or(0), at).await?;
+        // The suggestion is every stale claim and the first `slots` waiting stories in work
+        // order (one epic's stories are adjacent, so the first one's epic comes first). On a
+        // later page, the waiting stories before it are counted from the frontier's head.
+        let mut waiting_before = if offset == 0 {
+            0
+        } else {
+            let head = self.store.ready_stories(frontier(0, offset.min(10_000), epic_id, false)).await?.stories;
+            head.iter().filter(|s| !s.state.agent_status.in_flight()).count()
+        };
         let data = listed
             .stories
             .iter()
             .map(|s| {
                 let mut brief = StoryBrief::from_record_at(s, at);
-                brief.suggested = Some(suggested.contains(&s.id) || s.state.lease_expired(at));
+                let waiting = !s.state.agent_status.in_flight();
+                brief.suggested = Some(s.state.lease_expired(at) || (waiting && waiting_before < slots));
+                waiting_before += usize::from(waiting);
                 brief
             })
             .collect();
         let total_count = listed.total.unwrap_or(0);
         Ok(ReadyList { data, meta: meta(page, page_size, total_count, &tally, who.settings.max_concurrent_agents) })
-    }
-
-    /// The suggested batch among the head of the frontier: `slots` waiting stories and the
-    /// stale claims before them. (Every stale claim is suggested; those further on are marked
-    /// where they are listed.) Stories of one epic are adjacent in work order, so the first
-    /// waiting story's epic comes first without asking for it.
-    async fn suggestion(
-        &self,
-        frontier: &impl Fn(i64, i64, Option<Uuid>, bool) -> FrontierQuery,
-        epic_id: Option<Uuid>,
-        slots: usize,
-        stale: usize,
-        at: DateTime<Utc>,
-    ) -> AppResult<Vec<Uuid>> {
-        let head_len = i64::try_from(slots.saturating_add(stale)).unwrap_or(i64::MAX).min(10_000);
-        let head = self.store.ready_stories(frontier(0, head_len, epic_id, false)).await?.stories;
-        Ok(suggest(&head.iter().collect::<Vec<_>>(), slots, at))
     }
 
     /// Stories not yet claimed that wait for unverified dependencies, each with what it waits
@@ -124,20 +115,6 @@ impl App {
         let total_count = listed.total.unwrap_or(0);
         Ok(BlockedList { data, meta: meta(page, page_size, total_count, &tally, who.settings.max_concurrent_agents) })
     }
-}
-
-/// The suggested batch: every stale claim, then `slots` more from the first ready story's
-/// epic, then from the rest in order. A fresh contract is someone's pick already, so it is
-/// suggested only to fill a slot like any other.
-fn suggest(ready: &[&StoryRecord], slots: usize, now: DateTime<Utc>) -> Vec<Uuid> {
-    let stale = ready.iter().filter(|s| s.state.lease_expired(now)).map(|s| s.id);
-    let waiting: Vec<&&StoryRecord> = ready.iter().filter(|s| !s.state.agent_status.in_flight()).collect();
-    let Some(first) = waiting.first() else {
-        return stale.collect();
-    };
-    let same_epic = waiting.iter().filter(|s| s.epic_id == first.epic_id);
-    let others = waiting.iter().filter(|s| s.epic_id != first.epic_id);
-    stale.chain(same_epic.chain(others).take(slots).map(|s| s.id)).collect()
 }
 
 fn meta(page: i64, page_size: i64, total_count: i64, tally: &ProjectTally, limit: u32) -> ListMeta {

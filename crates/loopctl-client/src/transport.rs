@@ -56,12 +56,16 @@ impl HttpTransport {
     pub fn new(server: &str) -> Result<HttpTransport, String> {
         // One crypto provider for the whole process (ring); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("loopctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+            .user_agent(concat!("loopctl/", env!("CARGO_PKG_VERSION")));
+        if server.starts_with("http://") {
+            // A plain-HTTP server needs no certificates: skip loading the platform's roots
+            // (most of a short CLI call's start-up). Any https:// redirect then fails closed.
+            builder = builder.tls_certs_only(std::iter::empty());
+        }
+        let http = builder.build().map_err(|err| format!("cannot build the HTTP client: {err}"))?;
         Ok(HttpTransport { base: server.trim_end_matches('/').to_string(), http })
     }
 }
