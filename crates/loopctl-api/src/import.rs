@@ -257,6 +257,7 @@ impl ExportWriter {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "test code: a failed expectation is the report")]
 mod tests {
     use super::*;
 

@@ -72,6 +72,7 @@ pub fn import_batches(doc: &Value, batch_size: usize) -> Vec<Value> {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "test code: a failed expectation is the report")]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -53,8 +53,10 @@ async fn import_project(
     Ok((StatusCode::CREATED, Json(ImportCreatedAnswer { import })).into_response())
 }
 
-/// The project's breakdown as one document that imports back, streamed: the server reads
-/// and writes it a page at a time, so an export of any size costs one page of memory.
+/// The project's breakdown as one document that imports back.
+///
+/// Streamed: the server reads and writes it a page at a time, so an export of any size
+/// costs one page of memory.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/export", tag = "work", responses((status = 200, body = ProjectExport)))]
 async fn export_project(
     State(s): State<AppState>,
