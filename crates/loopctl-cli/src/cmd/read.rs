@@ -439,16 +439,20 @@ pub async fn blocked(ctx: &Ctx, args: BlockedArgs) -> anyhow::Result<()> {
 pub async fn pending(ctx: &Ctx) -> anyhow::Result<()> {
     let project = ctx.project_id().await?;
     let mut rows = Vec::new();
+    let mut total = 0;
     for status in ["pending", "contracted"] {
         let params = StoryListParams {
             project_id: Some(project.to_string()),
             agent_status: Some(status.into()),
-            limit: Some(500),
+            limit: Some(PENDING_SHOWN),
             ..StoryListParams::default()
         };
-        rows.extend(ctx.client.story_page(&params).await?.data);
+        let page = ctx.client.story_page(&params).await?;
+        total += page.meta.total_count;
+        rows.extend(page.data);
     }
     rows.sort_by_key(|s| s.sort_key);
+    let unseen = total - rows.len() as i64;
     let value = Data { data: &rows };
     emit(ctx.format, &value, || {
         let mut table = Table::new(&["story", "status", "verified", "iterations", "title"]);
@@ -461,7 +465,16 @@ pub async fn pending(ctx: &Ctx) -> anyhow::Result<()> {
                 s.title.clone(),
             ]);
         }
-        table.render(ctx.format, ctx.color())
+        let mut out = table.render(ctx.format, ctx.color());
+        if unseen > 0 && ctx.format == Format::Human {
+            out.push_str(&format!(
+                "\n… and {unseen} more not shown (the first {PENDING_SHOWN} of each status); `loopctl next` lists what is ready\n"
+            ));
+        }
+        out
     });
     Ok(())
 }
+
+/// Stories of each waiting status `pending` lists.
+const PENDING_SHOWN: i64 = 500;
