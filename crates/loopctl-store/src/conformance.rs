@@ -966,7 +966,6 @@ pub async fn unverified_blockers_count_story_and_epic_dependencies(store: Arc<dy
 }
 
 pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>) {
-    use loopctl_core::graph::{ProjectGraph, StoryNode};
     let fx = Fixture::new(store.clone()).await;
     let early_epic = Uuid::now_v7();
     let mut early = epic_record(fx.tenant, fx.project, early_epic, 2);
@@ -1033,7 +1032,26 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
     let found = ready(store.clone()).await;
     assert_eq!(found, vec!["1.1", "1.9"]);
     // The same answer as the pure graph over everything the project holds.
-    let all = StoryFilter { project_id: Some(fx.project), limit: 100, ..StoryFilter::default() };
+    let (records, graph) = project_graph(&store, &fx, now).await;
+    let by_graph: Vec<String> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.number.clone()).collect();
+    assert_eq!(found, by_graph);
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.ready_stories(frontier(other.tenant, fx.project, now)).await.unwrap().stories.is_empty());
+    // Pages cut the same order.
+    let page = |offset, limit| FrontierQuery { offset, limit, ..frontier(fx.tenant, fx.project, now) };
+    let second = store.ready_stories(page(1, 1)).await.unwrap();
+    assert_eq!(second.stories.iter().map(|s| s.number.as_str()).collect::<Vec<_>>(), vec!["1.9"]);
+    assert_eq!(second.total, Some(2));
+}
+
+/// Every story of the fixture's project (work order), and the pure graph over them.
+async fn project_graph(
+    store: &Arc<dyn Store>,
+    fx: &Fixture,
+    now: DateTime<Utc>,
+) -> (Vec<StoryRecord>, loopctl_core::graph::ProjectGraph) {
+    use loopctl_core::graph::{ProjectGraph, StoryNode};
+    let all = StoryFilter { project_id: Some(fx.project), limit: 10_000, ..StoryFilter::default() };
     let (records, _) = store.stories(fx.tenant, all).await.unwrap();
     let deps = store.dependencies(fx.tenant, fx.project).await.unwrap();
     let graph = ProjectGraph::new(
@@ -1048,15 +1066,7 @@ pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>
         &deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
         &deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
     );
-    let by_graph: Vec<String> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.number.clone()).collect();
-    assert_eq!(found, by_graph);
-    let other = Fixture::new(store.clone()).await;
-    assert!(store.ready_stories(frontier(other.tenant, fx.project, now)).await.unwrap().stories.is_empty());
-    // Pages cut the same order.
-    let page = |offset, limit| FrontierQuery { offset, limit, ..frontier(fx.tenant, fx.project, now) };
-    let second = store.ready_stories(page(1, 1)).await.unwrap();
-    assert_eq!(second.stories.iter().map(|s| s.number.as_str()).collect::<Vec<_>>(), vec!["1.9"]);
-    assert_eq!(second.total, Some(2));
+    (records, graph)
 }
 
 /// A small deterministic generator, so a failing sequence is replayed by its seed.
@@ -1211,22 +1221,7 @@ async fn assert_frontier_matches_graph(
     seed: u64,
     step: usize,
 ) {
-    use loopctl_core::graph::{ProjectGraph, StoryNode};
-    let all = StoryFilter { project_id: Some(fx.project), limit: 10_000, ..StoryFilter::default() };
-    let (records, _) = store.stories(fx.tenant, all).await.unwrap();
-    let deps = store.dependencies(fx.tenant, fx.project).await.unwrap();
-    let graph = ProjectGraph::new(
-        records.iter().map(|s| StoryNode {
-            id: s.id,
-            epic_id: s.epic_id,
-            agent_status: s.state.agent_status,
-            verified_status: s.state.verified_status,
-            escalation_locked: s.state.escalation_locked,
-            lease_expired: s.state.lease_expired(now),
-        }),
-        &deps.stories.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
-        &deps.epics.iter().map(|d| (d.from_id, d.to_id)).collect::<Vec<_>>(),
-    );
+    let (records, graph) = project_graph(store, fx, now).await;
     let context = format!("seed {seed:#x}, step {step}");
     let ready = store.ready_stories(frontier(fx.tenant, fx.project, now)).await.unwrap();
     let expected: Vec<Uuid> = records.iter().filter(|s| graph.is_ready(s.id)).map(|s| s.id).collect();
