@@ -38,6 +38,9 @@ pub struct Blocker {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct BlockedStory {
     pub story: StoryBrief,
+    /// What the story waits for: unverified direct dependencies, and unverified stories of
+    /// the epics its epic depends on, in story order; at most 100 are listed (an epic
+    /// dependency can stand for thousands of stories).
     pub blocking_dependencies: Vec<Blocker>,
 }
 

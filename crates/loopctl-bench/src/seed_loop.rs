@@ -61,7 +61,12 @@ fn app_err(e: loopctl_app::AppError) -> anyhow::Error {
 pub async fn fixture(store: Arc<dyn Store>, workers: usize, total: usize, name: &str) -> anyhow::Result<Fixture> {
     let app = App::new(store.clone());
     let boot = app
-        .bootstrap_tenant(BootstrapRequest { tenant_name: name.into(), slug: None, email: None })
+        // A tenant of its own each run, so a PostgreSQL database can be measured again.
+        .bootstrap_tenant(BootstrapRequest {
+            tenant_name: format!("{name} {}", &Uuid::now_v7().simple().to_string()[20..]),
+            slug: None,
+            email: None,
+        })
         .await
         .map_err(app_err)?;
     let user = app.authenticate(&boot.keys.user).await.map_err(app_err)?;
