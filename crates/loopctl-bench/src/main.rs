@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod lab;
 mod peers;
 mod polling;
 mod scale;
@@ -55,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Peers(args) => {
             let bin = match args.loopctl {
                 Some(path) => path,
-                None => scale::default_loopctl()?,
+                None => lab::default_loopctl()?,
             };
             peers::run(&bin, args.tasks).await
         }

@@ -21,6 +21,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+
+use crate::lab::Lab;
 use serde_json::{Value, json};
 
 /// Timed repetitions of every call (and claim races run).
@@ -285,123 +287,53 @@ fn race(cmds: Vec<Command>) -> anyhow::Result<(Duration, Vec<Output>)> {
 // ---------------------------------------------------------------------------------------------
 // loopctl
 
-/// A `loopctl serve` of its own over a fresh SQLite file, a project "bench" of N imported
-/// stories (epic 1, stories 1.1..1.N), an orchestrator key, and 1 + RACERS agent keys.
+/// A `loopctl serve` of its own over a fresh SQLite file (`Lab`), a project "bench" of N
+/// imported stories (epic 1, stories 1.1..1.N), and 1 + RACERS agent keys.
 struct Loopctl {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    server: Child,
-    base: String,
-    orchestrator: String,
+    lab: Lab,
     /// Agent 0 does the untimed preparation and the timed reads and set-done; 0..RACERS race.
     agents: Vec<String>,
 }
 
-impl Drop for Loopctl {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
 impl Loopctl {
     fn start(bin: &Path, tasks: usize) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let db = dir.path().join("loopctl.db");
-        let mut init = Command::new(bin);
-        init.args(["admin", "init", "--tenant", "bench", "--format", "json", "--database-url"]).arg(&db);
-        init.env("LOOPCTL_DATA_DIR", dir.path()).current_dir(dir.path());
-        let boot: Value = serde_json::from_str(&run_ok(init)?).context("`loopctl admin init` printed no JSON")?;
-        let key = |role: &str| {
-            boot["keys"][role].as_str().map(str::to_string).with_context(|| format!("no {role} key in {boot}"))
-        };
-        let (user, orchestrator, agent) = (key("user")?, key("orchestrator")?, key("agent")?);
-
-        let log = dir.path().join("server.log");
-        let server = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(&db)
-            .arg("--signing-key-dir")
-            .arg(dir.path().join("signing-keys"))
-            .env("LOOPCTL_DATA_DIR", dir.path())
-            .env("LOOPCTL_LOG", "warn")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("cannot start `loopctl serve`")?;
-        let mut this =
-            Loopctl { bin: bin.to_path_buf(), dir, server, base: String::new(), orchestrator, agents: vec![agent] };
-        this.base = this.wait_for_listening(&log)?;
-
-        run_ok(this.cmd(
-            &user,
-            "user",
-            &["tenant", "settings", "set", "max_concurrent_agents=1000", "rate_limit_requests_per_minute=1000000"],
-        ))?;
-        run_ok(this.cmd(&this.orchestrator, "orch", &["project", "create", "bench", "--slug", "bench"]))?;
+        let lab = Lab::start(bin)?;
+        lab.run_ok(&lab.orchestrator, "orch", "", &["project", "create", "bench", "--slug", "bench"])?;
         let stories: Vec<Value> = (1..=tasks)
             .map(|i| {
                 json!({"number": format!("1.{i}"), "title": format!("Story {i}"),
                        "acceptance_criteria": [{"id": "AC-1", "description": "works"}]})
             })
             .collect();
-        let breakdown = this.dir.path().join("breakdown.json");
+        let breakdown = lab.dir.path().join("breakdown.json");
         std::fs::write(
             &breakdown,
             json!({"epics": [{"number": 1, "title": "Bench", "stories": stories}]}).to_string(),
         )?;
         let start = Instant::now();
-        run_ok(this.cmd(&this.orchestrator, "orch", &["import", &breakdown.to_string_lossy()]))?;
+        lab.run_ok(&lab.orchestrator, "orch", "bench", &["import", &breakdown.to_string_lossy()])?;
         eprintln!("  loopctl import of {tasks} stories: {} ms", start.elapsed().as_millis());
+        let mut agents = vec![lab.agent.clone()];
         for racer in 1..RACERS {
-            let out = run_ok(this.cmd(
-                &user,
+            let out = lab.run_ok(
+                &lab.user,
                 "user",
+                "",
                 &["keys", "create", &format!("racer-{racer}"), "--role", "agent", "--format", "json"],
-            ))?;
+            )?;
             let answer: Value = serde_json::from_str(&out).context("`loopctl keys create` printed no JSON")?;
             let raw = answer["api_key"]["raw_key"]
                 .as_str()
                 .or_else(|| answer["raw_key"].as_str())
                 .with_context(|| format!("no raw key in {answer}"))?;
-            this.agents.push(raw.to_string());
+            agents.push(raw.to_string());
         }
-        Ok(this)
+        Ok(Loopctl { lab, agents })
     }
 
-    /// The base URL the server printed (`listening on http://…`).
-    fn wait_for_listening(&mut self, log: &Path) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            if let Some(rest) = text.split("listening on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap_or_default();
-                return Ok(url.to_string());
-            }
-            if let Some(status) = self.server.try_wait()? {
-                bail!("`loopctl serve` exited ({status}):\n{text}");
-            }
-            ensure!(Instant::now() < deadline, "`loopctl serve` did not say where it listens in 30 s:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// One CLI process as `who` (its own claim-epoch state directory), configured only by
-    /// environment: server, key, project; no profile, no `.loopctl.toml`.
+    /// One CLI process as `who`, configured only by environment (`Lab::cli`).
     fn cmd(&self, key: &str, who: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("LOOPCTL_SERVER", &self.base)
-            .env("LOOPCTL_API_KEY", key)
-            .env("LOOPCTL_PROJECT", "bench")
-            .env("LOOPCTL_CONFIG", self.dir.path().join("cli-config.toml"))
-            .env("LOOPCTL_STATE_DIR", self.dir.path().join(format!("state-{who}")))
-            .env_remove("LOOPCTL_PROFILE")
-            .env_remove("LOOPCTL_FORMAT");
-        cmd
+        self.lab.cli(key, who, "bench", args)
     }
 
     fn agent(&self, n: usize, args: &[&str]) -> Command {
@@ -435,7 +367,7 @@ impl Tool for Loopctl {
     }
     fn create(&self, task: usize) -> Command {
         let (number, title) = (format!("1.{task}"), format!("Story {task}"));
-        self.cmd(&self.orchestrator, "orch", &["story", "create", &number, &title, "--epic", "1", "--ac", "works"])
+        self.cmd(&self.lab.orchestrator, "orch", &["story", "create", &number, &title, "--epic", "1", "--ac", "works"])
     }
     fn prepare_race(&self, task: usize) -> anyhow::Result<()> {
         run_ok(self.agent(0, &["contract", &format!("1.{task}")])).map(drop)

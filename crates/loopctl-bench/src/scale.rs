@@ -5,17 +5,17 @@
 //! every figure is what a user's shell and the machine see. Each size's figures print as a
 //! ratio of the smallest size's, measured in the same run.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use loopctl_api::{CreateProject, FrontierParams, UpdateTenant};
+use loopctl_api::FrontierParams;
 use loopctl_client::Client;
 use serde_json::{Value, json};
 
-use crate::stats::{Rss, median};
+use crate::lab::Lab;
+use crate::stats::median;
 
 #[derive(clap::Args, Debug)]
 pub struct ScaleArgs {
@@ -46,133 +46,19 @@ struct Row {
     rss_peak_mb: f64,
 }
 
-/// The `loopctl` next to the running bench binary (`target/release/loopctl`).
-pub fn default_loopctl() -> anyhow::Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let path = me.with_file_name("loopctl");
-    if !path.exists() {
-        bail!(
-            "no loopctl binary at {}; build it (`cargo build --release -p loopctl`) or pass --loopctl",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     let bin = match &args.loopctl {
         Some(path) => path.clone(),
-        None => default_loopctl()?,
+        None => crate::lab::default_loopctl()?,
     };
     let mut rows = Vec::new();
     for &stories in &args.scale {
         let row = measure(&bin, stories, &args).await.with_context(|| format!("at {stories} stories"))?;
-        print_row(&row, rows.first());
+        eprintln!("measured {stories} stories");
         rows.push(row);
     }
     print_table(&rows);
     Ok(())
-}
-
-/// A real server on its own SQLite file, with a tenant whose keys the CLI calls use.
-pub struct Lab {
-    pub dir: tempfile::TempDir,
-    pub server: Child,
-    pub url: String,
-    pub orchestrator: String,
-    pub agent: String,
-    bin: PathBuf,
-}
-
-impl Lab {
-    pub async fn start(bin: &Path) -> anyhow::Result<Lab> {
-        let dir = tempfile::tempdir()?;
-        let db = dir.path().join("loopctl.db");
-        let init = Command::new(bin)
-            .args(["admin", "init", "--tenant", "bench", "--format", "json", "--database-url"])
-            .arg(&db)
-            .env("HOME", dir.path())
-            .output()?;
-        if !init.status.success() {
-            bail!("loopctl admin init failed: {}", String::from_utf8_lossy(&init.stderr));
-        }
-        let keys: Value = serde_json::from_slice(&init.stdout).context("admin init prints JSON")?;
-        let key = |role: &str| {
-            keys.pointer(&format!("/keys/{role}")).and_then(Value::as_str).map(str::to_string).context("a key")
-        };
-        let (user, orchestrator, agent) = (key("user")?, key("orchestrator")?, key("agent")?);
-        let mut server = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(&db)
-            .env("HOME", dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let url = listening_url(&mut server)?;
-        let admin = Client::new(&url, Some(user))?;
-        let settings = json!({"max_concurrent_agents": 1000, "rate_limit_requests_per_minute": 10_000_000});
-        admin.update_tenant(&UpdateTenant { name: None, email: None, settings: Some(settings) }).await?;
-        Ok(Lab { dir, server, url, orchestrator, agent, bin: bin.to_path_buf() })
-    }
-
-    /// A `loopctl` command as an agent's shell runs it: its own process, the key and server
-    /// in the environment, no profile.
-    pub fn cli(&self, key: &str, project: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("LOOPCTL_CONFIG", self.dir.path().join("no-config.toml"))
-            .env("LOOPCTL_STATE_DIR", self.dir.path().join("state"))
-            .env("LOOPCTL_SERVER", &self.url)
-            .env("LOOPCTL_API_KEY", key)
-            .env("LOOPCTL_PROJECT", project)
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs `args` once and answers its wall time; a failed call fails the bench.
-    pub fn time(&self, key: &str, project: &str, args: &[&str]) -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let out = self.cli(key, project, args).output()?;
-        let took = started.elapsed();
-        if !out.status.success() {
-            bail!("`loopctl {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(took)
-    }
-
-    pub fn rss(&self) -> anyhow::Result<Rss> {
-        Rss::of(self.server.id())
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-/// Reads the server's `listening on http://…` line.
-fn listening_url(server: &mut Child) -> anyhow::Result<String> {
-    // The listening line goes to stderr, with the log.
-    let stderr = server.stderr.take().context("server stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(at) = line.find("listening on ") {
-            let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or_default().to_string();
-            // Keep draining the server's output so it never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return Ok(url);
-        }
-    }
-    bail!("the server exited before it listened")
 }
 
 /// A breakdown of `stories` stories in epics of 100: every tenth story waits for the one
@@ -210,38 +96,26 @@ pub fn breakdown(stories: usize) -> Value {
 }
 
 async fn measure(bin: &Path, stories: usize, args: &ScaleArgs) -> anyhow::Result<Row> {
-    let lab = Lab::start(bin).await?;
-    let orch = Client::new(&lab.url, Some(lab.orchestrator.clone()))?;
-    let project = orch
-        .create_project(&CreateProject {
-            name: format!("Scale {stories}"),
-            slug: Some("scale".into()),
-            repo_url: None,
-            description: None,
-            tech_stack: None,
-            mission: None,
-            metadata: None,
-        })
-        .await?
-        .project;
+    let lab = Lab::start(bin)?;
+    lab.run_ok(&lab.orchestrator, "orch", "", &["project", "create", &format!("Scale {stories}"), "--slug", "scale"])?;
     let file = lab.dir.path().join("breakdown.json");
     std::fs::write(&file, serde_json::to_vec(&breakdown(stories))?)?;
     let file = file.to_string_lossy().into_owned();
-    let import = lab.time(&lab.orchestrator, "scale", &["import", &file])?;
-    let repeat = |argv: &[&str], key: &str| -> anyhow::Result<Duration> {
+    let import = lab.time(&lab.orchestrator, "orch", "scale", &["import", &file])?;
+    let repeat = |argv: &[&str], key: &str, who: &str| -> anyhow::Result<Duration> {
         let mut times = Vec::new();
         for _ in 0..args.repeat.max(1) {
-            times.push(lab.time(key, "scale", argv)?);
+            times.push(lab.time(key, who, "scale", argv)?);
         }
         Ok(median(&mut times))
     };
-    let next = repeat(&["next"], &lab.orchestrator)?;
-    let status = repeat(&["status"], &lab.orchestrator)?;
-    let blocked = repeat(&["blocked"], &lab.orchestrator)?;
-    let export = repeat(&["export"], &lab.orchestrator)?;
-    let claim = repeat(&["next", "--claim"], &lab.agent)?;
-    let params =
-        FrontierParams { project_id: Some(project.id.to_string()), limit: Some(20), ..FrontierParams::default() };
+    let next = repeat(&["next"], &lab.orchestrator, "orch")?;
+    let status = repeat(&["status"], &lab.orchestrator, "orch")?;
+    let blocked = repeat(&["blocked"], &lab.orchestrator, "orch")?;
+    let export = repeat(&["export"], &lab.orchestrator, "orch")?;
+    let claim = repeat(&["next", "--claim"], &lab.agent, "agent")?;
+    let orch = Client::new(&lab.url, Some(lab.orchestrator.clone()))?;
+    let params = FrontierParams { project_id: Some("scale".into()), limit: Some(20), ..FrontierParams::default() };
     let mut pages = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
@@ -251,7 +125,7 @@ async fn measure(bin: &Path, stories: usize, args: &ScaleArgs) -> anyhow::Result
     let ready_page = median(&mut pages);
     // Several exports at once, read to the end by separate processes.
     let exporters: Vec<Child> = (0..args.exports)
-        .map(|_| lab.cli(&lab.orchestrator, "scale", &["export"]).spawn())
+        .map(|i| lab.cli(&lab.orchestrator, &format!("export-{i}"), "scale", &["export"]).stdout(Stdio::null()).spawn())
         .collect::<Result<_, _>>()?;
     for mut exporter in exporters {
         if !exporter.wait()?.success() {
@@ -264,33 +138,6 @@ async fn measure(bin: &Path, stories: usize, args: &ScaleArgs) -> anyhow::Result
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn print_row(row: &Row, base: Option<&Row>) {
-    let ratio = |f: fn(&Row) -> Duration| match base {
-        Some(b) => format!(" ({:.2}x)", ms(f(row)) / ms(f(b)).max(1e-9)),
-        None => String::new(),
-    };
-    println!(
-        "{} stories: import {:.2} s{}, next {:.1} ms{}, status {:.1} ms{}, blocked {:.1} ms{}, export {:.1} ms{}, \
-         next --claim {:.1} ms{}, GET ready?limit=20 {:.2} ms{}, server RSS peak {:.0} MB",
-        row.stories,
-        row.import.as_secs_f64(),
-        ratio(|r| r.import),
-        ms(row.next),
-        ratio(|r| r.next),
-        ms(row.status),
-        ratio(|r| r.status),
-        ms(row.blocked),
-        ratio(|r| r.blocked),
-        ms(row.export),
-        ratio(|r| r.export),
-        ms(row.claim),
-        ratio(|r| r.claim),
-        ms(row.ready_page),
-        ratio(|r| r.ready_page),
-        row.rss_peak_mb,
-    );
 }
 
 fn print_table(rows: &[Row]) {

@@ -69,14 +69,12 @@ async fn export_project(
             let Some(mut writer) = writer else {
                 return Ok(None);
             };
-            let bytes = match cursor.next_part().await.map_err(stream_error)? {
-                Some(part) => {
-                    let bytes = writer.part(&part).map_err(stream_error)?;
-                    (bytes, Some(writer))
-                }
+            // The writer is dropped once it has written the closing bytes: the stream ends.
+            let (bytes, writer) = match cursor.next_part().await.map_err(stream_error)? {
+                Some(part) => (writer.part(&part).map_err(stream_error)?, Some(writer)),
                 None => (writer.finish().map_err(stream_error)?, None),
             };
-            Ok::<_, std::io::Error>(Some((Bytes::from(bytes.0), (cursor, bytes.1))))
+            Ok::<_, std::io::Error>(Some((Bytes::from(bytes), (cursor, writer))))
         });
     Ok(([(header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(chunks)).into_response())
 }
