@@ -3,7 +3,11 @@
 use chrono::{DateTime, Utc};
 use loopctl_api::ErrorCode;
 use loopctl_core::{Actor, Role, Settings};
-use loopctl_store::{KeyScope, TenantRecord};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use loopctl_store::{ApiKeyRecord, KeyScope, TenantRecord, WriteOp};
 use uuid::Uuid;
 
 use crate::{App, AppError, AppResult, keys, settings::effective_settings};
@@ -67,6 +71,46 @@ impl Principal {
     }
 }
 
+/// How long an instance trusts what it read of a key and its tenant. A key revoked, a tenant
+/// suspended or its settings changed through this instance take effect at once (its commits
+/// clear the cache); through another instance on the same database, within this time.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Most keys remembered at once; past it the cache starts over.
+const KEY_CACHE_CAP: usize = 10_000;
+
+/// Keys and tenants as recently read, by SHA-256 of the key (never the key itself), so the
+/// dozens of calls an agent makes a minute do not each read both rows again.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache(Mutex<HashMap<Vec<u8>, (Instant, ApiKeyRecord, TenantRecord)>>);
+
+impl KeyCache {
+    fn get(&self, hash: &[u8]) -> Option<(ApiKeyRecord, TenantRecord)> {
+        let entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (read_at, key, tenant) = entries.get(hash)?;
+        (read_at.elapsed() < KEY_CACHE_TTL).then(|| (key.clone(), tenant.clone()))
+    }
+
+    fn put(&self, hash: Vec<u8>, key: ApiKeyRecord, tenant: TenantRecord) {
+        let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= KEY_CACHE_CAP {
+            entries.clear();
+        }
+        entries.insert(hash, (Instant::now(), key, tenant));
+    }
+
+    /// Whether `batch` changes what authentication reads: a key's end, a dispatch's
+    /// revocation (and its token with it), a tenant's status or settings.
+    pub(crate) fn changed_by(batch: &[WriteOp]) -> bool {
+        batch.iter().any(|op| {
+            matches!(op, WriteOp::EndApiKey { .. } | WriteOp::RevokeDispatch { .. } | WriteOp::UpdateTenant(_))
+        })
+    }
+
+    pub(crate) fn forget(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
 impl App {
     /// Resolves `Authorization: Bearer <key>` to its principal.
     ///
@@ -75,10 +119,15 @@ impl App {
     /// was valid once, `forbidden` for a tenant that is not active.
     pub async fn authenticate(&self, raw_key: &str) -> AppResult<Principal> {
         let hash = keys::hash(raw_key.trim());
-        let key =
-            self.store.api_key_by_hash(&hash).await?.filter(|key| keys::same_hash(&key.key_hash, &hash)).ok_or_else(
-                || AppError::unauthorized("invalid API key; check LOOPCTL_API_KEY or run `loopctl auth login`"),
-            )?;
+        let (key, tenant) = match self.keys_seen.get(&hash) {
+            Some(seen) => seen,
+            None => {
+                let (key, tenant) = self.read_key(&hash).await?;
+                self.keys_seen.put(hash, key.clone(), tenant.clone());
+                (key, tenant)
+            }
+        };
+        // Checked on every call, cached or not: the clock moves on.
         let at = self.now();
         if key.revoked_at.is_some_and(|revoked| revoked <= at) {
             return Err(AppError::new(ErrorCode::TokenRevoked, "this API key was revoked; ask a user for a new one"));
@@ -86,21 +135,11 @@ impl App {
         if key.expires_at.is_some_and(|expires| expires <= at) {
             return Err(AppError::new(ErrorCode::TokenExpired, "this API key has expired; ask for a new one"));
         }
-        let Some(tenant_id) = key.tenant_id else {
-            return Err(AppError::forbidden(
-                "superadmin keys operate on tenants through `loopctl admin`, not the tenant API",
-            ));
-        };
-        let tenant = self
-            .store
-            .tenant(tenant_id)
-            .await?
-            .ok_or_else(|| AppError::unauthorized("the tenant of this key no longer exists"))?;
         if tenant.status != "active" {
             return Err(AppError::forbidden(format!("tenant {} is {}; access denied", tenant.slug, tenant.status)));
         }
         Ok(Principal {
-            tenant_id,
+            tenant_id: tenant.id,
             key_id: key.id,
             key_name: key.name,
             key_prefix: key.key_prefix,
@@ -111,5 +150,24 @@ impl App {
             tenant,
             scope: key.scope,
         })
+    }
+
+    /// The key with this hash and its tenant, from the store.
+    async fn read_key(&self, hash: &[u8]) -> AppResult<(ApiKeyRecord, TenantRecord)> {
+        let key =
+            self.store.api_key_by_hash(hash).await?.filter(|key| keys::same_hash(&key.key_hash, hash)).ok_or_else(
+                || AppError::unauthorized("invalid API key; check LOOPCTL_API_KEY or run `loopctl auth login`"),
+            )?;
+        let Some(tenant_id) = key.tenant_id else {
+            return Err(AppError::forbidden(
+                "superadmin keys operate on tenants through `loopctl admin`, not the tenant API",
+            ));
+        };
+        let tenant = self
+            .store
+            .tenant(tenant_id)
+            .await?
+            .ok_or_else(|| AppError::unauthorized("the tenant of this key no longer exists"))?;
+        Ok((key, tenant))
     }
 }

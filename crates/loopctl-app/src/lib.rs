@@ -21,6 +21,7 @@ mod feed;
 mod free_json;
 mod import;
 mod lifecycle;
+pub mod once;
 mod queries;
 mod settings;
 mod skills;
@@ -38,7 +39,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-pub use auth::Principal;
+pub use auth::{KEY_CACHE_TTL, Principal};
 pub use bootstrap::{Bootstrap, BootstrapRequest};
 pub use bulk::*;
 pub use error::AppError;
@@ -68,6 +69,7 @@ pub struct App {
     events: broadcast::Sender<Published>,
     signing: signing::SigningKeys,
     clock: Arc<dyn Clock>,
+    keys_seen: Arc<auth::KeyCache>,
 }
 
 /// Where the service layer reads the time: leases, token expiry, staleness and every
@@ -117,7 +119,7 @@ impl App {
 
     pub fn with_signing_keys(store: Arc<dyn Store>, signing: signing::SigningKeys) -> App {
         let (events, _) = broadcast::channel(4096);
-        App { store, events, signing, clock: Arc::new(SystemClock) }
+        App { store, events, signing, clock: Arc::new(SystemClock), keys_seen: Arc::default() }
     }
 
     /// The same app reading the time from `clock`.
@@ -150,7 +152,11 @@ impl App {
                 events.push(event.clone());
             }
         }
-        let cursors = self.store.commit(batch).await?;
+        let changes_auth = auth::KeyCache::changed_by(&batch);
+        let cursors = self.commit_with_marker(batch).await?;
+        if changes_auth {
+            self.keys_seen.forget();
+        }
         for (event, cursor) in events.into_iter().zip(cursors.iter().copied()) {
             let record = loopctl_store::EventRecord { cursor, event };
             let _ = self.events.send(Published {

@@ -8,13 +8,17 @@
 //!    looked up, so a revoked or expired key that repeats its Idempotency-Key gets the 401 every
 //!    other request of that key gets, never the stored answer. The principal is handed on to
 //!    the handler ([`Authenticated`]), so a request is authenticated and counted once.
-//! 2. **Run once.** Before the handler runs, the request writes an in-flight marker for
-//!    (SHA-256 of the key, Idempotency-Key). The table's primary key lets exactly one of any
-//!    number of concurrent requests write it, on either store and across server processes.
-//!    The others poll for the answer for up to [`WAIT`] and replay it, or get 409
-//!    `idempotency_in_progress` with `Retry-After`. The handler runs in a task of its own, so
-//!    a client that hangs up does not strand the marker; a marker whose server died is taken
-//!    over after [`MARKER_EXPIRES`].
+//! 2. **Applied once.** The first batch the handler commits carries an in-flight marker for
+//!    (SHA-256 of the key, Idempotency-Key) ([`loopctl_app::once`]). The table's primary key
+//!    lets exactly one of any number of concurrent requests commit it, on either store and
+//!    across server processes, and a batch that loses it is not applied. A request that
+//!    writes nothing claims the pair with its answer instead. A request that lost the pair,
+//!    to a copy running or to one answered within 24 hours, replays that copy's answer (after
+//!    polling for it up to [`WAIT`] while it runs; then 409 `idempotency_in_progress` with
+//!    `Retry-After`). The winner's answer completes its marker after the response has gone;
+//!    a retry meanwhile waits for it. So a write costs one commit on the answer's path, not
+//!    three. The handler runs in a task of its own, so a client that hangs up does not strand
+//!    the marker; a marker whose server died is taken over after [`MARKER_EXPIRES`].
 //! 3. **No secrets at rest.** An answer that carries a raw key or token (a `raw_key` field, or
 //!    any string shaped like a minted key) is never stored. What is kept instead is a 409
 //!    `secret_not_replayed` holding that answer without its secrets, so a retry neither mints
@@ -30,8 +34,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
 use loopctl_app::AppError;
+use loopctl_app::once::{MarkerSlot, MarkerState};
 use loopctl_store::{IdempotentResponse, Store, StoreError, WriteOp};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::AppState;
 use crate::error::{ApiError, Authenticated, bearer};
@@ -75,25 +81,18 @@ pub async fn replay(State(state): State<AppState>, mut request: Request, next: N
 
     let pair = Pair { scope: loopctl_app::keys::hash(&raw_key), key, method: method.as_str().to_string(), path };
     let store = state.app.store().clone();
-    match begin_or_replay(store.as_ref(), &pair).await {
-        Ok(Begun::Yes) => {}
-        Ok(Begun::No(answer)) => return answer,
-        Err(err) => return ApiError::from(err).into_response(),
-    }
     // Rule 2: the request runs to its end even when the client hangs up, so its answer is kept
     // and the marker never outlives it.
-    let task = tokio::spawn({
-        let (store, pair) = (store.clone(), pair.clone());
-        async move {
-            let response = next.run(request).await;
-            keep(store.as_ref(), &pair, response).await
-        }
+    let task = tokio::spawn(async move {
+        let slot = MarkerSlot::pending(pair.marker(IdempotentResponse::IN_FLIGHT, String::new()));
+        let response = slot.clone().scope(next.run(request)).await;
+        let state = slot.state();
+        keep(store, &pair, state, response).await
     });
     match task.await {
         Ok(response) => response,
         Err(err) => {
             tracing::error!(%err, "a request with an Idempotency-Key failed");
-            abandon(store.as_ref(), &pair).await;
             ApiError::from(AppError::internal()).into_response()
         }
     }
@@ -120,60 +119,46 @@ impl Pair {
             created_at: Utc::now(),
         }
     }
+
+    /// Claims the pair with this row, unless another request holds it (a `Duplicate`).
+    fn marker(&self, status: u16, body: String) -> WriteOp {
+        let marker = self.row(status, body);
+        let stale_before = marker.created_at - MARKER_EXPIRES;
+        WriteOp::BeginIdempotentRequest { marker, stale_before }
+    }
 }
 
-enum Begun {
-    /// This request holds the marker: run it.
-    Yes,
-    /// Another request ran (or runs) under this key: its answer, or why there is none yet.
-    No(Response),
-}
-
-/// Writes the in-flight marker, or waits for the answer of whoever holds it.
-async fn begin_or_replay(store: &dyn Store, pair: &Pair) -> Result<Begun, AppError> {
+/// The answer a repeat of `pair` gets: the kept one, or, while the first request is still
+/// running, that one's once it comes (`idempotency_in_progress` after [`WAIT`]). `None` when
+/// the pair is free: never used, forgotten, abandoned, or left by a server that died.
+async fn answer_of(store: &dyn Store, pair: &Pair) -> Result<Option<Response>, AppError> {
     let deadline = Instant::now() + WAIT;
     loop {
         let now = Utc::now();
-        let begin = WriteOp::BeginIdempotentRequest {
-            marker: pair.row(IdempotentResponse::IN_FLIGHT, String::new()),
-            stale_before: now - MARKER_EXPIRES,
+        let Some(row) = store.idempotent_response(&pair.scope, &pair.key).await? else {
+            return Ok(None);
         };
-        match store.commit(vec![begin]).await {
-            Ok(_) => return Ok(Begun::Yes),
-            Err(StoreError::Duplicate { .. }) => {}
-            Err(err) => return Err(err.into()),
+        if row.method != pair.method || row.path != pair.path {
+            return Err(AppError::field(
+                "Idempotency-Key",
+                "was already used for a different request; send a new key for a new request",
+            ));
         }
-        // Taken: by a kept answer, or by a request still running.
-        loop {
-            let Some(row) = store.idempotent_response(&pair.scope, &pair.key).await? else {
-                // Abandoned (or purged) meanwhile: try to begin again.
-                break;
-            };
-            if row.method != pair.method || row.path != pair.path {
-                return Err(AppError::field(
-                    "Idempotency-Key",
-                    "was already used for a different request; send a new key for a new request",
-                ));
+        if !row.in_flight() {
+            if row.created_at > now - KEEP_FOR {
+                return Ok(Some(stored_response(&row)));
             }
-            if !row.in_flight() {
-                if row.created_at > now - KEEP_FOR {
-                    return Ok(Begun::No(stored_response(&row)));
-                }
-                // Expired but not purged yet: it no longer counts.
-                store
-                    .commit(vec![WriteOp::PurgeIdempotentResponses { before: now - KEEP_FOR }])
-                    .await
-                    .map_err(AppError::from)?;
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Ok(Begun::No(in_progress()));
-            }
-            tokio::time::sleep(POLL).await;
+            // Expired but not purged yet: it no longer counts.
+            store.commit(vec![WriteOp::PurgeIdempotentResponses { before: now - KEEP_FOR }]).await?;
+            return Ok(None);
+        }
+        if row.created_at <= now - MARKER_EXPIRES {
+            return Ok(None);
         }
         if Instant::now() >= deadline {
-            return Ok(Begun::No(in_progress()));
+            return Ok(Some(in_progress()));
         }
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -187,18 +172,22 @@ fn in_progress() -> Response {
 }
 
 /// Keeps the answer for replay (without secrets), or drops the marker when there is nothing
-/// worth replaying; answers what the handler answered.
-async fn keep(store: &dyn Store, pair: &Pair, response: Response) -> Response {
-    // Server errors are not answers: a retry should run again.
-    if response.status().is_server_error() {
-        abandon(store, pair).await;
-        return response;
-    }
-    // Only small answers are kept for replay; a larger one (an export, a big import) is
-    // passed through untouched and simply not replayed.
+/// worth replaying; answers what the handler answered, or, when another request with the
+/// same key got there first, that request's answer.
+async fn keep(store: Arc<dyn Store>, pair: &Pair, marker: MarkerState, response: Response) -> Response {
+    let committed = match marker {
+        MarkerState::Lost => return lost_to_another(store.as_ref(), pair).await,
+        MarkerState::Committed => true,
+        MarkerState::Pending(_) => false,
+    };
+    // Server errors are not answers: a retry should run again. Only small answers are kept
+    // for replay; a larger one (an export, a big import) is passed through untouched and
+    // simply not replayed.
     let size = HttpBody::size_hint(response.body()).upper();
-    if size.is_none_or(|len| len > MAX_STORED_BODY as u64) {
-        abandon(store, pair).await;
+    if response.status().is_server_error() || size.is_none_or(|len| len > MAX_STORED_BODY as u64) {
+        if committed {
+            abandon(store.as_ref(), pair).await;
+        }
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -206,24 +195,51 @@ async fn keep(store: &dyn Store, pair: &Pair, response: Response) -> Response {
         Ok(bytes) => bytes,
         Err(err) => {
             tracing::warn!(%err, "could not read an answer to keep for replay");
-            abandon(store, pair).await;
+            if committed {
+                abandon(store.as_ref(), pair).await;
+            }
             return ApiError::from(AppError::internal()).into_response();
         }
     };
     let text = String::from_utf8_lossy(&bytes);
-    let record = match without_secrets(&text) {
-        None => pair.row(parts.status.as_u16(), text.into_owned()),
+    let (status, body) = match without_secrets(&text) {
+        None => (parts.status.as_u16(), text.into_owned()),
         Some(answer) => {
             let withheld = secret_not_replayed(answer);
             let status = withheld.code.http_status();
-            pair.row(status, serde_json::to_string(&withheld.body(status)).unwrap_or_default())
+            (status, serde_json::to_string(&withheld.body(status)).unwrap_or_default())
         }
     };
-    if let Err(err) = store.commit(vec![WriteOp::SaveIdempotentResponse(record)]).await {
-        tracing::warn!(%err, "could not store an idempotent answer");
-        abandon(store, pair).await;
+    if committed {
+        // The marker went in with the request's writes, so the pair is this request's: the
+        // answer completes it off the answer's path (a retry meanwhile waits for it).
+        let record = pair.row(status, body);
+        let (store, pair) = (store.clone(), pair.clone());
+        tokio::spawn(async move {
+            if let Err(err) = store.commit(vec![WriteOp::SaveIdempotentResponse(record)]).await {
+                tracing::warn!(%err, "could not store an idempotent answer");
+                abandon(store.as_ref(), &pair).await;
+            }
+        });
+    } else {
+        // Nothing was written: the answer claims the pair itself, in one write, unless a
+        // concurrent request with this key claimed it first; then that one's answer counts.
+        match store.commit(vec![pair.marker(status, body)]).await {
+            Ok(_) => {}
+            Err(StoreError::Duplicate { .. }) => return lost_to_another(store.as_ref(), pair).await,
+            Err(err) => tracing::warn!(%err, "could not store an idempotent answer"),
+        }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The answer for a request whose key another request holds.
+async fn lost_to_another(store: &dyn Store, pair: &Pair) -> Response {
+    match answer_of(store, pair).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => in_progress(),
+        Err(err) => ApiError::from(err).into_response(),
+    }
 }
 
 async fn abandon(store: &dyn Store, pair: &Pair) {
@@ -252,6 +268,11 @@ fn secret_not_replayed(answer: Option<Value>) -> AppError {
 /// `None` when the answer carries no secret; otherwise the answer without its secrets (`None`
 /// inside when it is not JSON, so nothing of it can be kept).
 fn without_secrets(text: &str) -> Option<Option<Value>> {
+    // Most answers (every lifecycle answer) name neither; they need no parse. Our serializer
+    // never escapes ASCII letters, so a secret cannot hide from this look.
+    if !text.contains("lc_") && !text.contains("raw_key") {
+        return None;
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(mut value) => redact(&mut value).then_some(Some(value)),
         Err(_) => has_key_shape(text).then_some(None),

@@ -6,8 +6,9 @@
 //! takes a transaction-scoped advisory lock (released at COMMIT or ROLLBACK, after the
 //! transaction's rows are visible):
 //! - a claim under an in-flight limit locks its project before counting (see `transition`);
-//! - the first event a batch appends for a tenant locks that tenant's change feed first
-//!   (see `lock_feed`).
+//! - the first event a batch appends for a tenant takes that tenant's change feed lock in
+//!   shared mode (see `lock_feed`): writers never wait for each other on it; a feed reader
+//!   takes it exclusively for a moment to learn how far the feed is settled.
 //!
 //! The service puts a batch's events after its transition, so batches take these locks in
 //! one order (project, then feed) and never wait on each other in a cycle. A batch that
@@ -64,14 +65,38 @@ async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Re
 }
 
 /// Cursors come from a sequence: they are handed out in insertion order, but transactions
-/// commit in any order. Without this lock, a reader polling `events(after_cursor = N)` could
-/// see N+2 committed while N+1 is still to come, move its cursor past N+1, and never see it.
-/// Holding a per-tenant lock from the first append until COMMIT makes the event-writing
-/// transactions of one tenant take their cursors and commit one after another, so within a
-/// tenant (every feed read is scoped to one) cursors become visible in order. Other tenants
-/// are not held up.
+/// commit in any order. A reader polling `events(after_cursor = N)` could see N+2 committed
+/// while N+1 is still to come, move its cursor past N+1, and never see it.
+///
+/// So every event-writing transaction holds its tenant's feed lock in shared mode from
+/// before its first cursor is drawn until COMMIT, and a reader reads only up to the feed's
+/// settled cursor ([`settled_cursor`]): the newest cursor at a moment when it held the lock
+/// exclusively, so no writer was between drawing a cursor and committing, and every later
+/// writer draws a larger one. Writers of one tenant commit side by side (an exclusive lock
+/// per tenant made them take turns, fsync by fsync); a reader waits for the writers already
+/// running, and new writers wait for that reader's one statement.
 async fn lock_feed(conn: &mut PgConnection, tenant_id: Uuid) -> Result<(), StoreError> {
-    advisory_xact_lock(conn, LOCK_CLASS_EVENTS, tenant_id).await
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .bind(LOCK_CLASS_EVENTS)
+        .bind(lock_key(tenant_id))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// The newest cursor of the tenant's feed that no running transaction can still precede;
+/// `None` when the tenant has no events.
+pub(crate) async fn settled_cursor(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Option<i64>, StoreError> {
+    advisory_xact_lock(conn, LOCK_CLASS_EVENTS, tenant_id).await?;
+    // READ COMMITTED: this statement's snapshot is taken after the lock was granted, so it
+    // sees every writer that held the lock before (their rows are visible before their locks
+    // are released).
+    sqlx::query_scalar("SELECT max(cursor) FROM events WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)
 }
 
 async fn append_event(conn: &mut PgConnection, e: &NewEvent) -> Result<i64, StoreError> {
@@ -347,22 +372,19 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
         WriteOp::BeginIdempotentRequest { marker: m, stale_before } => {
-            sqlx::query(
-                "DELETE FROM idempotent_responses WHERE scope = $1 AND key = $2 AND status = $3 AND created_at < $4",
-            )
-            .bind(&m.scope)
-            .bind(&m.key)
-            .bind(i32::from(IdempotentResponse::IN_FLIGHT))
-            .bind(*stale_before)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            // No ON CONFLICT: a taken pair is the `Duplicate` that tells the caller to wait. A
-            // concurrent insert of the same pair waits for this transaction, then fails.
-            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            // One statement: it takes a free pair or a stale marker's, and touches nothing
+            // else; a pair held by a kept answer or a live marker is the `Duplicate` that
+            // tells the caller to wait for that request's answer. A concurrent insert of the
+            // same pair waits for this transaction, then finds the pair taken.
+            let res = sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+                         WHERE idempotent_responses.status = $8 AND idempotent_responses.created_at < $9")
                 .bind(&m.scope).bind(&m.key).bind(&m.method).bind(&m.path).bind(i32::from(m.status)).bind(&m.body)
-                .bind(m.created_at)
+                .bind(m.created_at).bind(i32::from(IdempotentResponse::IN_FLIGHT)).bind(*stale_before)
                 .execute(&mut *conn).await.map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::Duplicate { what: "idempotency key".into() });
+            }
         }
         WriteOp::SaveIdempotentResponse(r) => {
             sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \

@@ -4,9 +4,9 @@
 //! Every write batch runs in its own READ COMMITTED transaction taken from the pool; there
 //! is no single-writer task as on SQLite. What SQLite gets from having one writer, this
 //! backend gets from the database itself: story transitions are compare-and-set on
-//! `lock_version`, claims under an in-flight limit are serialised per project, and
-//! event-writing transactions are serialised per tenant so change-feed cursors become
-//! visible in order (see `apply`). Those guarantees hold across processes, not only
+//! `lock_version`, claims under an in-flight limit are serialised per project, and a
+//! change-feed reader reads only up to the cursor no running writer can precede, so it never
+//! steps over a cursor still being committed (see `apply`). Those guarantees hold across processes, not only
 //! within one.
 //!
 //! Cross-instance fan-out of live events (LISTEN/NOTIFY) is not here yet.

@@ -748,19 +748,31 @@ impl Store for PgStore {
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         Box::pin(async move {
             let limit = limit_or_all(filter.limit);
+            // Paging forward is how the feed is followed: it stops at the settled cursor, so
+            // a cursor still being committed is never stepped over.
+            let settled = if filter.newest_first {
+                None
+            } else {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                let Some(settled) = crate::apply::settled_cursor(&mut tx, tenant_id).await? else {
+                    return Ok(Vec::new());
+                };
+                tx.commit().await.map_err(map_err)?;
+                Some(settled)
+            };
             let query = if filter.newest_first {
                 sqlx::query(
                     "SELECT * FROM events WHERE tenant_id = $1 AND ($2 IS NULL OR project_id = $2) \
                      AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4) \
                      AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR cursor > $6) \
-                     AND ($7 IS NULL OR inserted_at > $7) ORDER BY cursor DESC LIMIT $8",
+                     AND ($7 IS NULL OR inserted_at > $7) AND ($9::bigint IS NULL OR cursor <= $9) ORDER BY cursor DESC LIMIT $8",
                 )
             } else {
                 sqlx::query(
                     "SELECT * FROM events WHERE tenant_id = $1 AND ($2 IS NULL OR project_id = $2) \
                      AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4) \
                      AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR cursor > $6) \
-                     AND ($7 IS NULL OR inserted_at > $7) ORDER BY cursor ASC LIMIT $8",
+                     AND ($7 IS NULL OR inserted_at > $7) AND ($9::bigint IS NULL OR cursor <= $9) ORDER BY cursor ASC LIMIT $8",
                 )
             };
             let rows = query
@@ -772,6 +784,7 @@ impl Store for PgStore {
                 .bind(filter.after_cursor)
                 .bind(filter.after_time)
                 .bind(limit)
+                .bind(settled)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)?;

@@ -21,6 +21,19 @@ pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Resul
     Ok(cursors)
 }
 
+/// Whether `ops` is one write that `one` applies in a single statement, which SQLite makes
+/// all-or-nothing without a savepoint.
+pub(crate) fn one_statement(ops: &[WriteOp]) -> bool {
+    matches!(
+        ops,
+        [WriteOp::BeginIdempotentRequest { .. }
+            | WriteOp::SaveIdempotentResponse(_)
+            | WriteOp::AbandonIdempotentRequest { .. }
+            | WriteOp::PurgeIdempotentResponses { .. }
+            | WriteOp::TouchApiKey { .. }]
+    )
+}
+
 fn expect_row(result: SqliteQueryResult, what: &str) -> Result<(), StoreError> {
     if result.rows_affected() == 0 {
         return Err(StoreError::NotFound { what: what.to_string() });
@@ -275,21 +288,18 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::BeginIdempotentRequest { marker: m, stale_before } => {
-            sqlx::query(
-                "DELETE FROM idempotent_responses WHERE scope = ? AND key = ? AND status = ? AND created_at < ?",
-            )
-            .bind(&m.scope)
-            .bind(&m.key)
-            .bind(i64::from(IdempotentResponse::IN_FLIGHT))
-            .bind(micros(*stale_before))
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            // No ON CONFLICT: a taken pair is the `Duplicate` that tells the caller to wait.
-            sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            // One statement: it takes a free pair or a stale marker's, and touches nothing
+            // else; a pair held by a kept answer or a live marker is the `Duplicate` that
+            // tells the caller to wait for that request's answer.
+            let res = sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+                         WHERE idempotent_responses.status = ? AND idempotent_responses.created_at < ?")
                 .bind(&m.scope).bind(&m.key).bind(&m.method).bind(&m.path).bind(i64::from(m.status)).bind(&m.body)
-                .bind(micros(m.created_at))
+                .bind(micros(m.created_at)).bind(i64::from(IdempotentResponse::IN_FLIGHT)).bind(micros(*stale_before))
                 .execute(conn).await.map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::Duplicate { what: "idempotency key".into() });
+            }
         }
         WriteOp::SaveIdempotentResponse(r) => {
             sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \

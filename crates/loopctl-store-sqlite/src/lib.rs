@@ -153,27 +153,42 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) 
     }
 }
 
-/// Runs every batch in one transaction, each in a savepoint; answers only after COMMIT.
+/// Runs every batch in one transaction, each in a savepoint of its own, so a batch that fails
+/// leaves the others of the group standing; answers only after COMMIT.
+///
+/// Every `exec` is a round trip to the connection's worker thread, and under load those trips
+/// cost the writer more than the statements do. So the savepoint bookkeeping rides in one
+/// trip with its neighbour (`RELEASE batch; SAVEPOINT batch` between two batches, `RELEASE
+/// batch; COMMIT` at the end), and a batch of one single-statement write (an idempotency
+/// marker or answer) takes no savepoint at all: SQLite undoes a failed statement by itself
+/// and the transaction goes on. Those run first; the group's batches are concurrent
+/// callers' and may commit in any order.
 async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Vec<Result<Vec<i64>, StoreError>> {
     if let Err(err) = exec(conn, "BEGIN IMMEDIATE").await {
         return jobs.iter().map(|_| Err(err.clone())).collect();
     }
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for (batch, _) in jobs {
-        let outcome = match exec(conn, "SAVEPOINT batch").await {
-            Err(err) => Err(err),
-            Ok(()) => match apply::batch(conn, batch).await {
-                Ok(cursors) => exec(conn, "RELEASE batch").await.map(|()| cursors),
-                Err(err) => {
-                    let _ = exec(conn, "ROLLBACK TO batch").await;
-                    let _ = exec(conn, "RELEASE batch").await;
-                    Err(err)
-                }
-            },
-        };
-        outcomes.push(outcome);
+    let mut outcomes: Vec<Result<Vec<i64>, StoreError>> = jobs.iter().map(|_| Ok(Vec::new())).collect();
+    let (bare, guarded): (Vec<usize>, Vec<usize>) = (0..jobs.len()).partition(|&i| apply::one_statement(&jobs[i].0));
+    for i in bare {
+        outcomes[i] = apply::batch(conn, &jobs[i].0).await;
     }
-    match exec(conn, "COMMIT").await {
+    let mut in_savepoint = false;
+    for i in guarded {
+        let enter = if in_savepoint { "RELEASE batch; SAVEPOINT batch" } else { "SAVEPOINT batch" };
+        if let Err(err) = exec(conn, enter).await {
+            outcomes[i] = Err(err);
+            in_savepoint = false;
+            continue;
+        }
+        in_savepoint = true;
+        outcomes[i] = apply::batch(conn, &jobs[i].0).await;
+        if outcomes[i].is_err() {
+            let _ = exec(conn, "ROLLBACK TO batch; RELEASE batch").await;
+            in_savepoint = false;
+        }
+    }
+    let finish = if in_savepoint { "RELEASE batch; COMMIT" } else { "COMMIT" };
+    match exec(conn, finish).await {
         Ok(()) => outcomes,
         Err(err) => {
             let _ = exec(conn, "ROLLBACK").await;

@@ -19,6 +19,10 @@ both!(
     ten_concurrent_requests_with_one_idempotency_key_run_once => ten_concurrent_requests_with_one_idempotency_key_run_once_sqlite,
     ten_concurrent_requests_with_one_idempotency_key_run_once_postgres
 );
+both!(
+    copies_of_one_claim_all_get_the_claim_not_a_story_taken_error => copies_of_one_claim_all_get_the_claim_sqlite,
+    copies_of_one_claim_all_get_the_claim_postgres
+);
 
 /// A request that carries `Idempotency-Key: idem`.
 fn with_key(server: &Server, method: Method, path: &str, key: &str, idem: &str, body: &Value) -> Req {
@@ -153,4 +157,31 @@ async fn ten_concurrent_requests_with_one_idempotency_key_run_once(server: Serve
 async fn race(server: &Server, path: &str, key: &str, body: Value) -> Vec<Resp> {
     let copies = (0..10).map(|_| with_key(server, Method::POST, path, key, "raced-1", &body).send());
     futures_util::future::join_all(copies).await
+}
+
+/// The marker rides in the claim's own commit, so a copy may run its checks after the first
+/// copy's claim is applied. It must still answer as the claim did: a client retrying a claim
+/// whose answer it lost is never told that its own claim took the story from it.
+async fn copies_of_one_claim_all_get_the_claim_not_a_story_taken_error(server: Server) {
+    let t = server.tenant("Claim copies").await;
+    let ids = seed(&server, &t, "Shop").await;
+    let s11 = ids.story("1.1").to_string();
+    contract(&server, &t.agent, &s11).await;
+
+    let path = format!("/api/v1/stories/{s11}/claim");
+    let answers = race(&server, &path, &t.agent, json!({})).await;
+    let claimed: Vec<&Resp> = answers.iter().filter(|r| r.status == 200).collect();
+    assert!(!claimed.is_empty(), "the claim ran: {answers:#?}");
+    for answer in &answers {
+        if answer.status == 200 {
+            assert_eq!(answer.body, claimed[0].body, "every copy answers as the one claim did");
+        } else {
+            answer.err(409, "idempotency_in_progress");
+        }
+    }
+    // And a copy sent after all of them replays the claim too.
+    let late = with_key(&server, Method::POST, &path, &t.agent, "raced-1", &json!({})).send().await;
+    assert_eq!(late.ok(200), &claimed[0].body);
+    let detail = story(&server, &t.orch, &s11).await;
+    assert_eq!(detail["claim_epoch"], json!(1), "claimed once: {detail}");
 }
