@@ -46,6 +46,19 @@ pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Ve
     Ok(cursors)
 }
 
+/// Whether `ops` is one write that `one` applies in a single statement and that takes no
+/// lock of ours, so it needs no transaction around it (an idempotency marker or answer).
+pub(crate) fn one_statement(ops: &[WriteOp]) -> bool {
+    matches!(
+        ops,
+        [WriteOp::BeginIdempotentRequest { .. }
+            | WriteOp::SaveIdempotentResponse(_)
+            | WriteOp::AbandonIdempotentRequest { .. }
+            | WriteOp::PurgeIdempotentResponses { .. }
+            | WriteOp::TouchApiKey { .. }]
+    )
+}
+
 /// Folds an id into the 32-bit key of the two-key advisory lock functions. Two ids that
 /// share a key only wait for each other more than they must.
 fn lock_key(id: Uuid) -> i32 {

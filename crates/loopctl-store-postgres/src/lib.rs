@@ -111,6 +111,11 @@ impl PgStore {
     }
 
     async fn commit_batch(&self, batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+        if apply::one_statement(&batch) {
+            // A single statement is its own transaction: one round trip instead of three.
+            let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
+            return apply::batch(&mut conn, &batch).await;
+        }
         let mut tx = self.pool.begin().await.map_err(row::map_err)?;
         match apply::batch(&mut tx, &batch).await {
             Ok(cursors) => {
