@@ -1,7 +1,7 @@
 //! An Idempotency-Key's marker rides in the first batch its request commits.
 //!
 //! The HTTP face claims (scope, key) for one request with an in-flight marker, so that of
-//! any number of concurrent retries exactly one runs. Committing that marker on its own
+//! any number of concurrent retries exactly one is applied. Committing that marker on its own
 //! before the handler runs costs every write a second commit; instead the face hands the
 //! marker to [`App::commit`] through a task-local [`MarkerSlot`], and the first batch the
 //! request commits carries it. The marker and the request's writes then become durable
