@@ -407,3 +407,60 @@ async fn pg_stories_keyed_by_the_old_formula_list_in_numeric_order_after_migrati
     }
     migrated.close().await;
 }
+
+/// A verify looks up the event that names its verifier through the index prefix (tenant,
+/// entity type, story). Looked up by story id alone, as migration 8 did, it read every
+/// tenant's events on every verify, so verifies slowed with every event the database kept
+/// (found by `loopctl-bench loop` on a database several runs old). Counted with the
+/// transaction's own index statistics, before it commits.
+#[tokio::test]
+async fn pg_a_verify_reads_its_own_storys_events_not_every_tenants() {
+    let db = TestDatabase::create().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&db).await);
+    let fx = Fixture::new(store.clone()).await;
+    let busy = Fixture::new(store.clone()).await;
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query(
+        "INSERT INTO events (id, tenant_id, entity_type, entity_id, action, actor_type, actor_label, inserted_at) \
+         SELECT gen_random_uuid(), $1, 'story', gen_random_uuid(), 'status_changed', 'system', 'system:test', now() \
+         FROM generate_series(1, 5000)",
+    )
+    .bind(busy.tenant)
+    .execute(&mut conn)
+    .await
+    .expect("another tenant's busy feed");
+    sqlx::query("ANALYZE events").execute(&mut conn).await.expect("analyze");
+    let story = fx.story("1.1").await;
+
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO events (id, tenant_id, entity_type, entity_id, action, actor_type, actor_key_id, actor_label, inserted_at) \
+         VALUES ($1, $2, 'story', $3, 'verified', 'api_key', $4, 'key:test', now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(fx.tenant)
+    .bind(story.id)
+    .bind(Uuid::now_v7())
+    .execute(&mut *tx)
+    .await
+    .expect("the verify's event");
+    sqlx::query(
+        "UPDATE stories SET agent_status = 'reported_done', reported_done_at = now(), \
+         verified_status = 'verified', verified_at = now() WHERE id = $1",
+    )
+    .bind(story.id)
+    .execute(&mut *tx)
+    .await
+    .expect("verify a backfilled story");
+    // Runs the deferred check now, inside this transaction.
+    sqlx::query("SET CONSTRAINTS ALL IMMEDIATE").execute(&mut *tx).await.expect("the verify passes its check");
+    let read: i64 = sqlx::query_scalar(
+        "SELECT sum(pg_stat_get_xact_tuples_returned(oid))::bigint FROM pg_class \
+             WHERE oid IN ('events'::regclass, 'events_entity'::regclass, 'events_tenant_cursor'::regclass)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("index statistics");
+    assert!(read < 50, "one verify read {read} events or their index entries; the other tenant has 5,000");
+    tx.rollback().await.expect("rollback");
+}
