@@ -46,19 +46,6 @@ pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Ve
     Ok(cursors)
 }
 
-/// Whether `ops` is one write that `one` applies in a single statement and that takes no
-/// lock of ours, so it needs no transaction around it (an idempotency marker or answer).
-pub(crate) fn one_statement(ops: &[WriteOp]) -> bool {
-    matches!(
-        ops,
-        [WriteOp::BeginIdempotentRequest { .. }
-            | WriteOp::SaveIdempotentResponse(_)
-            | WriteOp::AbandonIdempotentRequest { .. }
-            | WriteOp::PurgeIdempotentResponses { .. }
-            | WriteOp::TouchApiKey { .. }]
-    )
-}
-
 /// Folds an id into the 32-bit key of the two-key advisory lock functions. Two ids that
 /// share a key only wait for each other more than they must.
 fn lock_key(id: Uuid) -> i32 {
@@ -68,12 +55,16 @@ fn lock_key(id: Uuid) -> i32 {
 }
 
 async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(class)
-        .bind(lock_key(id))
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
+    advisory_xact_lock_as(conn, "SELECT pg_advisory_xact_lock($1, $2)", class, id).await
+}
+
+async fn advisory_xact_lock_as(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    class: i32,
+    id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(sql).bind(class).bind(lock_key(id)).execute(conn).await.map_err(map_err)?;
     Ok(())
 }
 
@@ -89,13 +80,7 @@ async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Re
 /// per tenant made them take turns, fsync by fsync); a reader waits for the writers already
 /// running, and new writers wait for that reader's one statement.
 async fn lock_feed(conn: &mut PgConnection, tenant_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
-        .bind(LOCK_CLASS_EVENTS)
-        .bind(lock_key(tenant_id))
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
-    Ok(())
+    advisory_xact_lock_as(conn, "SELECT pg_advisory_xact_lock_shared($1, $2)", LOCK_CLASS_EVENTS, tenant_id).await
 }
 
 /// The newest cursor of the tenant's feed that no running transaction can still precede;

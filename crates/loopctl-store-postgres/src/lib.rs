@@ -111,7 +111,7 @@ impl PgStore {
     }
 
     async fn commit_batch(&self, batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
-        if apply::one_statement(&batch) {
+        if loopctl_store::is_single_row_write(&batch) {
             // A single statement is its own transaction: one round trip instead of three.
             let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
             return apply::batch(&mut conn, &batch).await;

@@ -21,19 +21,6 @@ pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Resul
     Ok(cursors)
 }
 
-/// Whether `ops` is one write that `one` applies in a single statement, which SQLite makes
-/// all-or-nothing without a savepoint.
-pub(crate) fn one_statement(ops: &[WriteOp]) -> bool {
-    matches!(
-        ops,
-        [WriteOp::BeginIdempotentRequest { .. }
-            | WriteOp::SaveIdempotentResponse(_)
-            | WriteOp::AbandonIdempotentRequest { .. }
-            | WriteOp::PurgeIdempotentResponses { .. }
-            | WriteOp::TouchApiKey { .. }]
-    )
-}
-
 fn expect_row(result: SqliteQueryResult, what: &str) -> Result<(), StoreError> {
     if result.rows_affected() == 0 {
         return Err(StoreError::NotFound { what: what.to_string() });

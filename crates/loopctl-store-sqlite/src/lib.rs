@@ -168,7 +168,8 @@ async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Vec<Result<V
         return jobs.iter().map(|_| Err(err.clone())).collect();
     }
     let mut outcomes: Vec<Result<Vec<i64>, StoreError>> = jobs.iter().map(|_| Ok(Vec::new())).collect();
-    let (bare, guarded): (Vec<usize>, Vec<usize>) = (0..jobs.len()).partition(|&i| apply::one_statement(&jobs[i].0));
+    let (bare, guarded): (Vec<usize>, Vec<usize>) =
+        (0..jobs.len()).partition(|&i| loopctl_store::is_single_row_write(&jobs[i].0));
     for i in bare {
         outcomes[i] = apply::batch(conn, &jobs[i].0).await;
     }

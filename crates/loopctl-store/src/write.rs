@@ -113,3 +113,17 @@ pub enum WriteOp {
         before: DateTime<Utc>,
     },
 }
+
+/// Whether `ops` is a single idempotency row or key touch: one write of one row, with no
+/// triggers and no locks of ours, which every store applies as a single statement. A store
+/// may run such a batch without a transaction or savepoint of its own around it.
+pub fn is_single_row_write(ops: &[WriteOp]) -> bool {
+    matches!(
+        ops,
+        [WriteOp::BeginIdempotentRequest { .. }
+            | WriteOp::SaveIdempotentResponse(_)
+            | WriteOp::AbandonIdempotentRequest { .. }
+            | WriteOp::PurgeIdempotentResponses { .. }
+            | WriteOp::TouchApiKey { .. }]
+    )
+}
