@@ -7,7 +7,7 @@
 //! transaction's rows are visible):
 //! - a claim under an in-flight limit locks its project before counting (see `transition`);
 //! - the first event a batch appends for a tenant takes that tenant's change feed lock in
-//!   shared mode (see `lock_feed`): writers never wait for each other on it; a feed reader
+//!   shared mode (see `LOCK_FEED_THEN`): writers never wait for each other on it; a feed reader
 //!   takes it exclusively for a moment to learn how far the feed is settled.
 //!
 //! The service puts a batch's events after its transition, so batches take these locks in
@@ -33,15 +33,7 @@ pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Ve
     let mut cursors = Vec::new();
     let mut feeds_locked: Vec<Uuid> = Vec::new();
     for op in ops {
-        if let WriteOp::AppendEvent(event) = op
-            && !feeds_locked.contains(&event.tenant_id)
-        {
-            lock_feed(conn, event.tenant_id).await?;
-            feeds_locked.push(event.tenant_id);
-        }
-        if let Some(cursor) = one(conn, op).await? {
-            cursors.push(cursor);
-        }
+        cursors.extend(one(conn, op, &mut feeds_locked).await?);
     }
     Ok(cursors)
 }
@@ -55,17 +47,22 @@ fn lock_key(id: Uuid) -> i32 {
 }
 
 async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Result<(), StoreError> {
-    advisory_xact_lock_as(conn, "SELECT pg_advisory_xact_lock($1, $2)", class, id).await
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(class)
+        .bind(lock_key(id))
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
-async fn advisory_xact_lock_as(
-    conn: &mut PgConnection,
-    sql: &'static str,
-    class: i32,
-    id: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query(sql).bind(class).bind(lock_key(id)).execute(conn).await.map_err(map_err)?;
-    Ok(())
+/// Whether an event's insert must first take its tenant's feed lock ([`LOCK_FEED_THEN`]).
+#[derive(Clone, Copy)]
+enum FeedLock {
+    /// The batch's first event of the tenant: the insert takes the lock itself.
+    Take,
+    /// An earlier insert of this batch holds it.
+    Held,
 }
 
 /// Cursors come from a sequence: they are handed out in insertion order, but transactions
@@ -79,9 +76,10 @@ async fn advisory_xact_lock_as(
 /// writer draws a larger one. Writers of one tenant commit side by side (an exclusive lock
 /// per tenant made them take turns, fsync by fsync); a reader waits for the writers already
 /// running, and new writers wait for that reader's one statement.
-async fn lock_feed(conn: &mut PgConnection, tenant_id: Uuid) -> Result<(), StoreError> {
-    advisory_xact_lock_as(conn, "SELECT pg_advisory_xact_lock_shared($1, $2)", LOCK_CLASS_EVENTS, tenant_id).await
-}
+///
+/// The lock is taken by the event's own INSERT (a materialized CTE, which the insert reads
+/// before it draws the cursor), which saves a round trip per write.
+const LOCK_FEED_THEN: &str = "WITH feed AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($16, $17)) ";
 
 /// The newest cursor of the tenant's feed that no running transaction can still precede;
 /// `None` when the tenant has no events.
@@ -97,30 +95,35 @@ pub(crate) async fn settled_cursor(conn: &mut PgConnection, tenant_id: Uuid) -> 
         .map_err(map_err)
 }
 
-async fn append_event(conn: &mut PgConnection, e: &NewEvent) -> Result<i64, StoreError> {
-    sqlx::query_scalar(
-        "INSERT INTO events (id, tenant_id, project_id, entity_type, entity_id, action, actor_type, actor_key_id, \
-         actor_agent_id, actor_role, actor_label, old_state, new_state, metadata, inserted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING cursor",
-    )
-    .bind(e.id)
-    .bind(e.tenant_id)
-    .bind(e.project_id)
-    .bind(&e.entity_type)
-    .bind(e.entity_id)
-    .bind(&e.action)
-    .bind(&e.actor.actor_type)
-    .bind(e.actor.key_id)
-    .bind(e.actor.agent_id)
-    .bind(e.actor.role.map(|r| r.as_str()))
-    .bind(&e.actor.label)
-    .bind(json(&e.old_state))
-    .bind(json(&e.new_state))
-    .bind(json(&e.metadata))
-    .bind(e.inserted_at)
-    .fetch_one(conn)
-    .await
-    .map_err(map_err)
+async fn append_event(conn: &mut PgConnection, e: &NewEvent, feed: FeedLock) -> Result<i64, StoreError> {
+    const COLUMNS: &str = "INSERT INTO events (id, tenant_id, project_id, entity_type, entity_id, action, actor_type, \
+         actor_key_id, actor_agent_id, actor_role, actor_label, old_state, new_state, metadata, inserted_at) ";
+    const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
+    let sql = match feed {
+        FeedLock::Take => format!("{LOCK_FEED_THEN}{COLUMNS} SELECT {VALUES} FROM feed RETURNING cursor"),
+        FeedLock::Held => format!("{COLUMNS} VALUES ({VALUES}) RETURNING cursor"),
+    };
+    let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(e.id)
+        .bind(e.tenant_id)
+        .bind(e.project_id)
+        .bind(&e.entity_type)
+        .bind(e.entity_id)
+        .bind(&e.action)
+        .bind(&e.actor.actor_type)
+        .bind(e.actor.key_id)
+        .bind(e.actor.agent_id)
+        .bind(e.actor.role.map(|r| r.as_str()))
+        .bind(&e.actor.label)
+        .bind(json(&e.old_state))
+        .bind(json(&e.new_state))
+        .bind(json(&e.metadata))
+        .bind(e.inserted_at);
+    let query = match feed {
+        FeedLock::Take => query.bind(LOCK_CLASS_EVENTS).bind(lock_key(e.tenant_id)),
+        FeedLock::Held => query,
+    };
+    query.fetch_one(conn).await.map_err(map_err)
 }
 
 fn expect_row(result: PgQueryResult, what: &str) -> Result<(), StoreError> {
@@ -130,7 +133,8 @@ fn expect_row(result: PgQueryResult, what: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, StoreError> {
+/// Applies one op; `feeds_locked` are the tenants whose feed lock the batch holds already.
+async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>) -> Result<Option<i64>, StoreError> {
     let conn = &mut *conn;
     match op {
         WriteOp::InsertTenant(t) => {
@@ -313,7 +317,15 @@ async fn one(conn: &mut PgConnection, op: &WriteOp) -> Result<Option<i64>, Store
                 }
             }
         }
-        WriteOp::AppendEvent(e) => return append_event(conn, e).await.map(Some),
+        WriteOp::AppendEvent(e) => {
+            let feed = if feeds_locked.contains(&e.tenant_id) {
+                FeedLock::Held
+            } else {
+                feeds_locked.push(e.tenant_id);
+                FeedLock::Take
+            };
+            return append_event(conn, e, feed).await.map(Some);
+        }
         WriteOp::InsertDispatch(d) => {
             sqlx::query("INSERT INTO dispatches (id, tenant_id, parent_dispatch_id, dispatched_by_key_id, dispatched_by_agent_id, agent_id, api_key_id, story_id, role, lineage_path, expires_at, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
                 .bind(d.id).bind(d.tenant_id).bind(d.parent_dispatch_id).bind(d.dispatched_by_key_id).bind(d.dispatched_by_agent_id)
@@ -434,49 +446,55 @@ async fn transition(
         // the lock was granted.
         advisory_xact_lock(conn, LOCK_CLASS_IN_FLIGHT, guard.project_id).await?;
     }
-    let res = sqlx::query(
+    // Each shape is its own statement, so its cached plan has no branch it never takes.
+    let in_flight_below_limit = if guard.is_some() {
+        "(SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
+          AND o.agent_status IN ('assigned', 'implementing')) < $24"
+    } else {
+        "$23::uuid IS NULL AND $24::bigint IS NULL"
+    };
+    let sql = format!(
         "UPDATE stories SET agent_status = $1, verified_status = $2, assigned_agent_id = $3, assigned_at = $4, \
          reported_done_at = $5, reported_by_agent_id = $6, verified_at = $7, rejected_at = $8, rejection_reason = $9, \
          claim_epoch = $10, lease_expires_at = $11, iteration_count = $12, rejections_since_clear = $13, escalated = $14, \
          escalated_at = $15, escalation_locked = $16, review_requested_at = $17, last_review_at = $18, verified_by_agent_id = $25, \
          contracted_by_agent_id = $26, contracted_at = $27, stale_since = $28, previous_assignee_agent_id = $29, \
          lock_version = lock_version + 1, updated_at = $19 \
-         WHERE tenant_id = $20 AND id = $21 AND lock_version = $22 \
-         AND ($23::uuid IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
-              AND o.agent_status IN ('assigned', 'implementing')) < $24)",
-    )
-    .bind(st.agent_status.as_str())
-    .bind(st.verified_status.as_str())
-    .bind(st.assigned_agent_id)
-    .bind(st.assigned_at)
-    .bind(st.reported_done_at)
-    .bind(st.reported_by_agent_id)
-    .bind(st.verified_at)
-    .bind(st.rejected_at)
-    .bind(&st.rejection_reason)
-    .bind(st.claim_epoch)
-    .bind(st.lease_expires_at)
-    .bind(st.iteration_count)
-    .bind(st.rejections_since_clear)
-    .bind(st.escalated)
-    .bind(st.escalated_at)
-    .bind(st.escalation_locked)
-    .bind(st.review_requested_at)
-    .bind(st.last_review_at)
-    .bind(updated_at)
-    .bind(target.tenant_id)
-    .bind(target.story_id)
-    .bind(target.expected_version)
-    .bind(guard.map(|g| g.project_id))
-    .bind(guard.map(|g| i64::from(g.limit)))
-    .bind(st.verified_by_agent_id)
-    .bind(st.contracted_by_agent_id)
-    .bind(st.contracted_at)
-    .bind(st.stale_since)
-    .bind(st.previous_assignee_agent_id)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+         WHERE tenant_id = $20 AND id = $21 AND lock_version = $22 AND {in_flight_below_limit}"
+    );
+    let res = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(st.agent_status.as_str())
+        .bind(st.verified_status.as_str())
+        .bind(st.assigned_agent_id)
+        .bind(st.assigned_at)
+        .bind(st.reported_done_at)
+        .bind(st.reported_by_agent_id)
+        .bind(st.verified_at)
+        .bind(st.rejected_at)
+        .bind(&st.rejection_reason)
+        .bind(st.claim_epoch)
+        .bind(st.lease_expires_at)
+        .bind(st.iteration_count)
+        .bind(st.rejections_since_clear)
+        .bind(st.escalated)
+        .bind(st.escalated_at)
+        .bind(st.escalation_locked)
+        .bind(st.review_requested_at)
+        .bind(st.last_review_at)
+        .bind(updated_at)
+        .bind(target.tenant_id)
+        .bind(target.story_id)
+        .bind(target.expected_version)
+        .bind(guard.map(|g| g.project_id))
+        .bind(guard.map(|g| i64::from(g.limit)))
+        .bind(st.verified_by_agent_id)
+        .bind(st.contracted_by_agent_id)
+        .bind(st.contracted_at)
+        .bind(st.stale_since)
+        .bind(st.previous_assignee_agent_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
     if res.rows_affected() == 1 {
         return Ok(());
     }

@@ -2,6 +2,7 @@
 
 use loopctl_store::*;
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::PgStore;
@@ -295,11 +296,17 @@ impl Store for PgStore {
             // Two ordered arms merged under one LIMIT: the open stories through `stories_open`
             // (epics in work order, each epic's open stories by number), and the claims whose
             // lease ran out (at most the in-flight ones) through `stories_project_lease`.
-            let rows = sqlx::query(concat!(
+            // Only the epic filter present is in the text (a cached plan of `$4 IS NULL OR …`
+            // could not use the index); `$4` is bound either way.
+            let (epic_is, story_in) = match query.epic_id {
+                Some(_) => ("e.id = $4", "s.epic_id = $4"),
+                None => ("$4::uuid IS NULL", "$4::uuid IS NULL"),
+            };
+            let listing = format!(
                 "WITH page AS ( \
                  (SELECT s.id AS page_id, e.position AS epic_position, e.number AS epic_number, s.sort_key AS story_key \
                     FROM epics e JOIN stories s ON s.epic_id = e.id \
-                   WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND ($4::uuid IS NULL OR e.id = $4) \
+                   WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND {epic_is} \
                      AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND NOT s.escalation_locked \
                    ORDER BY 2, 3, 4 LIMIT $7) \
                  UNION ALL \
@@ -307,40 +314,41 @@ impl Store for PgStore {
                     FROM stories s JOIN epics e ON e.id = s.epic_id \
                    WHERE s.project_id = $2 AND s.tenant_id = $1 AND s.agent_status IN ('assigned', 'implementing') \
                      AND s.lease_expires_at <= $3 AND s.waiting_on = 0 AND NOT s.escalation_locked AND e.waiting_on = 0 \
-                     AND ($4::uuid IS NULL OR s.epic_id = $4)) \
+                     AND {story_in}) \
                  ORDER BY 2, 3, 4 LIMIT $5 OFFSET $6) \
-                 SELECT ",
-                story_columns!(),
-                " FROM page JOIN stories ON stories.id = page.page_id \
-                 ORDER BY page.epic_position, page.epic_number, page.story_key"
-            ))
-            .bind(query.tenant_id)
-            .bind(query.project_id)
-            .bind(query.now)
-            .bind(query.epic_id)
-            .bind(query.limit.max(0))
-            .bind(query.offset.max(0))
-            .bind(query.limit.max(0).saturating_add(query.offset.max(0)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-            let total = if query.with_total {
-                let total: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT COUNT(*) FROM epics e JOIN stories s ON s.epic_id = e.id \
-                       WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND ($4::uuid IS NULL OR e.id = $4) \
-                         AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND NOT s.escalation_locked) \
-                     + (SELECT COUNT(*) FROM stories s JOIN epics e ON e.id = s.epic_id \
-                       WHERE s.project_id = $2 AND s.tenant_id = $1 AND s.agent_status IN ('assigned', 'implementing') \
-                         AND s.lease_expires_at <= $3 AND s.waiting_on = 0 AND NOT s.escalation_locked \
-                         AND e.waiting_on = 0 AND ($4::uuid IS NULL OR s.epic_id = $4))",
-                )
+                 SELECT {} FROM page JOIN stories ON stories.id = page.page_id \
+                 ORDER BY page.epic_position, page.epic_number, page.story_key",
+                story_columns!()
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(listing))
                 .bind(query.tenant_id)
                 .bind(query.project_id)
                 .bind(query.now)
                 .bind(query.epic_id)
-                .fetch_one(&self.pool)
+                .bind(query.limit.max(0))
+                .bind(query.offset.max(0))
+                .bind(query.limit.max(0).saturating_add(query.offset.max(0)))
+                .fetch_all(&self.pool)
                 .await
                 .map_err(map_err)?;
+            let total = if query.with_total {
+                let counting = format!(
+                    "SELECT (SELECT COUNT(*) FROM epics e JOIN stories s ON s.epic_id = e.id \
+                       WHERE e.tenant_id = $1 AND e.project_id = $2 AND e.waiting_on = 0 AND {epic_is} \
+                         AND s.agent_status IN ('pending', 'contracted') AND s.waiting_on = 0 AND NOT s.escalation_locked) \
+                     + (SELECT COUNT(*) FROM stories s JOIN epics e ON e.id = s.epic_id \
+                       WHERE s.project_id = $2 AND s.tenant_id = $1 AND s.agent_status IN ('assigned', 'implementing') \
+                         AND s.lease_expires_at <= $3 AND s.waiting_on = 0 AND NOT s.escalation_locked \
+                         AND e.waiting_on = 0 AND {story_in})",
+                );
+                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(counting))
+                    .bind(query.tenant_id)
+                    .bind(query.project_id)
+                    .bind(query.now)
+                    .bind(query.epic_id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
                 Some(total)
             } else {
                 None
@@ -539,19 +547,25 @@ impl Store for PgStore {
         limit: i64,
     ) -> StoreResult<'_, Vec<NumberedEdge>> {
         Box::pin(async move {
+            // `$3` is bound either way; only the condition in use is in the text.
+            let after_condition = if after.is_some() { "d.id > $3" } else { "$3::uuid IS NULL" };
             let sql = match level {
                 EdgeLevel::Story => {
-                    "SELECT d.id, a.number AS from_number, b.number AS to_number FROM story_dependencies d \
+                    format!(
+                        "SELECT d.id, a.number AS from_number, b.number AS to_number FROM story_dependencies d \
                      JOIN stories a ON a.id = d.story_id JOIN stories b ON b.id = d.depends_on_story_id \
-                     WHERE d.project_id = $2 AND d.tenant_id = $1 AND ($3::uuid IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4"
+                     WHERE d.project_id = $2 AND d.tenant_id = $1 AND {after_condition} ORDER BY d.id LIMIT $4"
+                    )
                 }
                 EdgeLevel::Epic => {
-                    "SELECT d.id, a.number::text AS from_number, b.number::text AS to_number \
+                    format!(
+                        "SELECT d.id, a.number::text AS from_number, b.number::text AS to_number \
                      FROM epic_dependencies d JOIN epics a ON a.id = d.epic_id JOIN epics b ON b.id = d.depends_on_epic_id \
-                     WHERE d.project_id = $2 AND d.tenant_id = $1 AND ($3::uuid IS NULL OR d.id > $3) ORDER BY d.id LIMIT $4"
+                     WHERE d.project_id = $2 AND d.tenant_id = $1 AND {after_condition} ORDER BY d.id LIMIT $4"
+                    )
                 }
             };
-            let rows = sqlx::query(sql)
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(tenant_id)
                 .bind(project_id)
                 .bind(after)
@@ -651,9 +665,11 @@ impl Store for PgStore {
     fn skill_versions(&self, tenant_id: Uuid, name: Option<&str>) -> StoreResult<'_, Vec<SkillVersionRecord>> {
         let name = name.map(str::to_string);
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM skill_versions WHERE tenant_id = $1 AND ($2 IS NULL OR name = $2) ORDER BY name, version",
-            )
+            let rows = sqlx::query(if name.is_some() {
+                "SELECT * FROM skill_versions WHERE tenant_id = $1 AND name = $2 ORDER BY name, version"
+            } else {
+                "SELECT * FROM skill_versions WHERE tenant_id = $1 AND $2::text IS NULL ORDER BY name, version"
+            })
             .bind(tenant_id)
             .bind(name)
             .fetch_all(&self.pool)
@@ -705,9 +721,11 @@ impl Store for PgStore {
 
     fn dispatches(&self, tenant_id: Uuid, story_id: Option<Uuid>) -> StoreResult<'_, Vec<DispatchRecord>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM dispatches WHERE tenant_id = $1 AND ($2::uuid IS NULL OR story_id = $2) ORDER BY created_at, id",
-            )
+            let rows = sqlx::query(if story_id.is_some() {
+                "SELECT * FROM dispatches WHERE tenant_id = $1 AND story_id = $2 ORDER BY created_at, id"
+            } else {
+                "SELECT * FROM dispatches WHERE tenant_id = $1 AND $2::uuid IS NULL ORDER BY created_at, id"
+            })
             .bind(tenant_id)
             .bind(story_id)
             .fetch_all(&self.pool)
@@ -760,34 +778,38 @@ impl Store for PgStore {
                 tx.commit().await.map_err(map_err)?;
                 Some(settled)
             };
-            let query = if filter.newest_first {
-                sqlx::query(
-                    "SELECT * FROM events WHERE tenant_id = $1 AND ($2 IS NULL OR project_id = $2) \
-                     AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4) \
-                     AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR cursor > $6) \
-                     AND ($7 IS NULL OR inserted_at > $7) AND ($9::bigint IS NULL OR cursor <= $9) ORDER BY cursor DESC LIMIT $8",
-                )
+            // Only the filters present are in the text: the statement's plan is cached, and
+            // a cached plan for `$2 IS NULL OR project_id = $2` could not use the index.
+            let mut query = QueryBuilder::<Postgres>::new("SELECT * FROM events WHERE tenant_id = ");
+            query.push_bind(tenant_id);
+            if let Some(id) = filter.project_id {
+                query.push(" AND project_id = ").push_bind(id);
+            }
+            if let Some(kind) = filter.entity_type {
+                query.push(" AND entity_type = ").push_bind(kind);
+            }
+            if let Some(id) = filter.entity_id {
+                query.push(" AND entity_id = ").push_bind(id);
+            }
+            if let Some(action) = filter.action {
+                query.push(" AND action = ").push_bind(action);
+            }
+            if let Some(cursor) = filter.after_cursor {
+                query.push(" AND cursor > ").push_bind(cursor);
+            }
+            if let Some(at) = filter.after_time {
+                query.push(" AND inserted_at > ").push_bind(at);
+            }
+            if let Some(cursor) = settled {
+                query.push(" AND cursor <= ").push_bind(cursor);
+            }
+            query.push(if filter.newest_first {
+                " ORDER BY cursor DESC LIMIT "
             } else {
-                sqlx::query(
-                    "SELECT * FROM events WHERE tenant_id = $1 AND ($2 IS NULL OR project_id = $2) \
-                     AND ($3 IS NULL OR entity_type = $3) AND ($4 IS NULL OR entity_id = $4) \
-                     AND ($5 IS NULL OR action = $5) AND ($6 IS NULL OR cursor > $6) \
-                     AND ($7 IS NULL OR inserted_at > $7) AND ($9::bigint IS NULL OR cursor <= $9) ORDER BY cursor ASC LIMIT $8",
-                )
-            };
-            let rows = query
-                .bind(tenant_id)
-                .bind(filter.project_id)
-                .bind(filter.entity_type)
-                .bind(filter.entity_id)
-                .bind(filter.action)
-                .bind(filter.after_cursor)
-                .bind(filter.after_time)
-                .bind(limit)
-                .bind(settled)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+                " ORDER BY cursor ASC LIMIT "
+            });
+            query.push_bind(limit);
+            let rows = query.build().fetch_all(&self.pool).await.map_err(map_err)?;
             all(rows, row::event)
         })
     }
