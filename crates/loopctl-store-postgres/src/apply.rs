@@ -5,13 +5,14 @@
 //! Two rules need more than a single statement to hold under that isolation level; each
 //! takes a transaction-scoped advisory lock (released at COMMIT or ROLLBACK, after the
 //! transaction's rows are visible):
-//! - a claim under an in-flight limit locks its project before counting (see `transition`);
+//! - a claim under an in-flight limit holds its project's lock (shared with one of a few
+//!   slots far below the limit, exclusive near it) before counting (see `transition`);
 //! - the first event a batch appends for a tenant takes that tenant's change feed lock in
 //!   shared mode (see `LOCK_FEED_THEN`): writers never wait for each other on it; a feed reader
 //!   takes it exclusively for a moment to learn how far the feed is settled.
 //!
 //! The service puts a batch's events after its transition, so batches take these locks in
-//! one order (project, then feed) and never wait on each other in a cycle. A batch that
+//! one order (project, slot, then feed) and never wait on each other in a cycle. A batch that
 //! appends before a guarded transition could; PostgreSQL detects the deadlock, and the
 //! store reports it as `Retryable`.
 
@@ -26,6 +27,8 @@ use crate::row::{json, map_err};
 
 /// Advisory-lock class of in-flight claims, keyed by project.
 const LOCK_CLASS_IN_FLIGHT: i32 = 0x6c63_0002;
+/// Advisory-lock class of the in-flight claim slots, keyed by project and slot.
+const LOCK_CLASS_IN_FLIGHT_SLOT: i32 = 0x6c63_0004;
 /// Advisory-lock class of change-feed appends, keyed by tenant.
 const LOCK_CLASS_EVENTS: i32 = 0x6c63_0003;
 
@@ -432,6 +435,10 @@ struct Target {
     expected_version: i64,
 }
 
+/// Claims that race for a project's in-flight capacity without waiting for each other's
+/// COMMIT: up to this many at once, each holding one slot (see [`transition`]).
+const IN_FLIGHT_SLOTS: u32 = 8;
+
 async fn transition(
     conn: &mut PgConnection,
     target: Target,
@@ -439,15 +446,112 @@ async fn transition(
     updated_at: DateTime<Utc>,
     guard: Option<InFlightGuard>,
 ) -> Result<(), StoreError> {
-    if let Some(guard) = guard {
-        // Under READ COMMITTED two claims of different stories would each count the other's
-        // story as not yet in flight and both pass. The lock queues them; the UPDATE below
-        // is a new statement with a new snapshot, so it counts every claim committed before
-        // the lock was granted.
-        advisory_xact_lock(conn, LOCK_CLASS_IN_FLIGHT, guard.project_id).await?;
+    // Under READ COMMITTED two claims of different stories would each count the other's
+    // story as not yet in flight and both pass, so a claim counts only once it knows which
+    // claims may still be running unseen; the UPDATE is a new statement with a new snapshot,
+    // which counts every claim committed before its locks were granted.
+    //
+    // Far below the limit, a claim holds the project's in-flight lock shared and one of
+    // K = min(limit, IN_FLIGHT_SLOTS) slots: at most K - 1 other claims run unseen, so it
+    // passes when the others committed in flight are at most limit - K. Claims so commit
+    // side by side (with the lock exclusive they took turns, one fsync each, and the
+    // project's claims were the seed loop's ceiling). Near the limit that check fails; the
+    // claim gives its locks back (ROLLBACK TO SAVEPOINT releases them), takes the lock
+    // exclusively, which waits out every slot holder, and counts exactly. Locks are taken
+    // lock first, then slot, so the waits never form a cycle.
+    let updated = match guard {
+        None => update_story(conn, target, st, updated_at, None).await?,
+        Some(guard) => {
+            let slots = guard.limit.min(IN_FLIGHT_SLOTS);
+            let mut updated = false;
+            if slots > 1 {
+                savepoint(conn, "SAVEPOINT in_flight").await?;
+                take_in_flight_slot(conn, guard.project_id, slots).await?;
+                let below = Some((guard.project_id, guard.limit - slots + 1));
+                updated = update_story(conn, target, st, updated_at, below).await?;
+                if !updated {
+                    savepoint(conn, "ROLLBACK TO SAVEPOINT in_flight").await?;
+                }
+            }
+            if !updated {
+                advisory_xact_lock(conn, LOCK_CLASS_IN_FLIGHT, guard.project_id).await?;
+                updated = update_story(conn, target, st, updated_at, Some((guard.project_id, guard.limit))).await?;
+            }
+            updated
+        }
+    };
+    if updated {
+        return Ok(());
     }
-    // Each shape is its own statement, so its cached plan has no branch it never takes.
-    let in_flight_below_limit = if guard.is_some() {
+    let version: Option<i64> = sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = $1 AND id = $2")
+        .bind(target.tenant_id)
+        .bind(target.story_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    match (version, guard) {
+        (None, _) => Err(StoreError::NotFound { what: "story".into() }),
+        (Some(v), Some(guard)) if v == target.expected_version => {
+            let in_flight: Vec<String> = sqlx::query_scalar(
+                "SELECT number FROM stories WHERE project_id = $1 AND agent_status IN ('assigned', 'implementing') \
+                 ORDER BY sort_key",
+            )
+            .bind(guard.project_id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            Err(StoreError::ConcurrencyLimit { limit: guard.limit, in_flight })
+        }
+        _ => Err(StoreError::VersionConflict { what: "story".into() }),
+    }
+}
+
+async fn savepoint(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::raw_sql(sql).execute(conn).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// Takes the project's in-flight lock shared, then one of its `slots` slot locks: a free one
+/// when there is one, else waits for a random one. The slot is looked for per row of the
+/// subquery that takes the lock (a correlated subquery), so never before the lock is held.
+async fn take_in_flight_slot(conn: &mut PgConnection, project_id: Uuid, slots: u32) -> Result<(), StoreError> {
+    let key = lock_key(project_id);
+    let slots = i32::try_from(slots).unwrap_or(i32::MAX);
+    let slot: Option<i32> = sqlx::query_scalar(
+        "SELECT (SELECT s FROM generate_series(0, $3 - 1) s \
+                  WHERE shared.held AND pg_try_advisory_xact_lock($4, $2 # s) LIMIT 1) \
+           FROM (SELECT true AS held, pg_advisory_xact_lock_shared($1, $2) OFFSET 0) AS shared",
+    )
+    .bind(LOCK_CLASS_IN_FLIGHT)
+    .bind(key)
+    .bind(slots)
+    .bind(LOCK_CLASS_IN_FLIGHT_SLOT)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    if slot.is_none() {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2 # (random() * ($3 - 1))::int)")
+            .bind(LOCK_CLASS_IN_FLIGHT_SLOT)
+            .bind(key)
+            .bind(slots)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// The compare-and-set of a transition. `in_flight_below`: the project, and the number the
+/// other stories in flight there must stay below. Answers whether the row was updated.
+async fn update_story(
+    conn: &mut PgConnection,
+    target: Target,
+    st: &StoryState,
+    updated_at: DateTime<Utc>,
+    in_flight_below: Option<(Uuid, u32)>,
+) -> Result<bool, StoreError> {
+    let check = in_flight_below;
+    let in_flight_below_limit = if check.is_some() {
         "(SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
           AND o.agent_status IN ('assigned', 'implementing')) < $24"
     } else {
@@ -485,8 +589,8 @@ async fn transition(
         .bind(target.tenant_id)
         .bind(target.story_id)
         .bind(target.expected_version)
-        .bind(guard.map(|g| g.project_id))
-        .bind(guard.map(|g| i64::from(g.limit)))
+        .bind(check.map(|(project_id, _)| project_id))
+        .bind(check.map(|(_, below)| i64::from(below)))
         .bind(st.verified_by_agent_id)
         .bind(st.contracted_by_agent_id)
         .bind(st.contracted_at)
@@ -495,28 +599,5 @@ async fn transition(
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-    if res.rows_affected() == 1 {
-        return Ok(());
-    }
-    let version: Option<i64> = sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = $1 AND id = $2")
-        .bind(target.tenant_id)
-        .bind(target.story_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    match (version, guard) {
-        (None, _) => Err(StoreError::NotFound { what: "story".into() }),
-        (Some(v), Some(guard)) if v == target.expected_version => {
-            let in_flight: Vec<String> = sqlx::query_scalar(
-                "SELECT number FROM stories WHERE project_id = $1 AND agent_status IN ('assigned', 'implementing') \
-                 ORDER BY sort_key",
-            )
-            .bind(guard.project_id)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Err(StoreError::ConcurrencyLimit { limit: guard.limit, in_flight })
-        }
-        _ => Err(StoreError::VersionConflict { what: "story".into() }),
-    }
+    Ok(res.rows_affected() == 1)
 }

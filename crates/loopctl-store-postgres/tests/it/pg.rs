@@ -138,47 +138,53 @@ async fn pg_migrations_run_once_when_servers_start_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pg_in_flight_limit_holds_across_processes() {
-    let db = TestDatabase::create().await;
-    let stores = two_processes(&db).await;
-    let fx = Fixture::new(stores[0].clone()).await;
-    let mut stories = Vec::new();
-    for idx in 1..=16 {
-        stories.push(fx.story(&format!("1.{idx}")).await);
-    }
-    for store in &stores {
-        warm_up(store.as_ref(), fx.tenant).await;
-    }
-    let guard = Some(InFlightGuard { project_id: fx.project, limit: 3 });
-    let start = Arc::new(tokio::sync::Barrier::new(stories.len()));
-    let mut tasks = Vec::new();
-    for (idx, story) in stories.into_iter().enumerate() {
-        let store = stores[idx % 2].clone();
-        let start = start.clone();
-        tasks.push(tokio::spawn(async move {
-            start.wait().await;
-            // As in the service, the claim's batch also records it; the extra statements
-            // between the count and COMMIT widen the window a missing lock would leave open.
-            let claim = transition(&story, claimed_by(Uuid::now_v7(), &story.state), guard);
-            let recorded = WriteOp::AppendEvent(event(story.tenant_id, "claimed"));
-            store.commit(vec![claim, recorded]).await
-        }));
-    }
-    let mut won = 0;
-    for task in tasks {
-        match task.await.expect("claim task") {
-            Ok(_) => won += 1,
-            Err(StoreError::ConcurrencyLimit { limit: 3, in_flight }) => assert_eq!(in_flight.len(), 3),
-            Err(other) => panic!("unexpected refusal: {other:?}"),
+    // 3: every claim fits the slots (K = 3) only while none is in flight; 12: eight slots, so
+    // claims race side by side until four are in, then count exactly under the lock.
+    for (limit, racing) in [(3, 16), (12, 40)] {
+        let db = TestDatabase::create().await;
+        let stores = two_processes(&db).await;
+        let fx = Fixture::new(stores[0].clone()).await;
+        let mut stories = Vec::new();
+        for idx in 1..=racing {
+            stories.push(fx.story(&format!("1.{idx}")).await);
         }
+        for store in &stores {
+            warm_up(store.as_ref(), fx.tenant).await;
+        }
+        let guard = Some(InFlightGuard { project_id: fx.project, limit });
+        let start = Arc::new(tokio::sync::Barrier::new(stories.len()));
+        let mut tasks = Vec::new();
+        for (idx, story) in stories.into_iter().enumerate() {
+            let store = stores[idx % 2].clone();
+            let start = start.clone();
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                // As in the service, the claim's batch also records it; the extra statements
+                // between the count and COMMIT widen the window a missing lock would leave open.
+                let claim = transition(&story, claimed_by(Uuid::now_v7(), &story.state), guard);
+                let recorded = WriteOp::AppendEvent(event(story.tenant_id, "claimed"));
+                store.commit(vec![claim, recorded]).await
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            match task.await.expect("claim task") {
+                Ok(_) => won += 1,
+                Err(StoreError::ConcurrencyLimit { limit: refused_at, in_flight }) => {
+                    assert_eq!((refused_at, in_flight.len()), (limit, limit as usize));
+                }
+                Err(other) => panic!("unexpected refusal: {other:?}"),
+            }
+        }
+        assert_eq!(won, limit, "exactly the limit of {limit} claims win");
+        let assigned = StoryFilter {
+            project_id: Some(fx.project),
+            agent_status: Some(AgentStatus::Assigned),
+            limit: 100,
+            ..StoryFilter::default()
+        };
+        assert_eq!(stores[1].stories(fx.tenant, assigned).await.expect("list").1, i64::from(limit));
     }
-    assert_eq!(won, 3, "exactly the limit of claims win");
-    let assigned = StoryFilter {
-        project_id: Some(fx.project),
-        agent_status: Some(AgentStatus::Assigned),
-        limit: 100,
-        ..StoryFilter::default()
-    };
-    assert_eq!(stores[1].stories(fx.tenant, assigned).await.expect("list").1, 3);
 }
 
 /// A reader that pages the feed by cursor while several processes append must end up with
