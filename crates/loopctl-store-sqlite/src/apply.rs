@@ -1,8 +1,9 @@
 //! Applying a write batch on the writer's connection (inside the caller's savepoint).
 
+use chrono::{DateTime, Utc};
 use loopctl_store::*;
-use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteQueryResult;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::row::{json, map_err, micros, opt_micros};
 
@@ -19,6 +20,82 @@ pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Resul
         }
     }
     Ok(cursors)
+}
+
+/// Takes a request's idempotency pair with its in-flight marker, in one statement: a free
+/// pair or a stale marker's, touching nothing else. A pair held by a kept answer or a live
+/// marker is the `Duplicate` that tells the caller to wait for that request's answer.
+macro_rules! take_marker_sql {
+    () => {
+        "INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, \
+         body = excluded.body, created_at = excluded.created_at \
+         WHERE idempotent_responses.status = ? AND idempotent_responses.created_at < ? RETURNING 1"
+    };
+}
+pub(crate) use take_marker_sql;
+
+const TAKE_MARKER: &str = take_marker_sql!();
+
+/// Runs `sql`, which ends in [`take_marker_sql`] (and may begin with savepoint bookkeeping
+/// that binds nothing), for `marker`.
+pub(crate) async fn take_marker(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    marker: &IdempotentResponse,
+    stale_before: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let taken = sqlx::query(sql)
+        .bind(&marker.scope)
+        .bind(&marker.key)
+        .bind(&marker.method)
+        .bind(&marker.path)
+        .bind(i64::from(marker.status))
+        .bind(&marker.body)
+        .bind(micros(marker.created_at))
+        .bind(i64::from(IdempotentResponse::IN_FLIGHT))
+        .bind(micros(stale_before))
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?;
+    match taken {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Duplicate { what: "idempotency key".into() }),
+    }
+}
+
+/// Most answers [`save_answers`] writes in one statement. A power of two, as every chunk is,
+/// so the writer's statement cache holds at most a handful of its shapes.
+pub(crate) const MAX_ANSWERS_AT_ONCE: usize = 32;
+
+/// Completes several requests' in-flight markers with their answers in one statement: one
+/// trip to the connection's worker thread instead of one each (the same upsert as
+/// `SaveIdempotentResponse`). `answers.len()` is a power of two up to
+/// [`MAX_ANSWERS_AT_ONCE`].
+pub(crate) async fn save_answers(
+    conn: &mut SqliteConnection,
+    answers: &[&IdempotentResponse],
+) -> Result<(), StoreError> {
+    let mut query = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) ",
+    );
+    query.push_values(answers, |mut row, r| {
+        row.push_bind(r.scope.clone())
+            .push_bind(r.key.clone())
+            .push_bind(r.method.clone())
+            .push_bind(r.path.clone())
+            .push_bind(i64::from(r.status))
+            .push_bind(r.body.clone())
+            .push_bind(micros(r.created_at));
+    });
+    query.push(
+        " ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, \
+         status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+         WHERE idempotent_responses.status = ",
+    );
+    query.push_bind(i64::from(IdempotentResponse::IN_FLIGHT));
+    query.build().execute(conn).await.map_err(map_err)?;
+    Ok(())
 }
 
 fn expect_row(result: SqliteQueryResult, what: &str) -> Result<(), StoreError> {
@@ -274,19 +351,8 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .bind(json(&r.metrics)).bind(micros(r.created_at))
                 .execute(conn).await.map_err(map_err)?;
         }
-        WriteOp::BeginIdempotentRequest { marker: m, stale_before } => {
-            // One statement: it takes a free pair or a stale marker's, and touches nothing
-            // else; a pair held by a kept answer or a live marker is the `Duplicate` that
-            // tells the caller to wait for that request's answer.
-            let res = sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, created_at = excluded.created_at \
-                         WHERE idempotent_responses.status = ? AND idempotent_responses.created_at < ?")
-                .bind(&m.scope).bind(&m.key).bind(&m.method).bind(&m.path).bind(i64::from(m.status)).bind(&m.body)
-                .bind(micros(m.created_at)).bind(i64::from(IdempotentResponse::IN_FLIGHT)).bind(micros(*stale_before))
-                .execute(conn).await.map_err(map_err)?;
-            if res.rows_affected() == 0 {
-                return Err(StoreError::Duplicate { what: "idempotency key".into() });
-            }
+        WriteOp::BeginIdempotentRequest { marker, stale_before } => {
+            take_marker(conn, TAKE_MARKER, marker, *stale_before).await?;
         }
         WriteOp::SaveIdempotentResponse(r) => {
             sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \

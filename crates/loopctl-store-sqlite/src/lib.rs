@@ -15,7 +15,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use loopctl_store::{StoreError, WriteBatch};
+use loopctl_store::{IdempotentResponse, StoreError, WriteBatch, WriteOp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
@@ -162,7 +162,8 @@ async fn write_loop(mut conn: SqliteConnection, mut queue: mpsc::Receiver<Job>) 
 /// batch; COMMIT` at the end), and a batch of one single-statement write (an idempotency
 /// marker or answer) takes no savepoint at all: SQLite undoes a failed statement by itself
 /// and the transaction goes on. Those run first; the group's batches are concurrent
-/// callers' and may commit in any order.
+/// callers' and may commit in any order. The group's stored answers (one per request with an
+/// Idempotency-Key) go in a few multi-row statements rather than one trip each.
 async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Vec<Result<Vec<i64>, StoreError>> {
     if let Err(err) = exec(conn, "BEGIN IMMEDIATE").await {
         return jobs.iter().map(|_| Err(err.clone())).collect();
@@ -170,19 +171,45 @@ async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Vec<Result<V
     let mut outcomes: Vec<Result<Vec<i64>, StoreError>> = jobs.iter().map(|_| Ok(Vec::new())).collect();
     let (bare, guarded): (Vec<usize>, Vec<usize>) =
         (0..jobs.len()).partition(|&i| loopctl_store::is_single_row_write(&jobs[i].0));
+    let (answers, bare): (Vec<usize>, Vec<usize>) =
+        bare.into_iter().partition(|&i| matches!(jobs[i].0.as_slice(), [WriteOp::SaveIdempotentResponse(_)]));
+    let mut answers = answers.as_slice();
+    while !answers.is_empty() {
+        // The largest power of two that fits, so few statement shapes are ever prepared.
+        let take = 1 << answers.len().min(apply::MAX_ANSWERS_AT_ONCE).ilog2();
+        let (chunk, rest) = answers.split_at(take);
+        let rows: Vec<&IdempotentResponse> = chunk
+            .iter()
+            .filter_map(|&i| match jobs[i].0.as_slice() {
+                [WriteOp::SaveIdempotentResponse(answer)] => Some(answer),
+                _ => None,
+            })
+            .collect();
+        if apply::save_answers(conn, &rows).await.is_err() {
+            // One bad row fails the statement (and nothing of it stays): each gets its own
+            // outcome.
+            for &i in chunk {
+                outcomes[i] = apply::batch(conn, &jobs[i].0).await;
+            }
+        }
+        answers = rest;
+    }
     for i in bare {
         outcomes[i] = apply::batch(conn, &jobs[i].0).await;
     }
     let mut in_savepoint = false;
     for i in guarded {
-        let enter = if in_savepoint { "RELEASE batch; SAVEPOINT batch" } else { "SAVEPOINT batch" };
-        if let Err(err) = exec(conn, enter).await {
-            outcomes[i] = Err(err);
-            in_savepoint = false;
-            continue;
-        }
+        let rest = match enter(conn, in_savepoint, &jobs[i].0).await {
+            Ok(rest) => rest,
+            Err(err) => {
+                outcomes[i] = Err(err);
+                let _ = exec(conn, "ROLLBACK TO batch; RELEASE batch").await;
+                in_savepoint = false;
+                continue;
+            }
+        };
         in_savepoint = true;
-        outcomes[i] = apply::batch(conn, &jobs[i].0).await;
+        outcomes[i] = apply::batch(conn, rest).await;
         if outcomes[i].is_err() {
             let _ = exec(conn, "ROLLBACK TO batch; RELEASE batch").await;
             in_savepoint = false;
@@ -196,6 +223,28 @@ async fn commit_group(conn: &mut SqliteConnection, jobs: &[Job]) -> Vec<Result<V
             outcomes.iter().map(|_| Err(err.clone())).collect()
         }
     }
+}
+
+/// Enters the savepoint of batch `ops` (leaving the previous batch's, when `after_another`),
+/// and answers the ops still to apply. A batch that begins with its request's idempotency
+/// marker takes the marker in the same trip; when the pair is taken, that is the batch's
+/// `Duplicate`.
+async fn enter<'a>(
+    conn: &mut SqliteConnection,
+    after_another: bool,
+    ops: &'a [WriteOp],
+) -> Result<&'a [WriteOp], StoreError> {
+    if let [WriteOp::BeginIdempotentRequest { marker, stale_before }, rest @ ..] = ops {
+        let sql = if after_another {
+            concat!("RELEASE batch; SAVEPOINT batch; ", apply::take_marker_sql!())
+        } else {
+            concat!("SAVEPOINT batch; ", apply::take_marker_sql!())
+        };
+        apply::take_marker(conn, sql, marker, *stale_before).await?;
+        return Ok(rest);
+    }
+    exec(conn, if after_another { "RELEASE batch; SAVEPOINT batch" } else { "SAVEPOINT batch" }).await?;
+    Ok(ops)
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {

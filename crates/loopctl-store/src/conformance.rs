@@ -40,6 +40,8 @@ macro_rules! conformance_tests {
             skill_versions_are_unique_and_ordered,
             idempotent_responses_replay_per_caller_and_expire,
             an_idempotency_key_begins_once_until_answered_or_abandoned,
+            answers_completed_together_each_land_on_their_own_marker,
+            a_batch_that_loses_its_marker_applies_nothing_and_spares_its_neighbours,
             dispatches_round_trip_and_revoke_their_token,
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
@@ -813,6 +815,94 @@ pub async fn an_idempotency_key_begins_once_until_answered_or_abandoned(store: A
     begin(fresh.clone()).await.unwrap();
     assert_eq!(store.idempotent_response(&other_scope, "stale").await.unwrap(), Some(fresh));
     assert!(matches!(begin(marker(&other_scope, "stale", now)).await, Err(StoreError::Duplicate { .. })));
+}
+
+/// Forty requests answered at the same moment (a store may write them in one statement):
+/// each answer completes its own marker, and the one whose pair holds a kept answer already
+/// leaves that answer as it was.
+pub async fn answers_completed_together_each_land_on_their_own_marker(store: Arc<dyn Store>) {
+    const REQUESTS: usize = 40;
+    let scope = Uuid::now_v7().as_bytes().to_vec();
+    let now = t0() + Duration::days(1);
+    let row = |key: usize, status: u16, body: String| IdempotentResponse {
+        scope: scope.clone(),
+        key: format!("k{key}"),
+        method: "POST".into(),
+        path: format!("/api/v1/stories/{key}/claim"),
+        status,
+        body,
+        created_at: now,
+    };
+    for key in 0..REQUESTS {
+        let marker = row(key, IdempotentResponse::IN_FLIGHT, String::new());
+        let op = WriteOp::BeginIdempotentRequest { marker, stale_before: now - Duration::minutes(2) };
+        store.commit(vec![op]).await.unwrap();
+    }
+    let kept = row(0, 200, "{\"kept\":true}".into());
+    store.commit(vec![WriteOp::SaveIdempotentResponse(kept.clone())]).await.unwrap();
+    let saves: Vec<_> = (0..REQUESTS)
+        .map(|key| {
+            let (store, answer) = (store.clone(), row(key, 200, format!("{{\"answer\":{key}}}")));
+            tokio::spawn(async move { store.commit(vec![WriteOp::SaveIdempotentResponse(answer)]).await })
+        })
+        .collect();
+    for save in saves {
+        save.await.unwrap().unwrap();
+    }
+    assert_eq!(store.idempotent_response(&scope, "k0").await.unwrap(), Some(kept), "a kept answer stays");
+    for key in 1..REQUESTS {
+        let stored = store.idempotent_response(&scope, &format!("k{key}")).await.unwrap();
+        assert_eq!(stored, Some(row(key, 200, format!("{{\"answer\":{key}}}"))));
+    }
+}
+
+/// Ten copies of one request race ten other requests, each batch led by its marker (as the
+/// service commits them): one copy applies, nine are the `Duplicate` and leave no write
+/// behind, and the other requests, committed beside them, all stand.
+pub async fn a_batch_that_loses_its_marker_applies_nothing_and_spares_its_neighbours(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let scope = Uuid::now_v7().as_bytes().to_vec();
+    let now = t0() + Duration::days(1);
+    let batch = |key: &str, entity: Uuid| {
+        let marker = IdempotentResponse {
+            scope: scope.clone(),
+            key: key.into(),
+            method: "POST".into(),
+            path: "/api/v1/stories/1.1/report".into(),
+            status: IdempotentResponse::IN_FLIGHT,
+            body: String::new(),
+            created_at: now,
+        };
+        vec![
+            WriteOp::BeginIdempotentRequest { marker, stale_before: now - Duration::minutes(2) },
+            WriteOp::AppendEvent(event(fx.tenant, None, entity, "reported", now)),
+        ]
+    };
+    let copies_entity = Uuid::now_v7();
+    let mut racers = Vec::new();
+    for i in 0..20 {
+        let ops = if i % 2 == 0 { batch("copied", copies_entity) } else { batch(&format!("own-{i}"), Uuid::now_v7()) };
+        let store = store.clone();
+        racers.push(tokio::spawn(async move { (i % 2 == 0, store.commit(ops).await) }));
+    }
+    let (mut applied, mut duplicates) = (0, 0);
+    for racer in racers {
+        match racer.await.unwrap() {
+            (true, Ok(_)) => applied += 1,
+            (true, Err(StoreError::Duplicate { .. })) => duplicates += 1,
+            (false, Ok(_)) => {}
+            (copy, outcome) => panic!("copy {copy}: unexpected {outcome:?}"),
+        }
+    }
+    assert_eq!((applied, duplicates), (1, 9), "one copy applies, nine are refused");
+    let events = |entity: Option<Uuid>| EventFilter { entity_id: entity, limit: -1, ..EventFilter::default() };
+    assert_eq!(
+        store.events(fx.tenant, events(Some(copies_entity))).await.unwrap().len(),
+        1,
+        "refused copies left no event"
+    );
+    let reported = store.events(fx.tenant, events(None)).await.unwrap();
+    assert_eq!(reported.iter().filter(|e| e.event.action == "reported").count(), 11, "every other request stands");
 }
 
 pub async fn dispatches_round_trip_and_revoke_their_token(store: Arc<dyn Store>) {
