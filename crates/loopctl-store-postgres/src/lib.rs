@@ -4,13 +4,15 @@
 //! Every write batch runs in its own READ COMMITTED transaction taken from the pool; there
 //! is no single-writer task as on SQLite. What SQLite gets from having one writer, this
 //! backend gets from the database itself: story transitions are compare-and-set on
-//! `lock_version`, claims under an in-flight limit are serialised per project, and a
+//! `lock_version`, claims under an in-flight limit count under the project's locks, and a
 //! change-feed reader reads only up to the cursor no running writer can precede, so it never
-//! steps over a cursor still being committed (see `apply`). Those guarantees hold across processes, not only
-//! within one.
+//! steps over a cursor still being committed (see `apply`). Those guarantees hold across
+//! processes, not only within one. Stored Idempotency-Key answers, one row each after the
+//! response, are written several to a statement (see `answers`).
 //!
 //! Cross-instance fan-out of live events (LISTEN/NOTIFY) is not here yet.
 
+mod answers;
 mod apply;
 mod migrate;
 mod read;
@@ -19,7 +21,7 @@ mod row;
 use std::str::FromStr;
 use std::time::Duration;
 
-use loopctl_store::{StoreError, WriteBatch};
+use loopctl_store::{StoreError, WriteBatch, WriteOp};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 
@@ -73,6 +75,7 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
 /// A loopctl store on one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
+    answers: answers::AnswerQueue,
 }
 
 impl PgStore {
@@ -100,7 +103,7 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(row::backend)?;
-        Ok(PgStore { pool })
+        Ok(PgStore { answers: answers::AnswerQueue::start(pool.clone()), pool })
     }
 
     /// Waits for the pool's connections to close.
@@ -108,7 +111,12 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn commit_batch(&self, batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+    async fn commit_batch(&self, mut batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+        if let [WriteOp::SaveIdempotentResponse(_)] = batch.as_slice()
+            && let Some(WriteOp::SaveIdempotentResponse(answer)) = batch.pop()
+        {
+            return self.answers.save(answer).await;
+        }
         if loopctl_store::is_single_row_write(&batch) {
             // A single statement is its own transaction: one round trip instead of three.
             let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
