@@ -109,6 +109,11 @@ pub enum Command {
     ///
     /// Example: loopctl dispatch 2.1 --role implementer --ttl 2h
     Dispatch(cmd::dispatch::DispatchArgs),
+    /// Run the loop: a fresh implementer per story in its own git worktree, a different
+    /// reviewer, loopctl's own check, verify or reject, and (with --merge) a merge queue.
+    ///
+    /// Example: loopctl orchestrate --project web --repo . --implementer 'claude -p "$(cat $LOOPCTL_PROMPT_FILE)"' --reviewer 'codex exec "$(cat $LOOPCTL_PROMPT_FILE)"' --parallel 2 --merge --check 'cargo test' --until-done
+    Orchestrate(cmd::orchestrate::OrchestrateArgs),
     /// Escalations (stories that failed too often).
     #[command(subcommand)]
     Escalation(cmd::lifecycle::EscalationCmd),
@@ -206,6 +211,7 @@ async fn run_with(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::VerifyArtifacts(args) => cmd::verify_artifacts::run(ctx, args).await,
         Command::Runner(args) => cmd::runner::run(ctx, args).await,
         Command::Dispatch(args) => cmd::dispatch::run(ctx, args).await,
+        Command::Orchestrate(args) => cmd::orchestrate::run(ctx, args).await,
         Command::Escalation(sub) => cmd::lifecycle::escalation(ctx, sub).await,
         Command::Changes(args) => cmd::feed::changes(ctx, args).await,
         Command::History(args) => cmd::feed::history(ctx, args).await,

@@ -49,7 +49,8 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "loopctl-app" => &["loopctl-core", "loopctl-store", "loopctl-api"],
         "loopctl-client" => &["loopctl-api"],
         "loopctl-mcp" => &["loopctl-api", "loopctl-client"],
-        "loopctl-cli" => &["loopctl-api", "loopctl-client", "loopctl-git"],
+        "loopctl-orchestrate" => &["loopctl-api", "loopctl-client", "loopctl-git"],
+        "loopctl-cli" => &["loopctl-api", "loopctl-client", "loopctl-git", "loopctl-orchestrate"],
         "loopctl-server" => {
             &["loopctl-core", "loopctl-store", "loopctl-api", "loopctl-app", "loopctl-mcp", "loopctl-client"]
         }
@@ -86,7 +87,7 @@ fn the_core_and_the_wire_contract_do_no_io_and_know_nothing_of_each_other() {
 #[test]
 fn the_cli_and_mcp_never_link_a_store_or_the_service_layer() {
     let crates = normal_dependencies();
-    for krate in ["loopctl-cli", "loopctl-mcp", "loopctl-client"] {
+    for krate in ["loopctl-cli", "loopctl-mcp", "loopctl-client", "loopctl-orchestrate"] {
         for forbidden in ["loopctl-app", "loopctl-store", "loopctl-store-sqlite", "loopctl-store-postgres", "sqlx"] {
             assert!(!crates[krate].contains(forbidden), "{krate} depends on {forbidden}");
         }

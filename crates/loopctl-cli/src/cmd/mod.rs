@@ -5,6 +5,7 @@ pub mod auth;
 pub mod dispatch;
 pub mod feed;
 pub mod lifecycle;
+pub mod orchestrate;
 pub mod read;
 pub mod runner;
 pub mod skill;

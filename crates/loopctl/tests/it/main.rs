@@ -14,6 +14,7 @@ mod feed;
 mod loop_e2e;
 mod misc;
 mod names;
+mod orchestrate;
 mod output;
 mod readme;
 mod restart;

@@ -1,0 +1,226 @@
+//! `loopctl orchestrate`: the loop of the seed's orchestrate skill as a program. Each story
+//! gets a fresh implementer process in its own git worktree with a token dispatched for that
+//! story and role, then a different reviewer process on the reported commit; loopctl checks
+//! the work itself (`--check`, on the merge into the base with `--merge`) and verifies or
+//! rejects. Custody stays where it is enforced, in the server: the orchestrator only ever
+//! holds its own key and hands each agent a token for one story.
+
+mod agent;
+pub mod events;
+mod git;
+mod prompt;
+mod round;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use loopctl_api::{FrontierParams, ReasonRequest, SaveState, StateParams};
+use loopctl_client::Client;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub use events::{Events, Format, Kind};
+use round::{Loop, Outcome};
+
+/// Ready stories read beyond `--parallel`, so escalated ones (ready, but left to a person)
+/// do not hide the rest.
+const READY_LOOKAHEAD: usize = 50;
+
+/// The checkpoint's key in the orchestrator state of the project.
+const STATE_KEY: &str = "orchestrate";
+
+/// `loopctl orchestrate`'s options (see the CLI's help for each).
+pub struct Options {
+    pub project: String,
+    pub repo: PathBuf,
+    pub implementer: String,
+    pub reviewer: String,
+    pub parallel: usize,
+    pub base: Option<String>,
+    pub merge: bool,
+    pub check: Option<String>,
+    pub timeout: Duration,
+    pub until_done: bool,
+    /// Where worktrees, prompts and agents' logs go (default: `.git/loopctl` of the repo).
+    pub work_dir: Option<PathBuf>,
+    pub format: Format,
+}
+
+/// How a run ended.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub verified: usize,
+    pub rejected: usize,
+    pub failed: usize,
+    /// Stories a person must look at (escalated).
+    pub needs_human: Vec<String>,
+}
+
+/// Runs the loop: one pass with `until_done` false, else passes until nothing is ready.
+///
+/// # Errors
+/// The server refuses the orchestrator, the repository is not usable, or a round fails in a
+/// way that is not the story's (the server unreachable, git failing).
+pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow::Result<Summary> {
+    let project = orchestrator.resolve_project(&options.project).await?;
+    let repo = git::Repo::open(&options.repo)?;
+    let base_branch = match &options.base {
+        Some(base) => base.clone(),
+        None => repo.current_branch()?,
+    };
+    repo.commit_of(&base_branch).with_context(|| format!("--base {base_branch} is not a branch of the repository"))?;
+    let tenant = orchestrator.get_tenant().await?;
+    let limit = tenant.tenant.settings.get("max_concurrent_agents").and_then(Value::as_u64).unwrap_or(1);
+    let parallel = options.parallel.clamp(1, usize::try_from(limit.max(1)).unwrap_or(1));
+    let work_dir = match &options.work_dir {
+        Some(dir) => dir.clone(),
+        None => repo.root().join(".git").join("loopctl"),
+    };
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("create {}", work_dir.display()))?;
+    let events = Events::new(options.format);
+    let lp = Loop {
+        orchestrator,
+        server: server.to_string(),
+        project,
+        repo,
+        base_branch,
+        implementer: options.implementer,
+        reviewer: options.reviewer,
+        check: options.check,
+        merge: options.merge,
+        timeout: options.timeout,
+        work_dir,
+        events,
+        merge_queue: tokio::sync::Mutex::new(()),
+    };
+    recover(&lp).await?;
+    let mut summary = Summary::default();
+    loop {
+        let ready = lp
+            .orchestrator
+            .ready_stories(&FrontierParams {
+                project_id: Some(lp.project.id.to_string()),
+                limit: Some(i64::try_from(parallel + READY_LOOKAHEAD).unwrap_or(1)),
+                ..FrontierParams::default()
+            })
+            .await?;
+        // An escalated story needs a person: it is not dispatched again.
+        let batch: Vec<(Uuid, String)> =
+            ready.data.iter().filter(|s| !s.escalated).take(parallel).map(|s| (s.id, s.number.clone())).collect();
+        if batch.is_empty() {
+            break;
+        }
+        checkpoint(&lp, "running", &batch, &summary).await?;
+        let rounds = batch.iter().map(|(id, _)| lp.round(*id));
+        let outcomes = futures_join(rounds).await;
+        for ((_, number), outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Ok(Outcome::Verified) => summary.verified += 1,
+                Ok(Outcome::Rejected { escalated }) => {
+                    summary.rejected += 1;
+                    if escalated {
+                        summary.needs_human.push(number.clone());
+                    }
+                }
+                Ok(Outcome::Failed) => summary.failed += 1,
+                Err(err) => return Err(err.context(format!("story {number}"))),
+            }
+        }
+        checkpoint(&lp, "between passes", &[], &summary).await?;
+        if !options.until_done {
+            break;
+        }
+    }
+    let text = format!(
+        "{} verified, {} rejected, {} failed attempts; needs a person: {}",
+        summary.verified,
+        summary.rejected,
+        summary.failed,
+        if summary.needs_human.is_empty() { "none".to_string() } else { summary.needs_human.join(", ") }
+    );
+    lp.events.emit(Kind::Done, None, &text, json!({"verified": summary.verified, "rejected": summary.rejected, "failed": summary.failed, "needs_human": summary.needs_human}));
+    checkpoint(&lp, "done", &[], &summary).await?;
+    Ok(summary)
+}
+
+/// Runs the rounds side by side and answers their outcomes in order.
+async fn futures_join<F, T>(rounds: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = rounds.map(Box::pin).collect();
+    let mut results: Vec<Option<T>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, result) in pinned.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *result = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+/// Saves where the loop is: the stories of the running pass are what a restart takes back.
+async fn checkpoint(lp: &Loop, phase: &str, running: &[(Uuid, String)], summary: &Summary) -> anyhow::Result<()> {
+    let state = json!({
+        "phase": phase,
+        "base": lp.base_branch,
+        "in_flight": running.iter().map(|(id, number)| json!({"story_id": id, "number": number})).collect::<Vec<_>>(),
+        "verified": summary.verified,
+        "rejected": summary.rejected,
+        "failed": summary.failed,
+        "needs_human": summary.needs_human,
+    });
+    let save = SaveState { state_key: Some(STATE_KEY.into()), state_data: state, version: None };
+    lp.orchestrator.save_state(lp.project.id, &save).await?;
+    Ok(())
+}
+
+/// A run that died mid-pass (a crash, `kill -9`) left claims whose agents are gone: they are
+/// taken back with a reason, so the stories are ready again. Verified work is never redone:
+/// a verified story is not ready.
+async fn recover(lp: &Loop) -> anyhow::Result<()> {
+    let params = StateParams { state_key: Some(STATE_KEY.into()), ..StateParams::default() };
+    let Ok(saved) = lp.orchestrator.load_state(lp.project.id, &params).await else {
+        return Ok(());
+    };
+    let in_flight: BTreeSet<Uuid> = saved
+        .state
+        .state_data
+        .get("in_flight")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e.get("story_id").and_then(Value::as_str))
+                .filter_map(|id| id.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for story_id in in_flight {
+        let story = lp.orchestrator.get_story(story_id).await?.story.story;
+        let held = matches!(story.agent_status.as_str(), "assigned" | "implementing" | "reported_done");
+        if !held || story.verified_status == "verified" {
+            continue;
+        }
+        let reason = "the orchestrator restarted; the agent of the last run is gone".to_string();
+        if story.agent_status == "reported_done" {
+            let reject = loopctl_api::RejectRequest { reason: Some(reason.clone()), ..Default::default() };
+            lp.orchestrator.reject_story(story_id, &reject).await?;
+        } else {
+            lp.orchestrator
+                .force_unclaim_story(story_id, &ReasonRequest { reason: Some(reason.clone()), note: None })
+                .await?;
+        }
+        lp.events.emit(Kind::Recovered, Some(&story.number), &reason, json!({"story_id": story_id}));
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! One story's round: a fresh implementer in its own worktree, a different reviewer on the
+//! reported commit, loopctl's own check of the work (on the merge into the base with
+//! `--merge`), and the verdict.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use loopctl_api::{CreateDispatch, ReasonRequest, RejectRequest, StoryDetail, VerifyRequest};
+use loopctl_client::Client;
+use loopctl_git::CheckCommand;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::agent::{self, Launch};
+use crate::events::{Events, Kind};
+use crate::git::Repo;
+use crate::prompt::{self, Role};
+
+/// How long a dispatched token outlives the agent's time limit.
+const TOKEN_SLACK: Duration = Duration::from_secs(600);
+/// Longest reason sent with a rejection (the reviewer's findings and the check's tail).
+const MAX_REASON_CHARS: usize = 2_000;
+/// Lines of a failing check's output quoted in the rejection.
+const CHECK_LINES_QUOTED: usize = 20;
+
+/// What the loop needs to run rounds; shared by the rounds running at once.
+pub struct Loop {
+    pub orchestrator: Client,
+    pub server: String,
+    pub project: loopctl_api::ProjectView,
+    pub repo: Repo,
+    pub base_branch: String,
+    pub implementer: String,
+    pub reviewer: String,
+    pub check: Option<String>,
+    pub merge: bool,
+    pub timeout: Duration,
+    pub work_dir: PathBuf,
+    pub events: Events,
+    /// Merges happen one at a time: each is checked on the base as it is, then published.
+    pub merge_queue: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Verified,
+    Rejected {
+        escalated: bool,
+    },
+    /// The implementer ended without a report; the claim was taken back.
+    Failed,
+}
+
+struct Token {
+    dispatch_id: Uuid,
+    raw_key: String,
+}
+
+impl Loop {
+    pub async fn round(&self, story_id: Uuid) -> anyhow::Result<Outcome> {
+        let detail = self.orchestrator.get_story(story_id).await?.story;
+        let number = detail.story.number.clone();
+        let attempt = u32::try_from(detail.story.iteration_count).unwrap_or(0) + 1;
+        let base = self.repo.commit_of(&self.base_branch)?;
+        let name = format!("{number}-{attempt}");
+        let branch = format!("loopctl/{name}");
+
+        // The implementer.
+        let dir = self.work_dir.join("worktrees").join(format!("{name}-implementer"));
+        self.repo.add_branch_worktree(&dir, &branch, &base)?;
+        let rejection = detail.story.rejection_reason.clone();
+        let exit =
+            self.run_agent(&detail, Role::Implementer, attempt, &dir, &branch, &base, rejection.as_deref()).await;
+        let reported = self.orchestrator.get_story(story_id).await?.story;
+        self.repo.remove_worktree(&dir);
+        let exit = exit?;
+        if reported.story.agent_status != "reported_done" {
+            let reason = format!("the implementer {} without reporting (attempt {attempt})", exit.ended);
+            if matches!(reported.story.agent_status.as_str(), "assigned" | "implementing") {
+                let take_back = ReasonRequest { reason: Some(reason.clone()), note: None };
+                self.orchestrator.force_unclaim_story(story_id, &take_back).await?;
+            }
+            self.events.emit(
+                Kind::Failed,
+                Some(&number),
+                &reason,
+                json!({"attempt": attempt, "ended": exit.ended, "elapsed_s": exit.elapsed.as_secs_f64()}),
+            );
+            return Ok(Outcome::Failed);
+        }
+        let implementer_elapsed = exit.elapsed.as_secs_f64();
+        let commit = reported.reported_commit_sha.clone().unwrap_or_default();
+        let on_top = !commit.is_empty()
+            && commit != base
+            && self.repo.commit_of(&commit).is_ok()
+            && self.repo.is_ancestor(&base, &commit);
+        if !on_top {
+            let reason = format!(
+                "the report names no new commit on top of the base {} (reported: {}); commit the work in the worktree and report --commit HEAD",
+                short(&base),
+                if commit.is_empty() { "none".to_string() } else { short(&commit).to_string() }
+            );
+            return self.reject(&number, story_id, &reason).await;
+        }
+        self.events.emit(
+            Kind::Reported,
+            Some(&number),
+            &format!("commit {}", short(&commit)),
+            json!({"commit": commit, "attempt": attempt, "elapsed_s": implementer_elapsed}),
+        );
+
+        // The reviewer: another process, another token, the reported commit.
+        let dir = self.work_dir.join("worktrees").join(format!("{name}-reviewer"));
+        self.repo.add_detached_worktree(&dir, &commit)?;
+        let exit = self.run_agent(&reported, Role::Reviewer, attempt, &dir, &branch, &base, None).await;
+        let reviewed = self.orchestrator.get_story(story_id).await?.story;
+        self.repo.remove_worktree(&dir);
+        let exit = exit?;
+        let since = reported.story.reported_done_at.unwrap_or(reported.story.updated_at);
+        let review = reviewed.reviews.iter().filter(|r| r.inserted_at >= since).max_by_key(|r| r.inserted_at);
+        let Some(review) = review else {
+            let reason = format!("the reviewer {} without recording a review", exit.ended);
+            return self.reject(&number, story_id, &reason).await;
+        };
+        let failed: Vec<String> = reviewed
+            .criteria
+            .iter()
+            .filter(|c| c.review_verdict.as_deref().is_some_and(|v| v.starts_with("fail")))
+            .map(|c| c.ac_id.clone())
+            .collect();
+        if !failed.is_empty() {
+            let summary = review.summary.clone().unwrap_or_default();
+            let findings =
+                if review.findings.is_null() { String::new() } else { format!(" findings: {}", review.findings) };
+            let reason = format!("the review failed {}: {summary}{findings}", failed.join(", "));
+            return self.reject(&number, story_id, &reason).await;
+        }
+        self.events.emit(
+            Kind::Reviewed,
+            Some(&number),
+            "every criterion passed review",
+            json!({"review_id": review.id, "elapsed_s": exit.elapsed.as_secs_f64()}),
+        );
+
+        // loopctl's own check, then the verdict.
+        if self.merge {
+            let _turn = self.merge_queue.lock().await;
+            let base_now = self.repo.commit_of(&self.base_branch)?;
+            let dir = self.work_dir.join("worktrees").join(format!("{name}-merge"));
+            self.repo.add_detached_worktree(&dir, &base_now)?;
+            let merged = self.repo.merge_in(&dir, &commit, &format!("Merge story {number}: {}", detail.story.title));
+            let merged = match merged {
+                Ok(merged) => merged,
+                Err(err) => {
+                    self.repo.remove_worktree(&dir);
+                    return self.reject(&number, story_id, &format!("{err:#}")).await;
+                }
+            };
+            let checked = self.check(&number, &dir, &merged).await;
+            self.repo.remove_worktree(&dir);
+            if let Err(reason) = checked? {
+                return self.reject(&number, story_id, &reason).await;
+            }
+            let outcome = self.verify(&number, story_id, &commit).await?;
+            self.repo.move_branch(&self.base_branch, &merged, &base_now)?;
+            self.events.emit(
+                Kind::Merged,
+                Some(&number),
+                &format!("{} now at {}", self.base_branch, short(&merged)),
+                json!({"base": self.base_branch, "commit": merged}),
+            );
+            return Ok(outcome);
+        }
+        let dir = self.work_dir.join("worktrees").join(format!("{name}-check"));
+        self.repo.add_detached_worktree(&dir, &commit)?;
+        let checked = self.check(&number, &dir, &commit).await;
+        self.repo.remove_worktree(&dir);
+        if let Err(reason) = checked? {
+            return self.reject(&number, story_id, &reason).await;
+        }
+        self.verify(&number, story_id, &commit).await
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the variables of one agent's launch")]
+    async fn run_agent(
+        &self,
+        story: &StoryDetail,
+        role: Role,
+        attempt: u32,
+        dir: &std::path::Path,
+        branch: &str,
+        base: &str,
+        rejection: Option<&str>,
+    ) -> anyhow::Result<agent::Exit> {
+        let number = story.story.number.as_str();
+        let token = self.dispatch(story.story.id, role).await?;
+        let name = format!("{number}-{attempt}-{}", role.as_str());
+        let prompt_file = self.work_dir.join("prompts").join(format!("{name}.md"));
+        if let Some(parent) = prompt_file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&prompt_file, prompt::write(story, role, attempt, rejection))
+            .with_context(|| format!("write {}", prompt_file.display()))?;
+        let log = self.work_dir.join("logs").join(format!("{name}.log"));
+        let env = vec![
+            ("LOOPCTL_SERVER", self.server.clone()),
+            ("LOOPCTL_API_KEY", token.raw_key.clone()),
+            ("LOOPCTL_PROJECT", self.project.slug.clone()),
+            ("LOOPCTL_STORY", number.to_string()),
+            ("LOOPCTL_STORY_ID", story.story.id.to_string()),
+            ("LOOPCTL_ROLE", role.as_str().to_string()),
+            ("LOOPCTL_ATTEMPT", attempt.to_string()),
+            ("LOOPCTL_WORKTREE", dir.to_string_lossy().into_owned()),
+            ("LOOPCTL_BRANCH", branch.to_string()),
+            ("LOOPCTL_BASE", base.to_string()),
+            ("LOOPCTL_PROMPT_FILE", prompt_file.to_string_lossy().into_owned()),
+        ];
+        self.events.emit(
+            Kind::Dispatched,
+            Some(number),
+            &format!("{} (attempt {attempt}), log {}", role.as_str(), log.display()),
+            json!({"role": role.as_str(), "attempt": attempt, "dispatch_id": token.dispatch_id, "log": log}),
+        );
+        let command = match role {
+            Role::Implementer => &self.implementer,
+            Role::Reviewer => &self.reviewer,
+        };
+        let exit = agent::run(Launch { command, dir, env, log, timeout: self.timeout }).await;
+        // The token is good for this one agent: it goes when the agent does.
+        if let Err(err) = self.orchestrator.revoke_dispatch(token.dispatch_id).await {
+            self.events.emit(
+                Kind::Failed,
+                Some(number),
+                &format!("could not revoke dispatch {}: {err}", token.dispatch_id),
+                json!({}),
+            );
+        }
+        exit
+    }
+
+    async fn dispatch(&self, story_id: Uuid, role: Role) -> anyhow::Result<Token> {
+        let ttl = (self.timeout + TOKEN_SLACK).as_secs();
+        let request = CreateDispatch {
+            role: role.as_str().into(),
+            story_id: Some(story_id),
+            agent_id: None,
+            parent_dispatch_id: None,
+            expires_in_seconds: Some(i64::try_from(ttl).unwrap_or(i64::MAX)),
+        };
+        let created = self.orchestrator.create_dispatch(&request).await?.data;
+        Ok(Token { dispatch_id: created.dispatch.id, raw_key: created.api_key.raw_key })
+    }
+
+    /// `--check` in `dir` (a clean checkout of `commit`); `Err(reason)` when it fails.
+    async fn check(&self, number: &str, dir: &std::path::Path, commit: &str) -> anyhow::Result<Result<(), String>> {
+        let Some(command) = self.check.clone() else {
+            return Ok(Ok(()));
+        };
+        let check = CheckCommand { command: command.clone(), timeout: self.timeout, sealed: false };
+        let (dir, at) = (dir.to_path_buf(), commit.to_string());
+        let outcome = tokio::task::spawn_blocking(move || check.run_in(&dir, &at)).await??;
+        let details = json!({"command": command, "commit": commit, "success": outcome.success, "ended": outcome.ended});
+        self.events.emit(
+            Kind::Checked,
+            Some(number),
+            &format!("`{command}` {} at {}", outcome.ended, short(commit)),
+            details,
+        );
+        if outcome.success {
+            return Ok(Ok(()));
+        }
+        let quoted = outcome.tail[outcome.tail.len().saturating_sub(CHECK_LINES_QUOTED)..].join("\n");
+        Ok(Err(format!("the check `{command}` {} at {}:\n{quoted}", outcome.ended, short(commit))))
+    }
+
+    async fn verify(&self, number: &str, story_id: Uuid, commit: &str) -> anyhow::Result<Outcome> {
+        let summary = match &self.check {
+            Some(check) => format!("review passed; `{check}` passed at {}", short(commit)),
+            None => "review passed".to_string(),
+        };
+        let request = VerifyRequest {
+            summary: Some(summary.clone()),
+            result: Some("pass".into()),
+            commit_sha: Some(commit.to_string()),
+            ..VerifyRequest::default()
+        };
+        self.orchestrator.verify_story(story_id, &request).await?;
+        self.events.emit(Kind::Verified, Some(number), &summary, json!({"commit": commit}));
+        Ok(Outcome::Verified)
+    }
+
+    async fn reject(&self, number: &str, story_id: Uuid, reason: &str) -> anyhow::Result<Outcome> {
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        let request = RejectRequest { reason: Some(reason.clone()), ..RejectRequest::default() };
+        let answer = self.orchestrator.reject_story(story_id, &request).await?;
+        self.events.emit(Kind::Rejected, Some(number), &reason, json!({}));
+        let escalated = answer.story.escalated;
+        if escalated {
+            let text =
+                format!("after {} rejections: it needs a person (`loopctl escalation`)", answer.story.iteration_count);
+            self.events.emit(Kind::Escalated, Some(number), &text, json!({}));
+        }
+        Ok(Outcome::Rejected { escalated })
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}

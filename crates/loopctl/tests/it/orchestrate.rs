@@ -1,0 +1,232 @@
+//! `loopctl orchestrate` with real agent processes (small shell scripts) in worktrees of a
+//! real git repository, against a real server: the honest path to a merged, checked base;
+//! a lazy implementer caught by the evidence check and escalated; a reviewer that fails a
+//! criterion; an agent that hangs, killed with its children at `--timeout`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{BIN, Lab, Out};
+
+/// Criteria ids of the story, read from the prompt file the orchestrator wrote.
+const CRITERIA: &str = r#"criteria=$(grep -o '\*\*AC-[0-9.]*\*\*' "$LOOPCTL_PROMPT_FILE" | tr -d '*')"#;
+
+/// Contracts, claims, starts, commits a file per criterion, and reports the commit with
+/// evidence per criterion.
+fn honest_implementer() -> String {
+    format!(
+        r#"set -e
+{CRITERIA}
+loopctl contract "$LOOPCTL_STORY"
+loopctl claim "$LOOPCTL_STORY"
+loopctl start "$LOOPCTL_STORY"
+mkdir -p work
+evidence=""
+for ac in $criteria; do echo "done $ac" > "work/$ac.txt"; evidence="$evidence --evidence $ac=file:work/$ac.txt"; done
+git add work
+git -c user.name=implementer -c user.email=impl@example.test commit -qm "story $LOOPCTL_STORY"
+loopctl report "$LOOPCTL_STORY" --commit HEAD $evidence
+"#
+    )
+}
+
+/// Claims and reports without committing anything.
+const LAZY_IMPLEMENTER: &str = r#"set -e
+loopctl contract "$LOOPCTL_STORY"
+loopctl claim "$LOOPCTL_STORY"
+loopctl start "$LOOPCTL_STORY"
+loopctl report "$LOOPCTL_STORY" --commit HEAD
+"#;
+
+fn reviewer(verdict: &str) -> String {
+    format!(
+        r#"set -e
+{CRITERIA}
+verdicts=""
+for ac in $criteria; do verdicts="$verdicts --verdict $ac={verdict}"; done
+loopctl review-complete "$LOOPCTL_STORY" --summary "read the diff against $LOOPCTL_BASE" $verdicts
+"#
+    )
+}
+
+/// A repository on `main` with one commit.
+fn repository(lab: &Lab) -> PathBuf {
+    let dir = lab.env.path("repo");
+    std::fs::create_dir_all(&dir).expect("repo dir");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "# shop\n").expect("write");
+    git(&dir, &["add", "."]);
+    git(&dir, &["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-qm", "start"]);
+    dir
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").current_dir(dir).args(args).output().expect("run git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `loopctl orchestrate --format json` as the orchestrator, agents finding `loopctl` on PATH.
+fn orchestrate(lab: &Lab, repo: &Path, implementer: &str, reviewer: &str, extra: &[&str]) -> (Out, Vec<Value>) {
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let repo = repo.to_string_lossy().into_owned();
+    let mut args = vec!["orchestrate", "--project", "web", "--repo", &repo, "--format", "json"];
+    args.extend(["--implementer", implementer, "--reviewer", reviewer]);
+    args.extend(extra);
+    let mut cmd = lab.cmd(&lab.orch());
+    cmd.env("PATH", path).timeout(Duration::from_secs(180));
+    let out = Out::of(cmd.args(&args), &args);
+    let events = out.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    (out, events)
+}
+
+fn count(events: &[Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+fn status(lab: &Lab, number: &str) -> Value {
+    lab.story("web", number)
+}
+
+#[test]
+fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let check = "for f in work/*.txt; do grep -q done \"$f\" || exit 1; done";
+    let (out, events) = orchestrate(
+        &lab,
+        &repo,
+        &honest_implementer(),
+        &reviewer("pass"),
+        &["--parallel", "2", "--merge", "--check", check, "--until-done", "--timeout", "60s"],
+    );
+    out.ok();
+    for number in ["1.1", "1.2", "1.3", "2.1"] {
+        assert_eq!(status(&lab, number)["verified_status"], "verified", "{number}: {}", out.stdout);
+    }
+    assert_eq!(
+        (count(&events, "verified"), count(&events, "merged"), count(&events, "rejected")),
+        (4, 4, 0),
+        "{}",
+        out.stdout
+    );
+    // The base holds every story's work, in merges the check passed on.
+    for ac in ["AC-1.1.1", "AC-1.1.2", "AC-1.2.1", "AC-1.3.1", "AC-2.1.1"] {
+        assert_eq!(git(&repo, &["show", &format!("main:work/{ac}.txt")]), format!("done {ac}"));
+    }
+    let merges = git(&repo, &["log", "--merges", "--format=%s", "main"]);
+    assert_eq!(merges.lines().count(), 4, "{merges}");
+    let checked: Vec<&Value> = events.iter().filter(|e| e["event"] == "checked").collect();
+    assert!(checked.iter().all(|e| e["success"] == true), "{checked:?}");
+    // Each agent had a token of its own, and none outlives its agent.
+    assert_eq!(count(&events, "dispatched"), 8);
+    let active = lab.run(&lab.orch(), &["dispatch", "list", "--active", "--project", "web", "--format", "json"]).json();
+    assert_eq!(active["data"].as_array().map(Vec::len), Some(0), "{active}");
+    // The implementer never reviewed or verified its own work: three identities per story.
+    let one = &lab.story("web", "1.1");
+    assert_ne!(one["assigned_agent_id"], one["reviews"][0]["reviewer_agent_id"], "{one}");
+    let done = events.last().expect("a last event");
+    assert_eq!((done["event"].as_str(), done["verified"].as_u64()), (Some("done"), Some(4)), "{done}");
+}
+
+#[test]
+fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    lab.run(&lab.user(), &["tenant", "settings", "set", "escalate_after_rejections=2"]).ok();
+    let repo = repository(&lab);
+    let (out, events) = orchestrate(
+        &lab,
+        &repo,
+        LAZY_IMPLEMENTER,
+        &reviewer("pass"),
+        &["--parallel", "2", "--until-done", "--timeout", "60s"],
+    );
+    out.ok();
+    for number in ["1.1", "1.3"] {
+        let story = status(&lab, number);
+        assert_eq!(
+            (story["escalated"].as_bool(), story["verified_status"].as_str()),
+            (Some(true), Some("rejected")),
+            "{story}"
+        );
+        // Escalated after the tenant's two rejections, and then left alone.
+        assert_eq!(story["iteration_count"], 2, "{story}");
+        assert!(story["rejection_reason"].as_str().is_some_and(|r| r.contains("no new commit")), "{story}");
+    }
+    assert_eq!(
+        (count(&events, "verified"), count(&events, "reviewed"), count(&events, "escalated")),
+        (0, 0, 2),
+        "{}",
+        out.stdout
+    );
+    let done = events.last().expect("a last event");
+    assert_eq!(done["needs_human"], serde_json::json!(["1.1", "1.3"]), "{done}");
+}
+
+#[test]
+fn a_reviewer_that_fails_a_criterion_sends_the_story_back_with_its_reasons() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let (out, events) =
+        orchestrate(&lab, &repo, &honest_implementer(), &reviewer("fail:no-test-for-duplicates"), &["--once"]);
+    out.ok();
+    assert_eq!(
+        (count(&events, "reported"), count(&events, "rejected"), count(&events, "verified")),
+        (1, 1, 0),
+        "{}",
+        out.stdout
+    );
+    let story = status(&lab, "1.1");
+    let reason = story["rejection_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("review failed AC-1.1.1, AC-1.1.2"), "{story}");
+    assert_eq!(story["agent_status"], "pending", "back in the queue for a fresh implementer: {story}");
+    // Nothing was merged: the base is as it was.
+    assert_eq!(git(&repo, &["rev-list", "--count", "main"]), "1");
+}
+
+#[test]
+fn an_agent_that_hangs_is_killed_at_the_timeout_with_its_children_and_the_claim_is_taken_back() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let hangs = r#"loopctl claim "$LOOPCTL_STORY" >/dev/null 2>&1 || { loopctl contract "$LOOPCTL_STORY"; loopctl claim "$LOOPCTL_STORY"; }
+sleep 600 &
+echo $! > "$LOOPCTL_PROMPT_FILE.child"
+wait
+"#;
+    let started = std::time::Instant::now();
+    let (out, events) = orchestrate(&lab, &repo, hangs, &reviewer("pass"), &["--once", "--timeout", "3s"]);
+    out.ok();
+    assert!(started.elapsed() < Duration::from_secs(60), "the run took {:?}", started.elapsed());
+    let failed: Vec<&Value> = events.iter().filter(|e| e["event"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{}", out.stdout);
+    assert!(failed[0]["message"].as_str().is_some_and(|m| m.contains("timed out after 3s")), "{failed:?}");
+    let story = status(&lab, "1.1");
+    assert_eq!(story["agent_status"], "pending", "the claim was taken back: {story}");
+    let work = repo.join(".git/loopctl/prompts");
+    let child =
+        std::fs::read_to_string(work.join("1.1-1-implementer.md.child")).expect("the agent wrote its child's pid");
+    assert!(gone(child.trim()), "the agent's child {} still runs", child.trim());
+}
+
+/// Whether process `pid` has ended (or is a zombie waiting to be reaped), within 5 s.
+fn gone(pid: &str) -> bool {
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..100 {
+        let state = std::fs::read_to_string(&stat)
+            .ok()
+            .and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string)));
+        if matches!(state.as_deref(), None | Some("Z" | "X")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
