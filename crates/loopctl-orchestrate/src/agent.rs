@@ -49,10 +49,10 @@ pub async fn run(launch: Launch<'_>) -> anyhow::Result<Exit> {
     cmd.process_group(0).kill_on_drop(true);
     let started = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("start the agent `{}`", launch.command))?;
-    let group = child.id();
+    // Whatever it left running in its group goes too, on every way out: its end, its time
+    // limit, or the orchestrator giving up on the round (Ctrl-C drops this future).
+    let _group = GroupGuard(child.id());
     let waited = tokio::time::timeout(launch.timeout, child.wait()).await;
-    // Whatever it left running in its group goes too, on every way out.
-    kill_group(group);
     let ended = match waited {
         Ok(status) => describe(&status.context("wait for the agent")?),
         Err(_) => {
@@ -63,11 +63,16 @@ pub async fn run(launch: Launch<'_>) -> anyhow::Result<Exit> {
     Ok(Exit { ended, elapsed: started.elapsed() })
 }
 
-fn kill_group(group: Option<u32>) {
-    use rustix::process::{Pid, Signal, kill_process_group};
-    if let Some(pid) = group.and_then(|id| i32::try_from(id).ok()).and_then(Pid::from_raw) {
-        // ESRCH once the group is empty.
-        let _ = kill_process_group(pid, Signal::KILL);
+/// Kills the agent's process group (its pid: it leads its own group) when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process_group};
+        if let Some(pid) = self.0.and_then(|id| i32::try_from(id).ok()).and_then(Pid::from_raw) {
+            // ESRCH once the group is empty.
+            let _ = kill_process_group(pid, Signal::KILL);
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use loopctl_api::{FrontierParams, ReasonRequest, SaveState, StateParams};
+use loopctl_api::{DispatchListParams, FrontierParams, ReasonRequest, SaveState, StateParams};
 use loopctl_client::Client;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -114,7 +114,17 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         }
         checkpoint(&lp, "running", &batch, &summary).await?;
         let rounds = batch.iter().map(|(id, _)| lp.round(*id));
-        let outcomes = futures_join(rounds).await;
+        let outcomes = tokio::select! {
+            outcomes = futures_join(rounds) => outcomes,
+            _ = tokio::signal::ctrl_c() => {
+                // The rounds are dropped: their agents' process groups are killed. What they
+                // held is taken back, as a restart would, and the run says where it stopped.
+                lp.events.emit(Kind::Recovered, None, "interrupted: stopping the agents and releasing their claims", json!({}));
+                recover(&lp).await?;
+                checkpoint(&lp, "interrupted", &[], &summary).await?;
+                anyhow::bail!("interrupted; the stories in flight were released");
+            }
+        };
         for ((_, number), outcome) in batch.iter().zip(outcomes) {
             match outcome {
                 Ok(Outcome::Verified) => summary.verified += 1,
@@ -206,6 +216,12 @@ async fn recover(lp: &Loop) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     for story_id in in_flight {
+        // An agent of the last run may still be running (its process group outlives a
+        // `kill -9` of the orchestrator): its token goes first, so it can change nothing.
+        let params = DispatchListParams { story_id: Some(story_id), active_only: Some(true) };
+        for dispatch in lp.orchestrator.list_dispatches(&params).await?.data {
+            lp.orchestrator.revoke_dispatch(dispatch.id).await?;
+        }
         let story = lp.orchestrator.get_story(story_id).await?.story.story;
         let held = matches!(story.agent_status.as_str(), "assigned" | "implementing" | "reported_done");
         if !held || story.verified_status == "verified" {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use loopctl_api::{CreateDispatch, ReasonRequest, RejectRequest, StoryDetail, VerifyRequest};
+use loopctl_api::{CreateDispatch, DispatchListParams, ReasonRequest, RejectRequest, StoryDetail, VerifyRequest};
 use loopctl_client::Client;
 use loopctl_git::CheckCommand;
 use serde_json::json;
@@ -61,7 +61,7 @@ impl Loop {
     pub async fn round(&self, story_id: Uuid) -> anyhow::Result<Outcome> {
         let detail = self.orchestrator.get_story(story_id).await?.story;
         let number = detail.story.number.clone();
-        let attempt = u32::try_from(detail.story.iteration_count).unwrap_or(0) + 1;
+        let attempt = self.next_attempt(story_id).await?;
         let base = self.repo.commit_of(&self.base_branch)?;
         let name = format!("{number}-{attempt}");
         let branch = format!("loopctl/{name}");
@@ -237,6 +237,16 @@ impl Loop {
             );
         }
         exit
+    }
+
+    /// One more than the implementers ever dispatched for the story: the server's record, so
+    /// a restarted orchestrator never reuses the worktree or branch of an agent that may still
+    /// be running.
+    async fn next_attempt(&self, story_id: Uuid) -> anyhow::Result<u32> {
+        let params = DispatchListParams { story_id: Some(story_id), active_only: None };
+        let dispatches = self.orchestrator.list_dispatches(&params).await?.data;
+        let implementers = dispatches.iter().filter(|d| d.role == Role::Implementer.as_str()).count();
+        Ok(u32::try_from(implementers).unwrap_or(u32::MAX - 1) + 1)
     }
 
     async fn dispatch(&self, story_id: Uuid, role: Role) -> anyhow::Result<Token> {

@@ -216,6 +216,72 @@ wait
     assert!(gone(child.trim()), "the agent's child {} still runs", child.trim());
 }
 
+#[test]
+fn an_orchestrator_killed_mid_run_and_restarted_finishes_with_nothing_verified_twice() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    // The first run's implementers take their time, so the orchestrator dies while they run.
+    let slow = honest_implementer()
+        .replace("loopctl start \"$LOOPCTL_STORY\"\n", "loopctl start \"$LOOPCTL_STORY\"\nsleep 4\n");
+    assert!(slow.contains("sleep 4"), "{slow}");
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let mut cmd = lab.env.std_cmd();
+    let orch = lab.orch();
+    cmd.env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &orch.key)
+        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
+        .args(["--implementer", &slow, "--reviewer", &reviewer("pass"), "--parallel", "2", "--merge", "--until-done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut first = cmd.spawn().expect("start the first run");
+    let stdout = first.stdout.take().expect("stdout");
+    let mut dispatched = 0;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.expect("read the first run");
+        if line.contains("\"dispatched\"") {
+            dispatched += 1;
+        }
+        if dispatched == 2 {
+            break;
+        }
+    }
+    // Once both agents hold their claims, the orchestrator dies (SIGKILL); they run on.
+    for _ in 0..100 {
+        if ["1.1", "1.3"].iter().all(|n| status(&lab, n)["agent_status"] == "implementing") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().expect("kill -9 the orchestrator");
+    first.wait().expect("reap it");
+
+    let (out, events) = orchestrate(
+        &lab,
+        &repo,
+        &honest_implementer(),
+        &reviewer("pass"),
+        &["--parallel", "2", "--merge", "--until-done"],
+    );
+    out.ok();
+    assert_eq!(count(&events, "recovered"), 2, "both stories of the dead pass are taken back: {}", out.stdout);
+    // The first run's agents wake up to a revoked token: their reports change nothing.
+    std::thread::sleep(Duration::from_secs(4));
+    for number in ["1.1", "1.2", "1.3", "2.1"] {
+        let story = status(&lab, number);
+        assert_eq!(story["verified_status"], "verified", "{number}: {story}");
+        let passes =
+            story["verifications"].as_array().map_or(0, |v| v.iter().filter(|v| v["result"] == "pass").count());
+        assert_eq!(passes, 1, "{number} verified once: {story}");
+    }
+    assert_eq!(git(&repo, &["log", "--merges", "--format=%s", "main"]).lines().count(), 4);
+    // The restart did not reuse the dead run's worktrees or branches (attempt 2).
+    let second = events.iter().find(|e| e["event"] == "dispatched" && e["story"] == "1.1").expect("1.1 dispatched");
+    assert_eq!(second["attempt"], 2, "{second}");
+}
+
 /// Whether process `pid` has ended (or is a zombie waiting to be reaped), within 5 s.
 fn gone(pid: &str) -> bool {
     let stat = format!("/proc/{pid}/stat");
