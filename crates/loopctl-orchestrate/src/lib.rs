@@ -96,6 +96,12 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         merge_queue: tokio::sync::Mutex::new(()),
     };
     recover(&lp).await?;
+    // An implementer that ends without reporting is not a rejection, so the server never
+    // escalates the story for it; after as many such attempts in a run as the tenant allows
+    // rejections, the story is left to a person instead of being dispatched all night.
+    let give_up_after =
+        tenant.tenant.settings.get("escalate_after_rejections").and_then(Value::as_u64).unwrap_or(3).max(1);
+    let mut failures: std::collections::BTreeMap<Uuid, u64> = std::collections::BTreeMap::new();
     let mut summary = Summary::default();
     loop {
         let ready = lp
@@ -107,8 +113,13 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
             })
             .await?;
         // An escalated story needs a person: it is not dispatched again.
-        let batch: Vec<(Uuid, String)> =
-            ready.data.iter().filter(|s| !s.escalated).take(parallel).map(|s| (s.id, s.number.clone())).collect();
+        let batch: Vec<(Uuid, String)> = ready
+            .data
+            .iter()
+            .filter(|s| !s.escalated && failures.get(&s.id).copied().unwrap_or(0) < give_up_after)
+            .take(parallel)
+            .map(|s| (s.id, s.number.clone()))
+            .collect();
         if batch.is_empty() {
             break;
         }
@@ -125,7 +136,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
                 anyhow::bail!("interrupted; the stories in flight were released");
             }
         };
-        for ((_, number), outcome) in batch.iter().zip(outcomes) {
+        for ((id, number), outcome) in batch.iter().zip(outcomes) {
             match outcome {
                 Ok(Outcome::Verified) => summary.verified += 1,
                 Ok(Outcome::Rejected { escalated }) => {
@@ -134,7 +145,16 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
                         summary.needs_human.push(number.clone());
                     }
                 }
-                Ok(Outcome::Failed) => summary.failed += 1,
+                Ok(Outcome::Failed) => {
+                    summary.failed += 1;
+                    let failed = failures.entry(*id).or_default();
+                    *failed += 1;
+                    if *failed == give_up_after {
+                        let text = format!("{failed} attempts ended without a report: it needs a person");
+                        lp.events.emit(Kind::Escalated, Some(number), &text, json!({"failed_attempts": *failed}));
+                        summary.needs_human.push(number.clone());
+                    }
+                }
                 Err(err) => return Err(err.context(format!("story {number}"))),
             }
         }

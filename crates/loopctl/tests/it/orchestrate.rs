@@ -170,6 +170,23 @@ fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
 }
 
 #[test]
+fn an_implementer_that_never_reports_is_given_up_on_instead_of_dispatched_all_night() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let crashes = r#"loopctl contract "$LOOPCTL_STORY"; loopctl claim "$LOOPCTL_STORY"; exit 1"#;
+    let (out, events) = orchestrate(&lab, &repo, crashes, &reviewer("pass"), &["--parallel", "2", "--until-done"]);
+    out.ok();
+    // The tenant's escalate_after_rejections (3) failed attempts for each ready story.
+    assert_eq!((count(&events, "failed"), count(&events, "escalated")), (6, 2), "{}", out.stdout);
+    let done = events.last().expect("a last event");
+    assert_eq!(done["needs_human"], serde_json::json!(["1.1", "1.3"]), "{done}");
+    for number in ["1.1", "1.3"] {
+        assert_eq!(status(&lab, number)["agent_status"], "pending", "each claim was taken back");
+    }
+}
+
+#[test]
 fn a_reviewer_that_fails_a_criterion_sends_the_story_back_with_its_reasons() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
