@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use loopctl_api::{DispatchListParams, FrontierParams, ReasonRequest, SaveState, StateParams};
 use loopctl_client::Client;
 use serde_json::{Value, json};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use events::{Events, Format, Kind};
@@ -58,7 +59,8 @@ pub struct Summary {
     pub needs_human: Vec<String>,
 }
 
-/// Runs the loop: one pass with `until_done` false, else passes until nothing is ready.
+/// Runs the loop: the stories ready now with `until_done` false, else until nothing is
+/// ready and nothing runs.
 ///
 /// # Errors
 /// The server refuses the orchestrator, the repository is not usable, or a round fails in a
@@ -103,66 +105,89 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         tenant.tenant.settings.get("escalate_after_rejections").and_then(Value::as_u64).unwrap_or(3).max(1);
     let mut failures: std::collections::BTreeMap<Uuid, u64> = std::collections::BTreeMap::new();
     let mut summary = Summary::default();
+    let lp = std::sync::Arc::new(lp);
+    // Rounds run side by side, up to `parallel`; with --until-done a finished round's slot
+    // goes to the next ready story at once (a slow story does not hold the others back).
+    let mut running: JoinSet<(Uuid, String, anyhow::Result<Outcome>)> = JoinSet::new();
+    let mut in_flight: Vec<(Uuid, String)> = Vec::new();
+    let mut fill = true;
     loop {
-        let ready = lp
-            .orchestrator
-            .ready_stories(&FrontierParams {
-                project_id: Some(lp.project.id.to_string()),
-                limit: Some(i64::try_from(parallel + READY_LOOKAHEAD).unwrap_or(1)),
-                ..FrontierParams::default()
-            })
-            .await?;
-        // An escalated story needs a person: it is not dispatched again.
-        let batch: Vec<(Uuid, String)> = ready
-            .data
-            .iter()
-            .filter(|s| !s.escalated && failures.get(&s.id).copied().unwrap_or(0) < give_up_after)
-            .take(parallel)
-            .map(|s| (s.id, s.number.clone()))
-            .collect();
-        if batch.is_empty() {
-            break;
+        if fill {
+            let free = parallel - in_flight.len();
+            let ready = lp
+                .orchestrator
+                .ready_stories(&FrontierParams {
+                    project_id: Some(lp.project.id.to_string()),
+                    limit: Some(i64::try_from(parallel + READY_LOOKAHEAD).unwrap_or(1)),
+                    ..FrontierParams::default()
+                })
+                .await?;
+            // An escalated story needs a person: it is not dispatched again.
+            let picks: Vec<(Uuid, String)> = ready
+                .data
+                .iter()
+                .filter(|s| !s.escalated && failures.get(&s.id).copied().unwrap_or(0) < give_up_after)
+                .filter(|s| !in_flight.iter().any(|(id, _)| *id == s.id))
+                .take(free)
+                .map(|s| (s.id, s.number.clone()))
+                .collect();
+            if !picks.is_empty() {
+                in_flight.extend(picks.iter().cloned());
+                checkpoint(&lp, "running", &in_flight, &summary).await?;
+            }
+            for (id, number) in picks {
+                let lp = lp.clone();
+                running.spawn(async move {
+                    let outcome = lp.round(id).await;
+                    (id, number, outcome)
+                });
+            }
+            fill = options.until_done;
         }
-        checkpoint(&lp, "running", &batch, &summary).await?;
-        let rounds = batch.iter().map(|(id, _)| lp.round(*id));
-        let outcomes = tokio::select! {
-            outcomes = futures_join(rounds) => outcomes,
+        let joined = tokio::select! {
+            joined = running.join_next() => joined,
             _ = tokio::signal::ctrl_c() => {
                 // The rounds are dropped: their agents' process groups are killed. What they
                 // held is taken back, as a restart would, and the run says where it stopped.
+                running.abort_all();
+                while running.join_next().await.is_some() {}
                 lp.events.emit(Kind::Recovered, None, "interrupted: stopping the agents and releasing their claims", json!({}));
                 recover(&lp).await?;
                 checkpoint(&lp, "interrupted", &[], &summary).await?;
                 anyhow::bail!("interrupted; the stories in flight were released");
             }
         };
-        for ((id, number), outcome) in batch.iter().zip(outcomes) {
-            match outcome {
-                Ok(Outcome::Verified) => summary.verified += 1,
-                Ok(Outcome::Rejected { escalated }) => {
-                    summary.rejected += 1;
-                    if escalated {
-                        summary.needs_human.push(number.clone());
-                    }
-                }
-                Ok(Outcome::Failed) => {
-                    summary.failed += 1;
-                    let failed = failures.entry(*id).or_default();
-                    *failed += 1;
-                    if *failed == give_up_after {
-                        let text = format!("{failed} attempts ended without a report: it needs a person");
-                        lp.events.emit(Kind::Escalated, Some(number), &text, json!({"failed_attempts": *failed}));
-                        summary.needs_human.push(number.clone());
-                    }
-                }
-                Err(err) => return Err(err.context(format!("story {number}"))),
-            }
-        }
-        checkpoint(&lp, "between passes", &[], &summary).await?;
-        if !options.until_done {
+        let Some(joined) = joined else {
             break;
+        };
+        let (id, number, outcome) = joined.map_err(|err| anyhow::anyhow!("a round stopped unexpectedly: {err}"))?;
+        in_flight.retain(|(running_id, _)| *running_id != id);
+        match outcome {
+            Ok(Outcome::Verified) => summary.verified += 1,
+            Ok(Outcome::Rejected { escalated }) => {
+                summary.rejected += 1;
+                if escalated {
+                    summary.needs_human.push(number.clone());
+                }
+            }
+            Ok(Outcome::Failed) => {
+                summary.failed += 1;
+                let failed = failures.entry(id).or_default();
+                *failed += 1;
+                if *failed == give_up_after {
+                    let text = format!("{failed} attempts ended without a report: it needs a person");
+                    lp.events.emit(Kind::Escalated, Some(&number), &text, json!({"failed_attempts": *failed}));
+                    summary.needs_human.push(number.clone());
+                }
+            }
+            Err(err) => return Err(err.context(format!("story {number}"))),
         }
+        checkpoint(&lp, "running", &in_flight, &summary).await?;
     }
+    // In story order (1.2 before 1.10), whichever round ended first.
+    summary.needs_human.sort_by_key(|number| {
+        number.split('.').map(|part| part.parse::<u64>().unwrap_or(u64::MAX)).collect::<Vec<_>>()
+    });
     let text = format!(
         "{} verified, {} rejected, {} failed attempts; needs a person: {}",
         summary.verified,
@@ -173,29 +198,6 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     lp.events.emit(Kind::Done, None, &text, json!({"verified": summary.verified, "rejected": summary.rejected, "failed": summary.failed, "needs_human": summary.needs_human}));
     checkpoint(&lp, "done", &[], &summary).await?;
     Ok(summary)
-}
-
-/// Runs the rounds side by side and answers their outcomes in order.
-async fn futures_join<F, T>(rounds: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T>,
-{
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = rounds.map(Box::pin).collect();
-    let mut results: Vec<Option<T>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, result) in pinned.iter_mut().zip(results.iter_mut()) {
-            if result.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *result = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 /// Saves where the loop is: the stories of the running pass are what a restart takes back.

@@ -135,6 +135,25 @@ fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
 }
 
 #[test]
+fn a_slow_story_does_not_hold_back_the_ones_ready_behind_the_others() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let slow_on_1_3 = format!("if [ \"$LOOPCTL_STORY\" = 1.3 ]; then sleep 3; fi\n{}", honest_implementer());
+    let (out, events) = orchestrate(&lab, &repo, &slow_on_1_3, &reviewer("pass"), &["--parallel", "2", "--until-done"]);
+    out.ok();
+    let at = |kind: &str, story: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == kind && e["story"] == story)
+            .unwrap_or_else(|| panic!("no {kind} of {story}: {}", out.stdout))
+    };
+    // 1.2 waits only for 1.1: its implementer starts while 1.3's is still at work.
+    assert!(at("dispatched", "1.2") < at("verified", "1.3"), "{}", out.stdout);
+    assert_eq!(count(&events, "verified"), 4, "{}", out.stdout);
+}
+
+#[test]
 fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
