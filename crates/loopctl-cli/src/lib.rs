@@ -4,13 +4,14 @@
 //! `loopctl next --project p`); administration uses `<noun> <verb>` (`loopctl keys list`).
 //! Nothing here touches a database: every command is a client of the API.
 
-mod artifacts;
 mod cmd;
 pub mod context;
 pub mod output;
 mod time;
 
 use clap::Subcommand;
+/// The artifact checks of `verify-artifacts` and the runner.
+use loopctl_evidence as artifacts;
 
 pub use cmd::runner::start_beside as start_runner;
 use context::Ctx;

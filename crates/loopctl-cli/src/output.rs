@@ -39,6 +39,14 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(CliError { exit: ExitClass::Usage, code: "usage", message: message.into() })
 }
 
+/// The evidence checks' "no repository or branch there" is the caller's mistake: exit code 2.
+pub fn setup_is_usage(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast::<loopctl_evidence::SetupError>() {
+        Ok(setup) => usage(setup.0),
+        Err(err) => err,
+    }
+}
+
 /// A refusal of the caller's key for this command: exit code 3.
 pub fn permission(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(CliError { exit: ExitClass::Auth, code: "forbidden", message: message.into() })

@@ -103,6 +103,11 @@ impl Loop {
             );
             return self.reject(&number, story_id, &reason).await;
         }
+        // What the report claims (the commit's diff, files, tests), checked against the
+        // repository itself, as `verify-artifacts` does.
+        if let Err(reason) = self.check_artifacts(&reported, &branch).await? {
+            return self.reject(&number, story_id, &reason).await;
+        }
         self.events.emit(
             Kind::Reported,
             Some(&number),
@@ -260,6 +265,28 @@ impl Loop {
         };
         let created = self.orchestrator.create_dispatch(&request).await?.data;
         Ok(Token { dispatch_id: created.dispatch.id, raw_key: created.api_key.raw_key })
+    }
+
+    /// The artifact checks of `verify-artifacts` on this round's report, against the story's
+    /// branch; `Err(reason)` naming every failed check.
+    async fn check_artifacts(&self, reported: &StoryDetail, branch: &str) -> anyhow::Result<Result<(), String>> {
+        let since = reported.story.assigned_at;
+        let artifacts: Vec<_> =
+            reported.artifacts.iter().filter(|a| since.is_none_or(|since| a.inserted_at >= since)).cloned().collect();
+        let (root, branch_name) = (self.repo.root().to_path_buf(), branch.to_string());
+        let report =
+            tokio::task::spawn_blocking(move || loopctl_evidence::check(&root, Some(&branch_name), &artifacts, None))
+                .await??;
+        if report.passed() {
+            return Ok(Ok(()));
+        }
+        let failures: Vec<String> = report.failures().map(|c| format!("{} ({})", c.name, c.detail)).collect();
+        let failures = if failures.is_empty() {
+            "nothing the report names could be checked".to_string()
+        } else {
+            failures.join("; ")
+        };
+        Ok(Err(format!("the report's evidence does not hold: {failures}")))
     }
 
     /// `--check` in `dir` (a clean checkout of `commit`); `Err(reason)` when it fails.

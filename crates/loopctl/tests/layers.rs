@@ -44,13 +44,14 @@ fn loopctl_crates(dependencies: &BTreeSet<String>) -> BTreeSet<&str> {
 fn allowed(krate: &str) -> Option<&'static [&'static str]> {
     Some(match krate {
         "loopctl-core" | "loopctl-api" | "loopctl-git" => &[],
+        "loopctl-evidence" => &["loopctl-api", "loopctl-git"],
         "loopctl-store" => &["loopctl-core"],
         "loopctl-store-sqlite" | "loopctl-store-postgres" => &["loopctl-core", "loopctl-store"],
         "loopctl-app" => &["loopctl-core", "loopctl-store", "loopctl-api"],
         "loopctl-client" => &["loopctl-api"],
         "loopctl-mcp" => &["loopctl-api", "loopctl-client"],
-        "loopctl-orchestrate" => &["loopctl-api", "loopctl-client", "loopctl-git"],
-        "loopctl-cli" => &["loopctl-api", "loopctl-client", "loopctl-git", "loopctl-orchestrate"],
+        "loopctl-orchestrate" => &["loopctl-api", "loopctl-client", "loopctl-git", "loopctl-evidence"],
+        "loopctl-cli" => &["loopctl-api", "loopctl-client", "loopctl-git", "loopctl-evidence", "loopctl-orchestrate"],
         "loopctl-server" => {
             &["loopctl-core", "loopctl-store", "loopctl-api", "loopctl-app", "loopctl-mcp", "loopctl-client"]
         }
@@ -87,7 +88,7 @@ fn the_core_and_the_wire_contract_do_no_io_and_know_nothing_of_each_other() {
 #[test]
 fn the_cli_and_mcp_never_link_a_store_or_the_service_layer() {
     let crates = normal_dependencies();
-    for krate in ["loopctl-cli", "loopctl-mcp", "loopctl-client", "loopctl-orchestrate"] {
+    for krate in ["loopctl-cli", "loopctl-mcp", "loopctl-client", "loopctl-orchestrate", "loopctl-evidence"] {
         for forbidden in ["loopctl-app", "loopctl-store", "loopctl-store-sqlite", "loopctl-store-postgres", "sqlx"] {
             assert!(!crates[krate].contains(forbidden), "{krate} depends on {forbidden}");
         }

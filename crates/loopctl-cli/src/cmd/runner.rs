@@ -223,7 +223,8 @@ async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path)
         let repo = mirror.to_path_buf();
         let report = tokio::task::spawn_blocking(move || artifacts::check(&repo, None, &artifacts, spec.as_ref()))
             .await
-            .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
+            .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))?
+            .map_err(crate::output::setup_is_usage)?;
         let result = if report.passed() { "pass" } else { "fail" };
         let run =
             RecordVerificationRun { result: result.into(), commit_sha: None, checks: recorded_checks(&report.checks) };

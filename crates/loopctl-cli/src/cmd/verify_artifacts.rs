@@ -66,7 +66,8 @@ pub async fn run(ctx: &Ctx, args: VerifyArtifactsArgs) -> anyhow::Result<()> {
     let report =
         tokio::task::spawn_blocking(move || artifacts::check(&repo, branch.as_deref(), &artifacts, spec.as_ref()))
             .await
-            .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))??;
+            .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))?
+            .map_err(crate::output::setup_is_usage)?;
     // Only a verifier key (the runner's) records runs; for anyone else this is a local check
     // for a reviewer's eyes, printed and recorded nowhere.
     let verifier = !args.no_record && ctx.client.whoami().await?.role == "verifier";

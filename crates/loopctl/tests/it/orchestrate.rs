@@ -206,6 +206,24 @@ fn an_implementer_that_never_reports_is_given_up_on_instead_of_dispatched_all_ni
 }
 
 #[test]
+fn a_report_claiming_a_file_it_never_committed_is_rejected_before_any_review() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let claims_more = honest_implementer().replace(
+        "loopctl report \"$LOOPCTL_STORY\" --commit HEAD",
+        r#"loopctl report "$LOOPCTL_STORY" --commit HEAD --artifact '{"artifact_type": "test", "path": "tests/signup_test.rs"}'"#,
+    );
+    assert!(claims_more.contains("signup_test"), "{claims_more}");
+    let (out, events) = orchestrate(&lab, &repo, &claims_more, &reviewer("pass"), &["--once"]);
+    out.ok();
+    assert_eq!((count(&events, "rejected"), count(&events, "reviewed")), (1, 0), "{}", out.stdout);
+    let story = status(&lab, "1.1");
+    let reason = story["rejection_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("evidence does not hold") && reason.contains("tests/signup_test.rs"), "{story}");
+}
+
+#[test]
 fn a_reviewer_that_fails_a_criterion_sends_the_story_back_with_its_reasons() {
     let lab = Lab::start();
     lab.project("Web shop", "web");

@@ -20,7 +20,15 @@ use loopctl_api::ArtifactView;
 use loopctl_git::{CheckCommand, EntryKind, History, ObjectId, Repository};
 use serde_json::{Value, json};
 
-use crate::output::usage;
+/// The repository or branch to check against is not there: the caller's mistake, not a
+/// failed check (the CLI answers it as a usage error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    SetupError(message.into()).into()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -89,7 +97,7 @@ impl Report {
 /// every artifact; `run` re-runs the tests in a clean copy of the report's commit.
 ///
 /// # Errors
-/// A usage error when there is no repository there, the branch does not exist, or it has no
+/// A [`SetupError`] when there is no repository there, the branch does not exist, or it has no
 /// commit. Problems with the reported evidence are failed checks, not errors.
 pub fn check(
     repo: &Path,
@@ -425,8 +433,8 @@ impl Checker<'_> {
 }
 
 /// An artifact row as the server answers it, with `fields` as reported (for tests).
-#[cfg(test)]
-pub(crate) fn artifact_row(fields: Value) -> ArtifactView {
+#[cfg(any(test, feature = "testkit"))]
+pub fn artifact_row(fields: Value) -> ArtifactView {
     let id = "01a2332d-7c4e-7f00-8a1b-0123456789ab";
     let mut row = json!({
         "id": id, "tenant_id": id, "story_id": id, "reported_by": "agent", "exists": true, "details": {},
