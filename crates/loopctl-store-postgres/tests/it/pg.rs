@@ -426,16 +426,7 @@ async fn pg_a_verify_reads_its_own_storys_events_not_every_tenants() {
     let fx = Fixture::new(store.clone()).await;
     let busy = Fixture::new(store.clone()).await;
     let mut conn = PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::query(
-        "INSERT INTO events (id, tenant_id, entity_type, entity_id, action, actor_type, actor_label, inserted_at) \
-         SELECT gen_random_uuid(), $1, 'story', gen_random_uuid(), 'status_changed', 'system', 'system:test', now() \
-         FROM generate_series(1, 5000)",
-    )
-    .bind(busy.tenant)
-    .execute(&mut conn)
-    .await
-    .expect("another tenant's busy feed");
-    sqlx::query("ANALYZE events").execute(&mut conn).await.expect("analyze");
+    long_history(&mut conn, busy.tenant).await;
     let story = fx.story("1.1").await;
 
     let mut tx = conn.begin().await.expect("begin");
@@ -489,16 +480,7 @@ async fn pg_feed_polls_read_their_page_even_with_a_cached_generic_plan() {
     let store = store_on(&db).await;
     let shared: Arc<dyn Store> = Arc::new(store_on(&db).await);
     let fx = Fixture::new(shared.clone()).await;
-    sqlx::query(
-        "INSERT INTO events (id, tenant_id, entity_type, entity_id, action, actor_type, actor_label, inserted_at) \
-         SELECT gen_random_uuid(), $1, 'story', gen_random_uuid(), 'status_changed', 'system', 'system:test', now() \
-         FROM generate_series(1, 5000)",
-    )
-    .bind(fx.tenant)
-    .execute(&mut conn)
-    .await
-    .expect("a long history");
-    sqlx::query("ANALYZE events").execute(&mut conn).await.expect("analyze");
+    long_history(&mut conn, fx.tenant).await;
     let newest: i64 = sqlx::query_scalar("SELECT max(cursor) FROM events").fetch_one(&mut conn).await.expect("newest");
     let before = events_read(&mut conn).await;
 
@@ -547,4 +529,18 @@ async fn events_read(conn: &mut PgConnection) -> TableReads {
     .await
     .expect("table statistics");
     TableReads { scans, tuples }
+}
+
+/// 5,000 events of `tenant`, written around the store, and fresh planner statistics.
+async fn long_history(conn: &mut PgConnection, tenant: Uuid) {
+    sqlx::query(
+        "INSERT INTO events (id, tenant_id, entity_type, entity_id, action, actor_type, actor_label, inserted_at) \
+         SELECT gen_random_uuid(), $1, 'story', gen_random_uuid(), 'status_changed', 'system', 'system:test', now() \
+         FROM generate_series(1, 5000)",
+    )
+    .bind(tenant)
+    .execute(&mut *conn)
+    .await
+    .expect("a long history");
+    sqlx::query("ANALYZE events").execute(&mut *conn).await.expect("analyze");
 }
