@@ -2,14 +2,16 @@
 //! reported commit, loopctl's own check of the work (on the merge into the base with
 //! `--merge`), and the verdict.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use loopctl_api::{CreateDispatch, DispatchListParams, ReasonRequest, RejectRequest, StoryDetail, VerifyRequest};
+use loopctl_api::{
+    CreateDispatch, DispatchListParams, ReasonRequest, RejectRequest, StoryDetail, UpdateStory, VerifyRequest,
+};
 use loopctl_client::Client;
 use loopctl_git::CheckCommand;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::agent::{self, Launch};
@@ -21,6 +23,8 @@ use crate::prompt::{self, Role};
 const TOKEN_SLACK: Duration = Duration::from_secs(600);
 /// Longest reason sent with a rejection (the reviewer's findings and the check's tail).
 const MAX_REASON_CHARS: usize = 2_000;
+/// Agent runs kept on a story's metadata.
+const MAX_RUNS_KEPT: usize = 20;
 /// Lines of a failing check's output quoted in the rejection.
 const CHECK_LINES_QUOTED: usize = 20;
 
@@ -231,7 +235,10 @@ impl Loop {
             Role::Implementer => &self.implementer,
             Role::Reviewer => &self.reviewer,
         };
-        let exit = agent::run(Launch { command, dir, env, log, timeout: self.timeout }).await;
+        let exit = agent::run(Launch { command, dir, env, log: log.clone(), timeout: self.timeout }).await;
+        if let Ok(exit) = &exit {
+            self.record_run(story.story.id, role, attempt, &log, exit).await?;
+        }
         // The token is good for this one agent: it goes when the agent does.
         if let Err(err) = self.orchestrator.revoke_dispatch(token.dispatch_id).await {
             self.events.emit(
@@ -242,6 +249,37 @@ impl Loop {
             );
         }
         exit
+    }
+
+    /// Keeps the agent's run on the story (`metadata.orchestrate.runs`: attempt, role, how it
+    /// ended, wall time, log), so `loopctl status N` shows where each agent's output is.
+    async fn record_run(
+        &self,
+        story_id: Uuid,
+        role: Role,
+        attempt: u32,
+        log: &Path,
+        exit: &agent::Exit,
+    ) -> anyhow::Result<()> {
+        let current = self.orchestrator.get_story(story_id).await?.story.story.metadata;
+        let mut metadata = if current.is_object() { current } else { json!({}) };
+        let run = json!({
+            "attempt": attempt,
+            "role": role.as_str(),
+            "ended": exit.ended,
+            "elapsed_s": (exit.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            "log": log,
+            "at": chrono::Utc::now(),
+        });
+        let runs = &mut metadata["orchestrate"]["runs"];
+        let mut kept: Vec<Value> = runs.as_array().cloned().unwrap_or_default();
+        kept.push(run);
+        // The newest runs; an old story's history stays in the audit log.
+        let from = kept.len().saturating_sub(MAX_RUNS_KEPT);
+        *runs = Value::Array(kept.split_off(from));
+        let update = UpdateStory { metadata: Some(metadata), ..UpdateStory::default() };
+        self.orchestrator.update_story(story_id, &update).await?;
+        Ok(())
     }
 
     /// One more than the implementers ever dispatched for the story: the server's record, so

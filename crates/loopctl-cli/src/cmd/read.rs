@@ -237,6 +237,19 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
                 text(&story.metadata["backfill"]["reason"])
             ));
         }
+        if let Some(runs) = story.metadata["orchestrate"]["runs"].as_array().filter(|runs| !runs.is_empty()) {
+            out.push_str("\nAgent runs (loopctl orchestrate):\n");
+            for run in runs {
+                out.push_str(&format!(
+                    "  attempt {} {:<11} {} in {}s, log {}\n",
+                    run["attempt"],
+                    text(&run["role"]),
+                    text(&run["ended"]),
+                    run["elapsed_s"],
+                    text(&run["log"])
+                ));
+            }
+        }
         if let Some(stories) = &stories {
             out.push_str("\nDepends on:\n");
             for dependency in &detail.dependencies {

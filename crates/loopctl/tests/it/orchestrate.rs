@@ -132,6 +132,19 @@ fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
     assert_ne!(one["assigned_agent_id"], one["reviews"][0]["reviewer_agent_id"], "{one}");
     let done = events.last().expect("a last event");
     assert_eq!((done["event"].as_str(), done["verified"].as_u64()), (Some("done"), Some(4)), "{done}");
+    // Each agent's run is on its story: how it ended, its wall time, and its log, kept.
+    let shown = lab.run(&lab.orch(), &["status", "1.1", "--project", "web"]).ok().stdout.clone();
+    assert!(
+        shown.contains("attempt 1 implementer exited 0") && shown.contains("attempt 1 reviewer    exited 0"),
+        "{shown}"
+    );
+    let runs = one["metadata"]["orchestrate"]["runs"].as_array().expect("runs on the story").clone();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in &runs {
+        let log = run["log"].as_str().expect("a log path");
+        assert!(Path::new(log).is_file(), "{log}");
+        assert!(run["elapsed_s"].as_f64().is_some(), "{run}");
+    }
 }
 
 #[test]
