@@ -111,9 +111,11 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     let mut running: JoinSet<(Uuid, String, anyhow::Result<Outcome>)> = JoinSet::new();
     let mut in_flight: Vec<(Uuid, String)> = Vec::new();
     let mut fill = true;
+    // A terminal's table shows elapsed times that move.
+    let mut redraw = tokio::time::interval(Duration::from_secs(1));
     loop {
-        if fill {
-            let free = parallel - in_flight.len();
+        let free = parallel - in_flight.len();
+        if fill && free > 0 {
             let ready = lp
                 .orchestrator
                 .ready_stories(&FrontierParams {
@@ -146,6 +148,10 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         }
         let joined = tokio::select! {
             joined = running.join_next() => joined,
+            _ = redraw.tick() => {
+                lp.events.tick();
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => {
                 // The rounds are dropped: their agents' process groups are killed. What they
                 // held is taken back, as a restart would, and the run says where it stopped.

@@ -74,7 +74,10 @@ fn orchestrate(lab: &Lab, repo: &Path, implementer: &str, reviewer: &str, extra:
     let bin_dir = Path::new(BIN).parent().expect("bin dir");
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let repo = repo.to_string_lossy().into_owned();
-    let mut args = vec!["orchestrate", "--project", "web", "--repo", &repo, "--format", "json"];
+    let mut args = vec!["orchestrate", "--project", "web", "--repo", &repo];
+    if !extra.contains(&"--format") {
+        args.extend(["--format", "json"]);
+    }
     args.extend(["--implementer", implementer, "--reviewer", reviewer]);
     args.extend(extra);
     let mut cmd = lab.cmd(&lab.orch());
@@ -164,6 +167,50 @@ fn a_slow_story_does_not_hold_back_the_ones_ready_behind_the_others() {
     // 1.2 waits only for 1.1: its implementer starts while 1.3's is still at work.
     assert!(at("dispatched", "1.2") < at("verified", "1.3"), "{}", out.stdout);
     assert_eq!(count(&events, "verified"), 4, "{}", out.stdout);
+}
+
+#[test]
+fn on_a_terminal_a_live_table_shows_each_story_in_flight_and_a_pipe_gets_plain_lines() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let scripts = lab.env.path("agents");
+    std::fs::create_dir_all(&scripts).expect("agents dir");
+    let slow = honest_implementer().replace("loopctl report", "sleep 2\nloopctl report");
+    std::fs::write(scripts.join("implement.sh"), slow).expect("write");
+    std::fs::write(scripts.join("review.sh"), reviewer("pass")).expect("write");
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let line = format!(
+        "{BIN} orchestrate --project web --repo {} --implementer 'sh {}/implement.sh' --reviewer 'sh {}/review.sh' --once --parallel 2",
+        repo.display(),
+        scripts.display(),
+        scripts.display()
+    );
+    // `script` gives the run a terminal (a pseudo-terminal) and copies what it shows.
+    let mut cmd = Command::new("sh");
+    lab.env.apply_std(&mut cmd);
+    let orch = lab.orch();
+    let out = cmd
+        .env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &orch.key)
+        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env_remove("LOOPCTL_FORMAT")
+        .args(["-c", &format!("script -qec \"{line}\" /dev/null")])
+        .output();
+    let out = out.expect("run script");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("STORY") && shown.contains("ELAPSED"), "no table: {shown}");
+    assert!(shown.contains("1.1    implementer") && shown.contains("1.3    implementer"), "no rows: {shown}");
+    assert!(shown.contains("\x1b[J"), "the table is redrawn in place: {shown}");
+    assert!(shown.contains("2 verified"), "{shown}");
+    // Through a pipe the same run prints event lines only.
+    let (piped, _) =
+        orchestrate(&lab, &repo, &honest_implementer(), &reviewer("pass"), &["--format", "human", "--once"]);
+    piped.ok();
+    assert!(!piped.stdout.contains('\x1b') && !piped.stdout.contains("STORY"), "{}", piped.stdout);
+    assert!(piped.stdout.contains("verified"), "{}", piped.stdout);
 }
 
 #[test]
