@@ -396,6 +396,52 @@ fn an_orchestrator_killed_mid_run_and_restarted_finishes_with_nothing_verified_t
     assert_eq!(second["attempt"], 2, "{second}");
 }
 
+#[test]
+fn ctrl_c_stops_the_agents_and_releases_their_claims() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let hangs = r#"loopctl contract "$LOOPCTL_STORY"; loopctl claim "$LOOPCTL_STORY"; loopctl start "$LOOPCTL_STORY"
+sleep 600 &
+echo $! > "$LOOPCTL_PROMPT_FILE.child"
+wait
+"#;
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let mut cmd = lab.env.std_cmd();
+    let orch = lab.orch();
+    cmd.env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &orch.key)
+        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
+        .args(["--implementer", hangs, "--reviewer", &reviewer("pass"), "--parallel", "2", "--until-done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = cmd.spawn().expect("start the run");
+    for _ in 0..200 {
+        if ["1.1", "1.3"].iter().all(|n| status(&lab, n)["agent_status"] == "implementing") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Command::new("kill").args(["-INT", &run.id().to_string()]).status().expect("kill -INT");
+    assert!(signalled.success());
+    let out = run.wait_with_output().expect("the run ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "an interrupted run does not exit 0: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"), "{out:?}");
+    for number in ["1.1", "1.3"] {
+        assert_eq!(status(&lab, number)["agent_status"], "pending", "{number}'s claim is released: {stdout}");
+        let child = std::fs::read_to_string(repo.join(format!(".git/loopctl/prompts/{number}-1-implementer.md.child")))
+            .expect("the agent wrote its child's pid");
+        assert!(gone(child.trim()), "{number}'s agent left {} running", child.trim());
+    }
+    let active = lab.run(&lab.orch(), &["dispatch", "list", "--active", "--project", "web", "--format", "json"]).json();
+    assert_eq!(active["data"].as_array().map(Vec::len), Some(0), "no token outlives the run: {active}");
+    let saved = lab.run(&lab.orch(), &["state", "load", "--project", "web", "--key", "orchestrate"]).json();
+    assert_eq!(saved["phase"], "interrupted", "{saved}");
+}
+
 /// Whether process `pid` has ended (or is a zombie waiting to be reaped), within 5 s.
 fn gone(pid: &str) -> bool {
     let stat = format!("/proc/{pid}/stat");
