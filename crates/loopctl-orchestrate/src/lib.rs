@@ -76,6 +76,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     let tenant = orchestrator.get_tenant().await?;
     let limit = tenant.tenant.settings.get("max_concurrent_agents").and_then(Value::as_u64).unwrap_or(1);
     let parallel = options.parallel.clamp(1, usize::try_from(limit.max(1)).unwrap_or(1));
+    let lease_seconds = tenant.tenant.settings.get("claim_lease_seconds").and_then(Value::as_u64).unwrap_or(1800);
     let work_dir = match &options.work_dir {
         Some(dir) => dir.clone(),
         None => repo.root().join(".git").join("loopctl"),
@@ -93,6 +94,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         check: options.check,
         merge: options.merge,
         timeout: options.timeout,
+        heartbeat_every: Duration::from_secs(lease_seconds / 3).max(Duration::from_secs(1)),
         work_dir,
         events,
         merge_queue: tokio::sync::Mutex::new(()),

@@ -40,6 +40,9 @@ pub struct Loop {
     pub check: Option<String>,
     pub merge: bool,
     pub timeout: Duration,
+    /// How often the orchestrator renews an implementer's claim while the agent runs: a
+    /// third of the tenant's lease, so an agent that never heartbeats keeps its story.
+    pub heartbeat_every: Duration,
     pub work_dir: PathBuf,
     pub events: Events,
     /// Merges happen one at a time: each is checked on the base as it is, then published.
@@ -54,6 +57,15 @@ pub enum Outcome {
     },
     /// The implementer ended without a report; the claim was taken back.
     Failed,
+}
+
+/// The task renewing a claim; it stops when this is dropped, however the round ends.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Token {
@@ -235,7 +247,9 @@ impl Loop {
             Role::Implementer => &self.implementer,
             Role::Reviewer => &self.reviewer,
         };
+        let heartbeat = (role == Role::Implementer).then(|| self.keep_claim_alive(story.story.id, &token.raw_key));
         let exit = agent::run(Launch { command, dir, env, log: log.clone(), timeout: self.timeout }).await;
+        drop(heartbeat);
         if let Ok(exit) = &exit {
             self.record_run(story.story.id, role, attempt, &log, exit).await?;
         }
@@ -249,6 +263,21 @@ impl Loop {
             );
         }
         exit
+    }
+
+    /// Renews the claim with the agent's own token until aborted (the agent may never call
+    /// `loopctl heartbeat` itself). Before the agent has claimed, or after it reported, the
+    /// server refuses the heartbeat, which changes nothing.
+    fn keep_claim_alive(&self, story_id: Uuid, token: &str) -> Heartbeat {
+        let client = Client::new(&self.server, Some(token.to_string()));
+        let every = self.heartbeat_every;
+        Heartbeat(tokio::spawn(async move {
+            let Ok(client) = client else { return };
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = client.heartbeat_story(story_id, None).await;
+            }
+        }))
     }
 
     /// Keeps the agent's run on the story (`metadata.orchestrate.runs`: attempt, role, how it

@@ -214,6 +214,38 @@ fn on_a_terminal_a_live_table_shows_each_story_in_flight_and_a_pipe_gets_plain_l
 }
 
 #[test]
+fn an_implementer_silent_past_its_lease_keeps_its_claim_because_the_orchestrator_renews_it() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    lab.run(&lab.user(), &["tenant", "settings", "set", "claim_lease_seconds=10"]).ok();
+    let repo = repository(&lab);
+    // Never heartbeats, and works past its 10 s lease.
+    let silent = honest_implementer().replace("loopctl report", "sleep 13\nloopctl report");
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let mut cmd = lab.env.std_cmd();
+    let orch = lab.orch();
+    cmd.env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &orch.key)
+        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
+        .args(["--implementer", &silent, "--reviewer", &reviewer("pass"), "--once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let run = cmd.spawn().expect("start the run");
+    std::thread::sleep(Duration::from_secs(12));
+    let story = status(&lab, "1.1");
+    assert_eq!(
+        (story["agent_status"].as_str(), story["stale"].as_bool()),
+        (Some("implementing"), Some(false)),
+        "{story}"
+    );
+    let out = run.wait_with_output().expect("the run ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(status(&lab, "1.1")["verified_status"], "verified");
+}
+
+#[test]
 fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
