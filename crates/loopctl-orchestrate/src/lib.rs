@@ -179,16 +179,21 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
                 }
             }
             Ok(Outcome::Failed) => {
-                summary.failed += 1;
                 let failed = failures.entry(id).or_default();
-                *failed += 1;
-                if *failed == give_up_after {
-                    let text = format!("{failed} attempts ended without a report: it needs a person");
-                    lp.events.emit(Kind::Escalated, Some(&number), &text, json!({"failed_attempts": *failed}));
-                    summary.needs_human.push(number.clone());
-                }
+                failed_attempt(&lp, &mut summary, failed, give_up_after, &number);
             }
-            Err(err) => return Err(err.context(format!("story {number}"))),
+            Err(err) => {
+                // A round that broke (git failing, the server refusing something unexpected)
+                // costs its story an attempt, not the whole night's run: whatever it held is
+                // taken back, and it counts toward giving the story up.
+                let reason = format!("the round failed: {err:#}");
+                lp.events.emit(Kind::Failed, Some(&number), &reason, json!({}));
+                if let Err(err) = release(&lp, id, &reason).await {
+                    lp.events.emit(Kind::Failed, Some(&number), &format!("could not release it: {err:#}"), json!({}));
+                }
+                let failed = failures.entry(id).or_default();
+                failed_attempt(&lp, &mut summary, failed, give_up_after, &number);
+            }
         }
         checkpoint(&lp, "running", &in_flight, &summary).await?;
     }
@@ -206,6 +211,18 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     lp.events.emit(Kind::Done, None, &text, json!({"verified": summary.verified, "rejected": summary.rejected, "failed": summary.failed, "needs_human": summary.needs_human}));
     checkpoint(&lp, "done", &[], &summary).await?;
     Ok(summary)
+}
+
+/// Counts a failed attempt of story `number` (`failed` of this run so far); the one that
+/// reaches `give_up_after` leaves the story to a person.
+fn failed_attempt(lp: &Loop, summary: &mut Summary, failed: &mut u64, give_up_after: u64, number: &str) {
+    summary.failed += 1;
+    *failed += 1;
+    if *failed == give_up_after {
+        let text = format!("{failed} attempts failed or ended without a report: it needs a person");
+        lp.events.emit(Kind::Escalated, Some(number), &text, json!({"failed_attempts": *failed}));
+        summary.needs_human.push(number.to_string());
+    }
 }
 
 /// Saves where the loop is: the stories of the running pass are what a restart takes back.
@@ -246,27 +263,31 @@ async fn recover(lp: &Loop) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     for story_id in in_flight {
-        // An agent of the last run may still be running (its process group outlives a
-        // `kill -9` of the orchestrator): its token goes first, so it can change nothing.
-        let params = DispatchListParams { story_id: Some(story_id), active_only: Some(true) };
-        for dispatch in lp.orchestrator.list_dispatches(&params).await?.data {
-            lp.orchestrator.revoke_dispatch(dispatch.id).await?;
-        }
-        let story = lp.orchestrator.get_story(story_id).await?.story.story;
-        let held = matches!(story.agent_status.as_str(), "assigned" | "implementing" | "reported_done");
-        if !held || story.verified_status == "verified" {
-            continue;
-        }
-        let reason = "the orchestrator restarted; the agent of the last run is gone".to_string();
-        if story.agent_status == "reported_done" {
-            let reject = loopctl_api::RejectRequest { reason: Some(reason.clone()), ..Default::default() };
-            lp.orchestrator.reject_story(story_id, &reject).await?;
-        } else {
-            lp.orchestrator
-                .force_unclaim_story(story_id, &ReasonRequest { reason: Some(reason.clone()), note: None })
-                .await?;
-        }
-        lp.events.emit(Kind::Recovered, Some(&story.number), &reason, json!({"story_id": story_id}));
+        release(lp, story_id, "the orchestrator restarted; the agent of the last run is gone").await?;
     }
+    Ok(())
+}
+
+/// Takes a story back from a round that will not finish: its agents' tokens are revoked
+/// first (an agent may outlive its orchestrator: its process group survives a `kill -9`), so
+/// it can change nothing, then its claim is released (a report is rejected) with `reason`.
+async fn release(lp: &Loop, story_id: Uuid, reason: &str) -> anyhow::Result<()> {
+    let params = DispatchListParams { story_id: Some(story_id), active_only: Some(true) };
+    for dispatch in lp.orchestrator.list_dispatches(&params).await?.data {
+        lp.orchestrator.revoke_dispatch(dispatch.id).await?;
+    }
+    let story = lp.orchestrator.get_story(story_id).await?.story.story;
+    let held = matches!(story.agent_status.as_str(), "assigned" | "implementing" | "reported_done");
+    if !held || story.verified_status == "verified" {
+        return Ok(());
+    }
+    if story.agent_status == "reported_done" {
+        let reject = loopctl_api::RejectRequest { reason: Some(reason.to_string()), ..Default::default() };
+        lp.orchestrator.reject_story(story_id, &reject).await?;
+    } else {
+        let take_back = ReasonRequest { reason: Some(reason.to_string()), note: None };
+        lp.orchestrator.force_unclaim_story(story_id, &take_back).await?;
+    }
+    lp.events.emit(Kind::Recovered, Some(&story.number), reason, json!({"story_id": story_id}));
     Ok(())
 }

@@ -246,6 +246,31 @@ fn an_implementer_silent_past_its_lease_keeps_its_claim_because_the_orchestrator
 }
 
 #[test]
+fn a_round_that_breaks_costs_its_story_an_attempt_not_the_whole_run() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    // Deletes the base branch the orchestrator merges into: every round after this one fails.
+    let vandal = format!("{}\ngit update-ref -d refs/heads/main\n", honest_implementer());
+    let (out, events) = orchestrate(&lab, &repo, &vandal, &reviewer("pass"), &["--merge", "--until-done"]);
+    out.ok();
+    let failed: Vec<&Value> = events.iter().filter(|e| e["event"] == "failed").collect();
+    assert!(
+        failed.iter().all(|e| e["message"].as_str().is_some_and(|m| m.contains("the round failed"))),
+        "{}",
+        out.stdout
+    );
+    let done = events.last().expect("a last event");
+    assert_eq!(done["needs_human"], serde_json::json!(["1.1", "1.3"]), "{}", out.stdout);
+    for number in ["1.1", "1.3"] {
+        let story = status(&lab, number);
+        assert!(matches!(story["agent_status"].as_str(), Some("pending")), "nothing is left held: {story}");
+    }
+    let active = lab.run(&lab.orch(), &["dispatch", "list", "--active", "--project", "web", "--format", "json"]).json();
+    assert_eq!(active["data"].as_array().map(Vec::len), Some(0), "{active}");
+}
+
+#[test]
 fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
