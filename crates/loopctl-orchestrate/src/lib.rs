@@ -95,6 +95,12 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         merge: options.merge,
         timeout: options.timeout,
         heartbeat_every: Duration::from_secs(lease_seconds / 3).max(Duration::from_secs(1)),
+        runner_required: tenant
+            .tenant
+            .settings
+            .get("require_artifact_verification")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         work_dir,
         events,
         merge_queue: tokio::sync::Mutex::new(()),

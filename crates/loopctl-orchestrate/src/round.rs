@@ -23,6 +23,8 @@ use crate::prompt::{self, Role};
 const TOKEN_SLACK: Duration = Duration::from_secs(600);
 /// Longest reason sent with a rejection (the reviewer's findings and the check's tail).
 const MAX_REASON_CHARS: usize = 2_000;
+/// How often a round looks for the verifier runner's run.
+const RUNNER_POLL: Duration = Duration::from_secs(1);
 /// Agent runs kept on a story's metadata.
 const MAX_RUNS_KEPT: usize = 20;
 /// Lines of a failing check's output quoted in the rejection.
@@ -43,6 +45,9 @@ pub struct Loop {
     /// How often the orchestrator renews an implementer's claim while the agent runs: a
     /// third of the tenant's lease, so an agent that never heartbeats keeps its story.
     pub heartbeat_every: Duration,
+    /// The tenant's `require_artifact_verification`: verify needs the verifier runner's
+    /// signed run of the reported commit, so the round waits for it (up to `timeout`).
+    pub runner_required: bool,
     pub work_dir: PathBuf,
     pub events: Events,
     /// Merges happen one at a time: each is checked on the base as it is, then published.
@@ -164,6 +169,12 @@ impl Loop {
             json!({"review_id": review.id, "elapsed_s": exit.elapsed.as_secs_f64()}),
         );
 
+        // The verifier runner's signed run of the commit, where the tenant requires one.
+        if self.runner_required
+            && let Err(reason) = self.runner_verdict(&number, story_id, &commit).await?
+        {
+            return self.reject(&number, story_id, &reason).await;
+        }
         // loopctl's own check, then the verdict.
         if self.merge {
             let _turn = self.merge_queue.lock().await;
@@ -354,6 +365,49 @@ impl Loop {
             failures.join("; ")
         };
         Ok(Err(format!("the report's evidence does not hold: {failures}")))
+    }
+
+    /// Waits for the verifier runner (`loopctl runner`) to record a signed run of `commit`;
+    /// `Err(reason)` when it failed, or when none came within `--timeout`.
+    async fn runner_verdict(&self, number: &str, story_id: Uuid, commit: &str) -> anyhow::Result<Result<(), String>> {
+        let deadline = std::time::Instant::now() + self.timeout;
+        loop {
+            let runs = self.orchestrator.list_verification_runs(story_id).await?.data;
+            let run = runs
+                .iter()
+                .filter(|r| r.commit_sha.as_deref() == Some(commit) && r.signature_valid)
+                .max_by_key(|r| r.inserted_at);
+            if let Some(run) = run {
+                let passed = run.result == "pass";
+                let text = format!("the verifier runner's run {} at {}", run.result, short(commit));
+                self.events.emit(
+                    Kind::Checked,
+                    Some(number),
+                    &text,
+                    json!({"source": "runner", "run_id": run.id, "success": passed}),
+                );
+                if passed {
+                    return Ok(Ok(()));
+                }
+                let failing: Vec<String> = run
+                    .checks
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["ok"] == json!(false))
+                    .map(|c| format!("{} ({})", c["name"].as_str().unwrap_or("?"), c["detail"].as_str().unwrap_or("")))
+                    .collect();
+                return Ok(Err(format!("{text}: {}", failing.join("; "))));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(Err(format!(
+                    "no verifier runner recorded a run of {} within {}s (is `loopctl runner` following this project?)",
+                    short(commit),
+                    self.timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(RUNNER_POLL).await;
+        }
     }
 
     /// `--check` in `dir` (a clean checkout of `commit`); `Err(reason)` when it fails.

@@ -193,6 +193,16 @@ fn config_of(project: &ProjectView) -> anyhow::Result<Config> {
     })
 }
 
+/// The branch the report's last `commit_diff` names, if any.
+fn reported_branch(artifacts: &[loopctl_api::ArtifactView]) -> Option<String> {
+    artifacts
+        .iter()
+        .rev()
+        .filter(|a| a.artifact_type == "commit_diff")
+        .find_map(|a| a.details.get("branch").and_then(|b| b.as_str()).map(str::to_string))
+        .filter(|b| !b.trim().is_empty() && b != "HEAD")
+}
+
 /// One look at the project: every reported, unverified story whose reported commit has no
 /// run of this round yet gets one. Answers a line per run recorded.
 async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path) -> anyhow::Result<Vec<String>> {
@@ -221,10 +231,21 @@ async fn pass(client: &Client, project_id: Uuid, config: &Config, mirror: &Path)
         let spec =
             config.check_command.clone().map(|command| CheckCommand { command, timeout: config.timeout, sealed: true });
         let repo = mirror.to_path_buf();
-        let report = tokio::task::spawn_blocking(move || artifacts::check(&repo, None, &artifacts, spec.as_ref()))
-            .await
-            .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))?
-            .map_err(crate::output::setup_is_usage)?;
+        // Reachable from the branch the report names (`report --commit` records it: a story's
+        // own branch under `loopctl orchestrate`, which merges only after verify), else from
+        // the repository's default branch.
+        let branch = reported_branch(&artifacts);
+        let report = tokio::task::spawn_blocking(move || {
+            match artifacts::check(&repo, branch.as_deref(), &artifacts, spec.as_ref()) {
+                Err(err) if branch.is_some() && err.is::<artifacts::SetupError>() => {
+                    artifacts::check(&repo, None, &artifacts, spec.as_ref())
+                }
+                other => other,
+            }
+        })
+        .await
+        .map_err(|err| anyhow::anyhow!("the check did not finish: {err}"))?
+        .map_err(crate::output::setup_is_usage)?;
         let result = if report.passed() { "pass" } else { "fail" };
         let run =
             RecordVerificationRun { result: result.into(), commit_sha: None, checks: recorded_checks(&report.checks) };

@@ -271,6 +271,37 @@ fn a_round_that_breaks_costs_its_story_an_attempt_not_the_whole_run() {
 }
 
 #[test]
+fn where_the_tenant_requires_the_verifier_runner_the_round_waits_for_its_signed_run() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let user = lab.user();
+    lab.run(&user, &["tenant", "settings", "set", "require_artifact_verification=true"]).ok();
+    let check = "for f in work/*.txt; do grep -q done \"$f\" || exit 1; done";
+    lab.run(&user, &["project", "runner", "web", "--repo", &repo.to_string_lossy(), "--check", check]).ok();
+    let verifier = lab.new_key("runner", "verifier", None);
+    let mut runner = lab.env.std_cmd();
+    runner
+        .env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &verifier.key)
+        .env("LOOPCTL_STATE_DIR", &verifier.state_dir)
+        .env("LOOPCTL_RUNNER_DIR", lab.env.path("runner"))
+        .args(["runner", "--project", "web", "--interval", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut runner = runner.spawn().expect("start the runner");
+    let (out, events) =
+        orchestrate(&lab, &repo, &honest_implementer(), &reviewer("pass"), &["--once", "--timeout", "60s"]);
+    let _ = runner.kill();
+    let _ = runner.wait();
+    out.ok();
+    let by_runner: Vec<&Value> = events.iter().filter(|e| e["event"] == "checked" && e["source"] == "runner").collect();
+    assert_eq!(by_runner.len(), 1, "{}", out.stdout);
+    assert_eq!(by_runner[0]["success"], true, "{}", out.stdout);
+    assert_eq!(status(&lab, "1.1")["verified_status"], "verified", "{}", out.stdout);
+}
+
+#[test]
 fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
