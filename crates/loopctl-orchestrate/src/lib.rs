@@ -72,7 +72,9 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         Some(base) => base.clone(),
         None => repo.current_branch()?,
     };
-    repo.commit_of(&base_branch).with_context(|| format!("--base {base_branch} is not a branch of the repository"))?;
+    let base_at_start = repo
+        .commit_of(&base_branch)
+        .with_context(|| format!("--base {base_branch} is not a branch of the repository"))?;
     let tenant = orchestrator.get_tenant().await?;
     let limit = tenant.tenant.settings.get("max_concurrent_agents").and_then(Value::as_u64).unwrap_or(1);
     let parallel = options.parallel.clamp(1, usize::try_from(limit.max(1)).unwrap_or(1));
@@ -103,7 +105,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
             .unwrap_or(false),
         work_dir,
         events,
-        merge_queue: tokio::sync::Mutex::new(()),
+        merge_queue: tokio::sync::Mutex::new(base_at_start),
     };
     recover(&lp).await?;
     // An implementer that ends without reporting is not a rejection, so the server never

@@ -51,7 +51,10 @@ pub struct Loop {
     pub work_dir: PathBuf,
     pub events: Events,
     /// Merges happen one at a time: each is checked on the base as it is, then published.
-    pub merge_queue: tokio::sync::Mutex<()>,
+    /// Holds the base commit as the orchestrator last saw or made it: agents share the
+    /// repository's refs through their worktrees, so a base moved by anyone else (an agent
+    /// merging its own unreviewed work) is refused, not built on.
+    pub merge_queue: tokio::sync::Mutex<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +180,17 @@ impl Loop {
         }
         // loopctl's own check, then the verdict.
         if self.merge {
-            let _turn = self.merge_queue.lock().await;
+            let mut published = self.merge_queue.lock().await;
             let base_now = self.repo.commit_of(&self.base_branch)?;
+            if base_now != *published {
+                anyhow::bail!(
+                    "{} was moved outside the orchestrator (to {}, last published {}): an agent or a person changed it; \
+                     nothing is merged onto it until it is checked and the run restarted",
+                    self.base_branch,
+                    short(&base_now),
+                    short(&published)
+                );
+            }
             let dir = self.work_dir.join("worktrees").join(format!("{name}-merge"));
             self.repo.add_detached_worktree(&dir, &base_now)?;
             let merged = self.repo.merge_in(&dir, &commit, &format!("Merge story {number}: {}", detail.story.title));
@@ -196,6 +208,7 @@ impl Loop {
             }
             let outcome = self.verify(&number, story_id, &commit).await?;
             self.repo.move_branch(&self.base_branch, &merged, &base_now)?;
+            published.clone_from(&merged);
             self.events.emit(
                 Kind::Merged,
                 Some(&number),

@@ -302,6 +302,25 @@ fn where_the_tenant_requires_the_verifier_runner_the_round_waits_for_its_signed_
 }
 
 #[test]
+fn an_implementer_that_moves_the_base_to_its_own_commit_gets_nothing_merged() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    // Worktrees share the repository's branches: this one publishes its own work on main.
+    let pushes = format!("{}\ngit update-ref refs/heads/main HEAD\n", honest_implementer());
+    let (out, events) = orchestrate(&lab, &repo, &pushes, &reviewer("pass"), &["--merge", "--once"]);
+    out.ok();
+    assert_eq!((count(&events, "verified"), count(&events, "merged")), (0, 0), "{}", out.stdout);
+    let failed = events.iter().find(|e| e["event"] == "failed").expect("a failed round");
+    assert!(
+        failed["message"].as_str().is_some_and(|m| m.contains("main was moved outside the orchestrator")),
+        "{failed}"
+    );
+    let story = status(&lab, "1.1");
+    assert_ne!(story["verified_status"], "verified", "{story}");
+}
+
+#[test]
 fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
