@@ -44,6 +44,11 @@ impl Repo {
             .with_context(|| format!("`{rev}` is not a commit of {}", self.root.display()))
     }
 
+    /// The newest commit `a` and `b` share.
+    pub fn merge_base(&self, a: &str, b: &str) -> anyhow::Result<String> {
+        self.git(&["merge-base", a, b])
+    }
+
     /// Whether `ancestor` is `descendant` or one of its ancestors.
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
         self.git(&["merge-base", "--is-ancestor", ancestor, descendant]).is_ok()

@@ -107,7 +107,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         events,
         merge_queue: tokio::sync::Mutex::new(base_at_start),
     };
-    recover(&lp).await?;
+    let to_resume = recover(&lp).await?;
     // An implementer that ends without reporting is not a rejection, so the server never
     // escalates the story for it; after as many such attempts in a run as the tenant allows
     // rejections, the story is left to a person instead of being dispatched all night.
@@ -120,11 +120,20 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     // goes to the next ready story at once (a slow story does not hold the others back).
     let mut running: JoinSet<(Uuid, String, anyhow::Result<Outcome>)> = JoinSet::new();
     let mut in_flight: Vec<(Uuid, String)> = Vec::new();
+    // Stories the last run left reported are reviewed first, in slots of their own.
+    for (id, number) in to_resume {
+        in_flight.push((id, number.clone()));
+        let lp = lp.clone();
+        running.spawn(async move {
+            let outcome = lp.resume(id).await;
+            (id, number, outcome)
+        });
+    }
     let mut fill = true;
     // A terminal's table shows elapsed times that move.
     let mut redraw = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let free = parallel - in_flight.len();
+        let free = parallel.saturating_sub(in_flight.len());
         if fill && free > 0 {
             let ready = lp
                 .orchestrator
@@ -168,8 +177,9 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
                 running.abort_all();
                 while running.join_next().await.is_some() {}
                 lp.events.emit(Kind::Recovered, None, "interrupted: stopping the agents and releasing their claims", json!({}));
-                recover(&lp).await?;
-                checkpoint(&lp, "interrupted", &[], &summary).await?;
+                let reported = recover(&lp).await?;
+                // Reported stories stay in the checkpoint: the next run reviews them.
+                checkpoint(&lp, "interrupted", &reported, &summary).await?;
                 anyhow::bail!("interrupted; the stories in flight were released");
             }
         };
@@ -196,7 +206,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
                 // taken back, and it counts toward giving the story up.
                 let reason = format!("the round failed: {err:#}");
                 lp.events.emit(Kind::Failed, Some(&number), &reason, json!({}));
-                if let Err(err) = release(&lp, id, &reason).await {
+                if let Err(err) = release(&lp, id, &reason, Reported::Reject).await {
                     lp.events.emit(Kind::Failed, Some(&number), &format!("could not release it: {err:#}"), json!({}));
                 }
                 let failed = failures.entry(id).or_default();
@@ -252,10 +262,10 @@ async fn checkpoint(lp: &Loop, phase: &str, running: &[(Uuid, String)], summary:
 /// A run that died mid-pass (a crash, `kill -9`) left claims whose agents are gone: they are
 /// taken back with a reason, so the stories are ready again. Verified work is never redone:
 /// a verified story is not ready.
-async fn recover(lp: &Loop) -> anyhow::Result<()> {
+async fn recover(lp: &Loop) -> anyhow::Result<Vec<(Uuid, String)>> {
     let params = StateParams { state_key: Some(STATE_KEY.into()), ..StateParams::default() };
     let Ok(saved) = lp.orchestrator.load_state(lp.project.id, &params).await else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let in_flight: BTreeSet<Uuid> = saved
         .state
@@ -270,16 +280,30 @@ async fn recover(lp: &Loop) -> anyhow::Result<()> {
                 .collect()
         })
         .unwrap_or_default();
+    let mut to_resume = Vec::new();
     for story_id in in_flight {
-        release(lp, story_id, "the orchestrator restarted; the agent of the last run is gone").await?;
+        let reason = "the orchestrator restarted; the agent of the last run is gone";
+        if let Some(number) = release(lp, story_id, reason, Reported::Keep).await? {
+            to_resume.push((story_id, number));
+        }
     }
-    Ok(())
+    Ok(to_resume)
+}
+
+/// What [`release`] does with a story its implementer has reported.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    /// Reject it: the round broke after the report.
+    Reject,
+    /// Leave it reported, for the next run to review (a restart, Ctrl-C).
+    Keep,
 }
 
 /// Takes a story back from a round that will not finish: its agents' tokens are revoked
 /// first (an agent may outlive its orchestrator: its process group survives a `kill -9`), so
 /// it can change nothing, then its claim is released (a report is rejected) with `reason`.
-async fn release(lp: &Loop, story_id: Uuid, reason: &str) -> anyhow::Result<()> {
+/// Answers the story's number when it is left reported (`Reported::Keep`), to be resumed.
+async fn release(lp: &Loop, story_id: Uuid, reason: &str, reported: Reported) -> anyhow::Result<Option<String>> {
     let params = DispatchListParams { story_id: Some(story_id), active_only: Some(true) };
     for dispatch in lp.orchestrator.list_dispatches(&params).await?.data {
         lp.orchestrator.revoke_dispatch(dispatch.id).await?;
@@ -287,7 +311,10 @@ async fn release(lp: &Loop, story_id: Uuid, reason: &str) -> anyhow::Result<()> 
     let story = lp.orchestrator.get_story(story_id).await?.story.story;
     let held = matches!(story.agent_status.as_str(), "assigned" | "implementing" | "reported_done");
     if !held || story.verified_status == "verified" {
-        return Ok(());
+        return Ok(None);
+    }
+    if story.agent_status == "reported_done" && reported == Reported::Keep {
+        return Ok(Some(story.number));
     }
     if story.agent_status == "reported_done" {
         let reject = loopctl_api::RejectRequest { reason: Some(reason.to_string()), ..Default::default() };
@@ -297,5 +324,5 @@ async fn release(lp: &Loop, story_id: Uuid, reason: &str) -> anyhow::Result<()> 
         lp.orchestrator.force_unclaim_story(story_id, &take_back).await?;
     }
     lp.events.emit(Kind::Recovered, Some(&story.number), reason, json!({"story_id": story_id}));
-    Ok(())
+    Ok(None)
 }

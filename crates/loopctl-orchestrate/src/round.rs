@@ -76,6 +76,20 @@ impl Drop for Heartbeat {
     }
 }
 
+/// A story whose implementer reported: what the rest of its round works from.
+struct Reported {
+    story_id: Uuid,
+    number: String,
+    title: String,
+    attempt: u32,
+    /// `<story>-<attempt>`, the name of the round's worktrees.
+    name: String,
+    branch: String,
+    /// The base commit the work started from.
+    base: String,
+    commit: String,
+}
+
 struct Token {
     dispatch_id: Uuid,
     raw_key: String,
@@ -138,11 +152,46 @@ impl Loop {
             &format!("commit {}", short(&commit)),
             json!({"commit": commit, "attempt": attempt, "elapsed_s": implementer_elapsed}),
         );
+        let work =
+            Reported { story_id, number, title: detail.story.title.clone(), attempt, name, branch, base, commit };
+        self.review_and_decide(&work, &reported).await
+    }
 
+    /// The rest of a round whose orchestrator died after the report (a restart, Ctrl-C): the
+    /// reported commit is reviewed and checked as if the round had gone on.
+    pub async fn resume(&self, story_id: Uuid) -> anyhow::Result<Outcome> {
+        let reported = self.orchestrator.get_story(story_id).await?.story;
+        let number = reported.story.number.clone();
+        let attempt = self.next_attempt(story_id).await?.saturating_sub(1).max(1);
+        let name = format!("{number}-{attempt}");
+        let branch = format!("loopctl/{name}");
+        let Some(commit) = reported.reported_commit_sha.clone().filter(|c| self.repo.commit_of(c).is_ok()) else {
+            return self.reject(&number, story_id, "the reported commit is not in the repository").await;
+        };
+        let base = self.repo.merge_base(&self.base_branch, &commit)?;
+        if let Err(reason) = self.check_artifacts(&reported, &branch).await? {
+            return self.reject(&number, story_id, &reason).await;
+        }
+        self.events.emit(
+            Kind::Recovered,
+            Some(&number),
+            &format!("resumed at the review of {}", short(&commit)),
+            json!({"commit": commit}),
+        );
+        let work =
+            Reported { story_id, number, title: reported.story.title.clone(), attempt, name, branch, base, commit };
+        self.review_and_decide(&work, &reported).await
+    }
+
+    /// Review, the runner's run where required, loopctl's own check (on the merge with
+    /// `--merge`), and the verdict.
+    async fn review_and_decide(&self, work: &Reported, reported: &StoryDetail) -> anyhow::Result<Outcome> {
+        let Reported { story_id, number, title, attempt, name, branch, base, commit } = work;
+        let (story_id, attempt) = (*story_id, *attempt);
         // The reviewer: another process, another token, the reported commit.
         let dir = self.work_dir.join("worktrees").join(format!("{name}-reviewer"));
-        self.repo.add_detached_worktree(&dir, &commit)?;
-        let exit = self.run_agent(&reported, Role::Reviewer, attempt, &dir, &branch, &base, None).await;
+        self.repo.add_detached_worktree(&dir, commit)?;
+        let exit = self.run_agent(reported, Role::Reviewer, attempt, &dir, branch, base, None).await;
         let reviewed = self.orchestrator.get_story(story_id).await?.story;
         self.repo.remove_worktree(&dir);
         let exit = exit?;
@@ -150,7 +199,7 @@ impl Loop {
         let review = reviewed.reviews.iter().filter(|r| r.inserted_at >= since).max_by_key(|r| r.inserted_at);
         let Some(review) = review else {
             let reason = format!("the reviewer {} without recording a review", exit.ended);
-            return self.reject(&number, story_id, &reason).await;
+            return self.reject(number, story_id, &reason).await;
         };
         let failed: Vec<String> = reviewed
             .criteria
@@ -163,7 +212,7 @@ impl Loop {
             let findings =
                 if review.findings.is_null() { String::new() } else { format!(" findings: {}", review.findings) };
             let reason = format!("the review failed {}: {summary}{findings}", failed.join(", "));
-            return self.reject(&number, story_id, &reason).await;
+            return self.reject(number, story_id, &reason).await;
         }
         self.events.emit(
             Kind::Reviewed,
@@ -176,7 +225,7 @@ impl Loop {
         if self.runner_required
             && let Err(reason) = self.runner_verdict(&number, story_id, &commit).await?
         {
-            return self.reject(&number, story_id, &reason).await;
+            return self.reject(number, story_id, &reason).await;
         }
         // loopctl's own check, then the verdict.
         if self.merge {
@@ -193,7 +242,7 @@ impl Loop {
             }
             let dir = self.work_dir.join("worktrees").join(format!("{name}-merge"));
             self.repo.add_detached_worktree(&dir, &base_now)?;
-            let merged = self.repo.merge_in(&dir, &commit, &format!("Merge story {number}: {}", detail.story.title));
+            let merged = self.repo.merge_in(&dir, &commit, &format!("Merge story {number}: {title}"));
             let merged = match merged {
                 Ok(merged) => merged,
                 Err(err) => {
@@ -204,7 +253,7 @@ impl Loop {
             let checked = self.check(&number, &dir, &merged).await;
             self.repo.remove_worktree(&dir);
             if let Err(reason) = checked? {
-                return self.reject(&number, story_id, &reason).await;
+                return self.reject(number, story_id, &reason).await;
             }
             let outcome = self.verify(&number, story_id, &commit).await?;
             self.repo.move_branch(&self.base_branch, &merged, &base_now)?;
@@ -222,7 +271,7 @@ impl Loop {
         let checked = self.check(&number, &dir, &commit).await;
         self.repo.remove_worktree(&dir);
         if let Err(reason) = checked? {
-            return self.reject(&number, story_id, &reason).await;
+            return self.reject(number, story_id, &reason).await;
         }
         self.verify(&number, story_id, &commit).await
     }

@@ -549,6 +549,51 @@ wait
     assert_eq!(saved["phase"], "interrupted", "{saved}");
 }
 
+#[test]
+fn a_story_reported_when_the_orchestrator_died_is_reviewed_by_the_next_run_not_redone() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let slow_reviewer = format!("sleep 5\n{}", reviewer("pass"));
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let mut cmd = lab.env.std_cmd();
+    let orch = lab.orch();
+    cmd.env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &orch.key)
+        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
+        .args(["--implementer", &honest_implementer(), "--reviewer", &slow_reviewer, "--parallel", "2", "--until-done"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = cmd.spawn().expect("start the first run");
+    for _ in 0..200 {
+        if ["1.1", "1.3"].iter().all(|n| status(&lab, n)["agent_status"] == "reported_done") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().expect("kill -9 the orchestrator while its reviewers run");
+    first.wait().expect("reap it");
+
+    let (out, events) =
+        orchestrate(&lab, &repo, &honest_implementer(), &reviewer("pass"), &["--parallel", "2", "--until-done"]);
+    out.ok();
+    let resumed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "recovered" && e["message"].as_str().is_some_and(|m| m.starts_with("resumed")))
+        .collect();
+    assert_eq!(resumed.len(), 2, "{}", out.stdout);
+    let redone = events.iter().filter(|e| e["event"] == "dispatched" && e["role"] == "implementer");
+    let redone: Vec<&Value> = redone.filter(|e| e["story"] == "1.1" || e["story"] == "1.3").collect();
+    assert!(redone.is_empty(), "the reported work is not redone: {redone:?}");
+    for number in ["1.1", "1.2", "1.3", "2.1"] {
+        let story = status(&lab, number);
+        assert_eq!(story["verified_status"], "verified", "{number}: {story}");
+        assert_eq!(story["iteration_count"], 0, "{number} was never rejected: {story}");
+    }
+}
+
 /// Whether process `pid` has ended (or is a zombie waiting to be reaped), within 5 s.
 fn gone(pid: &str) -> bool {
     let stat = format!("/proc/{pid}/stat");
