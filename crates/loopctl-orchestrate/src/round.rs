@@ -216,14 +216,14 @@ impl Loop {
         }
         self.events.emit(
             Kind::Reviewed,
-            Some(&number),
+            Some(number),
             "every criterion passed review",
             json!({"review_id": review.id, "elapsed_s": exit.elapsed.as_secs_f64()}),
         );
 
         // The verifier runner's signed run of the commit, where the tenant requires one.
         if self.runner_required
-            && let Err(reason) = self.runner_verdict(&number, story_id, &commit).await?
+            && let Err(reason) = self.runner_verdict(number, story_id, commit).await?
         {
             return self.reject(number, story_id, &reason).await;
         }
@@ -242,38 +242,38 @@ impl Loop {
             }
             let dir = self.work_dir.join("worktrees").join(format!("{name}-merge"));
             self.repo.add_detached_worktree(&dir, &base_now)?;
-            let merged = self.repo.merge_in(&dir, &commit, &format!("Merge story {number}: {title}"));
+            let merged = self.repo.merge_in(&dir, commit, &format!("Merge story {number}: {title}"));
             let merged = match merged {
                 Ok(merged) => merged,
                 Err(err) => {
                     self.repo.remove_worktree(&dir);
-                    return self.reject(&number, story_id, &format!("{err:#}")).await;
+                    return self.reject(number, story_id, &format!("{err:#}")).await;
                 }
             };
-            let checked = self.check(&number, &dir, &merged).await;
+            let checked = self.check(number, &dir, &merged).await;
             self.repo.remove_worktree(&dir);
             if let Err(reason) = checked? {
                 return self.reject(number, story_id, &reason).await;
             }
-            let outcome = self.verify(&number, story_id, &commit).await?;
+            let outcome = self.verify(number, story_id, commit).await?;
             self.repo.move_branch(&self.base_branch, &merged, &base_now)?;
             published.clone_from(&merged);
             self.events.emit(
                 Kind::Merged,
-                Some(&number),
+                Some(number),
                 &format!("{} now at {}", self.base_branch, short(&merged)),
                 json!({"base": self.base_branch, "commit": merged}),
             );
             return Ok(outcome);
         }
         let dir = self.work_dir.join("worktrees").join(format!("{name}-check"));
-        self.repo.add_detached_worktree(&dir, &commit)?;
-        let checked = self.check(&number, &dir, &commit).await;
+        self.repo.add_detached_worktree(&dir, commit)?;
+        let checked = self.check(number, &dir, commit).await;
         self.repo.remove_worktree(&dir);
         if let Err(reason) = checked? {
             return self.reject(number, story_id, &reason).await;
         }
-        self.verify(&number, story_id, &commit).await
+        self.verify(number, story_id, commit).await
     }
 
     #[expect(clippy::too_many_arguments, reason = "the variables of one agent's launch")]
