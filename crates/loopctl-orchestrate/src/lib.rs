@@ -63,8 +63,9 @@ pub struct Summary {
 /// ready and nothing runs.
 ///
 /// # Errors
-/// The server refuses the orchestrator, the repository is not usable, or a round fails in a
-/// way that is not the story's (the server unreachable, git failing).
+/// The server refuses the orchestrator or cannot keep its checkpoint, the repository is not
+/// usable, or the run is interrupted (Ctrl-C). A round that breaks is not an error of the
+/// run: it costs its story an attempt.
 pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow::Result<Summary> {
     let project = orchestrator.resolve_project(&options.project).await?;
     let repo = git::Repo::open(&options.repo)?;

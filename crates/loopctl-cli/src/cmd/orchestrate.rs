@@ -36,10 +36,11 @@ pub struct OrchestrateArgs {
     /// How long one agent (or the check) may run: 90s, 30m, 2h.
     #[arg(long, default_value = "30m")]
     timeout: String,
-    /// Keep going until nothing is ready: every story verified or needing a person.
+    /// Keep going, each finished slot refilled, until nothing is ready: every story verified or
+    /// needing a person.
     #[arg(long)]
     until_done: bool,
-    /// One pass of the loop, then exit (the default).
+    /// Work the stories ready now, then exit (the default).
     #[arg(long)]
     once: bool,
     /// Where worktrees, prompts and agents' logs go (default: .git/loopctl in the repository).
