@@ -75,6 +75,13 @@ impl Repo {
         let _ = self.git(&["worktree", "prune"]);
     }
 
+    /// Removes every worktree under `parent` (a dead run's, left on disk).
+    pub fn remove_worktrees_under(&self, parent: &Path) {
+        for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            self.remove_worktree(&entry.path());
+        }
+    }
+
     /// Merges `commit` into the worktree at `dir` (at the base), as a merge commit even when
     /// a fast-forward would do, so the base's history says which story came in. Answers the
     /// merge commit, or why it could not be made (a conflict).

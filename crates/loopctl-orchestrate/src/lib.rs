@@ -109,6 +109,9 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         merge_queue: tokio::sync::Mutex::new(base_at_start),
     };
     let to_resume = recover(&lp).await?;
+    // No round runs yet: whatever worktrees are left are a dead run's (their agents' tokens
+    // are revoked by now).
+    lp.repo.remove_worktrees_under(&lp.work_dir.join("worktrees"));
     // An implementer that ends without reporting is not a rejection, so the server never
     // escalates the story for it; after as many such attempts in a run as the tenant allows
     // rejections, the story is left to a person instead of being dispatched all night.

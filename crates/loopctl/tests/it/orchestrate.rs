@@ -498,9 +498,13 @@ fn an_orchestrator_killed_mid_run_and_restarted_finishes_with_nothing_verified_t
         assert_eq!(passes, 1, "{number} verified once: {story}");
     }
     assert_eq!(git(&repo, &["log", "--merges", "--format=%s", "main"]).lines().count(), 4);
-    // The restart did not reuse the dead run's worktrees or branches (attempt 2).
+    // The restart did not reuse the dead run's worktrees or branches (attempt 2), and took
+    // the dead run's worktrees off the disk.
     let second = events.iter().find(|e| e["event"] == "dispatched" && e["story"] == "1.1").expect("1.1 dispatched");
     assert_eq!(second["attempt"], 2, "{second}");
+    let left = std::fs::read_dir(repo.join(".git/loopctl/worktrees")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "worktrees left on disk");
+    assert_eq!(git(&repo, &["worktree", "list"]).lines().count(), 1, "{}", git(&repo, &["worktree", "list"]));
 }
 
 #[test]
