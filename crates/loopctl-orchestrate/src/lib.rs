@@ -57,6 +57,8 @@ pub struct Summary {
     pub failed: usize,
     /// Stories a person must look at (escalated).
     pub needs_human: Vec<String>,
+    /// The story verified last.
+    pub last_verified: Option<String>,
 }
 
 /// Runs the loop: the stories ready now with `until_done` false, else until nothing is
@@ -193,7 +195,10 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         let (id, number, outcome) = joined.map_err(|err| anyhow::anyhow!("a round stopped unexpectedly: {err}"))?;
         in_flight.retain(|(running_id, _)| *running_id != id);
         match outcome {
-            Ok(Outcome::Verified) => summary.verified += 1,
+            Ok(Outcome::Verified) => {
+                summary.verified += 1;
+                summary.last_verified = Some(number.clone());
+            }
             Ok(Outcome::Rejected { escalated }) => {
                 summary.rejected += 1;
                 if escalated {
@@ -257,6 +262,7 @@ async fn checkpoint(lp: &Loop, phase: &str, running: &[(Uuid, String)], summary:
         "rejected": summary.rejected,
         "failed": summary.failed,
         "needs_human": summary.needs_human,
+        "last_verified": summary.last_verified,
     });
     let save = SaveState { state_key: Some(STATE_KEY.into()), state_data: state, version: None };
     lp.orchestrator.save_state(lp.project.id, &save).await?;

@@ -135,6 +135,10 @@ fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
     assert_ne!(one["assigned_agent_id"], one["reviews"][0]["reviewer_agent_id"], "{one}");
     let done = events.last().expect("a last event");
     assert_eq!((done["event"].as_str(), done["verified"].as_u64()), (Some("done"), Some(4)), "{done}");
+    // The checkpoint says where the run ended.
+    let saved = lab.run(&lab.orch(), &["state", "load", "--project", "web", "--key", "orchestrate"]).json();
+    assert_eq!((saved["phase"].as_str(), saved["verified"].as_u64()), (Some("done"), Some(4)), "{saved}");
+    assert_eq!(saved["last_verified"], "2.1", "{saved}");
     // Each agent's run is on its story: how it ended, its wall time, and its log, kept.
     let shown = lab.run(&lab.orch(), &["status", "1.1", "--project", "web"]).ok().stdout.clone();
     assert!(
