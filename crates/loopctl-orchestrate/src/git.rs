@@ -21,12 +21,19 @@ pub struct Repo {
 }
 
 impl Repo {
+    /// The repository `path` is in (its top level, when `path` is a folder inside it).
     pub fn open(path: &Path) -> anyhow::Result<Repo> {
-        let root = path.canonicalize().with_context(|| format!("--repo {} does not exist", path.display()))?;
-        let repo = Repo { root };
-        repo.git(&["rev-parse", "--git-dir"])
-            .with_context(|| format!("--repo {} is not a git repository", path.display()))?;
-        Ok(repo)
+        let dir = path.canonicalize().with_context(|| format!("--repo {} does not exist", path.display()))?;
+        let top = git_in(&dir, &["rev-parse", "--show-toplevel"])
+            .with_context(|| format!("--repo {} is not in a git repository with a work tree", path.display()))?;
+        Ok(Repo { root: PathBuf::from(top) })
+    }
+
+    /// The repository's own git directory (shared by all its worktrees): where the
+    /// orchestrator keeps its work by default, out of every checkout.
+    pub fn common_git_dir(&self) -> anyhow::Result<PathBuf> {
+        let dir = PathBuf::from(self.git(&["rev-parse", "--git-common-dir"])?);
+        Ok(if dir.is_absolute() { dir } else { self.root.join(dir) })
     }
 
     pub fn root(&self) -> &Path {

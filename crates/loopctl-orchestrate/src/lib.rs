@@ -84,7 +84,7 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     let lease_seconds = tenant.tenant.settings.get("claim_lease_seconds").and_then(Value::as_u64).unwrap_or(1800);
     let work_dir = match &options.work_dir {
         Some(dir) => dir.clone(),
-        None => repo.root().join(".git").join("loopctl"),
+        None => repo.common_git_dir()?.join("loopctl"),
     };
     std::fs::create_dir_all(&work_dir).with_context(|| format!("create {}", work_dir.display()))?;
     let events = Events::new(options.format);

@@ -325,6 +325,20 @@ fn an_implementer_that_moves_the_base_to_its_own_commit_gets_nothing_merged() {
 }
 
 #[test]
+fn a_folder_inside_the_repository_names_the_repository_and_gets_no_git_folder_of_its_own() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    let inside = repo.join("docs");
+    std::fs::create_dir_all(&inside).expect("a folder inside");
+    let (out, events) = orchestrate(&lab, &inside, &honest_implementer(), &reviewer("pass"), &["--once"]);
+    out.ok();
+    assert_eq!(count(&events, "verified"), 1, "{}", out.stdout);
+    assert!(!inside.join(".git").exists(), "no .git under the folder");
+    assert!(repo.join(".git/loopctl/logs").is_dir(), "the work is in the repository's git folder");
+}
+
+#[test]
 fn a_lazy_implementer_is_caught_by_the_evidence_check_and_escalated() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
