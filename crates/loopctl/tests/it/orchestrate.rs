@@ -71,8 +71,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// `loopctl orchestrate --format json` as the orchestrator, agents finding `loopctl` on PATH.
 fn orchestrate(lab: &Lab, repo: &Path, implementer: &str, reviewer: &str, extra: &[&str]) -> (Out, Vec<Value>) {
-    let bin_dir = Path::new(BIN).parent().expect("bin dir");
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let repo = repo.to_string_lossy().into_owned();
     let mut args = vec!["orchestrate", "--project", "web", "--repo", &repo];
     if !extra.contains(&"--format") {
@@ -81,10 +79,40 @@ fn orchestrate(lab: &Lab, repo: &Path, implementer: &str, reviewer: &str, extra:
     args.extend(["--implementer", implementer, "--reviewer", reviewer]);
     args.extend(extra);
     let mut cmd = lab.cmd(&lab.orch());
-    cmd.env("PATH", path).timeout(Duration::from_secs(180));
+    cmd.env("PATH", agent_path()).timeout(Duration::from_secs(180));
     let out = Out::of(cmd.args(&args), &args);
     let events = out.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
     (out, events)
+}
+
+/// PATH with the `loopctl` under test first, so agents' `loopctl` calls reach it.
+fn agent_path() -> String {
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// The same run as [`orchestrate`], as a process to start, signal or kill.
+fn orchestrate_command(lab: &Lab, repo: &Path, implementer: &str, reviewer: &str, extra: &[&str]) -> Command {
+    let mut cmd = lab.env.std_cmd();
+    let orch = lab.orch();
+    cmd.env("LOOPCTL_SERVER", lab.url())
+        .env("LOOPCTL_API_KEY", &orch.key)
+        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
+        .env("PATH", agent_path())
+        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
+        .args(["--implementer", implementer, "--reviewer", reviewer])
+        .args(extra);
+    cmd
+}
+
+/// Waits (up to 10 s) until each of `numbers` has `agent_status`.
+fn wait_until(lab: &Lab, numbers: &[&str], agent_status: &str) {
+    for _ in 0..200 {
+        if numbers.iter().all(|n| status(lab, n)["agent_status"] == agent_status) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn count(events: &[Value], kind: &str) -> usize {
@@ -183,7 +211,6 @@ fn on_a_terminal_a_live_table_shows_each_story_in_flight_and_a_pipe_gets_plain_l
     let slow = honest_implementer().replace("loopctl report", "sleep 2\nloopctl report");
     std::fs::write(scripts.join("implement.sh"), slow).expect("write");
     std::fs::write(scripts.join("review.sh"), reviewer("pass")).expect("write");
-    let bin_dir = Path::new(BIN).parent().expect("bin dir");
     let line = format!(
         "{BIN} orchestrate --project web --repo {} --implementer 'sh {}/implement.sh' --reviewer 'sh {}/review.sh' --once --parallel 2",
         repo.display(),
@@ -198,7 +225,7 @@ fn on_a_terminal_a_live_table_shows_each_story_in_flight_and_a_pipe_gets_plain_l
         .env("LOOPCTL_SERVER", lab.url())
         .env("LOOPCTL_API_KEY", &orch.key)
         .env("LOOPCTL_STATE_DIR", &orch.state_dir)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("PATH", agent_path())
         .env_remove("LOOPCTL_FORMAT")
         .args(["-c", &format!("script -qec \"{line}\" /dev/null")])
         .output();
@@ -225,17 +252,8 @@ fn an_implementer_silent_past_its_lease_keeps_its_claim_because_the_orchestrator
     let repo = repository(&lab);
     // Never heartbeats, and works past its 10 s lease.
     let silent = honest_implementer().replace("loopctl report", "sleep 13\nloopctl report");
-    let bin_dir = Path::new(BIN).parent().expect("bin dir");
-    let mut cmd = lab.env.std_cmd();
-    let orch = lab.orch();
-    cmd.env("LOOPCTL_SERVER", lab.url())
-        .env("LOOPCTL_API_KEY", &orch.key)
-        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
-        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
-        .args(["--implementer", &silent, "--reviewer", &reviewer("pass"), "--once"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+    let mut cmd = orchestrate_command(&lab, &repo, &silent, &reviewer("pass"), &["--once"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
     let run = cmd.spawn().expect("start the run");
     std::thread::sleep(Duration::from_secs(12));
     let story = status(&lab, "1.1");
@@ -464,17 +482,9 @@ fn an_orchestrator_killed_mid_run_and_restarted_finishes_with_nothing_verified_t
     let slow = honest_implementer()
         .replace("loopctl start \"$LOOPCTL_STORY\"\n", "loopctl start \"$LOOPCTL_STORY\"\nsleep 4\n");
     assert!(slow.contains("sleep 4"), "{slow}");
-    let bin_dir = Path::new(BIN).parent().expect("bin dir");
-    let mut cmd = lab.env.std_cmd();
-    let orch = lab.orch();
-    cmd.env("LOOPCTL_SERVER", lab.url())
-        .env("LOOPCTL_API_KEY", &orch.key)
-        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
-        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
-        .args(["--implementer", &slow, "--reviewer", &reviewer("pass"), "--parallel", "2", "--merge", "--until-done"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+    let mut cmd =
+        orchestrate_command(&lab, &repo, &slow, &reviewer("pass"), &["--parallel", "2", "--merge", "--until-done"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
     let mut first = cmd.spawn().expect("start the first run");
     let stdout = first.stdout.take().expect("stdout");
     let mut dispatched = 0;
@@ -488,12 +498,7 @@ fn an_orchestrator_killed_mid_run_and_restarted_finishes_with_nothing_verified_t
         }
     }
     // Once both agents hold their claims, the orchestrator dies (SIGKILL); they run on.
-    for _ in 0..100 {
-        if ["1.1", "1.3"].iter().all(|n| status(&lab, n)["agent_status"] == "implementing") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(&lab, &["1.1", "1.3"], "implementing");
     first.kill().expect("kill -9 the orchestrator");
     first.wait().expect("reap it");
 
@@ -535,24 +540,10 @@ sleep 600 &
 echo $! > "$LOOPCTL_PROMPT_FILE.child"
 wait
 "#;
-    let bin_dir = Path::new(BIN).parent().expect("bin dir");
-    let mut cmd = lab.env.std_cmd();
-    let orch = lab.orch();
-    cmd.env("LOOPCTL_SERVER", lab.url())
-        .env("LOOPCTL_API_KEY", &orch.key)
-        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
-        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
-        .args(["--implementer", hangs, "--reviewer", &reviewer("pass"), "--parallel", "2", "--until-done"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    let mut cmd = orchestrate_command(&lab, &repo, hangs, &reviewer("pass"), &["--parallel", "2", "--until-done"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let run = cmd.spawn().expect("start the run");
-    for _ in 0..200 {
-        if ["1.1", "1.3"].iter().all(|n| status(&lab, n)["agent_status"] == "implementing") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(&lab, &["1.1", "1.3"], "implementing");
     let signalled = Command::new("kill").args(["-INT", &run.id().to_string()]).status().expect("kill -INT");
     assert!(signalled.success());
     let out = run.wait_with_output().expect("the run ends");
@@ -577,24 +568,11 @@ fn a_story_reported_when_the_orchestrator_died_is_reviewed_by_the_next_run_not_r
     lab.project("Web shop", "web");
     let repo = repository(&lab);
     let slow_reviewer = format!("sleep 5\n{}", reviewer("pass"));
-    let bin_dir = Path::new(BIN).parent().expect("bin dir");
-    let mut cmd = lab.env.std_cmd();
-    let orch = lab.orch();
-    cmd.env("LOOPCTL_SERVER", lab.url())
-        .env("LOOPCTL_API_KEY", &orch.key)
-        .env("LOOPCTL_STATE_DIR", &orch.state_dir)
-        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
-        .args(["orchestrate", "--project", "web", "--repo", &repo.to_string_lossy(), "--format", "json"])
-        .args(["--implementer", &honest_implementer(), "--reviewer", &slow_reviewer, "--parallel", "2", "--until-done"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    let mut cmd =
+        orchestrate_command(&lab, &repo, &honest_implementer(), &slow_reviewer, &["--parallel", "2", "--until-done"]);
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut first = cmd.spawn().expect("start the first run");
-    for _ in 0..200 {
-        if ["1.1", "1.3"].iter().all(|n| status(&lab, n)["agent_status"] == "reported_done") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(&lab, &["1.1", "1.3"], "reported_done");
     first.kill().expect("kill -9 the orchestrator while its reviewers run");
     first.wait().expect("reap it");
 
