@@ -16,6 +16,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use loopctl_api::ArtifactView;
 use loopctl_git::{CheckCommand, EntryKind, History, ObjectId, Repository};
 use serde_json::{Value, json};
@@ -123,6 +124,13 @@ pub fn check(
     };
     let commit_sha = checker.check_all(artifacts, run);
     Ok(Report { repo: repository.root().to_path_buf(), branch: resolved.name, commit_sha, checks: checker.checks })
+}
+
+/// The artifacts of the latest report: those reported after the current claim (a story
+/// re-claimed after a rejection keeps its earlier artifacts; they are not this round's
+/// evidence). Without a current claim, all of them.
+pub fn current_artifacts(assigned_at: Option<DateTime<Utc>>, artifacts: &[ArtifactView]) -> Vec<ArtifactView> {
+    artifacts.iter().filter(|a| assigned_at.is_none_or(|since| a.inserted_at >= since)).cloned().collect()
 }
 
 /// One reported artifact, as far as it could be read.

@@ -410,9 +410,7 @@ impl Loop {
     /// The artifact checks of `verify-artifacts` on this round's report, against the story's
     /// branch; `Err(reason)` naming every failed check.
     async fn check_artifacts(&self, reported: &StoryDetail, branch: &str) -> anyhow::Result<Result<(), String>> {
-        let since = reported.story.assigned_at;
-        let artifacts: Vec<_> =
-            reported.artifacts.iter().filter(|a| since.is_none_or(|since| a.inserted_at >= since)).cloned().collect();
+        let artifacts = loopctl_evidence::current_artifacts(reported.story.assigned_at, &reported.artifacts);
         let (root, branch_name) = (self.repo.root().to_path_buf(), branch.to_string());
         let report =
             tokio::task::spawn_blocking(move || loopctl_evidence::check(&root, Some(&branch_name), &artifacts, None))

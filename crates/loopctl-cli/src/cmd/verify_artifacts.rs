@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use clap::Args;
-use loopctl_api::{ArtifactView, ErrorCode, RecordVerificationRun, StoryView, VerificationRunView};
+use loopctl_api::{ErrorCode, RecordVerificationRun, StoryView, VerificationRunView};
 use loopctl_client::ClientError;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -98,12 +97,7 @@ enum Recorded<'a> {
     Refused,
 }
 
-/// The artifacts of the latest report: those reported after the current claim (a story
-/// re-claimed after a rejection keeps its earlier artifacts; they are not this round's
-/// evidence). Without a current claim, all of them.
-pub(crate) fn current_artifacts(assigned_at: Option<DateTime<Utc>>, artifacts: &[ArtifactView]) -> Vec<ArtifactView> {
-    artifacts.iter().filter(|a| assigned_at.is_none_or(|since| a.inserted_at >= since)).cloned().collect()
-}
+pub(crate) use crate::artifacts::current_artifacts;
 
 /// Posts the run (`pass` only when every check passed); the server signs it.
 async fn record(ctx: &Ctx, story_id: Uuid, report: &Report) -> anyhow::Result<VerificationRunView> {
