@@ -23,6 +23,7 @@ mod queries;
 mod skills;
 mod state;
 mod tenancy;
+mod usage;
 mod views;
 mod work;
 
@@ -42,6 +43,7 @@ pub use queries::*;
 pub use skills::*;
 pub use state::*;
 pub use tenancy::*;
+pub use usage::*;
 pub use views::*;
 pub use work::*;
 

@@ -27,6 +27,8 @@ pub struct ReportRequest {
     pub summary: Option<String>,
     /// Per-criterion evidence: `[{ac_id, test?, file?, commit?, note?}]`.
     pub acceptance_evidence: Option<Vec<EvidenceInput>>,
+    /// What the implementer spent on this round.
+    pub token_usage: Option<TokenUsageInput>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
@@ -41,6 +43,8 @@ pub struct ReviewRequest {
     pub completed_at: Option<DateTime<Utc>>,
     /// Per-criterion verdicts: `[{ac_id, verdict: pass|fail, note?}]`.
     pub criteria: Option<Vec<CriterionVerdict>>,
+    /// What the reviewer spent on this review.
+    pub token_usage: Option<TokenUsageInput>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]

@@ -125,6 +125,11 @@ pub struct Progress {
     pub complete: bool,
     /// The same counts per epic, in epic order.
     pub epics: Vec<EpicProgress>,
+    /// What the project's agents reported spending.
+    pub token_usage: TokenTotalsView,
+    /// The project's budget, when a user set one (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
 }
 
 /// Disjoint stages: a verified story is only `verified`, a reported one waits in
@@ -169,6 +174,8 @@ pub struct StoryDetail {
     /// The commit the latest report names: what a verification run of this round is bound to
     /// (`commit_mismatch` for any other), so a runner need not work it out itself.
     pub reported_commit_sha: Option<String>,
+    /// What its agents reported spending on it, every round.
+    pub token_usage: TokenTotalsView,
 }
 
 /// A story this one depends on.

@@ -27,6 +27,7 @@ mod settings;
 mod skills;
 mod state;
 mod tenancy;
+mod usage;
 mod work;
 
 use loopctl_api::ErrorCode;

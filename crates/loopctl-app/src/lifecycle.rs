@@ -175,6 +175,7 @@ impl App {
         let reported_by = if who.role == Role::Agent { "agent" } else { "orchestrator" };
         let summary = request.summary;
         let evidence = request.acceptance_evidence.unwrap_or_default();
+        let usage = request.token_usage;
         let story = self
             .transition(who, id, Action::Report, epoch, None, |story, _| {
                 let mut ops: Vec<WriteOp> = inputs
@@ -182,6 +183,9 @@ impl App {
                     .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref(), self.now()))
                     .collect::<AppResult<_>>()?;
                 ops.extend(crate::evidence::evidence_ops(who, story, &evidence, self.now())?);
+                if let Some(usage) = &usage {
+                    ops.push(crate::usage::usage_op(who, story, "implementing", usage, self.now())?);
+                }
                 Ok(ops)
             })
             .await?;
@@ -247,9 +251,13 @@ impl App {
         };
         let record = review.clone();
         let verdicts = request.criteria.unwrap_or_default();
+        let usage = request.token_usage;
         self.transition(who, id, Action::ReviewComplete, None, None, move |story, _| {
             let mut ops = vec![WriteOp::InsertReview(record.clone())];
             ops.extend(crate::evidence::verdict_ops(who, story, "review", &verdicts, self.now())?);
+            if let Some(usage) = &usage {
+                ops.push(crate::usage::usage_op(who, story, "reviewing", usage, self.now())?);
+            }
             Ok(ops)
         })
         .await?;

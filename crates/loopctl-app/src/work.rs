@@ -16,6 +16,32 @@ use crate::{
 /// Where the runner's configuration lives in a project's metadata.
 const RUNNER_KEY: &str = "runner";
 
+/// The parts of a project's metadata only a user changes, each through its own call: the
+/// runner's configuration (`PUT /projects/:id/runner`: an orchestrator cannot point the
+/// verifier at a repository or a check of its choosing) and the budget (`PUT
+/// /projects/:id/budget`: the orchestrator it stops cannot raise it). A metadata write keeps
+/// them as they were, whatever it sends.
+const USER_SETTINGS: [&str; 2] = [RUNNER_KEY, crate::usage::BUDGET_KEY];
+
+/// A new project's metadata: user settings come only through their own calls.
+fn without_user_settings(mut metadata: Value) -> Value {
+    keep_user_settings(&Value::Null, &mut metadata);
+    metadata
+}
+
+fn keep_user_settings(before: &Value, after: &mut Value) {
+    for key in USER_SETTINGS {
+        match before.get(key) {
+            Some(kept) => after[key] = kept.clone(),
+            None => {
+                if let Some(map) = after.as_object_mut() {
+                    map.remove(key);
+                }
+            }
+        }
+    }
+}
+
 /// Story list query (`GET /stories`).
 #[derive(Debug, Clone, Default)]
 pub struct StoryQuery {
@@ -109,7 +135,7 @@ impl App {
             tech_stack: opt_text("tech_stack", request.tech_stack.as_deref(), 2000)?,
             mission: opt_text("mission", request.mission.as_deref(), 2000)?,
             status: "active".into(),
-            metadata: metadata(request.metadata)?,
+            metadata: without_user_settings(metadata(request.metadata)?),
             created_at: at,
             updated_at: at,
         };
@@ -174,19 +200,9 @@ impl App {
             project.status = status;
         }
         if patch.metadata.is_some() {
-            // The runner's configuration is part of the metadata but changes only through
-            // `PUT /projects/:id/runner` (users only): an orchestrator cannot point the
-            // verifier at a repository or a check of its choosing.
-            let runner = project.metadata.get(RUNNER_KEY).cloned();
+            let before = std::mem::take(&mut project.metadata);
             project.metadata = metadata(patch.metadata)?;
-            match runner {
-                Some(runner) => project.metadata[RUNNER_KEY] = runner,
-                None => {
-                    if let Some(map) = project.metadata.as_object_mut() {
-                        map.remove(RUNNER_KEY);
-                    }
-                }
-            }
+            keep_user_settings(&before, &mut project.metadata);
         }
         project.updated_at = self.now();
         let audit = event(who, Some(id), ("project", id), "updated", json!({}), json!({"status": project.status}));
@@ -465,7 +481,8 @@ impl App {
     /// Progress from one aggregate query: flat cost at any project size.
     pub async fn project_progress(&self, who: &Principal, project_id: Uuid) -> AppResult<Progress> {
         require(who, ANYONE, "read progress")?;
-        self.project_of(who, project_id).await?;
+        let project = self.project_of(who, project_id).await?;
+        let used = self.store.project_token_totals(who.tenant_id, project_id).await?;
         let epics = self.store.epics(who.tenant_id, project_id).await?;
         let per_epic = self.store.stage_counts(who.tenant_id, project_id, self.now()).await?;
         let epic_rows: Vec<EpicProgress> = epics
@@ -508,6 +525,8 @@ impl App {
             escalated: count(sum.escalated),
             stages: Stages::from_record(&sum),
             complete: sum.complete(),
+            token_usage: TokenTotalsView::from_record(&used),
+            budget: crate::usage::budget_status(&project, &used),
             epics: epic_rows,
         })
     }
@@ -644,6 +663,7 @@ impl App {
             project_mission: project.mission,
             criteria: self.story_criteria(who, id).await?,
             reported_commit_sha: crate::evidence::latest_commit(&artifacts, &story),
+            token_usage: crate::usage::story_totals(&self.store.token_usage(who.tenant_id, id).await?),
         })
     }
 }

@@ -195,6 +195,10 @@ impl Client {
         self.send(Method::PUT, &format!("/api/v1/projects/{id}/runner"), runner).await
     }
 
+    pub async fn set_project_budget(&self, id: Uuid, budget: &ProjectBudget) -> Result<BudgetAnswer, ClientError> {
+        self.send(Method::PUT, &format!("/api/v1/projects/{id}/budget"), budget).await
+    }
+
     /// The whole project in the format `import_project` takes back.
     pub async fn export_project(&self, id: Uuid) -> Result<ProjectExport, ClientError> {
         self.fetch(&format!("/api/v1/projects/{id}/export")).await

@@ -29,6 +29,7 @@ pub enum Kind {
     Escalated,
     Merged,
     Recovered,
+    BudgetReached,
     Done,
 }
 

@@ -59,6 +59,8 @@ pub struct Summary {
     pub needs_human: Vec<String>,
     /// The story verified last.
     pub last_verified: Option<String>,
+    /// The project's budget was reached: no story was started after it.
+    pub budget_reached: bool,
 }
 
 /// Runs the loop: the stories ready now with `until_done` false, else until nothing is
@@ -140,6 +142,11 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
     let mut redraw = tokio::time::interval(Duration::from_secs(1));
     loop {
         let free = parallel.saturating_sub(in_flight.len());
+        if fill && free > 0 && budget_reached(&lp).await? {
+            // Rounds in flight finish (their reviews included); no new story starts.
+            summary.budget_reached = true;
+            fill = false;
+        }
         if fill && free > 0 {
             let ready = lp
                 .orchestrator
@@ -235,9 +242,29 @@ pub async fn run(orchestrator: Client, server: &str, options: Options) -> anyhow
         summary.failed,
         if summary.needs_human.is_empty() { "none".to_string() } else { summary.needs_human.join(", ") }
     );
-    lp.events.emit(Kind::Done, None, &text, json!({"verified": summary.verified, "rejected": summary.rejected, "failed": summary.failed, "needs_human": summary.needs_human}));
+    let text = if summary.budget_reached { format!("{text}; stopped at the project's budget") } else { text };
+    lp.events.emit(Kind::Done, None, &text, json!({"verified": summary.verified, "rejected": summary.rejected, "failed": summary.failed, "needs_human": summary.needs_human, "budget_reached": summary.budget_reached}));
     checkpoint(&lp, "done", &[], &summary).await?;
     Ok(summary)
+}
+
+/// Whether the project's budget is used up (`PUT /projects/:id/budget`); says so when it is.
+async fn budget_reached(lp: &Loop) -> anyhow::Result<bool> {
+    let progress = lp.orchestrator.project_progress(lp.project.id).await?.progress;
+    let Some(budget) = progress.budget.filter(|budget| budget.exhausted) else {
+        return Ok(false);
+    };
+    let used = progress.token_usage;
+    lp.events.emit(
+        Kind::BudgetReached,
+        None,
+        &format!(
+            "the project's budget is reached ({}% used): no more agents are dispatched; a user can raise it with `loopctl project budget`",
+            budget.used_percent
+        ),
+        json!({"used_percent": budget.used_percent, "budget": budget.budget, "tokens": used.input_tokens + used.output_tokens, "cost_millicents": used.cost_millicents}),
+    );
+    Ok(true)
 }
 
 /// Counts a failed attempt of story `number` (`failed` of this run so far); the one that

@@ -63,7 +63,8 @@ loopctl report $LOOPCTL_STORY --commit HEAD --evidence AC-1=file:path/to/proof .
 ```
 
 Commit before you report: a report that names no new commit is rejected. Give evidence for
-every criterion (`--evidence AC-n=test:…`, `file:…`, `commit:…` or `note:…`). You do not review
+every criterion (`--evidence AC-n=test:…`, `file:…`, `commit:…` or `note:…`). If you know what
+you spent, add `--token-usage input=N,output=N,cost_usd=X` to the report. You do not review
 or verify your own work; a different agent reviews it, and loopctl checks it.
 "#;
 
@@ -79,5 +80,6 @@ loopctl review-complete $LOOPCTL_STORY --summary "…" --verdict AC-1=pass --ver
 ```
 
 A criterion that is not met is a `fail` with the reason; the story then goes back to a fresh
-implementer. Do not change the code.
+implementer. If you know what you spent, add `--token-usage input=N,output=N,cost_usd=X`.
+Do not change the code.
 "#;

@@ -287,6 +287,12 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .bind(&a.artifact_type).bind(&a.path).bind(a.exists).bind(json(&a.details)).bind(a.created_at)
                 .execute(conn).await.map_err(map_err)?;
         }
+        WriteOp::InsertTokenUsage(t) => {
+            sqlx::query("INSERT INTO token_usage (id, tenant_id, project_id, story_id, agent_id, phase, input_tokens, output_tokens, cost_millicents, model_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(t.id).bind(t.tenant_id).bind(t.project_id).bind(t.story_id).bind(t.agent_id).bind(&t.phase)
+                .bind(t.input_tokens).bind(t.output_tokens).bind(t.cost_millicents).bind(&t.model_name).bind(t.created_at)
+                .execute(conn).await.map_err(map_err)?;
+        }
         WriteOp::InsertReview(r) => {
             sqlx::query("INSERT INTO reviews (id, tenant_id, story_id, reviewer_agent_id, review_type, findings_count, fixes_count, disproved_count, summary, findings, completed_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
                 .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.reviewer_agent_id).bind(&r.review_type)

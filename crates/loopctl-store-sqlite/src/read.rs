@@ -592,6 +592,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn token_usage(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<TokenUsageRecord>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM token_usage WHERE tenant_id = ? AND story_id = ? ORDER BY created_at, id")
+                    .bind(tenant_id)
+                    .bind(story_id)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
+            all(rows, row::token_usage)
+        })
+    }
+
+    fn project_token_totals(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, TokenTotals> {
+        Box::pin(async move {
+            let (reports, input_tokens, output_tokens, cost_millicents): (i64, i64, i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), \
+                   COALESCE(SUM(cost_millicents), 0) FROM token_usage WHERE project_id = ?2 AND tenant_id = ?1",
+            )
+            .bind(tenant_id)
+            .bind(project_id)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)?;
+            Ok(TokenTotals { reports, input_tokens, output_tokens, cost_millicents })
+        })
+    }
+
     fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
         Box::pin(async move {
             let rows =

@@ -341,6 +341,22 @@ pub(crate) fn artifact(row: &SqliteRow) -> Result<ArtifactRecord, StoreError> {
     })
 }
 
+pub(crate) fn token_usage(row: &SqliteRow) -> Result<TokenUsageRecord, StoreError> {
+    Ok(TokenUsageRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        project_id: get(row, "project_id")?,
+        story_id: get(row, "story_id")?,
+        agent_id: get(row, "agent_id")?,
+        phase: get(row, "phase")?,
+        input_tokens: get(row, "input_tokens")?,
+        output_tokens: get(row, "output_tokens")?,
+        cost_millicents: get(row, "cost_millicents")?,
+        model_name: get(row, "model_name")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
 pub(crate) fn review(row: &SqliteRow) -> Result<ReviewRecord, StoreError> {
     Ok(ReviewRecord {
         id: get(row, "id")?,

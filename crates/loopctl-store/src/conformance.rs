@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             stories_list_filters_pages_and_orders_numerically,
             dependencies_round_trip_and_refuse_self_edges,
             evidence_rows_round_trip,
+            token_usage_sums_per_story_and_project_within_the_tenant,
             orchestrator_state_is_versioned,
             events_page_by_cursor_time_and_filters,
             database_refuses_self_review_and_self_verification,
@@ -511,6 +512,41 @@ pub async fn evidence_rows_round_trip(store: Arc<dyn Store>) {
     assert_eq!(store.verifications(fx.tenant, story.id).await.unwrap(), vec![verification]);
     let other = Fixture::new(store.clone()).await;
     assert!(store.artifacts(other.tenant, story.id).await.unwrap().is_empty());
+}
+
+pub async fn token_usage_sums_per_story_and_project_within_the_tenant(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let (first, second) = (fx.story("1.1").await, fx.story("1.2").await);
+    let usage = |story: &StoryRecord, phase: &str, input: i64, cost: i64| TokenUsageRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        story_id: story.id,
+        agent_id: Some(fx.agents[0]),
+        phase: phase.into(),
+        input_tokens: input,
+        output_tokens: input / 10,
+        cost_millicents: cost,
+        model_name: Some("m".into()),
+        created_at: t0(),
+    };
+    let rows = [
+        usage(&first, "implementing", 1000, 7),
+        usage(&first, "reviewing", 200, 0),
+        usage(&second, "implementing", 5, 1),
+    ];
+    store.commit(rows.iter().cloned().map(WriteOp::InsertTokenUsage).collect()).await.unwrap();
+    assert_eq!(store.token_usage(fx.tenant, first.id).await.unwrap(), rows[..2].to_vec());
+    assert_eq!(
+        store.project_token_totals(fx.tenant, fx.project).await.unwrap(),
+        TokenTotals { reports: 3, input_tokens: 1205, output_tokens: 120, cost_millicents: 8 }
+    );
+    // The database refuses what no agent spent, whatever the service let through.
+    let negative = TokenUsageRecord { output_tokens: -1, ..usage(&first, "implementing", 1, 0) };
+    assert!(store.commit(vec![WriteOp::InsertTokenUsage(negative)]).await.is_err());
+    let other = Fixture::new(store.clone()).await;
+    assert!(store.token_usage(other.tenant, first.id).await.unwrap().is_empty());
+    assert_eq!(store.project_token_totals(other.tenant, fx.project).await.unwrap(), TokenTotals::default());
 }
 
 pub async fn orchestrator_state_is_versioned(store: Arc<dyn Store>) {

@@ -134,6 +134,10 @@ pub trait Store: Send + Sync {
     fn dependencies(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, Dependencies>;
 
     fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>>;
+    /// A story's token usage rows, oldest first.
+    fn token_usage(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<TokenUsageRecord>>;
+    /// A project's token usage summed (from an index that covers the sums).
+    fn project_token_totals(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, TokenTotals>;
     fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>>;
     fn verifications(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<VerificationRecord>>;
 

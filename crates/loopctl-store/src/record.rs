@@ -172,6 +172,33 @@ pub struct ArtifactRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// Tokens an agent spent on a story, as it reported them with a report or a review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenUsageRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Uuid,
+    pub story_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    /// `implementing` (with a report) or `reviewing` (with a review).
+    pub phase: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Thousandths of a cent (the reference's unit): 1 USD is 100,000.
+    pub cost_millicents: i64,
+    pub model_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Sums of token usage rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenTotals {
+    pub reports: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_millicents: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewRecord {
     pub id: Uuid,

@@ -71,6 +71,7 @@ pub enum WriteOp {
         id: Uuid,
     },
     InsertArtifact(ArtifactRecord),
+    InsertTokenUsage(TokenUsageRecord),
     InsertReview(ReviewRecord),
     InsertVerification(VerificationRecord),
     /// Compare-and-set of a checkpoint: `expected_version` 0 inserts (no row may exist yet),

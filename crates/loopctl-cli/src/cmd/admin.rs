@@ -3,13 +3,14 @@
 use clap::{Args, Subcommand};
 use loopctl_api::{
     CreateApiKey, CreateEpic, CreateProject, CreateStory, CreateStoryDependency, ImportMergedAnswer, ImportSummary,
-    KeyListParams, ProjectAnswer, ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig, StoryDependencyRef,
-    UpdateStory, UpdateTenant,
+    KeyListParams, ProjectAnswer, ProjectBudget, ProjectListParams, RegisterAgent, RotateApiKey, RunnerConfig,
+    StoryDependencyRef, UpdateStory, UpdateTenant,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::cmd::read::budget_words;
 use crate::context::{Ctx, StoryIndex};
 use crate::output::{Format, Table, emit, json_number, or_dash, text, usage};
 use crate::time::as_sent;
@@ -53,6 +54,20 @@ pub enum ProjectCmd {
         /// Time limit of the check in seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u32,
+    },
+    /// Sets the project's budget (users only): `orchestrate` dispatches no agent once the
+    /// agents' reported tokens or cost reach it, and `status` warns from 80 %. Neither limit
+    /// removes the budget.
+    ///
+    /// Example: loopctl project budget web --tokens 5000000 --cost-usd 40
+    Budget {
+        project: String,
+        /// Input plus output tokens.
+        #[arg(long)]
+        tokens: Option<i64>,
+        /// Dollars of reported cost.
+        #[arg(long)]
+        cost_usd: Option<f64>,
     },
 }
 
@@ -235,6 +250,21 @@ pub async fn project(ctx: &Ctx, command: ProjectCmd) -> anyhow::Result<()> {
                     "Runner of {project}: mirrors {repo}, checks with {}",
                     check.as_deref().unwrap_or("(artifacts only)")
                 )
+            });
+        }
+        ProjectCmd::Budget { project, tokens, cost_usd } => {
+            let id = ctx.client.resolve_project(&project).await?.id;
+            let cost_millicents = match cost_usd {
+                Some(usd) if usd.is_finite() && usd > 0.0 && usd <= 1e7 => Some((usd * 100_000.0).round() as i64),
+                Some(_) => return Err(usage("--cost-usd must be dollars above 0 and at most 10000000")),
+                None => None,
+            };
+            let answer = ctx.client.set_project_budget(id, &ProjectBudget { tokens, cost_millicents }).await?;
+            emit(ctx.format, &answer, || match &answer.budget {
+                Some(status) => {
+                    format!("Budget of {project}: {} ({:.1} % used)", budget_words(&status.budget), status.used_percent)
+                }
+                None => format!("Budget of {project} removed"),
             });
         }
         ProjectCmd::Archive { project } => {

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use loopctl_api::{
     ArtifactInput, BackfillRequest, ContractRequest, CriterionVerdict, EvidenceInput, NextAction, ReasonRequest,
-    RejectRequest, ReportRequest, ReviewRequest, StoryView, TransitionOutcome, VerifyRequest,
+    RejectRequest, ReportRequest, ReviewRequest, StoryView, TokenUsageInput, TransitionOutcome, VerifyRequest,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -47,6 +47,10 @@ pub struct ReportArgs {
     /// note:; repeatable).
     #[arg(long)]
     evidence: Vec<String>,
+    /// What this agent spent: `input=N,output=N[,cost_usd=X][,model=NAME]` (summed per story
+    /// and project by `status`, and counted against the project's budget).
+    #[arg(long, value_parser = token_usage_arg)]
+    token_usage: Option<TokenUsageInput>,
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +60,40 @@ pub struct ReasonArgs {
     /// Why (recorded; the implementer sees it).
     #[arg(long, value_parser = not_blank)]
     reason: String,
+}
+
+/// `input=N,output=N[,cost_usd=X][,model=NAME]`: the usage an agent reports, cost in the
+/// reference's millicents (1 USD = 100,000).
+fn token_usage_arg(value: &str) -> Result<TokenUsageInput, String> {
+    let mut usage = TokenUsageInput::default();
+    let (mut input, mut output) = (false, false);
+    let count = |key: &str, raw: &str| {
+        raw.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or(format!("{key} must be a whole number of tokens, got `{raw}`"))
+    };
+    for part in value.split(',').filter(|part| !part.trim().is_empty()) {
+        let (key, raw) =
+            part.split_once('=').ok_or(format!("`{part}` is not key=value (input=N,output=N,cost_usd=X)"))?;
+        match key.trim() {
+            "input" | "input_tokens" => (usage.input_tokens, input) = (count(key, raw)?, true),
+            "output" | "output_tokens" => (usage.output_tokens, output) = (count(key, raw)?, true),
+            "cost_usd" => {
+                let usd = raw.trim().parse::<f64>().ok().filter(|usd| usd.is_finite() && (0.0..=1e7).contains(usd));
+                let usd = usd.ok_or(format!("cost_usd must be dollars from 0 to 10000000, got `{raw}`"))?;
+                usage.cost_millicents = Some((usd * 100_000.0).round() as i64);
+            }
+            "cost_millicents" => usage.cost_millicents = Some(count(key, raw)?),
+            "model" | "model_name" => usage.model_name = Some(raw.trim().to_string()),
+            other => return Err(format!("unknown key `{other}`: use input, output, cost_usd, model")),
+        }
+    }
+    if !(input && output) {
+        return Err("give both input=N and output=N".into());
+    }
+    Ok(usage)
 }
 
 /// A reason or note that says something: an audit line reading "" explains nothing.
@@ -83,6 +121,10 @@ pub struct ReviewArgs {
     fixes_count: Option<i64>,
     #[arg(long)]
     disproved_count: Option<i64>,
+    /// What this agent spent: `input=N,output=N[,cost_usd=X][,model=NAME]` (summed per story
+    /// and project by `status`, and counted against the project's budget).
+    #[arg(long, value_parser = token_usage_arg)]
+    token_usage: Option<TokenUsageInput>,
 }
 
 /// The verdict of `verify`: there is no implicit pass, and no half one.
@@ -256,8 +298,13 @@ pub async fn report(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<()> {
     } else {
         Some(args.evidence.iter().map(|e| evidence_arg(e)).collect::<anyhow::Result<_>>()?)
     };
-    let report =
-        ReportRequest { artifact: None, artifacts: Some(artifacts), summary: args.summary, acceptance_evidence };
+    let report = ReportRequest {
+        artifact: None,
+        artifacts: Some(artifacts),
+        summary: args.summary,
+        acceptance_evidence,
+        token_usage: args.token_usage,
+    };
     let answer = ctx.client.report_story(id, &report, recall_epoch(id)).await?;
     transitioned(ctx, &answer, "Reported");
     Ok(())
@@ -317,6 +364,7 @@ pub async fn review_complete(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> 
         findings,
         completed_at: None,
         criteria,
+        token_usage: args.token_usage,
     };
     let answer = ctx.client.review_complete(story.id, &review).await?;
     let record = &answer.review_record;
@@ -424,4 +472,24 @@ fn verdicts_arg(args: &[String]) -> anyhow::Result<Vec<CriterionVerdict>> {
             Ok(CriterionVerdict { ac_id: ac_id.trim().into(), verdict: verdict.into(), note: note.map(str::to_string) })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_usage_arg;
+
+    #[test]
+    fn token_usage_reads_counts_dollars_and_a_model() {
+        let usage = token_usage_arg("input=1200,output=340,cost_usd=0.0123,model=sonnet").expect("valid usage");
+        assert_eq!((usage.input_tokens, usage.output_tokens), (1200, 340));
+        assert_eq!(usage.cost_millicents, Some(1230));
+        assert_eq!(usage.model_name.as_deref(), Some("sonnet"));
+    }
+
+    #[test]
+    fn token_usage_refuses_what_it_cannot_count() {
+        for bad in ["input=5", "input=-1,output=2", "input=1,output=2,cost_usd=NaN", "input=1,output=2,tokens=3", "x"] {
+            assert!(token_usage_arg(bad).is_err(), "{bad} should be refused");
+        }
+    }
 }

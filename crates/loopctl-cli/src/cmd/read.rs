@@ -2,8 +2,8 @@
 
 use clap::Args;
 use loopctl_api::{
-    ClaimNextRequest, Data, EpicProgress, FrontierParams, Progress, ProjectView, Stages, StoryBrief, StoryListParams,
-    StoryView,
+    BudgetStatus, ClaimNextRequest, Data, EpicProgress, FrontierParams, Progress, ProjectBudget, ProjectView, Stages,
+    StoryBrief, StoryListParams, StoryView, TokenTotalsView,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -111,6 +111,12 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
         } else {
             out.push_str(&format!("Now: {}\n", stages(&progress.stages)));
         }
+        if progress.token_usage.reports > 0 || progress.budget.is_some() {
+            out.push_str(&format!("Spent: {}\n", usage_words(&progress.token_usage)));
+        }
+        if let Some(budget) = &progress.budget {
+            out.push_str(&budget_line(budget));
+        }
         out.push('\n');
         out.push_str(&table.render(ctx.format, ctx.color()));
         let listing = |title: &str, rows: &[StoryView], out: &mut String| {
@@ -181,6 +187,56 @@ fn stages(stages: &Stages) -> String {
     if parts.is_empty() { "no stories".into() } else { parts.join(", ") }
 }
 
+/// `1.2M tokens (1.0M in, 200.0k out), $3.40 over 12 reports`.
+pub(crate) fn usage_words(t: &TokenTotalsView) -> String {
+    let tokens = t.input_tokens.saturating_add(t.output_tokens);
+    format!(
+        "{} tokens ({} in, {} out), {} over {} report{}",
+        compact(tokens),
+        compact(t.input_tokens),
+        compact(t.output_tokens),
+        dollars(t.cost_millicents),
+        t.reports,
+        if t.reports == 1 { "" } else { "s" }
+    )
+}
+
+/// `5.0M tokens and $40.00`: the limits of a budget.
+pub(crate) fn budget_words(b: &ProjectBudget) -> String {
+    let limits: Vec<String> = [b.tokens.map(|n| format!("{} tokens", compact(n))), b.cost_millicents.map(dollars)]
+        .into_iter()
+        .flatten()
+        .collect();
+    limits.join(" and ")
+}
+
+/// How far into its budget the project is; a warning from 80 %, louder once reached.
+fn budget_line(status: &BudgetStatus) -> String {
+    let limits = budget_words(&status.budget);
+    if status.exhausted {
+        format!(
+            "BUDGET REACHED: {}% of {limits}; `loopctl orchestrate` dispatches no more agents until a user raises it (`loopctl project budget`)\n",
+            json_number(status.used_percent)
+        )
+    } else if status.warning {
+        format!("Budget warning: {}% of {limits} used\n", json_number(status.used_percent))
+    } else {
+        format!("Budget: {}% of {limits} used\n", json_number(status.used_percent))
+    }
+}
+
+fn compact(n: i64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 10_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn dollars(millicents: i64) -> String {
+    format!("${:.2}", millicents as f64 / 100_000.0)
+}
+
 /// `implementing`, or `implementing (stale)` when its lease ran out.
 fn status_word(agent_status: &str, stale: bool) -> String {
     if stale { format!("{agent_status} (stale)") } else { agent_status.to_string() }
@@ -236,6 +292,9 @@ async fn story_status(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
                 "  backfilled:      marked done outside the loop ({}), not independently verified\n",
                 text(&story.metadata["backfill"]["reason"])
             ));
+        }
+        if detail.token_usage.reports > 0 {
+            out.push_str(&format!("  spent:           {}\n", usage_words(&detail.token_usage)));
         }
         if let Some(runs) = story.metadata["orchestrate"]["runs"].as_array().filter(|runs| !runs.is_empty()) {
             out.push_str("\nAgent runs (loopctl orchestrate):\n");

@@ -255,6 +255,9 @@ struct ReportParams {
     summary: Option<String>,
     /// Evidence per criterion, [{"ac_id","test","file","commit","note"}] (when the tenant requires it).
     acceptance_evidence: Option<Vec<Value>>,
+    /// What the implementer spent: {"input_tokens","output_tokens","cost_millicents","model_name"}
+    /// (1 USD = 100000 millicents); summed per story and project, counted against the budget.
+    token_usage: Option<Value>,
 }
 
 async fn report_story(ctx: Ctx, params: ReportParams) -> ToolResult {
@@ -282,6 +285,9 @@ async fn report_story(ctx: Ctx, params: ReportParams) -> ToolResult {
     }
     if let Some(evidence) = params.acceptance_evidence {
         body["acceptance_evidence"] = json!(evidence);
+    }
+    if let Some(usage) = params.token_usage {
+        body["token_usage"] = usage;
     }
     // The claimant's report is fenced by its claim epoch; an orchestrator reporting on its
     // behalf (the seed's flow) never claimed, so it has no epoch to send.
@@ -329,6 +335,8 @@ struct ReviewParams {
     summary: Option<String>,
     /// Verdict per criterion: [{"ac_id","verdict":"pass|fail","note"}].
     criteria: Option<Vec<Value>>,
+    /// What the reviewer spent: {"input_tokens","output_tokens","cost_millicents","model_name"}.
+    token_usage: Option<Value>,
 }
 
 async fn review_complete(ctx: Ctx, params: ReviewParams) -> ToolResult {
@@ -347,6 +355,9 @@ async fn review_complete(ctx: Ctx, params: ReviewParams) -> ToolResult {
     }
     if let Some(criteria) = params.criteria {
         body["criteria"] = json!(criteria);
+    }
+    if let Some(usage) = params.token_usage {
+        body["token_usage"] = usage;
     }
     let step = Step { role: KeyRole::Orchestrator, action: "review-complete", fenced: false };
     let (_, answer) = transition(&ctx, &params.story, step, Some(body)).await?;

@@ -4,11 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loopctl_api::{
-    AgentStatusCounts, CreateEpic, CreateEpicDependency, CreateProject, CreateStory, CreateStoryDependency, Data,
-    DataMeta, EpicAnswer, EpicDependencyAnswer, EpicDependencyView, EpicStatusAnswer, EpicStatusCounts,
-    EpicStoryParams, EpicView, GraphAnswer, PageInfo, ProgressAnswer, ProjectAnswer, ProjectListParams, ProjectView,
-    RunnerAnswer, RunnerConfig, StoryAnswer, StoryBrief, StoryDependencyAnswer, StoryDependencyView, StoryDetailAnswer,
-    StoryListAnswer, StoryListParams, StoryView, UpdateEpic, UpdateProject, UpdateStory, VerifiedStatusCounts,
+    AgentStatusCounts, BudgetAnswer, CreateEpic, CreateEpicDependency, CreateProject, CreateStory,
+    CreateStoryDependency, Data, DataMeta, EpicAnswer, EpicDependencyAnswer, EpicDependencyView, EpicStatusAnswer,
+    EpicStatusCounts, EpicStoryParams, EpicView, GraphAnswer, PageInfo, ProgressAnswer, ProjectAnswer, ProjectBudget,
+    ProjectListParams, ProjectView, RunnerAnswer, RunnerConfig, StoryAnswer, StoryBrief, StoryDependencyAnswer,
+    StoryDependencyView, StoryDetailAnswer, StoryListAnswer, StoryListParams, StoryView, UpdateEpic, UpdateProject,
+    UpdateStory, VerifiedStatusCounts,
 };
 use loopctl_app::StoryQuery;
 use loopctl_app::view::FromRecordAt;
@@ -24,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_project, update_project, archive_project))
         .routes(routes!(project_progress))
         .routes(routes!(set_project_runner))
+        .routes(routes!(set_project_budget))
         .routes(routes!(create_epic, list_epics))
         .routes(routes!(get_epic, update_epic, delete_epic))
         .routes(routes!(epic_progress))
@@ -94,6 +96,17 @@ async fn set_project_runner(
     Body(body): Body<RunnerConfig>,
 ) -> ApiResult<Json<RunnerAnswer>> {
     Ok(Json(RunnerAnswer { runner: s.app.set_project_runner(&who, id(&project, "project")?, body).await? }))
+}
+
+/// Sets the project's token and cost budget, where `orchestrate` stops dispatching (users only).
+#[utoipa::path(put, path = "/api/v1/projects/{id}/budget", tag = "work", request_body = ProjectBudget, responses((status = 200, body = BudgetAnswer)))]
+async fn set_project_budget(
+    State(s): State<AppState>,
+    Caller(who): Caller,
+    Path(project): Path<String>,
+    Body(body): Body<ProjectBudget>,
+) -> ApiResult<Json<BudgetAnswer>> {
+    Ok(Json(BudgetAnswer { budget: s.app.set_project_budget(&who, id(&project, "project")?, body).await? }))
 }
 
 /// Archives the project (nothing is deleted).

@@ -22,3 +22,4 @@ mod order;
 mod seed_loop;
 mod state;
 mod trust;
+mod usage;

@@ -83,6 +83,12 @@ impl Store for TestStore {
     fn artifacts(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ArtifactRecord>> {
         self.store.artifacts(tenant_id, story_id)
     }
+    fn token_usage(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<TokenUsageRecord>> {
+        self.store.token_usage(tenant_id, story_id)
+    }
+    fn project_token_totals(&self, tenant_id: Uuid, project_id: Uuid) -> StoreResult<'_, TokenTotals> {
+        self.store.project_token_totals(tenant_id, project_id)
+    }
     fn reviews(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, Vec<ReviewRecord>> {
         self.store.reviews(tenant_id, story_id)
     }

@@ -183,6 +183,48 @@ fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
 }
 
 #[test]
+fn agents_that_report_what_they_spend_run_the_project_into_its_budget_and_orchestrate_stops_dispatching() {
+    let lab = Lab::start();
+    lab.project("Web shop", "web");
+    let repo = repository(&lab);
+    // A user sets the budget; the orchestrator it stops may not.
+    lab.run(&lab.orch(), &["project", "budget", "web", "--tokens", "99999999"]).fails(3);
+    lab.run(&lab.user(), &["project", "budget", "web", "--tokens", "2500", "--cost-usd", "1"]).ok();
+    let implementer = honest_implementer().replace(
+        "--commit HEAD $evidence",
+        "--commit HEAD $evidence --token-usage input=1000,output=500,cost_usd=0.02,model=test-model",
+    );
+    let reviewer = reviewer("pass").replace(" $verdicts\n", " $verdicts --token-usage input=100,output=50\n");
+    let (out, events) = orchestrate(&lab, &repo, &implementer, &reviewer, &["--parallel", "1", "--until-done"]);
+    out.ok();
+    // 1,650 tokens a story: the first leaves the project at 66 %, the second takes it past
+    // 2,500, and no third story is started.
+    assert_eq!((count(&events, "verified"), count(&events, "budget_reached")), (2, 1), "{}", out.stdout);
+    assert_eq!(count(&events, "dispatched"), 4, "{}", out.stdout);
+    let done = events.last().expect("a last event");
+    assert_eq!(done["budget_reached"], true, "{done}");
+    let first = status(&lab, "1.1");
+    assert_eq!(
+        first["token_usage"],
+        serde_json::json!({"reports": 2, "input_tokens": 1100, "output_tokens": 550, "cost_millicents": 2000}),
+        "{first}"
+    );
+    let shown = lab.run(&lab.orch(), &["status", "1.1", "--project", "web"]).ok().stdout.clone();
+    assert!(shown.contains("spent:           1650 tokens (1100 in, 550 out), $0.02 over 2 reports"), "{shown}");
+    let overview = lab.run(&lab.orch(), &["status", "--project", "web"]).ok().stdout.clone();
+    assert!(overview.contains("Spent: 3300 tokens (2200 in, 1100 out), $0.04 over 4 reports"), "{overview}");
+    assert!(overview.contains("BUDGET REACHED: 132.0% of 2500 tokens and $1.00"), "{overview}");
+    // Started again, it dispatches nothing until a user raises the budget.
+    let (again, events) = orchestrate(&lab, &repo, &implementer, &reviewer, &["--parallel", "1", "--until-done"]);
+    again.ok();
+    assert_eq!((count(&events, "dispatched"), count(&events, "budget_reached")), (0, 1), "{}", again.stdout);
+    lab.run(&lab.user(), &["project", "budget", "web"]).ok().stdout_has("removed");
+    let (last, events) = orchestrate(&lab, &repo, &implementer, &reviewer, &["--parallel", "1", "--until-done"]);
+    last.ok();
+    assert_eq!(count(&events, "verified"), 2, "the other two stories, once the budget is lifted: {}", last.stdout);
+}
+
+#[test]
 fn a_slow_story_does_not_hold_back_the_ones_ready_behind_the_others() {
     let lab = Lab::start();
     lab.project("Web shop", "web");
