@@ -67,25 +67,25 @@ pub struct ReasonArgs {
 fn token_usage_arg(value: &str) -> Result<TokenUsageInput, String> {
     let mut usage = TokenUsageInput::default();
     let (mut input, mut output) = (false, false);
-    let count = |key: &str, raw: &str| {
+    let count = |key: &str, raw: &str, unit: &str| {
         raw.trim()
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0)
-            .ok_or(format!("{key} must be a whole number of tokens, got `{raw}`"))
+            .ok_or(format!("{key} must be a whole number of {unit}, got `{raw}`"))
     };
     for part in value.split(',').filter(|part| !part.trim().is_empty()) {
         let (key, raw) =
             part.split_once('=').ok_or(format!("`{part}` is not key=value (input=N,output=N,cost_usd=X)"))?;
         match key.trim() {
-            "input" | "input_tokens" => (usage.input_tokens, input) = (count(key, raw)?, true),
-            "output" | "output_tokens" => (usage.output_tokens, output) = (count(key, raw)?, true),
+            "input" | "input_tokens" => (usage.input_tokens, input) = (count(key, raw, "tokens")?, true),
+            "output" | "output_tokens" => (usage.output_tokens, output) = (count(key, raw, "tokens")?, true),
             "cost_usd" => {
                 let usd = raw.trim().parse::<f64>().ok().filter(|usd| usd.is_finite() && (0.0..=1e7).contains(usd));
                 let usd = usd.ok_or(format!("cost_usd must be dollars from 0 to 10000000, got `{raw}`"))?;
                 usage.cost_millicents = Some((usd * 100_000.0).round() as i64);
             }
-            "cost_millicents" => usage.cost_millicents = Some(count(key, raw)?),
+            "cost_millicents" => usage.cost_millicents = Some(count(key, raw, "millicents")?),
             "model" | "model_name" => usage.model_name = Some(raw.trim().to_string()),
             other => return Err(format!("unknown key `{other}`: use input, output, cost_usd, model")),
         }

@@ -1,5 +1,6 @@
 //! `loopctl orchestrate` with real agent processes (small shell scripts) in worktrees of a
-//! real git repository, against a real server: the honest path to a merged, checked base;
+//! real git repository, against a real server: six stories with dependencies down the honest
+//! path to a merged, checked base;
 //! a lazy implementer caught by the evidence check and escalated; a reviewer that fails a
 //! criterion; an agent that hangs, killed with its children at `--timeout`.
 
@@ -123,10 +124,38 @@ fn status(lab: &Lab, number: &str) -> Value {
     lab.story("web", number)
 }
 
+/// Six stories in three epics: 1.2 waits for 1.1, 2.2 for 2.1 and 1.3 (across epics),
+/// epic 3 for all of epic 1.
+const SIX_STORIES: &str = r#"{
+  "epics": [
+    {"number": 1, "title": "Accounts", "phase": "p0", "stories": [
+      {"number": "1.1", "title": "Sign-up endpoint", "acceptance_criteria": [
+        {"id": "AC-1.1.1", "description": "POST /signup creates a user and returns 201"},
+        {"id": "AC-1.1.2", "description": "A duplicate email returns 422"}]},
+      {"number": "1.2", "title": "Login endpoint", "acceptance_criteria": [
+        {"id": "AC-1.2.1", "description": "Valid credentials return a token"}]},
+      {"number": "1.3", "title": "Password reset", "acceptance_criteria": [
+        {"id": "AC-1.3.1", "description": "A reset mail is sent"}]}]},
+    {"number": 2, "title": "Billing", "phase": "p1", "stories": [
+      {"number": "2.1", "title": "Invoice list", "acceptance_criteria": [
+        {"id": "AC-2.1.1", "description": "GET /invoices is paginated"}]},
+      {"number": "2.2", "title": "Invoice for a user", "acceptance_criteria": [
+        {"id": "AC-2.2.1", "description": "Only the owner sees an invoice"}]}]},
+    {"number": 3, "title": "Admin", "phase": "p1", "stories": [
+      {"number": "3.1", "title": "User search", "acceptance_criteria": [
+        {"id": "AC-3.1.1", "description": "Admins find users by email"}]}]}
+  ],
+  "story_dependencies": [
+    {"story": "1.2", "depends_on": "1.1"},
+    {"story": "2.2", "depends_on": "2.1"},
+    {"story": "2.2", "depends_on": "1.3"}],
+  "epic_dependencies": [{"epic": 3, "depends_on": 1}]
+}"#;
+
 #[test]
-fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
+fn six_honest_stories_with_dependencies_end_verified_merged_in_order_and_the_base_passes_its_check() {
     let lab = Lab::start();
-    lab.project("Web shop", "web");
+    lab.project_from("Web shop", "web", SIX_STORIES, 6);
     let repo = repository(&lab);
     let check = "for f in work/*.txt; do grep -q done \"$f\" || exit 1; done";
     let (out, events) = orchestrate(
@@ -137,36 +166,56 @@ fn four_honest_stories_end_verified_merged_and_checked_on_the_base() {
         &["--parallel", "2", "--merge", "--check", check, "--until-done", "--timeout", "60s"],
     );
     out.ok();
-    for number in ["1.1", "1.2", "1.3", "2.1"] {
+    let stories = ["1.1", "1.2", "1.3", "2.1", "2.2", "3.1"];
+    for number in stories {
         assert_eq!(status(&lab, number)["verified_status"], "verified", "{number}: {}", out.stdout);
     }
     assert_eq!(
         (count(&events, "verified"), count(&events, "merged"), count(&events, "rejected")),
-        (4, 4, 0),
+        (6, 6, 0),
         "{}",
         out.stdout
     );
-    // The base holds every story's work, in merges the check passed on.
-    for ac in ["AC-1.1.1", "AC-1.1.2", "AC-1.2.1", "AC-1.3.1", "AC-2.1.1"] {
+    // No story was started before what it waits for was verified.
+    let at = |kind: &str, number: &str| {
+        events
+            .iter()
+            .position(|e| {
+                e["event"] == kind && e["story"] == number && (kind != "dispatched" || e["role"] == "implementer")
+            })
+            .unwrap_or_else(|| panic!("no {kind} of {number}: {}", out.stdout))
+    };
+    for (story, waits_for) in
+        [("1.2", "1.1"), ("2.2", "2.1"), ("2.2", "1.3"), ("3.1", "1.1"), ("3.1", "1.2"), ("3.1", "1.3")]
+    {
+        assert!(at("verified", waits_for) < at("dispatched", story), "{story} started before {waits_for} was verified");
+    }
+    // The base holds every story's work, in merges the check passed on, and passes it now.
+    for ac in ["AC-1.1.1", "AC-1.1.2", "AC-1.2.1", "AC-1.3.1", "AC-2.1.1", "AC-2.2.1", "AC-3.1.1"] {
         assert_eq!(git(&repo, &["show", &format!("main:work/{ac}.txt")]), format!("done {ac}"));
     }
+    let base = lab.env.path("base-checkout");
+    git(&repo, &["worktree", "add", "-q", "--detach", &base.to_string_lossy(), "main"]);
+    let ran = Command::new("sh").arg("-c").arg(check).current_dir(&base).status().expect("run the check");
+    assert!(ran.success(), "the base fails its own check");
     let merges = git(&repo, &["log", "--merges", "--format=%s", "main"]);
-    assert_eq!(merges.lines().count(), 4, "{merges}");
+    assert_eq!(merges.lines().count(), 6, "{merges}");
     let checked: Vec<&Value> = events.iter().filter(|e| e["event"] == "checked").collect();
     assert!(checked.iter().all(|e| e["success"] == true), "{checked:?}");
     // Each agent had a token of its own, and none outlives its agent.
-    assert_eq!(count(&events, "dispatched"), 8);
+    assert_eq!(count(&events, "dispatched"), 12);
     let active = lab.run(&lab.orch(), &["dispatch", "list", "--active", "--project", "web", "--format", "json"]).json();
     assert_eq!(active["data"].as_array().map(Vec::len), Some(0), "{active}");
     // The implementer never reviewed or verified its own work: three identities per story.
     let one = &lab.story("web", "1.1");
     assert_ne!(one["assigned_agent_id"], one["reviews"][0]["reviewer_agent_id"], "{one}");
     let done = events.last().expect("a last event");
-    assert_eq!((done["event"].as_str(), done["verified"].as_u64()), (Some("done"), Some(4)), "{done}");
+    assert_eq!((done["event"].as_str(), done["verified"].as_u64()), (Some("done"), Some(6)), "{done}");
     // The checkpoint says where the run ended.
     let saved = lab.run(&lab.orch(), &["state", "load", "--project", "web", "--key", "orchestrate"]).json();
-    assert_eq!((saved["phase"].as_str(), saved["verified"].as_u64()), (Some("done"), Some(4)), "{saved}");
-    assert_eq!(saved["last_verified"], "2.1", "{saved}");
+    assert_eq!((saved["phase"].as_str(), saved["verified"].as_u64()), (Some("done"), Some(6)), "{saved}");
+    let last = events.iter().rev().find(|e| e["event"] == "verified").expect("a verified event");
+    assert_eq!(saved["last_verified"], last["story"], "{saved}");
     // Each agent's run is on its story: how it ended, its wall time, and its log, kept.
     let shown = lab.run(&lab.orch(), &["status", "1.1", "--project", "web"]).ok().stdout.clone();
     assert!(

@@ -326,12 +326,17 @@ impl Lab {
     /// `loopctl project create NAME --slug SLUG` and an import of `BREAKDOWN`, by the
     /// orchestrator. Returns the project id.
     pub fn project(&self, name: &str, slug: &str) -> String {
+        self.project_from(name, slug, BREAKDOWN, 4)
+    }
+
+    /// [`Lab::project`] with a breakdown of the test's own that holds `stories` stories.
+    pub fn project_from(&self, name: &str, slug: &str, breakdown: &str, stories: usize) -> String {
         let orch = self.orch();
         let created = self.run(&orch, &["project", "create", name, "--slug", slug, "--format", "json"]).json();
         let file = self.env.path(&format!("breakdown-{slug}.json"));
-        std::fs::write(&file, BREAKDOWN).expect("write breakdown");
+        std::fs::write(&file, breakdown).expect("write breakdown");
         let file = file.to_string_lossy().into_owned();
-        self.run(&orch, &["import", "--project", slug, &file]).ok().stdout_has("4 stories created");
+        self.run(&orch, &["import", "--project", slug, &file]).ok().stdout_has(&format!("{stories} stories created"));
         created["project"]["id"].as_str().expect("project id").to_string()
     }
 
