@@ -118,12 +118,21 @@ impl App {
     /// `unauthorized` for an unknown key, `token_revoked` / `token_expired` for a key that
     /// was valid once, `forbidden` for a tenant that is not active.
     pub async fn authenticate(&self, raw_key: &str) -> AppResult<Principal> {
-        let hash = keys::hash(raw_key.trim());
-        let (key, tenant) = match self.keys_seen.get(&hash) {
+        self.authenticate_hash(&keys::hash(raw_key.trim())).await
+    }
+
+    /// [`App::authenticate`] for a key known by its SHA-256 only: a dashboard session keeps
+    /// the hash, never the key, and is re-checked on every request (revocation, expiry,
+    /// tenant status) like a bearer key.
+    ///
+    /// # Errors
+    /// As [`App::authenticate`].
+    pub async fn authenticate_hash(&self, hash: &[u8]) -> AppResult<Principal> {
+        let (key, tenant) = match self.keys_seen.get(hash) {
             Some(seen) => seen,
             None => {
-                let (key, tenant) = self.read_key(&hash).await?;
-                self.keys_seen.put(hash, key.clone(), tenant.clone());
+                let (key, tenant) = self.read_key(hash).await?;
+                self.keys_seen.put(hash.to_vec(), key.clone(), tenant.clone());
                 (key, tenant)
             }
         };

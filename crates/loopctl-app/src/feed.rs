@@ -107,6 +107,32 @@ impl App {
         Ok(self.store.events(who.tenant_id, filter).await?.iter().map(EventView::from_record).collect())
     }
 
+    /// The newest events of the tenant (or one project, or one action), newest first: what
+    /// a person watching the feed sees first.
+    ///
+    /// # Errors
+    /// `not_found` for a project of another tenant.
+    pub async fn recent_changes(
+        &self,
+        who: &Principal,
+        project_id: Option<Uuid>,
+        action: Option<String>,
+        limit: i64,
+    ) -> AppResult<Vec<EventView>> {
+        require(who, ANYONE, "read the change feed")?;
+        if let Some(project) = project_id {
+            self.project_of(who, project).await?;
+        }
+        let filter = EventFilter {
+            project_id,
+            action,
+            limit: limit.clamp(1, 1000),
+            newest_first: true,
+            ..EventFilter::default()
+        };
+        Ok(self.store.events(who.tenant_id, filter).await?.iter().map(EventView::from_record).collect())
+    }
+
     /// Every event of one story, oldest first.
     pub async fn story_history(&self, who: &Principal, story_id: Uuid) -> AppResult<Vec<EventView>> {
         who.check_story_scope(story_id)?;

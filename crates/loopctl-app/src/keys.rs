@@ -29,6 +29,19 @@ pub fn mint() -> Result<MintedKey, AppError> {
     Ok(MintedKey { hash: hash(&raw), raw, prefix })
 }
 
+/// 32 random bytes as URL-safe base64: a session id or a CSRF token.
+///
+/// # Errors
+/// When the operating system's random source fails.
+pub fn random_token() -> Result<String, AppError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| {
+        tracing::error!(%err, "random source failed");
+        AppError::internal()
+    })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
 pub fn hash(raw: &str) -> Vec<u8> {
     Sha256::digest(raw.as_bytes()).to_vec()
 }

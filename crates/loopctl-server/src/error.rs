@@ -198,7 +198,11 @@ pub async fn json_refusals(request: Request, next: Next) -> Response {
         return response;
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.starts_with("application/json") || content_type.contains("+json") {
+    // JSON is an API refusal already; HTML is a dashboard page that says what went wrong.
+    if content_type.starts_with("application/json")
+        || content_type.contains("+json")
+        || content_type.starts_with("text/html")
+    {
         return response;
     }
     let (parts, body) = response.into_parts();

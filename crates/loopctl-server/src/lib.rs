@@ -4,6 +4,7 @@
 //! the reference's envelope. Routes are registered through `utoipa_axum::routes!`, so the
 //! OpenAPI document at `/api/v1/openapi.json` is generated from the same code that serves.
 
+mod dashboard;
 mod error;
 mod idempotency;
 mod limits;
@@ -41,6 +42,8 @@ pub const IMPORT_BODY_LIMIT: usize = 16 << 20;
 pub struct AppState {
     pub app: App,
     pub limiter: Arc<limits::RateLimiter>,
+    /// The dashboard's signed-in browsers.
+    pub(crate) sessions: Arc<dashboard::Sessions>,
 }
 
 /// How `serve_with` runs the server.
@@ -88,10 +91,11 @@ fn observed(router: Router) -> Router {
 /// How often the server returns stories with expired leases to the queue.
 const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// The whole router: `/health`, `/api/v1/*`, the OpenAPI document, and `/mcp` (loopback
+/// The whole router: `/health`, `/api/v1/*`, the OpenAPI document, the dashboard, and `/mcp` (loopback
 /// `Host` names only; `serve` accepts any when it listens elsewhere).
 pub fn router(store: Arc<dyn Store>) -> Router {
-    let state = AppState { app: App::new(store), limiter: Arc::new(limits::RateLimiter::new(true)) };
+    let state =
+        AppState { app: App::new(store), limiter: Arc::new(limits::RateLimiter::new(true)), sessions: Arc::default() };
     observed(mcp::with_mcp(state.clone(), router_for(state), false))
 }
 
@@ -129,6 +133,7 @@ fn router_for(state: AppState) -> Router {
         .route("/api/v1", axum::routing::get(routes::index))
         .route("/api/v1/openapi.json", axum::routing::get(spec.clone()))
         .route("/api/v1/openapi", axum::routing::get(spec))
+        .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::replay))
@@ -180,7 +185,11 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
     if let Some(clock) = options.clock {
         app = app.with_clock(clock);
     }
-    let state = AppState { app: app.clone(), limiter: Arc::new(limits::RateLimiter::new(options.rate_limits)) };
+    let state = AppState {
+        app: app.clone(),
+        limiter: Arc::new(limits::RateLimiter::new(options.rate_limits)),
+        sessions: Arc::default(),
+    };
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
     // authenticated by its bearer key, so any `Host` is accepted.

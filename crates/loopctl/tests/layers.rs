@@ -45,6 +45,7 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
     Some(match krate {
         "loopctl-core" | "loopctl-api" | "loopctl-git" => &[],
         "loopctl-evidence" => &["loopctl-api", "loopctl-git"],
+        "loopctl-dashboard" => &["loopctl-api"],
         "loopctl-store" => &["loopctl-core"],
         "loopctl-store-sqlite" | "loopctl-store-postgres" => &["loopctl-core", "loopctl-store"],
         "loopctl-app" => &["loopctl-core", "loopctl-store", "loopctl-api"],
@@ -52,9 +53,15 @@ fn allowed(krate: &str) -> Option<&'static [&'static str]> {
         "loopctl-mcp" => &["loopctl-api", "loopctl-client"],
         "loopctl-orchestrate" => &["loopctl-api", "loopctl-client", "loopctl-git", "loopctl-evidence"],
         "loopctl-cli" => &["loopctl-api", "loopctl-client", "loopctl-git", "loopctl-evidence", "loopctl-orchestrate"],
-        "loopctl-server" => {
-            &["loopctl-core", "loopctl-store", "loopctl-api", "loopctl-app", "loopctl-mcp", "loopctl-client"]
-        }
+        "loopctl-server" => &[
+            "loopctl-core",
+            "loopctl-store",
+            "loopctl-api",
+            "loopctl-app",
+            "loopctl-mcp",
+            "loopctl-client",
+            "loopctl-dashboard",
+        ],
         _ => return None,
     })
 }
@@ -75,9 +82,9 @@ fn every_crate_depends_only_on_the_layers_below_it() {
 }
 
 #[test]
-fn the_core_and_the_wire_contract_do_no_io_and_know_nothing_of_each_other() {
+fn the_core_the_wire_contract_and_the_dashboard_pages_do_no_io_and_the_core_knows_no_json() {
     let crates = normal_dependencies();
-    for krate in ["loopctl-core", "loopctl-api"] {
+    for krate in ["loopctl-core", "loopctl-api", "loopctl-dashboard"] {
         let dependencies = &crates[krate];
         let io: Vec<&str> = IO_CRATES.into_iter().filter(|io| dependencies.contains(*io)).collect();
         assert!(io.is_empty(), "{krate} depends on IO crates {io:?}");
@@ -88,7 +95,9 @@ fn the_core_and_the_wire_contract_do_no_io_and_know_nothing_of_each_other() {
 #[test]
 fn the_cli_and_mcp_never_link_a_store_or_the_service_layer() {
     let crates = normal_dependencies();
-    for krate in ["loopctl-cli", "loopctl-mcp", "loopctl-client", "loopctl-orchestrate", "loopctl-evidence"] {
+    for krate in
+        ["loopctl-cli", "loopctl-mcp", "loopctl-client", "loopctl-orchestrate", "loopctl-evidence", "loopctl-dashboard"]
+    {
         for forbidden in ["loopctl-app", "loopctl-store", "loopctl-store-sqlite", "loopctl-store-postgres", "sqlx"] {
             assert!(!crates[krate].contains(forbidden), "{krate} depends on {forbidden}");
         }

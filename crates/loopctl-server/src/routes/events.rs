@@ -53,25 +53,41 @@ pub async fn events(
     Params(q): Params<EventsParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let since = resume.or(q.since).unwrap_or_else(|| "0".into());
+    Ok(live_feed(&s.app, who, q.project_id, since, Framing::Named).await?)
+}
+
+/// How a feed names its frames: the API names each by its action; the dashboard's page
+/// script listens for plain messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Named,
+    Plain,
+}
+
+/// The change feed after `since` (a cursor or a time) as SSE: the backlog, then live.
+pub(crate) async fn live_feed(
+    app: &loopctl_app::App,
+    who: loopctl_app::Principal,
+    project_id: Option<Uuid>,
+    since: String,
+    framing: Framing,
+) -> loopctl_app::AppResult<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
     // Subscribe before reading the backlog, so a commit in between still wakes the stream.
-    let live = s.app.subscribe();
-    let since = resume.or(q.since).or_else(|| Some("0".into()));
-    let query = ChangesQuery { project_id: q.project_id, since, limit: Some(1000), ..ChangesQuery::default() };
-    let changes = s.app.changes(&who, query).await?;
+    let live = app.subscribe();
+    let query = ChangesQuery { project_id, since: Some(since), limit: Some(1000), ..ChangesQuery::default() };
+    let changes = app.changes(&who, query).await?;
     let last_cursor = changes.next_cursor;
-    let feed = Feed {
-        app: s.app.clone(),
-        who,
-        backlog: changes.data.into_iter(),
-        live,
-        project_id: q.project_id,
-        last_cursor,
+    let feed = Feed { app: app.clone(), who, backlog: changes.data.into_iter(), live, project_id, last_cursor };
+    let framed = move |event: &EventView| match framing {
+        Framing::Named => frame(event),
+        Framing::Plain => Event::default().id(event.cursor.to_string()).data(event.action.clone()),
     };
-    let stream = stream::unfold(feed, |mut feed| async move {
+    let stream = stream::unfold(feed, move |mut feed| async move {
         loop {
             if let Some(event) = feed.backlog.next() {
                 feed.last_cursor = feed.last_cursor.max(event.cursor);
-                return Some((Ok(frame(&event)), feed));
+                return Some((Ok(framed(&event)), feed));
             }
             // Wait for a local commit or the poll interval, then read what is new from the
             // store: the store, not the broadcast, is the source of truth.

@@ -7,6 +7,7 @@
 mod support;
 
 mod concurrency;
+mod dashboard;
 mod errors;
 mod events;
 mod evidence;

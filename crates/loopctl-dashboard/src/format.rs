@@ -1,0 +1,68 @@
+//! Times and states in words a person scans: "3m ago", "12m left", "reported done".
+
+use chrono::{DateTime, Utc};
+use loopctl_api::EventView;
+use maud::{Markup, html};
+use serde_json::Value;
+
+/// A detail of an audit entry: what it recorded (`new_state`), else its metadata, else
+/// what it replaced.
+pub fn field<'e>(event: &'e EventView, key: &str) -> Option<&'e Value> {
+    [&event.new_state, &event.metadata, &event.old_state].into_iter().find_map(|v| v.get(key)).filter(|v| !v.is_null())
+}
+
+/// A span of time, coarsely: `42s`, `12m`, `3h`, `5d`.
+pub fn span(seconds: i64) -> String {
+    let s = seconds.abs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// `3m ago`, with the exact time as the element's title and `datetime`.
+pub fn ago(now: DateTime<Utc>, at: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(at.to_rfc3339()) title=(at.format("%Y-%m-%d %H:%M:%S UTC")) {
+            (span((now - at).num_seconds())) " ago"
+        }
+    }
+}
+
+/// What a lease has left: `12m left`, or `stale 3m` once it ran out.
+pub fn lease(now: DateTime<Utc>, until: DateTime<Utc>) -> (bool, String) {
+    let left = (until - now).num_seconds();
+    if left > 0 { (false, format!("lease {} left", span(left))) } else { (true, format!("stale {}", span(left))) }
+}
+
+/// A status as people say it: `reported_done` → `reported done`.
+pub fn words(status: &str) -> String {
+    status.replace('_', " ")
+}
+
+/// The first characters of a commit.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_round_down_to_the_largest_unit() {
+        assert_eq!(
+            (span(5), span(61), span(7200), span(200_000)),
+            ("5s".into(), "1m".into(), "2h".into(), "2d".into())
+        );
+    }
+
+    #[test]
+    fn a_lease_that_ran_out_is_stale() {
+        let now = Utc::now();
+        assert_eq!(lease(now, now + chrono::Duration::minutes(12)), (false, "lease 12m left".into()));
+        assert!(lease(now, now - chrono::Duration::seconds(5)).0);
+    }
+}
