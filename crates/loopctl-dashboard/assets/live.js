@@ -33,8 +33,19 @@
       .catch(function () { say("Live updates paused; reload the page"); })
       .then(function () { busy = false; });
   }
-  var source = new EventSource(url, { withCredentials: true });
-  source.onopen = function () { say("Live"); document.body.setAttribute("data-live-open", "1"); };
-  source.onmessage = function () { if (!pending) { pending = setTimeout(refresh, 150); } };
-  source.onerror = function () { say("Reconnecting…"); };
+  var source = null;
+  function open() {
+    source = new EventSource(url, { withCredentials: true });
+    source.onopen = function () { say("Live"); document.body.setAttribute("data-live-open", "1"); };
+    source.onmessage = function () { if (!pending) { pending = setTimeout(refresh, 150); } };
+    source.onerror = function () { say("Reconnecting…"); };
+  }
+  // A browser keeps about six connections per server over HTTP/1.1: a stream left open by
+  // a page the browser keeps in its back/forward cache would hold one, so a page closes its
+  // stream when it is left and opens it again (after a refresh) when it is shown again.
+  window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && !source) { open(); refresh(); }
+  });
+  open();
 })();

@@ -6,7 +6,7 @@ use loopctl_api::{AgentView, DispatchView, EventView, StoryView};
 use maud::{Markup, html};
 use serde_json::Value;
 
-use crate::format::{ago, field, lease, span, words};
+use crate::format::{ago, change, field, lease, span, words};
 use crate::{Names, Section, Viewer, page};
 
 /// A story with the slug of its project, for links.
@@ -43,6 +43,8 @@ fn event_row(
     html! {
         li data-cursor=(event.cursor) {
             (ago(now, event.inserted_at)) " · " strong { (words(&event.action)) } " · " (target)
+            @let what = change(event);
+            @if !what.is_empty() { " · " (what) }
             " by " (event.actor_label) " (" (event.actor_type) ")" (extra)
         }
     }

@@ -5,6 +5,15 @@ use loopctl_api::EventView;
 use maud::{Markup, html};
 use serde_json::Value;
 
+/// A JSON value as text: a string as itself, null as nothing.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 /// A detail of an audit entry: what it recorded (`new_state`), else its metadata, else
 /// what it replaced.
 pub fn field<'e>(event: &'e EventView, key: &str) -> Option<&'e Value> {
@@ -45,6 +54,31 @@ pub fn words(status: &str) -> String {
 /// The first characters of a commit.
 pub fn short_sha(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
+}
+
+/// A short description of what an audit entry changed.
+pub fn change(event: &EventView) -> String {
+    let state = |v: &Value| {
+        let agent = v.get("agent_status").map(text).unwrap_or_default();
+        let verified = v.get("verified_status").map(text).unwrap_or_default();
+        if agent.is_empty() && verified.is_empty() {
+            String::new()
+        } else {
+            format!("{} / {}", words(&agent), words(&verified))
+        }
+    };
+    let (before, after) = (state(&event.old_state), state(&event.new_state));
+    let reason = ["reason", "rejection_reason", "note", "summary", "code"]
+        .iter()
+        .find_map(|k| field(event, k).map(text))
+        .unwrap_or_default();
+    let moved = if before.is_empty() || before == after { after } else { format!("{before} → {after}") };
+    match (moved.is_empty(), reason.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => moved,
+        (true, false) => reason,
+        (false, false) => format!("{moved} — {reason}"),
+    }
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn svg(view: &GraphPage, only: Option<Uuid>) -> Markup {
                     @let ready = view.ready.contains(&story.id);
                     @let waits = view.blocked.get(&story.id);
                     a href=(format!("/projects/{slug}/stories/{}", story.number)) {
-                        g.node.ready[ready].blocked[waits.is_some()] id=(format!("node-{}", story.number)) {
+                        g.node.ready[ready].blocked[waits.is_some()] id=(format!("node-{}", story.number)) data-story=(story.number) {
                             title {
                                 (story.number) " " (story.title) " — " (words(&story.agent_status)) ", " (words(&story.verified_status))
                                 @if ready { " — ready" }
@@ -246,7 +246,7 @@ mod tests {
 
     fn story(n: &str) -> GraphStory {
         GraphStory {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             number: n.into(),
             title: n.into(),
             agent_status: "pending".into(),
@@ -256,7 +256,7 @@ mod tests {
     }
 
     fn epic(number: i64, stories: Vec<GraphStory>) -> GraphEpic {
-        GraphEpic { id: Uuid::new_v4(), number, title: format!("E{number}"), phase: None, position: number, stories }
+        GraphEpic { id: Uuid::now_v7(), number, title: format!("E{number}"), phase: None, position: number, stories }
     }
 
     #[test]

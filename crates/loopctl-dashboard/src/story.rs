@@ -7,7 +7,7 @@ use loopctl_api::{EventView, ProjectView, StoryDetail, VerificationRunView};
 use maud::{Markup, html};
 use serde_json::Value;
 
-use crate::format::{ago, field, lease, short_sha, words};
+use crate::format::{ago, change, lease, short_sha, text, words};
 use crate::{Names, Section, Viewer, alert, page};
 
 /// What the story page shows.
@@ -24,22 +24,13 @@ pub struct StoryPage<'a> {
     pub done: Option<&'a str>,
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// One piece of evidence of a criterion in a line: its kind and what it points at.
+/// One piece of evidence of a criterion in a line: `test: …`, `file: …`, `commit: …`, `note: …`.
 fn evidence_line(evidence: &Value) -> String {
-    let kind = evidence.get("type").or_else(|| evidence.get("kind")).map(text).unwrap_or_default();
-    let target = ["path", "ref", "value", "test", "url", "commit_sha", "note"]
+    let parts: Vec<String> = ["test", "file", "commit", "note", "path", "ref"]
         .iter()
-        .find_map(|key| evidence.get(*key).map(text))
-        .unwrap_or_else(|| evidence.to_string());
-    if kind.is_empty() { target } else { format!("{kind}: {target}") }
+        .filter_map(|key| evidence.get(*key).filter(|v| !v.is_null()).map(|v| format!("{key}: {}", text(v))))
+        .collect();
+    if parts.is_empty() { evidence.to_string() } else { parts.join(" · ") }
 }
 
 fn verdict(verdict: Option<&String>) -> Markup {
@@ -47,31 +38,6 @@ fn verdict(verdict: Option<&String>) -> Markup {
         Some("pass") => html! { span.pass { "pass" } },
         Some(other) => html! { span.fail { (other) } },
         None => html! { span.muted { "—" } },
-    }
-}
-
-/// A short description of what an audit entry changed.
-fn change(event: &EventView) -> String {
-    let state = |v: &Value| {
-        let agent = v.get("agent_status").map(text).unwrap_or_default();
-        let verified = v.get("verified_status").map(text).unwrap_or_default();
-        if agent.is_empty() && verified.is_empty() {
-            String::new()
-        } else {
-            format!("{} / {}", words(&agent), words(&verified))
-        }
-    };
-    let (before, after) = (state(&event.old_state), state(&event.new_state));
-    let reason = ["reason", "rejection_reason", "note", "summary", "code"]
-        .iter()
-        .find_map(|k| field(event, k).map(text))
-        .unwrap_or_default();
-    let moved = if before.is_empty() || before == after { after } else { format!("{before} → {after}") };
-    match (moved.is_empty(), reason.is_empty()) {
-        (true, true) => String::new(),
-        (false, true) => moved,
-        (true, false) => reason,
-        (false, false) => format!("{moved} — {reason}"),
     }
 }
 
@@ -160,7 +126,7 @@ pub fn story_page(viewer: &Viewer, view: &StoryPage) -> Markup {
                     thead { tr { th scope="col" { "Criterion" } th scope="col" { "Evidence" } th scope="col" { "Review" } th scope="col" { "Verification" } } }
                     tbody {
                         @for c in &detail.criteria {
-                            tr id=(format!("criterion-{}", c.ac_id)) {
+                            tr id=(format!("criterion-{}", c.ac_id)) data-criterion=(c.ac_id) {
                                 th scope="row" { code { (c.ac_id) } " " (c.text) }
                                 td { @if c.evidence.is_empty() { span.muted { "none" } } @else { ul { @for e in &c.evidence { li { (evidence_line(e)) } } } } }
                                 td { (verdict(c.review_verdict.as_ref())) }

@@ -92,7 +92,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, store = store.backend(), "loopctl listening");
-    eprintln!("loopctl {} listening on http://{addr} ({} store)", env!("CARGO_PKG_VERSION"), store.backend());
+    eprintln!(
+        "loopctl {} listening on http://{addr} ({} store); dashboard at http://{addr}/",
+        env!("CARGO_PKG_VERSION"),
+        store.backend()
+    );
     let options =
         loopctl_server::ServeOptions { signing_keys: Some(signing_keys(args.signing_key_dir)?), ..Default::default() };
     loopctl_server::serve_with(store, listener, options).await.context("server failed")
@@ -248,6 +252,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
         None => eprintln!("Verifier runner: off (these keys predate verifier keys; run `loopctl runner` with one)."),
     }
+    eprintln!("Dashboard: {server}/ (sign in with a key from keys.json: the user's may also clear escalations).");
     eprintln!("API docs: {server}/api/v1/openapi.json   Stop with Ctrl-C.");
     // A local quickstart has one user and many agents: no rate limits (SPEC).
     let options = loopctl_server::ServeOptions {

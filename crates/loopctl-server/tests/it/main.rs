@@ -6,6 +6,7 @@
 
 mod support;
 
+mod browser;
 mod concurrency;
 mod dashboard;
 mod errors;
