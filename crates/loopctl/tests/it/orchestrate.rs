@@ -106,14 +106,16 @@ fn orchestrate_command(lab: &Lab, repo: &Path, implementer: &str, reviewer: &str
     cmd
 }
 
-/// Waits (up to 10 s) until each of `numbers` has `agent_status`.
+/// Waits until each of `numbers` has `agent_status` (up to 30 s: the whole suite shares two
+/// cores), and fails the test if they never do.
 fn wait_until(lab: &Lab, numbers: &[&str], agent_status: &str) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if numbers.iter().all(|n| status(lab, n)["agent_status"] == agent_status) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    panic!("{numbers:?} never reached {agent_status}");
 }
 
 fn count(events: &[Value], kind: &str) -> usize {
@@ -658,7 +660,7 @@ fn a_story_reported_when_the_orchestrator_died_is_reviewed_by_the_next_run_not_r
     let lab = Lab::start();
     lab.project("Web shop", "web");
     let repo = repository(&lab);
-    let slow_reviewer = format!("sleep 5\n{}", reviewer("pass"));
+    let slow_reviewer = format!("sleep 20\n{}", reviewer("pass"));
     let mut cmd =
         orchestrate_command(&lab, &repo, &honest_implementer(), &slow_reviewer, &["--parallel", "2", "--until-done"]);
     cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
