@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod dashboard;
 mod lab;
 mod peers;
 mod polling;
@@ -33,6 +34,8 @@ enum Scenario {
     Scale(scale::ScaleArgs),
     /// The same 1,000-task workload through Backlog.md and Task Master, one process per call.
     Peers(PeersArgs),
+    /// The dashboard's pages of an N-story project, first byte and whole, against `/health`.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,5 +63,6 @@ async fn main() -> anyhow::Result<()> {
             };
             peers::run(&bin, args.tasks).await
         }
+        Scenario::Dashboard(args) => dashboard::run(&lab::default_loopctl()?, args).await,
     }
 }

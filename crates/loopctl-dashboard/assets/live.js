@@ -4,6 +4,8 @@
 (function () {
   "use strict";
   var url = document.body.getAttribute("data-live");
+  var since = document.body.getAttribute("data-since");
+  if (url && since) { url += (url.indexOf("?") < 0 ? "?" : "&") + "since=" + encodeURIComponent(since); }
   var region = document.getElementById("live");
   var state = document.getElementById("live-state");
   if (!url || !region || !window.EventSource) { return; }

@@ -72,7 +72,14 @@ pub fn change(event: &EventView) -> String {
         .iter()
         .find_map(|k| field(event, k).map(text))
         .unwrap_or_default();
-    let moved = if before.is_empty() || before == after { after } else { format!("{before} → {after}") };
+    // An entry that records no statuses (a refusal, a dispatch) changed none.
+    let moved = if after.is_empty() || before == after {
+        String::new()
+    } else if before.is_empty() {
+        after
+    } else {
+        format!("{before} → {after}")
+    };
     match (moved.is_empty(), reason.is_empty()) {
         (true, true) => String::new(),
         (false, true) => moved,
@@ -91,6 +98,34 @@ mod tests {
             (span(5), span(61), span(7200), span(200_000)),
             ("5s".into(), "1m".into(), "2h".into(), "2d".into())
         );
+    }
+
+    fn entry(old: Value, new: Value) -> EventView {
+        EventView {
+            id: uuid::Uuid::now_v7(),
+            cursor: 1,
+            entity_type: "story".into(),
+            entity_id: uuid::Uuid::now_v7(),
+            action: "x".into(),
+            actor_type: "api_key".into(),
+            actor_id: None,
+            actor_agent_id: None,
+            actor_label: "a".into(),
+            old_state: old,
+            new_state: new,
+            project_id: None,
+            metadata: serde_json::json!({}),
+            inserted_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_history_entry_says_what_moved_and_why() {
+        let state = |a: &str, v: &str| serde_json::json!({"agent_status": a, "verified_status": v});
+        let moved = entry(state("implementing", "unverified"), state("reported_done", "unverified"));
+        assert_eq!(change(&moved), "implementing / unverified → reported done / unverified");
+        let refused = entry(state("reported_done", "unverified"), serde_json::json!({"code": "self_verify_blocked"}));
+        assert_eq!(change(&refused), "self_verify_blocked", "a refusal moved nothing");
     }
 
     #[test]

@@ -93,6 +93,22 @@ pub fn layout(graph: &DependencyGraph) -> Vec<Placed> {
         .collect()
 }
 
+/// A layer taller than this is drawn in several columns side by side, so 200 stories with
+/// few dependencies make a wide page rather than one column thousands of pixels tall.
+pub const ROWS_PER_COLUMN: usize = 20;
+
+/// Each placed story's (column, row) on the page: the layers left to right, each in as many
+/// columns of [`ROWS_PER_COLUMN`] as it needs.
+pub fn grid(placed: &[Placed]) -> Vec<(Uuid, usize, usize)> {
+    let layers = placed.iter().map(|p| p.layer + 1).max().unwrap_or(0);
+    let mut first_column = vec![0; layers + 1];
+    for layer in 0..layers {
+        let rows = placed.iter().filter(|p| p.layer == layer).count();
+        first_column[layer + 1] = first_column[layer] + rows.div_ceil(ROWS_PER_COLUMN).max(1);
+    }
+    placed.iter().map(|p| (p.id, first_column[p.layer] + p.row / ROWS_PER_COLUMN, p.row % ROWS_PER_COLUMN)).collect()
+}
+
 /// What the graph page draws.
 pub struct GraphPage<'a> {
     pub project: &'a ProjectView,
@@ -128,14 +144,14 @@ fn svg(view: &GraphPage, only: Option<Uuid>) -> Markup {
     } else {
         view.graph.clone()
     };
-    let placed = layout(&graph);
-    let at: HashMap<Uuid, (f64, f64)> = placed
+    let cells = grid(&layout(&graph));
+    let at: HashMap<Uuid, (f64, f64)> = cells
         .iter()
-        .map(|p| (p.id, (MARGIN + p.layer as f64 * (NODE_W + GAP_X), MARGIN + p.row as f64 * (NODE_H + GAP_Y))))
+        .map(|(id, col, row)| (*id, (MARGIN + *col as f64 * (NODE_W + GAP_X), MARGIN + *row as f64 * (NODE_H + GAP_Y))))
         .collect();
-    let layers = placed.iter().map(|p| p.layer + 1).max().unwrap_or(1);
-    let rows = placed.iter().map(|p| p.row + 1).max().unwrap_or(1);
-    let width = 2.0 * MARGIN + layers as f64 * NODE_W + (layers - 1) as f64 * GAP_X;
+    let cols = cells.iter().map(|c| c.1 + 1).max().unwrap_or(1);
+    let rows = cells.iter().map(|c| c.2 + 1).max().unwrap_or(1);
+    let width = 2.0 * MARGIN + cols as f64 * NODE_W + (cols - 1) as f64 * GAP_X;
     let height = 2.0 * MARGIN + rows as f64 * NODE_H + (rows - 1) as f64 * GAP_Y;
     let stories: Vec<&GraphStory> = graph.epics.iter().flat_map(|e| e.stories.iter()).collect();
     let edges: Vec<((f64, f64), (f64, f64))> =
@@ -283,6 +299,18 @@ mod tests {
             story_dependencies: vec![Edge { from: x, to: y }, Edge { from: y, to: x }],
         };
         assert_eq!(layout(&graph).len(), 2);
+    }
+
+    #[test]
+    fn a_tall_layer_wraps_into_columns_and_the_next_layer_starts_right_of_them() {
+        let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut placed: Vec<Placed> = (0..45).map(|row| Placed { id: Uuid::now_v7(), layer: 0, row }).collect();
+        placed[44].id = one;
+        placed.push(Placed { id: two, layer: 1, row: 0 });
+        let cells = grid(&placed);
+        let of = |id: Uuid| cells.iter().find(|c| c.0 == id).map(|c| (c.1, c.2));
+        assert_eq!(of(one), Some((2, 4)), "row 44 is the fifth of the third column");
+        assert_eq!(of(two), Some((3, 0)), "layer 1 starts after layer 0's three columns");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Viewer {
     pub can_judge: bool,
     /// May clear an escalation (users).
     pub can_clear_escalations: bool,
+    /// The change feed's cursor when the page was read: the live stream starts after it, so
+    /// a change committed while the page loads still refreshes it.
+    pub feed_cursor: i64,
 }
 
 /// The top-level sections, for the navigation's current-page mark.
@@ -71,7 +74,7 @@ pub fn page(viewer: &Viewer, section: Option<Section>, title: &str, live: Option
         (DOCTYPE)
         html lang="en" {
             (head(title))
-            body data-live=[live] {
+            body data-live=[live] data-since=(viewer.feed_cursor) {
                 a.skip href="#live" { "Skip to content" }
                 header.top {
                     nav aria-label="Sections" {

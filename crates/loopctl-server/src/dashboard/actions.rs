@@ -100,6 +100,26 @@ pub(crate) async fn logout(
     redirect("/login", &[set_cookie(SESSION_COOKIE, "", "/", over_tls(&headers), Some(0))])
 }
 
+/// `GET` of a verdict's URL (a reload of the page a refusal answered, or the live refresh
+/// of it): back to the story page.
+pub(crate) async fn back_to_story(Path((slug, number, _action)): Path<(String, String, String)>) -> Response {
+    redirect(&story_url(&slug, &number), &[])
+}
+
+/// The story page's path, its parts percent-encoded: they come from the request, and a
+/// `Location` header takes no control characters (nor should it lead anywhere else).
+fn story_url(slug: &str, number: &str) -> String {
+    let segment = |text: &str| {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    format!("/projects/{}/stories/{}", segment(slug), segment(number))
+}
+
 #[derive(Deserialize)]
 pub(crate) struct VerdictForm {
     #[serde(default)]
@@ -164,7 +184,7 @@ pub(crate) async fn story_action(
         Ok(())
     };
     match done.await {
-        Ok(()) => redirect(&format!("/projects/{slug}/stories/{number}?done={action}"), &[]),
+        Ok(()) => redirect(&format!("{}?done={action}", story_url(&slug, &number)), &[]),
         Err(err) => refuse(err).await,
     }
 }

@@ -33,7 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/projects/{slug}", get(pages::board))
         .route("/projects/{slug}/graph", get(pages::graph))
         .route("/projects/{slug}/stories/{number}", get(pages::story))
-        .route("/projects/{slug}/stories/{number}/{action}", post(actions::story_action))
+        .route("/projects/{slug}/stories/{number}/{action}", get(actions::back_to_story).post(actions::story_action))
         .route("/activity", get(pages::activity))
         .route("/agents", get(pages::agents))
         .route("/needs-you", get(pages::needs_you))
@@ -80,6 +80,8 @@ pub(crate) struct Signed {
     pub who: Principal,
     pub csrf: String,
     pub session_id: String,
+    /// The newest event's cursor as the request came in (see `Viewer::feed_cursor`).
+    pub feed_cursor: i64,
 }
 
 impl Signed {
@@ -95,6 +97,7 @@ impl Signed {
             csrf: self.csrf.clone(),
             can_judge: matches!(role, Role::Orchestrator | Role::User),
             can_clear_escalations: role == Role::User,
+            feed_cursor: self.feed_cursor,
         }
     }
 }
@@ -114,7 +117,9 @@ impl FromRequestParts<AppState> for Signed {
                 if let Err(err) = state.limiter.check(&who, &parts.method, parts.uri.path()) {
                     return Err(html_refusal(None, &err));
                 }
-                Ok(Signed { who, csrf: session.csrf, session_id: id.to_string() })
+                let newest = state.app.recent_changes(&who, None, None, 1).await;
+                let feed_cursor = newest.ok().and_then(|events| events.first().map(|e| e.cursor)).unwrap_or(0);
+                Ok(Signed { who, csrf: session.csrf, session_id: id.to_string(), feed_cursor })
             }
             // Revoked, expired, or its tenant suspended: the session ends with the key.
             Err(_) => {

@@ -398,10 +398,13 @@ pub(crate) async fn needs_you(State(state): State<AppState>, signed: Signed) -> 
 #[derive(Deserialize)]
 pub(crate) struct EventsFilter {
     project_id: Option<Uuid>,
+    /// The cursor the page was rendered at.
+    since: Option<i64>,
 }
 
-/// `GET /dashboard/events`: the session's change feed from now (or `Last-Event-ID`), as
-/// plain SSE messages the page script refreshes on.
+/// `GET /dashboard/events`: the session's change feed after `Last-Event-ID`, else after the
+/// cursor the page was rendered at, else from now, as plain SSE messages the page script
+/// refreshes on.
 pub(crate) async fn events(
     State(state): State<AppState>,
     signed: Signed,
@@ -409,7 +412,9 @@ pub(crate) async fn events(
     Query(filter): Query<EventsFilter>,
 ) -> Response {
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let since = resume.unwrap_or_else(|| state.app.now().to_rfc3339());
+    let since = resume
+        .or_else(|| filter.since.map(|cursor| cursor.to_string()))
+        .unwrap_or_else(|| state.app.now().to_rfc3339());
     match live_feed(&state.app, signed.who, filter.project_id, since, Framing::Plain).await {
         Ok(sse) => sse.into_response(),
         Err(err) => crate::ApiError::from(err).into_response(),

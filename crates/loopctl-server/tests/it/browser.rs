@@ -227,6 +227,32 @@ async fn a_supervisor_watches_the_board_move_reads_the_evidence_and_verifies_fro
     screenshot(&client, "refused").await;
     assert_eq!(story(&server, &t.orch, own_story).await["verified_status"], "unverified");
 
+    // Two hundred stories (every tenth waiting on the one before it) stay readable: the
+    // layers wrap into columns instead of one column thousands of pixels tall.
+    let stories: Vec<Value> = (1..=200)
+        .map(|i| json!({"number": format!("1.{i}"), "title": format!("Story {i}"), "acceptance_criteria": [{"id": format!("AC-{i}"), "description": "works"}]}))
+        .collect();
+    let waits: Vec<Value> = (1..=20)
+        .map(|i| json!({"story": format!("1.{}", i * 10), "depends_on": format!("1.{}", i * 10 - 1)}))
+        .collect();
+    let big = seed_with(
+        &server,
+        &t.orch,
+        "Two hundred",
+        &json!({"epics": [{"number": 1, "title": "Big", "stories": stories}], "story_dependencies": waits}),
+    )
+    .await;
+    let big_slug =
+        s(&server.get(&t.orch, &format!("/api/v1/projects/{}", big.project)).await.ok(200)["project"]["slug"]);
+    client.goto(&format!("{base}/projects/{big_slug}/graph")).await.expect("big graph");
+    let shape = client
+        .execute("const g = document.querySelector('svg.graph'); return [g.querySelectorAll('g.node').length, g.height.baseVal.value];", vec![])
+        .await
+        .expect("js");
+    assert_eq!(shape[0], json!(200), "every story drawn");
+    assert!(shape[1].as_f64().is_some_and(|h| h < 1300.0), "at most twenty rows tall: {shape}");
+    screenshot(&client, "graph-200").await;
+
     for page in ["agents", "activity", "needs-you"] {
         client.goto(&format!("{base}/{page}")).await.expect("page");
         screenshot(&client, page).await;

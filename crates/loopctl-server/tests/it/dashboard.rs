@@ -171,6 +171,24 @@ async fn the_session_cookie_is_http_only_strict_secure_over_tls_and_holds_no_key
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_a_verdicts_url_goes_back_to_its_story_and_leads_nowhere_else() {
+    let server = Server::sqlite().await;
+    let t = server.tenant("Reload").await;
+    let session = sign_in(&server, &t.orch).await;
+    let (status, _, location) = page(&server, &session.cookie, "/projects/web/stories/1.1/verify").await;
+    assert_eq!((status, location.as_deref()), (303, Some("/projects/web/stories/1.1")));
+    // Header injection and off-site redirects through the path are encoded away.
+    let (status, _, location) =
+        page(&server, &session.cookie, "/projects/%0d%0aSet-Cookie:%20x=1/stories/%2F%2Fevil.example/verify").await;
+    assert_eq!(status, 303);
+    let location = location.unwrap_or_default();
+    assert!(
+        location.starts_with("/projects/%0D%0ASet-Cookie") && location.contains("%2F%2Fevil.example"),
+        "{location}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_without_its_csrf_cookie_or_with_a_bad_key_opens_no_session() {
     let server = Server::sqlite().await;
     let t = server.tenant("Login").await;
@@ -193,9 +211,12 @@ async fn a_login_without_its_csrf_cookie_or_with_a_bad_key_opens_no_session() {
     assert_eq!(status, 403, "a login posted from another origin");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_verdict_form_without_the_sessions_token_or_from_another_origin_changes_nothing() {
-    let server = Server::sqlite().await;
+both!(a_verdict_form_without_the_sessions_token_or_from_another_origin_changes_nothing
+    => forged_forms_sqlite, forged_forms_postgres);
+both!(the_orchestrator_that_implemented_a_story_is_refused_its_verdict_on_the_page
+    => own_work_on_the_page_sqlite, own_work_on_the_page_postgres);
+
+async fn a_verdict_form_without_the_sessions_token_or_from_another_origin_changes_nothing(server: Server) {
     let t = server.tenant("Forms").await;
     let seeded = seed(&server, &t, "Forms").await;
     let id = seeded.story("1.1");
@@ -273,9 +294,7 @@ async fn an_agent_session_reads_the_pages_but_a_forged_verdict_is_refused_as_the
     assert_eq!(status, 403, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_orchestrator_that_implemented_a_story_is_refused_its_verdict_on_the_page() {
-    let server = Server::sqlite().await;
+async fn the_orchestrator_that_implemented_a_story_is_refused_its_verdict_on_the_page(server: Server) {
     let t = server.tenant("Own work").await;
     let seeded = seed(&server, &t, "Own work").await;
     let id = seeded.story("1.1");
