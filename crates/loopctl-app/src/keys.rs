@@ -19,12 +19,7 @@ pub struct MintedKey {
 /// # Errors
 /// When the operating system's random source fails.
 pub fn mint() -> Result<MintedKey, AppError> {
-    let mut bytes = [0u8; 30];
-    getrandom::fill(&mut bytes).map_err(|err| {
-        tracing::error!(%err, "random source failed");
-        AppError::internal()
-    })?;
-    let raw = format!("lc_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let raw = format!("lc_{}", URL_SAFE_NO_PAD.encode(random::<30>()?));
     let prefix = raw.chars().take(8).collect();
     Ok(MintedKey { hash: hash(&raw), raw, prefix })
 }
@@ -34,12 +29,17 @@ pub fn mint() -> Result<MintedKey, AppError> {
 /// # Errors
 /// When the operating system's random source fails.
 pub fn random_token() -> Result<String, AppError> {
-    let mut bytes = [0u8; 32];
+    Ok(URL_SAFE_NO_PAD.encode(random::<32>()?))
+}
+
+/// `N` bytes from the operating system's random source.
+fn random<const N: usize>() -> Result<[u8; N], AppError> {
+    let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|err| {
         tracing::error!(%err, "random source failed");
         AppError::internal()
     })?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(bytes)
 }
 
 pub fn hash(raw: &str) -> Vec<u8> {

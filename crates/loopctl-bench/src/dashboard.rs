@@ -25,19 +25,24 @@ fn http() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?)
 }
 
-/// Signs in through the form (login cookie, CSRF field, key) and answers the session cookie.
-async fn sign_in(url: &str, key: &str) -> anyhow::Result<String> {
-    let http = http()?;
-    let form = http.get(format!("{url}/login")).send().await?;
-    let login = form
+/// The value the answer's `Set-Cookie` gives cookie `name`.
+fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("loopctl_login="))
+        .find_map(|c| c.strip_prefix(prefix.as_str()))
         .and_then(|c| c.split(';').next())
         .map(str::to_string)
-        .context("no login cookie")?;
+}
+
+/// Signs in through the form (login cookie, CSRF field, key) and answers the session cookie.
+async fn sign_in(url: &str, key: &str) -> anyhow::Result<String> {
+    let http = http()?;
+    let form = http.get(format!("{url}/login")).send().await?;
+    let login = cookie(&form, "loopctl_login").context("no login cookie")?;
     let page = form.text().await?;
     let marker = r#"name="csrf" value=""#;
     let csrf = page.split(marker).nth(1).and_then(|rest| rest.split('"').next()).context("no CSRF field")?.to_string();
@@ -48,15 +53,7 @@ async fn sign_in(url: &str, key: &str) -> anyhow::Result<String> {
         .body(format!("api_key={key}&csrf={csrf}"))
         .send()
         .await?;
-    let session = signed
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("loopctl_session="))
-        .and_then(|c| c.split(';').next())
-        .map(str::to_string)
-        .context("sign-in gave no session")?;
+    let session = cookie(&signed, "loopctl_session").context("sign-in gave no session")?;
     Ok(format!("loopctl_session={session}"))
 }
 

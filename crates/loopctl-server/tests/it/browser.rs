@@ -180,6 +180,18 @@ async fn a_supervisor_watches_the_board_move_reads_the_evidence_and_verifies_fro
     )
     .await;
     screenshot(&client, "board").await;
+    // From the keyboard: the first Tab reaches the skip link, and every card is a link.
+    client.find(Locator::Css("body")).await.expect("body").send_keys("\u{E004}").await.expect("Tab");
+    let focused = client.execute("return document.activeElement.className;", vec![]).await.expect("js");
+    assert_eq!(focused, json!("skip"), "the first Tab lands on the skip link");
+    let unreachable = client
+        .execute(
+            "return [...document.querySelectorAll('.card')].filter(c => !c.querySelector('a[href]')).length;",
+            vec![],
+        )
+        .await
+        .expect("js");
+    assert_eq!(unreachable, json!(0), "every card is reachable by keyboard");
 
     // The graph: 1.2 waits for 1.1, and says so.
     client.goto(&format!("{base}/projects/{slug}/graph")).await.expect("graph");
