@@ -138,6 +138,12 @@ impl App {
     }
 
     /// Live feed of committed events, for SSE.
+    /// Tenants whose events another process sharing the database committed (PostgreSQL);
+    /// `None` on a store one process owns.
+    pub fn commit_signals(&self) -> Option<futures_util::stream::BoxStream<'static, Uuid>> {
+        self.store.commit_signals()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.events.subscribe()
     }

@@ -17,6 +17,7 @@ mod apply;
 mod migrate;
 mod read;
 mod row;
+mod signals;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -76,6 +77,7 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
 pub struct PgStore {
     pool: PgPool,
     answers: answers::AnswerQueue,
+    signals: signals::Signals,
 }
 
 impl PgStore {
@@ -103,7 +105,11 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(row::backend)?;
-        Ok(PgStore { answers: answers::AnswerQueue::start(pool.clone()), pool })
+        Ok(PgStore {
+            answers: answers::AnswerQueue::start(pool.clone()),
+            signals: signals::Signals::start(pool.clone()),
+            pool,
+        })
     }
 
     /// Waits for the pool's connections to close.
@@ -111,7 +117,26 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn commit_batch(&self, mut batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+    /// Commits the batch, then announces its events' tenants to every instance.
+    async fn commit_batch(&self, batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
+        let tenants: std::collections::BTreeSet<uuid::Uuid> = batch
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::AppendEvent(event) => Some(event.tenant_id),
+                _ => None,
+            })
+            .collect();
+        let cursors = self.commit_now(batch).await?;
+        self.signals.committed(tenants);
+        Ok(cursors)
+    }
+
+    /// Tenants whose events any instance on this database committed (see `signals`).
+    pub fn commit_signals(&self) -> tokio::sync::broadcast::Receiver<uuid::Uuid> {
+        self.signals.subscribe()
+    }
+
+    async fn commit_now(&self, mut batch: WriteBatch) -> Result<Vec<i64>, StoreError> {
         if let [WriteOp::SaveIdempotentResponse(_)] = batch.as_slice()
             && let Some(WriteOp::SaveIdempotentResponse(answer)) = batch.pop()
         {

@@ -32,6 +32,21 @@ impl Store for PgStore {
         Box::pin(self.commit_batch(batch))
     }
 
+    fn commit_signals(&self) -> Option<futures_util::stream::BoxStream<'static, Uuid>> {
+        let heard = PgStore::commit_signals(self);
+        let signals = futures_util::stream::unfold(heard, |mut heard| async move {
+            loop {
+                match heard.recv().await {
+                    Ok(tenant) => return Some((tenant, heard)),
+                    // Missed some: the streams poll the store within a second anyway.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Some(Box::pin(signals))
+    }
+
     fn ping(&self) -> StoreResult<'_, ()> {
         Box::pin(async move {
             sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;

@@ -38,6 +38,14 @@ pub trait Store: Send + Sync {
     /// Answers the change-feed cursors of the events the batch appended, in order.
     fn commit(&self, batch: WriteBatch) -> StoreResult<'_, Vec<i64>>;
 
+    /// The tenants whose events any process sharing this database committed, as they commit
+    /// (a wake-up for live streams, never the events themselves: those are read from the
+    /// store). `None` where one process owns the database (SQLite): its own commits wake its
+    /// streams directly.
+    fn commit_signals(&self) -> Option<futures_util::stream::BoxStream<'static, Uuid>> {
+        None
+    }
+
     /// Checks the database answers.
     fn ping(&self) -> StoreResult<'_, ()>;
 

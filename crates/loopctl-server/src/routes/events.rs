@@ -22,12 +22,15 @@ struct Feed {
     who: loopctl_app::Principal,
     backlog: std::vec::IntoIter<EventView>,
     live: tokio::sync::broadcast::Receiver<loopctl_app::Published>,
+    /// Commits of other servers sharing the database (PostgreSQL's notifications).
+    elsewhere: Option<futures_util::stream::BoxStream<'static, Uuid>>,
     project_id: Option<Uuid>,
     last_cursor: i64,
 }
 
-/// How long a quiet stream waits before it looks at the store itself: events committed by
-/// another server on the same database arrive within this time.
+/// How long a quiet stream waits before it looks at the store itself: an event committed by
+/// another server on the same database wakes it at once (a notification), or within this
+/// time if the notification was lost.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
 fn frame(event: &EventView) -> Event {
@@ -38,7 +41,7 @@ fn frame(event: &EventView) -> Event {
 }
 
 /// Live change feed (SSE). `Last-Event-ID` resumes. Commits of this server wake the stream at
-/// once; commits of other servers sharing the database arrive within a second.
+/// once; on PostgreSQL so do other servers' commits on the same database (a notification).
 #[utoipa::path(
     get,
     path = "/api/v1/events",
@@ -75,10 +78,12 @@ pub(crate) async fn live_feed(
 ) -> loopctl_app::AppResult<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
     // Subscribe before reading the backlog, so a commit in between still wakes the stream.
     let live = app.subscribe();
+    let elsewhere = app.commit_signals();
     let query = ChangesQuery { project_id, since: Some(since), limit: Some(1000), ..ChangesQuery::default() };
     let changes = app.changes(&who, query).await?;
     let last_cursor = changes.next_cursor;
-    let feed = Feed { app: app.clone(), who, backlog: changes.data.into_iter(), live, project_id, last_cursor };
+    let feed =
+        Feed { app: app.clone(), who, backlog: changes.data.into_iter(), live, elsewhere, project_id, last_cursor };
     let framed = move |event: &EventView| match framing {
         Framing::Named => frame(event),
         Framing::Plain => Event::default().id(event.cursor.to_string()).data(event.action.clone()),
@@ -103,6 +108,11 @@ pub(crate) async fn live_feed(
                         // Ours, or missed some (lagged): read the store.
                         Ok(_) | Err(RecvError::Lagged(_)) => break,
                     },
+                    signal = next_signal(&mut feed.elsewhere) => match signal {
+                        Some(tenant) if tenant == feed.who.tenant_id => break,
+                        Some(_) => continue,
+                        None => feed.elsewhere = None,
+                    },
                     () = tokio::time::sleep_until(deadline) => break,
                 }
             }
@@ -124,4 +134,12 @@ pub(crate) async fn live_feed(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The next commit signal of another server; never, where there are none.
+async fn next_signal(elsewhere: &mut Option<futures_util::stream::BoxStream<'static, Uuid>>) -> Option<Uuid> {
+    match elsewhere {
+        Some(signals) => futures_util::StreamExt::next(signals).await,
+        None => std::future::pending().await,
+    }
 }
