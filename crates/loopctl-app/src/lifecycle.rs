@@ -72,7 +72,10 @@ impl App {
                 StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
             batch.extend(transition_events(who, &story, &updated, &action, note));
             match self.commit(batch).await {
-                Ok(_) => return Ok(updated),
+                Ok(_) => {
+                    metrics::counter!("loopctl_transitions_total", "action" => action.name()).increment(1);
+                    return Ok(updated);
+                }
                 Err(err) if err.code == ErrorCode::VersionConflict => continue,
                 Err(err) => return Err(err),
             }

@@ -41,6 +41,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let ApiError { error, status } = self;
+        metrics::counter!("loopctl_refusals_total", "code" => error.code.as_str()).increment(1);
         let mut response = (status, axum::Json(error.body(status.as_u16()))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));

@@ -9,6 +9,7 @@ mod error;
 mod idempotency;
 mod limits;
 mod mcp;
+mod metrics;
 mod openapi;
 mod routes;
 
@@ -121,6 +122,7 @@ fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 fn router_for(state: AppState) -> Router {
+    metrics::install();
     let (api, openapi) = api_routes();
     let openapi = Arc::new(openapi);
     let spec = move || {
@@ -133,10 +135,13 @@ fn router_for(state: AppState) -> Router {
         .route("/api/v1", axum::routing::get(routes::index))
         .route("/api/v1/openapi.json", axum::routing::get(spec.clone()))
         .route("/api/v1/openapi", axum::routing::get(spec))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route("/ready", axum::routing::get(metrics::ready))
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::replay))
+        .route_layer(axum::middleware::from_fn(metrics::count))
         .layer(axum::middleware::from_fn(refuse_nul))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| error::ApiError::from(AppError::internal()).into_response()))

@@ -26,6 +26,8 @@ struct Feed {
     elsewhere: Option<futures_util::stream::BoxStream<'static, Uuid>>,
     project_id: Option<Uuid>,
     last_cursor: i64,
+    /// Counts this stream in `loopctl_sse_clients` until it is dropped.
+    _open: crate::metrics::StreamOpen,
 }
 
 /// How long a quiet stream waits before it looks at the store itself: an event committed by
@@ -82,8 +84,16 @@ pub(crate) async fn live_feed(
     let query = ChangesQuery { project_id, since: Some(since), limit: Some(1000), ..ChangesQuery::default() };
     let changes = app.changes(&who, query).await?;
     let last_cursor = changes.next_cursor;
-    let feed =
-        Feed { app: app.clone(), who, backlog: changes.data.into_iter(), live, elsewhere, project_id, last_cursor };
+    let feed = Feed {
+        app: app.clone(),
+        who,
+        backlog: changes.data.into_iter(),
+        live,
+        elsewhere,
+        project_id,
+        last_cursor,
+        _open: crate::metrics::StreamOpen::new(),
+    };
     let framed = move |event: &EventView| match framing {
         Framing::Named => frame(event),
         Framing::Plain => Event::default().id(event.cursor.to_string()).data(event.action.clone()),

@@ -18,6 +18,7 @@ mod isolation;
 mod limits;
 mod loop_truth;
 mod metadata;
+mod metrics;
 mod no_500;
 mod openapi;
 mod order;
