@@ -25,6 +25,16 @@ pub struct ServeArgs {
     /// signing-keys in the data dir.
     #[arg(long, env = "LOOPCTL_SIGNING_KEY_DIR")]
     signing_key_dir: Option<std::path::PathBuf>,
+    /// How the log is written to stderr: `text` for a person, `json` (one object per line,
+    /// with the request's span: method, path, request_id) for a log collector.
+    #[arg(long, env = "LOOPCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The run-signing keys of `dir`, or of the data directory.
@@ -79,15 +89,21 @@ pub struct UpArgs {
 /// `serve` logs every request (`tower_http` at info); `up` is a terminal a person watches
 /// while its own runner polls the feed, so there only warnings of requests show.
 /// `LOOPCTL_LOG` overrides either.
-fn init_tracing(default: &str) {
+fn init_tracing(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOOPCTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => log.json().with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+            log.with_ansi(ansi).try_init()
+        }
+    };
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing("info,sqlx=warn");
+    init_tracing("info,sqlx=warn", args.log_format);
     let store = open_store(args.database_url.as_deref()).await?;
     let listener = bind(&args.listen).await?;
     let addr = listener.local_addr()?;
@@ -167,7 +183,7 @@ pub async fn admin(command: AdminCommand, json_output: bool) -> anyhow::Result<(
 /// The quickstart: a server on the embedded store. The first run creates a tenant, its keys,
 /// an example project and three CLI profiles; later runs reuse all of it.
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    init_tracing("info,sqlx=warn,tower_http=warn");
+    init_tracing("info,sqlx=warn,tower_http=warn", LogFormat::Text);
     let dir = data_dir()?;
     create_private_dir(&dir)?;
     let store = open_store(Some(&dir.join("loopctl.db").to_string_lossy())).await?;

@@ -55,3 +55,36 @@ fn rotating_the_signing_key_keeps_old_keys_and_makes_a_private_new_one() {
         assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
     }
 }
+
+/// An operator greps the log for the id a client saw in `x-request-id`: with
+/// `--log-format json` the request's line is one JSON object carrying it.
+#[test]
+fn a_requests_id_is_in_its_json_log_line() {
+    use std::io::{Read, Write};
+
+    let env = Env::new();
+    let db = env.db();
+    admin_init(&env, &db, "logs").ok();
+    let mut cmd = env.std_cmd();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--database-url"]).arg(&db);
+    let mut proc = crate::support::Proc::spawn(cmd, "loopctl serve --log-format json");
+    let line = proc.wait_for("`listening on` line", |l| l.contains(" listening on http://"));
+    let url = crate::support::url_after(&line, "listening on ").expect("URL");
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request =
+        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nx-request-id: trace-me-4711\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    assert!(answer.to_ascii_lowercase().contains("x-request-id: trace-me-4711"), "the id comes back: {answer}");
+    let logged = proc.wait_for("the request's log line", |l| l.contains("trace-me-4711"));
+    let entry: Value = serde_json::from_str(&logged).unwrap_or_else(|_| panic!("a JSON log line: {logged}"));
+    assert_eq!(entry["span"]["request_id"], "trace-me-4711", "{entry}");
+    assert_eq!(
+        (entry["span"]["method"].as_str(), entry["span"]["path"].as_str()),
+        (Some("GET"), Some("/health")),
+        "{entry}"
+    );
+    assert!(entry["fields"]["status"].as_u64() == Some(200) || entry["fields"]["status"] == "200", "{entry}");
+}
