@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loopctl_api::{ReasonRequest, RejectRequest, VerifyRequest};
 use loopctl_app::{AppError, keys};
+use loopctl_client::encode_component;
 use serde::Deserialize;
 
 use super::pages::{login_page, story_response};
@@ -109,15 +110,7 @@ pub(crate) async fn back_to_story(Path((slug, number, _action)): Path<(String, S
 /// The story page's path, its parts percent-encoded: they come from the request, and a
 /// `Location` header takes no control characters (nor should it lead anywhere else).
 fn story_url(slug: &str, number: &str) -> String {
-    let segment = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    format!("/projects/{}/stories/{}", segment(slug), segment(number))
+    format!("/projects/{}/stories/{}", encode_component(slug), encode_component(number))
 }
 
 #[derive(Deserialize)]

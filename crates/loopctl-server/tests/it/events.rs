@@ -73,44 +73,53 @@ async fn the_stream_replays_then_follows_and_resumes(server: Server) {
 
 both!(the_stream_replays_then_follows_and_resumes => sse_stream_sqlite, sse_stream_postgres);
 
-/// Two servers on one PostgreSQL database: a client of one sees what the other commits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_events_cross_server_instances() {
-    let first = Server::postgres().await;
+/// A second server on the first's PostgreSQL database (its own store, pool and listener).
+async fn second_server(first: &Server) -> (tokio::task::JoinHandle<std::io::Result<()>>, std::net::SocketAddr) {
     let url = first.database_url().expect("a PostgreSQL server");
     let store = loopctl_store_postgres::PgStore::connect(url).await.expect("second store on the same database");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let second = tokio::spawn(loopctl_server::serve(std::sync::Arc::new(store), listener));
-    let t = first.tenant("Two Servers").await;
-    let project = create_project(&first, &t.orch, "Shared").await;
+    (tokio::spawn(loopctl_server::serve(std::sync::Arc::new(store), listener)), addr)
+}
 
+/// The live feed of `project` on the server at `addr`, once it answers (up to 10 s).
+async fn stream_of(addr: std::net::SocketAddr, key: &str, project: &str) -> reqwest::Response {
     let client = reqwest::Client::new();
-    let mut deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         let answer = client
             .get(format!("http://{addr}/api/v1/events?project_id={project}"))
-            .bearer_auth(&t.orch)
-            .timeout(Duration::from_secs(60))
+            .bearer_auth(key)
+            .timeout(Duration::from_secs(120))
             .send()
             .await;
         if let Ok(response) = answer
             && response.status() == 200
         {
-            break response;
+            return response;
         }
         assert!(Instant::now() < deadline, "the second server did not come up");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
+}
+
+/// Two servers on one PostgreSQL database: a client of one sees what the other commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_events_cross_server_instances() {
+    let first = Server::postgres().await;
+    let (second, addr) = second_server(&first).await;
+    let t = first.tenant("Two Servers").await;
+    let project = create_project(&first, &t.orch, "Shared").await;
+    let mut stream = stream_of(addr, &t.orch, &project).await;
     read_until(&mut stream, "event: created", Duration::from_secs(5)).await;
     first
         .put(&t.orch, &format!("/api/v1/orchestrator/state/{project}"), json!({"state_data": {"from": "first"}}))
         .await
         .ok(200);
-    deadline = Instant::now();
+    let sent = Instant::now();
     let text = read_until(&mut stream, "event: saved", Duration::from_secs(5)).await;
     assert!(text.contains("first"), "{text}");
-    assert!(deadline.elapsed() < Duration::from_secs(3), "the other server's event took {:?}", deadline.elapsed());
+    assert!(sent.elapsed() < Duration::from_secs(3), "the other server's event took {:?}", sent.elapsed());
     second.abort();
 }
 
@@ -142,31 +151,11 @@ async fn next_cursor(response: &mut reqwest::Response, pending: &mut String, aft
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_a_transition_through_one_server_reaches_the_other_servers_stream_within_100_ms() {
     let first = Server::postgres().await;
-    let url = first.database_url().expect("a PostgreSQL server");
-    let store = loopctl_store_postgres::PgStore::connect(url).await.expect("second store on the same database");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let second = tokio::spawn(loopctl_server::serve(std::sync::Arc::new(store), listener));
+    let (second, addr) = second_server(&first).await;
     let t = first.tenant("Across").await;
     let seeded = seed(&first, &t, "Across").await;
     let id = seeded.story("1.1");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        let answer = client
-            .get(format!("http://{addr}/api/v1/events?project_id={}", seeded.project))
-            .bearer_auth(&t.orch)
-            .timeout(Duration::from_secs(120))
-            .send()
-            .await;
-        if let Ok(response) = answer
-            && response.status() == 200
-        {
-            break response;
-        }
-        assert!(Instant::now() < deadline, "the second server did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let mut stream = stream_of(addr, &t.orch, &seeded.project).await;
     let mut pending = String::new();
     // The backlog (the import) first.
     let mut cursor = next_cursor(&mut stream, &mut pending, 0).await;
