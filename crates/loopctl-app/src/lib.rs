@@ -10,6 +10,7 @@ pub mod keys;
 pub mod signing;
 pub mod view;
 
+mod audit;
 mod auth;
 mod bootstrap;
 mod bulk;
@@ -40,6 +41,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+pub use audit::link_hash as audit_link_hash;
 pub use auth::{KEY_CACHE_TTL, Principal};
 pub use bootstrap::{Bootstrap, BootstrapRequest};
 pub use bulk::*;
@@ -71,6 +73,7 @@ pub struct App {
     signing: signing::SigningKeys,
     clock: Arc<dyn Clock>,
     keys_seen: Arc<auth::KeyCache>,
+    signed_heads: Arc<audit::SignedHeads>,
 }
 
 /// Where the service layer reads the time: leases, token expiry, staleness and every
@@ -120,7 +123,8 @@ impl App {
 
     pub fn with_signing_keys(store: Arc<dyn Store>, signing: signing::SigningKeys) -> App {
         let (events, _) = broadcast::channel(4096);
-        App { store, events, signing, clock: Arc::new(SystemClock), keys_seen: Arc::default() }
+        let signed_heads = Arc::new(audit::SignedHeads::open(signing.dir()));
+        App { store, events, signing, clock: Arc::new(SystemClock), keys_seen: Arc::default(), signed_heads }
     }
 
     /// The same app reading the time from `clock`.

@@ -23,6 +23,9 @@ struct Keys {
     current: (String, SigningKey),
     /// Every key this server knows, by id, for verifying.
     known: BTreeMap<String, VerifyingKey>,
+    /// The key directory (none for an ephemeral key): the server's own files, outside the
+    /// database, where it also keeps the audit chain heads it signed.
+    dir: Option<PathBuf>,
 }
 
 /// Names the signing key's id only: the secret never reaches a log.
@@ -55,7 +58,7 @@ impl SigningKeys {
     pub fn ephemeral() -> SigningKeys {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).expect("the system provides randomness");
-        SigningKeys::from_secrets(vec![secret])
+        SigningKeys::from_secrets(vec![secret], None)
     }
 
     /// Loads every key in `dir` (files `<created>-<id>.ed25519`, base64 of 32 secret bytes),
@@ -85,7 +88,7 @@ impl SigningKeys {
             let secret: [u8; 32] = bytes.try_into().map_err(|_| KeyDirError::Malformed { path: path.clone() })?;
             secrets.push(secret);
         }
-        Ok(SigningKeys::from_secrets(secrets))
+        Ok(SigningKeys::from_secrets(secrets, Some(dir.to_path_buf())))
     }
 
     /// Writes a new key file into `dir` (0600); the next `load_or_create` signs with it.
@@ -103,12 +106,12 @@ impl SigningKeys {
         Ok(path)
     }
 
-    fn from_secrets(secrets: Vec<[u8; 32]>) -> SigningKeys {
+    fn from_secrets(secrets: Vec<[u8; 32]>, dir: Option<PathBuf>) -> SigningKeys {
         let keys: Vec<SigningKey> = secrets.iter().map(SigningKey::from_bytes).collect();
         let known = keys.iter().map(|k| (key_id(&k.verifying_key()), k.verifying_key())).collect();
         let newest = keys.last().cloned().unwrap_or_else(|| SigningKey::from_bytes(&[0; 32]));
         let current = (key_id(&newest.verifying_key()), newest);
-        SigningKeys { inner: Arc::new(Keys { current, known }) }
+        SigningKeys { inner: Arc::new(Keys { current, known, dir }) }
     }
 
     /// Signs `payload` with the current key: (key id, base64 signature).
@@ -136,6 +139,12 @@ impl SigningKeys {
         self.inner.known.iter().map(|(id, key)| (id.clone(), STANDARD.encode(key.as_bytes()))).collect()
     }
 
+    /// The key directory these keys were loaded from (none for an ephemeral key).
+    #[must_use]
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
+    }
+
     /// The id of the key that signs new runs.
     #[must_use]
     pub fn current_id(&self) -> &str {
@@ -158,7 +167,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

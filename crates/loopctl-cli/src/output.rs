@@ -52,6 +52,11 @@ pub fn permission(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(CliError { exit: ExitClass::Auth, code: "forbidden", message: message.into() })
 }
 
+/// The facts do not hold (the audit chain does not match): exit code 5, like a conflict.
+pub fn facts_do_not_hold(code: &'static str, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(CliError { exit: ExitClass::Conflict, code, message: message.into() })
+}
+
 /// Prints an error as one line (or the error body with `--format json`) and gives the exit code
 /// of its class (SPEC: 2 usage, 3 auth, 4 not found, 5 conflict, 6 unreachable); a request the
 /// server refuses as malformed is a usage error like a bad flag.

@@ -154,6 +154,10 @@ impl Client {
         self.fetch(&with_query("/api/v1/audit", params)?).await
     }
 
+    pub async fn verify_audit(&self) -> Result<Data<AuditVerification>, ClientError> {
+        self.fetch("/api/v1/audit/verify").await
+    }
+
     pub async fn changes(&self, params: &ChangesParams) -> Result<Changes, ClientError> {
         self.fetch(&with_query("/api/v1/changes", params)?).await
     }

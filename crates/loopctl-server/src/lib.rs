@@ -91,6 +91,9 @@ fn observed(router: Router) -> Router {
 
 /// How often the server returns stories with expired leases to the queue.
 const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often events are chained into the audit chain (and its head signed): what is newer
+/// is not yet tamper-evident.
+const AUDIT_CHAIN_EVERY: Duration = Duration::from_secs(2);
 
 /// The whole router: `/health`, `/api/v1/*`, the OpenAPI document, the dashboard, and `/mcp` (loopback
 /// `Host` names only; `serve` accepts any when it listens elsewhere).
@@ -196,6 +199,7 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
         sessions: Arc::default(),
     };
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
+    let chainer = tokio::spawn(chain_audit_log(app.clone()));
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
     // authenticated by its bearer key, so any `Host` is accepted.
     let any_host = listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback());
@@ -211,7 +215,22 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
         .with_graceful_shutdown(shutdown_signal())
         .await;
     sweeper.abort();
+    chainer.abort();
     served
+}
+
+/// Chains committed events into each tenant's audit chain and signs its head.
+async fn chain_audit_log(app: App) {
+    let mut tick = tokio::time::interval(AUDIT_CHAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app.chain_audit().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(links = n, "chained events into the audit chain"),
+            Err(err) => tracing::warn!(%err, "chaining the audit log failed"),
+        }
+    }
 }
 
 /// Crashed or silent agents lose their claim when the lease ends: the story goes back to

@@ -19,8 +19,8 @@
 use chrono::{DateTime, Utc};
 use loopctl_core::StoryState;
 use loopctl_store::*;
-use sqlx::PgConnection;
 use sqlx::postgres::PgQueryResult;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::row::{json, map_err};
@@ -421,6 +421,26 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .execute(&mut *conn)
                 .await
                 .map_err(map_err)?;
+        }
+        WriteOp::AppendAuditLinks(links) => {
+            // PostgreSQL's limit on bound values (65,535) over 8 columns.
+            for chunk in links.chunks(1_000) {
+                let mut insert = QueryBuilder::<Postgres>::new(
+                    "INSERT INTO audit_links (tenant_id, cursor, event_id, prev_hash, hash, seal_key_id, seal_signature, sealed_at) ",
+                );
+                insert.push_values(chunk, |mut row, link| {
+                    let seal = link.seal.as_ref();
+                    row.push_bind(link.tenant_id)
+                        .push_bind(link.cursor)
+                        .push_bind(link.event_id)
+                        .push_bind(&link.prev_hash)
+                        .push_bind(&link.hash)
+                        .push_bind(seal.map(|s| s.key_id.as_str()))
+                        .push_bind(seal.map(|s| s.signature.as_str()))
+                        .push_bind(seal.map(|s| s.sealed_at));
+                });
+                insert.build().execute(&mut *conn).await.map_err(map_err)?;
+            }
         }
         WriteOp::PurgeIdempotentResponses { before } => {
             sqlx::query("DELETE FROM idempotent_responses WHERE created_at < $1")

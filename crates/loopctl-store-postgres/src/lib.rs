@@ -10,7 +10,8 @@
 //! processes, not only within one. Stored Idempotency-Key answers, one row each after the
 //! response, are written several to a statement (see `answers`).
 //!
-//! Cross-instance fan-out of live events (LISTEN/NOTIFY) is not here yet.
+//! Every committed batch's tenants are announced with `pg_notify` after the commit, and each
+//! process listens (`signals`): the wake-up of every instance's live streams.
 
 mod answers;
 mod apply;

@@ -346,6 +346,24 @@ pub(crate) fn artifact(row: &PgRow) -> Result<ArtifactRecord, StoreError> {
     })
 }
 
+pub(crate) fn audit_link(row: &PgRow) -> Result<AuditLink, StoreError> {
+    let key_id: Option<String> = get(row, "seal_key_id")?;
+    let signature: Option<String> = get(row, "seal_signature")?;
+    let sealed_at = opt_ts(row, "sealed_at")?;
+    let seal = match (key_id, signature, sealed_at) {
+        (Some(key_id), Some(signature), Some(sealed_at)) => Some(AuditSeal { key_id, signature, sealed_at }),
+        _ => None,
+    };
+    Ok(AuditLink {
+        tenant_id: get(row, "tenant_id")?,
+        cursor: get(row, "cursor")?,
+        event_id: get(row, "event_id")?,
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+        seal,
+    })
+}
+
 pub(crate) fn token_usage(row: &PgRow) -> Result<TokenUsageRecord, StoreError> {
     Ok(TokenUsageRecord {
         id: get(row, "id")?,

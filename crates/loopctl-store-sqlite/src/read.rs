@@ -797,4 +797,43 @@ impl Store for SqliteStore {
             all(rows, row::event)
         })
     }
+
+    fn audit_links(&self, tenant_id: Uuid, after_cursor: Option<i64>, limit: i64) -> StoreResult<'_, Vec<AuditLink>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM audit_links WHERE tenant_id = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3")
+                    .bind(tenant_id)
+                    .bind(after_cursor.unwrap_or(0))
+                    .bind(limit)
+                    .fetch_all(&self.readers)
+                    .await
+                    .map_err(map_err)?;
+            all(rows, row::audit_link)
+        })
+    }
+
+    fn audit_tip(&self, tenant_id: Uuid) -> StoreResult<'_, Option<AuditLink>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM audit_links WHERE tenant_id = ?1 ORDER BY cursor DESC LIMIT 1")
+                .bind(tenant_id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::audit_link)
+        })
+    }
+
+    fn tenants_behind_audit_chain(&self, limit: i64) -> StoreResult<'_, Vec<Uuid>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT t.id FROM tenants t WHERE \
+                 (SELECT max(e.cursor) FROM events e WHERE e.tenant_id = t.id) > \
+                 COALESCE((SELECT max(l.cursor) FROM audit_links l WHERE l.tenant_id = t.id), 0) LIMIT ?1",
+            )
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)
+        })
+    }
 }

@@ -428,6 +428,24 @@ pub(crate) fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     })
 }
 
+pub(crate) fn audit_link(row: &SqliteRow) -> Result<AuditLink, StoreError> {
+    let key_id: Option<String> = get(row, "seal_key_id")?;
+    let signature: Option<String> = get(row, "seal_signature")?;
+    let sealed_at = opt_ts(row, "sealed_at")?;
+    let seal = match (key_id, signature, sealed_at) {
+        (Some(key_id), Some(signature), Some(sealed_at)) => Some(AuditSeal { key_id, signature, sealed_at }),
+        _ => None,
+    };
+    Ok(AuditLink {
+        tenant_id: get(row, "tenant_id")?,
+        cursor: get(row, "cursor")?,
+        event_id: get(row, "event_id")?,
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+        seal,
+    })
+}
+
 pub(crate) fn skill_version(row: &SqliteRow) -> Result<SkillVersionRecord, StoreError> {
     Ok(SkillVersionRecord {
         id: get(row, "id")?,

@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             token_usage_sums_per_story_and_project_within_the_tenant,
             orchestrator_state_is_versioned,
             events_page_by_cursor_time_and_filters,
+            audit_links_are_written_once_per_event_and_never_rewritten,
             database_refuses_self_review_and_self_verification,
             counters_only_rise_in_the_database,
             deleting_an_epic_removes_its_stories,
@@ -610,6 +611,50 @@ pub async fn events_page_by_cursor_time_and_filters(store: Arc<dyn Store>) {
     assert_eq!(store.events(fx.tenant, limited).await.unwrap().len(), 2);
     let newest = EventFilter { newest_first: true, limit: 1, ..all };
     assert_eq!(store.events(fx.tenant, newest).await.unwrap()[0].cursor, cursors[4]);
+}
+
+/// The audit chain's links: one writer per (tenant, cursor), the tip and the tenants behind
+/// it read by index, and a batch that repeats a written link lands nothing.
+pub async fn audit_links_are_written_once_per_event_and_never_rewritten(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let other = Fixture::new(store.clone()).await;
+    let entity = Uuid::now_v7();
+    let mut cursors = Vec::new();
+    for minute in 0..3 {
+        let at = t0() + Duration::minutes(minute);
+        cursors
+            .extend(store.commit(vec![WriteOp::AppendEvent(event(fx.tenant, None, entity, "x", at))]).await.unwrap());
+    }
+    store.commit(vec![WriteOp::AppendEvent(event(other.tenant, None, entity, "x", t0()))]).await.unwrap();
+    let behind = store.tenants_behind_audit_chain(100).await.unwrap();
+    assert!(behind.contains(&fx.tenant) && behind.contains(&other.tenant), "{behind:?}");
+    assert_eq!(store.audit_tip(fx.tenant).await.unwrap(), None);
+
+    let link = |cursor: i64, byte: u8, seal: Option<AuditSeal>| AuditLink {
+        tenant_id: fx.tenant,
+        cursor,
+        event_id: Uuid::now_v7(),
+        prev_hash: vec![byte; 32],
+        hash: vec![byte + 1; 32],
+        seal,
+    };
+    let seal = AuditSeal { key_id: "k1".into(), signature: "c2ln".into(), sealed_at: t0() };
+    let written = vec![link(cursors[0], 0, None), link(cursors[1], 1, Some(seal.clone()))];
+    store.commit(vec![WriteOp::AppendAuditLinks(written.clone())]).await.unwrap();
+    assert_eq!(store.audit_links(fx.tenant, None, 10).await.unwrap(), written);
+    assert_eq!(store.audit_links(fx.tenant, Some(cursors[0]), 10).await.unwrap(), written[1..].to_vec());
+    assert_eq!(store.audit_tip(fx.tenant).await.unwrap().as_ref(), written.last());
+    assert_eq!(store.audit_links(other.tenant, None, 10).await.unwrap(), Vec::new(), "scoped by tenant");
+
+    // A second server chaining the same events: the whole batch is refused, nothing lands.
+    let racing = vec![link(cursors[2], 7, None), link(cursors[1], 9, None)];
+    let refused = store.commit(vec![WriteOp::AppendAuditLinks(racing)]).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Duplicate { .. }), "{refused:?}");
+    assert_eq!(store.audit_links(fx.tenant, None, 10).await.unwrap(), written);
+    assert!(store.tenants_behind_audit_chain(100).await.unwrap().contains(&fx.tenant));
+    store.commit(vec![WriteOp::AppendAuditLinks(vec![link(cursors[2], 2, None)])]).await.unwrap();
+    let behind = store.tenants_behind_audit_chain(100).await.unwrap();
+    assert!(!behind.contains(&fx.tenant) && behind.contains(&other.tenant), "{behind:?}");
 }
 
 pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn Store>) {

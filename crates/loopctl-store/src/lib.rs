@@ -174,4 +174,12 @@ pub trait Store: Send + Sync {
 
     /// Change feed and audit log: events after `since`, oldest first.
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>>;
+
+    /// Up to `limit` links of the tenant's audit chain after `after_cursor`, oldest first.
+    fn audit_links(&self, tenant_id: Uuid, after_cursor: Option<i64>, limit: i64) -> StoreResult<'_, Vec<AuditLink>>;
+    /// The newest link of the tenant's audit chain.
+    fn audit_tip(&self, tenant_id: Uuid) -> StoreResult<'_, Option<AuditLink>>;
+    /// Up to `limit` tenants with events newer than their audit chain's tip (two index
+    /// probes per tenant).
+    fn tenants_behind_audit_chain(&self, limit: i64) -> StoreResult<'_, Vec<Uuid>>;
 }

@@ -270,6 +270,30 @@ pub struct ActorStamp {
     pub label: String,
 }
 
+/// One link of a tenant's audit chain: an event's hash, chained to the link before it.
+/// Links are written after their events commit, in feed order, by whichever server chains
+/// first (the tenant and cursor are the key, so a second writer of the same link is a
+/// `Duplicate`); the last link of each written run carries the server's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLink {
+    pub tenant_id: Uuid,
+    /// The event's cursor.
+    pub cursor: i64,
+    pub event_id: Uuid,
+    /// The previous link's hash (32 zero bytes for a tenant's first).
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub seal: Option<AuditSeal>,
+}
+
+/// The server's signature over a chain head (`AuditLink`): who signed and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSeal {
+    pub key_id: String,
+    pub signature: String,
+    pub sealed_at: DateTime<Utc>,
+}
+
 /// An event as read back, with its cursor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {

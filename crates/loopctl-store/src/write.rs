@@ -109,6 +109,9 @@ pub enum WriteOp {
         id: Uuid,
         at: DateTime<Utc>,
     },
+    /// Appends links to tenants' audit chains; a link already written (same tenant and
+    /// cursor) is a `Duplicate`, and the whole batch is refused with it.
+    AppendAuditLinks(Vec<AuditLink>),
     /// Forgets answers stored before this time.
     PurgeIdempotentResponses {
         before: DateTime<Utc>,

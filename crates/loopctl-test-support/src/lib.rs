@@ -8,6 +8,7 @@
 //!   binary, and a child whose stderr is read line by line.
 //! - [`fixtures`]: work through the API more than one suite does (a project's ids by number, …).
 //! - [`key_trap`]: a server an attacker controls, counting the keys sent to it.
+//! - [`tamper`]: SQL run on a server's database around the server.
 //! - [`Tenant`]: the keys of a bootstrapped tenant; [`snapshot`]: checked-in expected output.
 //!
 //! This is test code: a failed expectation is the report, so helpers panic saying what they expected.
@@ -24,6 +25,8 @@ pub mod sandbox;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod snapshot;
+#[cfg(feature = "server")]
+pub mod tamper;
 
 pub use child::{Proc, url_after};
 #[cfg(feature = "http")]

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use loopctl_api::{AuditParams, ChangesParams, EventView, SaveState, StateParams};
 
 use crate::context::Ctx;
-use crate::output::{Format, Table, emit, emit_record, text, usage};
+use crate::output::{Format, Table, emit, emit_record, facts_do_not_hold, text, usage};
 use crate::time::{Since, as_sent};
 
 #[derive(Args, Debug)]
@@ -27,13 +27,25 @@ pub struct ChangesArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    command: Option<AuditCmd>,
     #[arg(long)]
     entity_type: Option<String>,
     #[arg(long)]
     action: Option<String>,
     #[arg(long, default_value_t = 50)]
     limit: i64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Re-walk the audit chain: every event hashed again, every signed head checked; names
+    /// the first entry that was changed behind the server's back (exit 5).
+    ///
+    /// Example: loopctl audit verify
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +159,9 @@ pub async fn history(ctx: &Ctx, args: super::lifecycle::StoryArg) -> anyhow::Res
 }
 
 pub async fn audit(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
+    if let Some(AuditCmd::Verify) = args.command {
+        return verify_audit(ctx).await;
+    }
     let params = AuditParams {
         entity_type: args.entity_type,
         action: args.action,
@@ -155,6 +170,33 @@ pub async fn audit(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<()> {
     };
     let answer = ctx.client.audit(&params).await?;
     emit(ctx.format, &answer, || event_table(&answer.data, ctx.format, ctx.color()));
+    Ok(())
+}
+
+async fn verify_audit(ctx: &Ctx) -> anyhow::Result<()> {
+    let answer = ctx.client.verify_audit().await?;
+    let found = &answer.data;
+    if let Some(mismatch) = &found.first_mismatch {
+        if ctx.format == Format::Json {
+            crate::output::print_json(&answer);
+        }
+        let message = format!(
+            "the audit chain does not match at event {} ({}): {} ({} entries matched before it)",
+            mismatch.cursor, mismatch.problem, mismatch.message, found.entries_checked
+        );
+        return Err(facts_do_not_hold("audit_chain_mismatch", message));
+    }
+    emit(ctx.format, &answer, || {
+        let head = found.head.as_ref().map_or_else(
+            || "no events yet".to_owned(),
+            |h| format!("head at event {} (sha256 {})", h.cursor, &h.hash[..16]),
+        );
+        let seal = found.sealed_through.as_ref().map_or_else(
+            || "no signed head yet".to_owned(),
+            |s| format!("signed through event {} by key {} at {}", s.cursor, s.key_id, as_sent(s.sealed_at)),
+        );
+        format!("The audit chain is intact: {} entries, {head}, {seal}.", found.entries_checked)
+    });
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use loopctl_api::{
-    ArtifactView, AuditParams, Changes, ChangesParams, CountMeta, Data, DataMeta, EventPage, EventView, Pagination,
-    SaveState, StateAnswer, StateParams, StateVersion, VerificationView,
+    ArtifactView, AuditParams, AuditVerification, Changes, ChangesParams, CountMeta, Data, DataMeta, EventPage,
+    EventView, Pagination, SaveState, StateAnswer, StateParams, StateVersion, VerificationView,
 };
 use loopctl_app::{AuditQuery, ChangesQuery};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,6 +18,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(changes))
         .routes(routes!(super::events::events))
         .routes(routes!(audit))
+        .routes(routes!(verify_audit))
         .routes(routes!(story_history))
         .routes(routes!(story_artifacts))
         .routes(routes!(story_verifications))
@@ -40,6 +41,14 @@ async fn changes(
         limit: q.limit,
     };
     Ok(Json(s.app.changes(&who, query).await?))
+}
+
+/// Re-walks the tenant's audit chain (user keys): every event hashed again and chained, every
+/// signed head checked; names the first entry that does not match. Events not yet chained are
+/// chained first.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "feed", responses((status = 200, body = Data<AuditVerification>)))]
+async fn verify_audit(State(s): State<AppState>, Caller(who): Caller) -> ApiResult<Json<Data<AuditVerification>>> {
+    Ok(Json(Data { data: s.app.verify_audit(&who).await? }))
 }
 
 /// The audit log, newest first (user keys).

@@ -191,4 +191,13 @@ impl Store for TestStore {
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>> {
         self.store.events(tenant_id, filter)
     }
+    fn audit_links(&self, tenant_id: Uuid, after_cursor: Option<i64>, limit: i64) -> StoreResult<'_, Vec<AuditLink>> {
+        self.store.audit_links(tenant_id, after_cursor, limit)
+    }
+    fn audit_tip(&self, tenant_id: Uuid) -> StoreResult<'_, Option<AuditLink>> {
+        self.store.audit_tip(tenant_id)
+    }
+    fn tenants_behind_audit_chain(&self, limit: i64) -> StoreResult<'_, Vec<Uuid>> {
+        self.store.tenants_behind_audit_chain(limit)
+    }
 }

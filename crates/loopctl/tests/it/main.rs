@@ -8,6 +8,7 @@
 mod support;
 
 mod admin;
+mod audit;
 mod config;
 mod exit_codes;
 mod feed;

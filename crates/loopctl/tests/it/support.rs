@@ -254,13 +254,18 @@ impl Lab {
     pub fn start() -> Lab {
         let env = Env::new();
         let db = env.db();
+        Lab::start_on(env, &db)
+    }
+
+    /// [`Lab::start`] on the database `db` names (a SQLite file, or a `postgres://` URL).
+    pub fn start_on(env: Env, db: &Path) -> Lab {
         std::fs::create_dir_all(env.data_dir()).expect("data dir");
-        let init = admin_init(&env, &db, "acme");
+        let init = admin_init(&env, db, "acme");
         let (keys, via_up) = match serde_json::from_str::<Value>(init.stdout.trim()) {
             Ok(value) if init.code == Some(0) => (Tenant::from_json(&value), false),
             _ => (bootstrap_with_up(&env), true),
         };
-        let server = Server::start(&env, &db);
+        let server = Server::start(&env, db);
         let lab = Lab { env, server, keys };
         if via_up {
             lab.run(&lab.user(), &["project", "archive", "example"]).ok();
