@@ -25,6 +25,7 @@ mod state;
 mod tenancy;
 mod usage;
 mod views;
+mod webhooks;
 mod work;
 
 pub use answers::*;
@@ -45,6 +46,7 @@ pub use state::*;
 pub use tenancy::*;
 pub use usage::*;
 pub use views::*;
+pub use webhooks::*;
 pub use work::*;
 
 /// What every module of wire types needs.

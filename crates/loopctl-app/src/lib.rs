@@ -29,6 +29,7 @@ mod skills;
 mod state;
 mod tenancy;
 mod usage;
+pub mod webhooks;
 mod work;
 
 use loopctl_api::ErrorCode;
@@ -74,6 +75,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     keys_seen: Arc<auth::KeyCache>,
     signed_heads: Arc<audit::SignedHeads>,
+    webhook_keys: Arc<webhooks::WebhookKeys>,
 }
 
 /// Where the service layer reads the time: leases, token expiry, staleness and every
@@ -124,7 +126,16 @@ impl App {
     pub fn with_signing_keys(store: Arc<dyn Store>, signing: signing::SigningKeys) -> App {
         let (events, _) = broadcast::channel(4096);
         let signed_heads = Arc::new(audit::SignedHeads::open(signing.dir()));
-        App { store, events, signing, clock: Arc::new(SystemClock), keys_seen: Arc::default(), signed_heads }
+        let webhook_keys = Arc::new(webhooks::WebhookKeys::open(signing.dir()));
+        App {
+            store,
+            events,
+            signing,
+            clock: Arc::new(SystemClock),
+            keys_seen: Arc::default(),
+            signed_heads,
+            webhook_keys,
+        }
     }
 
     /// The same app reading the time from `clock`.

@@ -250,3 +250,37 @@ impl FromRecord<EventRecord> for EventView {
         }
     }
 }
+
+impl FromRecord<WebhookRecord> for WebhookView {
+    fn from_record(w: &WebhookRecord) -> WebhookView {
+        WebhookView {
+            id: w.id,
+            url: w.url.clone(),
+            project_id: w.project_id,
+            events: w.actions.clone(),
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason.clone(),
+            consecutive_failures: w.consecutive_failures,
+            created_by: w.created_by.clone(),
+            created_at: w.created_at,
+        }
+    }
+}
+
+impl FromRecord<DeliveryRecord> for DeliveryView {
+    fn from_record(d: &DeliveryRecord) -> DeliveryView {
+        DeliveryView {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            event_cursor: d.event_cursor,
+            status: d.status.clone(),
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            last_latency_ms: d.last_latency_ms,
+            next_attempt_at: d.next_attempt_at,
+            delivered_at: d.delivered_at,
+            created_at: d.created_at,
+        }
+    }
+}

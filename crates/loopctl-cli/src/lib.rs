@@ -159,6 +159,9 @@ pub enum Command {
     /// Agent identities.
     #[command(subcommand)]
     Agent(cmd::admin::AgentCmd),
+    /// Webhooks: signed deliveries of events to a URL (user keys).
+    #[command(subcommand)]
+    Webhook(cmd::webhook::WebhookCmd),
     /// The tenant and its settings.
     #[command(subcommand)]
     Tenant(cmd::admin::TenantCmd),
@@ -225,6 +228,7 @@ async fn run_with(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Epic(sub) => cmd::admin::epic(ctx, sub).await,
         Command::Story(sub) => cmd::admin::story(ctx, sub).await,
         Command::Keys(sub) => cmd::admin::keys(ctx, sub).await,
+        Command::Webhook(sub) => cmd::webhook::webhook(ctx, sub).await,
         Command::Agent(sub) => cmd::admin::agent(ctx, sub).await,
         Command::Tenant(sub) => cmd::admin::tenant(ctx, sub).await,
     }

@@ -148,6 +148,28 @@ impl Client {
         self.remove(&format!("/api/v1/dispatches/{id}")).await
     }
 
+    // --- webhooks ---
+
+    pub async fn create_webhook(&self, webhook: &CreateWebhook) -> Result<WebhookCreated, ClientError> {
+        self.send(Method::POST, "/api/v1/webhooks", webhook).await
+    }
+
+    pub async fn webhooks(&self) -> Result<Data<Vec<WebhookView>>, ClientError> {
+        self.fetch("/api/v1/webhooks").await
+    }
+
+    pub async fn delete_webhook(&self, id: Uuid) -> Result<Data<WebhookView>, ClientError> {
+        self.remove(&format!("/api/v1/webhooks/{id}")).await
+    }
+
+    pub async fn webhook_deliveries(
+        &self,
+        id: Uuid,
+        params: &DeliveryParams,
+    ) -> Result<Data<Vec<DeliveryView>>, ClientError> {
+        self.fetch(&with_query(&format!("/api/v1/webhooks/{id}/deliveries"), params)?).await
+    }
+
     // --- audit and the change feed ---
 
     pub async fn audit(&self, params: &AuditParams) -> Result<EventPage, ClientError> {

@@ -12,6 +12,7 @@ mod mcp;
 mod metrics;
 mod openapi;
 mod routes;
+mod webhook_sender;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,11 +58,13 @@ pub struct ServeOptions {
     pub signing_keys: Option<loopctl_app::signing::SigningKeys>,
     /// Where the app reads the time (leases, expiry); the system clock when absent.
     pub clock: Option<Arc<dyn loopctl_app::Clock>>,
+    /// Webhooks may reach private, loopback and link-local addresses.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { rate_limits: true, signing_keys: None, clock: None }
+        ServeOptions { rate_limits: true, signing_keys: None, clock: None, allow_private_webhooks: false }
     }
 }
 
@@ -117,6 +120,7 @@ fn api_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::queries::routes())
         .merge(routes::feed::routes())
         .merge(routes::skills::routes())
+        .merge(routes::webhooks::routes())
         .merge(routes::dispatch::routes())
         .merge(routes::evidence::routes())
         .merge(routes::import::routes())
@@ -189,7 +193,8 @@ pub async fn serve(store: Arc<dyn Store>, listener: TcpListener) -> std::io::Res
 /// When the address cannot be served.
 pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: ServeOptions) -> std::io::Result<()> {
     let signing = options.signing_keys.unwrap_or_else(loopctl_app::signing::SigningKeys::ephemeral);
-    let mut app = App::with_signing_keys(store, signing);
+    let mut app =
+        App::with_signing_keys(store, signing).allowing_private_webhook_targets(options.allow_private_webhooks);
     if let Some(clock) = options.clock {
         app = app.with_clock(clock);
     }
@@ -200,6 +205,7 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
     };
     let sweeper = tokio::spawn(sweep_leases(app.clone()));
     let chainer = tokio::spawn(chain_audit_log(app.clone()));
+    let webhooks = tokio::spawn(webhook_sender::send_webhooks(app.clone()));
     // On loopback, `/mcp` keeps rmcp's DNS-rebinding check; elsewhere every request is
     // authenticated by its bearer key, so any `Host` is accepted.
     let any_host = listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback());
@@ -216,6 +222,7 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
         .await;
     sweeper.abort();
     chainer.abort();
+    webhooks.abort();
     served
 }
 

@@ -422,6 +422,42 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .await
                 .map_err(map_err)?;
         }
+        WriteOp::InsertWebhook(w) => {
+            sqlx::query("INSERT INTO webhooks (id, tenant_id, project_id, url, actions, enabled, disabled_reason, consecutive_failures, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                .bind(w.id).bind(w.tenant_id).bind(w.project_id).bind(&w.url).bind(actions_column(&w.actions))
+                .bind(w.enabled).bind(&w.disabled_reason).bind(w.consecutive_failures).bind(&w.created_by).bind(w.created_at)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::DeleteWebhook { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "webhook".into() });
+            }
+        }
+        WriteOp::LeaseDelivery { tenant_id, id, delivery_id, now, until } => {
+            let res = sqlx::query("UPDATE webhook_deliveries SET leased_until = $1 WHERE id = $2 AND tenant_id = $3 AND webhook_id = $4 AND status = 'pending' AND (leased_until IS NULL OR leased_until <= $5)")
+                .bind(*until).bind(delivery_id).bind(tenant_id).bind(id).bind(*now)
+                .execute(&mut *conn).await.map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::VersionConflict { what: "delivery".into() });
+            }
+        }
+        WriteOp::RecordDeliveryAttempt(a) => {
+            let status = if a.delivered { "delivered" } else { "pending" };
+            let delivered_at = a.delivered.then_some(a.at);
+            sqlx::query("UPDATE webhook_deliveries SET attempts = attempts + 1, status = $1, last_status = $2, last_error = $3, last_latency_ms = $4, next_attempt_at = $5, delivered_at = $6, leased_until = NULL WHERE id = $7 AND tenant_id = $8")
+                .bind(status).bind(a.status).bind(&a.error).bind(a.latency_ms).bind(a.next_attempt_at).bind(delivered_at)
+                .bind(a.delivery_id).bind(a.tenant_id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+            sqlx::query("UPDATE webhooks SET consecutive_failures = $1, enabled = (enabled AND $2), disabled_reason = COALESCE($3, disabled_reason) WHERE id = $4 AND tenant_id = $5")
+                .bind(a.consecutive_failures).bind(a.disable.is_none()).bind(&a.disable).bind(a.webhook_id).bind(a.tenant_id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
         WriteOp::AppendAuditLinks(links) => {
             // PostgreSQL's limit on bound values (65,535) over 8 columns.
             for chunk in links.chunks(1_000) {
@@ -626,4 +662,9 @@ async fn update_story(
         .await
         .map_err(map_err)?;
     Ok(res.rows_affected() == 1)
+}
+
+/// A webhook's action filter as stored: `*` for every action, else each between commas.
+fn actions_column(actions: &[String]) -> String {
+    if actions.is_empty() { "*".to_owned() } else { format!(",{},", actions.join(",")) }
 }

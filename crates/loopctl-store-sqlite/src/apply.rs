@@ -377,6 +377,42 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .await
                 .map_err(map_err)?;
         }
+        WriteOp::InsertWebhook(w) => {
+            sqlx::query("INSERT INTO webhooks (id, tenant_id, project_id, url, actions, enabled, disabled_reason, consecutive_failures, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(w.id).bind(w.tenant_id).bind(w.project_id).bind(&w.url).bind(actions_column(&w.actions))
+                .bind(w.enabled).bind(&w.disabled_reason).bind(w.consecutive_failures).bind(&w.created_by).bind(micros(w.created_at))
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
+        WriteOp::DeleteWebhook { tenant_id, id } => {
+            let res = sqlx::query("DELETE FROM webhooks WHERE tenant_id = ? AND id = ?")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::NotFound { what: "webhook".into() });
+            }
+        }
+        WriteOp::LeaseDelivery { tenant_id, id, delivery_id, now, until } => {
+            let res = sqlx::query("UPDATE webhook_deliveries SET leased_until = ? WHERE id = ? AND tenant_id = ? AND webhook_id = ? AND status = 'pending' AND (leased_until IS NULL OR leased_until <= ?)")
+                .bind(micros(*until)).bind(delivery_id).bind(tenant_id).bind(id).bind(micros(*now))
+                .execute(&mut *conn).await.map_err(map_err)?;
+            if res.rows_affected() == 0 {
+                return Err(StoreError::VersionConflict { what: "delivery".into() });
+            }
+        }
+        WriteOp::RecordDeliveryAttempt(a) => {
+            let status = if a.delivered { "delivered" } else { "pending" };
+            let delivered_at = a.delivered.then_some(micros(a.at));
+            sqlx::query("UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, last_status = ?, last_error = ?, last_latency_ms = ?, next_attempt_at = ?, delivered_at = ?, leased_until = NULL WHERE id = ? AND tenant_id = ?")
+                .bind(status).bind(a.status).bind(&a.error).bind(a.latency_ms).bind(micros(a.next_attempt_at)).bind(delivered_at)
+                .bind(a.delivery_id).bind(a.tenant_id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+            sqlx::query("UPDATE webhooks SET consecutive_failures = ?, enabled = (enabled AND ?), disabled_reason = COALESCE(?, disabled_reason) WHERE id = ? AND tenant_id = ?")
+                .bind(a.consecutive_failures).bind(a.disable.is_none()).bind(&a.disable).bind(a.webhook_id).bind(a.tenant_id)
+                .execute(&mut *conn).await.map_err(map_err)?;
+        }
         WriteOp::AppendAuditLinks(links) => {
             // SQLite's limit on bound values (32,766) over 8 columns.
             for chunk in links.chunks(1_000) {
@@ -483,4 +519,9 @@ async fn transition(
         }
         _ => Err(StoreError::VersionConflict { what: "story".into() }),
     }
+}
+
+/// A webhook's action filter as stored: `*` for every action, else each between commas.
+fn actions_column(actions: &[String]) -> String {
+    if actions.is_empty() { "*".to_owned() } else { format!(",{},", actions.join(",")) }
 }

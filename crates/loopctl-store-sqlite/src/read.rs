@@ -798,6 +798,73 @@ impl Store for SqliteStore {
         })
     }
 
+    fn webhooks(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<WebhookRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM webhooks WHERE tenant_id = ?1 ORDER BY created_at, id")
+                .bind(tenant_id)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(map_err)?;
+            all(rows, row::webhook)
+        })
+    }
+
+    fn webhook(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<WebhookRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM webhooks WHERE tenant_id = ?1 AND id = ?2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::webhook)
+        })
+    }
+
+    fn deliveries(&self, tenant_id: Uuid, webhook_id: Uuid, limit: i64) -> StoreResult<'_, Vec<DeliveryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM webhook_deliveries WHERE tenant_id = ?1 AND webhook_id = ?2 ORDER BY id DESC LIMIT ?3",
+            )
+            .bind(tenant_id)
+            .bind(webhook_id)
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::delivery)
+        })
+    }
+
+    fn due_deliveries(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<DeliveryRecord>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT d.* FROM webhooks w JOIN webhook_deliveries d ON d.id = \
+                 (SELECT min(p.id) FROM webhook_deliveries p WHERE p.webhook_id = w.id AND p.status = 'pending') \
+                 WHERE w.enabled = 1 AND d.next_attempt_at <= ?1 AND (d.leased_until IS NULL OR d.leased_until <= ?1) \
+                 ORDER BY d.id LIMIT ?2",
+            )
+            .bind(row::micros(now))
+            .bind(limit)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(map_err)?;
+            all(rows, row::delivery)
+        })
+    }
+
+    fn event_at(&self, tenant_id: Uuid, cursor: i64) -> StoreResult<'_, Option<EventRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM events WHERE tenant_id = ?1 AND cursor = ?2")
+                .bind(tenant_id)
+                .bind(cursor)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(map_err)?;
+            one(row, row::event)
+        })
+    }
+
     fn audit_links(&self, tenant_id: Uuid, after_cursor: Option<i64>, limit: i64) -> StoreResult<'_, Vec<AuditLink>> {
         Box::pin(async move {
             let rows =

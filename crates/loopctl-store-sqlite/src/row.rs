@@ -428,6 +428,45 @@ pub(crate) fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     })
 }
 
+pub(crate) fn webhook(row: &SqliteRow) -> Result<WebhookRecord, StoreError> {
+    let actions: String = get(row, "actions")?;
+    let actions = if actions == "*" {
+        Vec::new()
+    } else {
+        actions.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect()
+    };
+    Ok(WebhookRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        project_id: get(row, "project_id")?,
+        url: get(row, "url")?,
+        actions,
+        enabled: get(row, "enabled")?,
+        disabled_reason: get(row, "disabled_reason")?,
+        consecutive_failures: get(row, "consecutive_failures")?,
+        created_by: get(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub(crate) fn delivery(row: &SqliteRow) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        webhook_id: get(row, "webhook_id")?,
+        event_cursor: get(row, "event_cursor")?,
+        status: get(row, "status")?,
+        attempts: get(row, "attempts")?,
+        next_attempt_at: ts(row, "next_attempt_at")?,
+        leased_until: opt_ts(row, "leased_until")?,
+        last_status: get(row, "last_status")?,
+        last_error: get(row, "last_error")?,
+        last_latency_ms: get(row, "last_latency_ms")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
 pub(crate) fn audit_link(row: &SqliteRow) -> Result<AuditLink, StoreError> {
     let key_id: Option<String> = get(row, "seal_key_id")?;
     let signature: Option<String> = get(row, "seal_signature")?;

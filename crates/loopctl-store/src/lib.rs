@@ -175,6 +175,16 @@ pub trait Store: Send + Sync {
     /// Change feed and audit log: events after `since`, oldest first.
     fn events(&self, tenant_id: Uuid, filter: EventFilter) -> StoreResult<'_, Vec<EventRecord>>;
 
+    fn webhooks(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<WebhookRecord>>;
+    fn webhook(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<WebhookRecord>>;
+    /// A webhook's newest deliveries, newest first.
+    fn deliveries(&self, tenant_id: Uuid, webhook_id: Uuid, limit: i64) -> StoreResult<'_, Vec<DeliveryRecord>>;
+    /// Of every tenant's enabled webhooks, the oldest pending delivery of each, when it is due
+    /// at `now` and not leased: what to send next (deliveries of one webhook go out in order).
+    fn due_deliveries(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<DeliveryRecord>>;
+    /// The event at this cursor.
+    fn event_at(&self, tenant_id: Uuid, cursor: i64) -> StoreResult<'_, Option<EventRecord>>;
+
     /// Up to `limit` links of the tenant's audit chain after `after_cursor`, oldest first.
     fn audit_links(&self, tenant_id: Uuid, after_cursor: Option<i64>, limit: i64) -> StoreResult<'_, Vec<AuditLink>>;
     /// The newest link of the tenant's audit chain.

@@ -270,6 +270,63 @@ pub struct ActorStamp {
     pub label: String,
 }
 
+/// A webhook subscription: where a tenant's events (of one project, or all; of some actions,
+/// or all) are posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub project_id: Option<Uuid>,
+    pub url: String,
+    /// The actions delivered; empty for every action.
+    pub actions: Vec<String>,
+    pub enabled: bool,
+    /// Why it was disabled (after repeated failure).
+    pub disabled_reason: Option<String>,
+    pub consecutive_failures: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What happened to a delivery so far: a row of the outbox and of the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub tenant_id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_cursor: i64,
+    /// `pending` or `delivered` (a disabled webhook's deliveries wait, pending).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub leased_until: Option<DateTime<Utc>>,
+    /// The receiver's HTTP status of the last attempt.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<i64>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How one attempt of a delivery ended (`WriteOp::RecordDeliveryAttempt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub tenant_id: Uuid,
+    pub delivery_id: i64,
+    pub webhook_id: Uuid,
+    pub delivered: bool,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub at: DateTime<Utc>,
+    /// When to try again (failed attempts).
+    pub next_attempt_at: DateTime<Utc>,
+    /// The webhook's failures in a row after this attempt.
+    pub consecutive_failures: i64,
+    /// Disables the webhook with this reason (its deliveries wait until it is enabled).
+    pub disable: Option<String>,
+}
+
 /// One link of a tenant's audit chain: an event's hash, chained to the link before it.
 /// Links are written after their events commit, in feed order, by whichever server chains
 /// first (the tenant and cursor are the key, so a second writer of the same link is a

@@ -112,6 +112,24 @@ pub enum WriteOp {
     /// Appends links to tenants' audit chains; a link already written (same tenant and
     /// cursor) is a `Duplicate`, and the whole batch is refused with it.
     AppendAuditLinks(Vec<AuditLink>),
+    InsertWebhook(WebhookRecord),
+    /// Deletes a webhook and its deliveries.
+    DeleteWebhook {
+        tenant_id: Uuid,
+        id: Uuid,
+    },
+    /// Takes a pending delivery for one sender until `until`: a `VersionConflict` when it is
+    /// no longer pending or another sender's lease on it has not ended at `now`.
+    LeaseDelivery {
+        tenant_id: Uuid,
+        id: Uuid,
+        delivery_id: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    /// Records an attempt: the delivery's outcome and log columns, its lease ended, and the
+    /// webhook's failure count (and its disabling).
+    RecordDeliveryAttempt(DeliveryAttempt),
     /// Forgets answers stored before this time.
     PurgeIdempotentResponses {
         before: DateTime<Utc>,

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// with the request's span: method, path, request_id) for a log collector.
     #[arg(long, env = "LOOPCTL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Let webhooks reach private, loopback and link-local addresses (receivers on your own
+    /// network). Off by default: a webhook could otherwise probe the server's network.
+    #[arg(long, env = "LOOPCTL_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -113,8 +117,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION"),
         store.backend()
     );
-    let options =
-        loopctl_server::ServeOptions { signing_keys: Some(signing_keys(args.signing_key_dir)?), ..Default::default() };
+    let options = loopctl_server::ServeOptions {
+        signing_keys: Some(signing_keys(args.signing_key_dir)?),
+        allow_private_webhooks: args.allow_private_webhooks,
+        ..Default::default()
+    };
     loopctl_server::serve_with(store, listener, options).await.context("server failed")
 }
 

@@ -490,7 +490,7 @@ pub async fn story(ctx: &Ctx, command: StoryCmd) -> anyhow::Result<()> {
 }
 
 /// An id argument (a key's, an agent's).
-fn id_arg(what: &str, text: &str) -> anyhow::Result<Uuid> {
+pub(crate) fn id_arg(what: &str, text: &str) -> anyhow::Result<Uuid> {
     Uuid::parse_str(text.trim()).map_err(|_| usage(format!("`{text}` is not {what} id")))
 }
 

@@ -10,3 +10,4 @@ pub mod read;
 pub mod runner;
 pub mod skill;
 pub mod verify_artifacts;
+pub mod webhook;

@@ -7,6 +7,7 @@ mod more;
 mod plan;
 mod project;
 mod story;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -170,6 +171,7 @@ pub(crate) fn registry() -> &'static [ToolSpec] {
         specs.extend(lifecycle::specs());
         specs.extend(custody::specs());
         specs.extend(more::specs());
+        specs.extend(webhooks::specs());
         specs.sort_by_key(|spec| spec.tier);
         specs
     });

@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod queries;
 pub mod skills;
 pub mod tenancy;
+pub mod webhooks;
 pub mod work;
 
 use axum::Json;

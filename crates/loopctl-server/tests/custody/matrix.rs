@@ -57,6 +57,8 @@ enum On {
     EpicDep,
     /// The built-in `loopctl:review`.
     Skill,
+    /// A webhook of tenant A.
+    Webhook,
 }
 
 use On::*;
@@ -138,6 +140,9 @@ const TABLE: &[Row] = &[
     row("POST",   "/api/v1/epic_dependencies",                 NoId,     Fresh,        r#"{"epic_id":"@G","depends_on_epic_id":"@E"}"#,                                          ["nf",  "s",   "s",   "s",   "s",   "f",   "ok",  "p"],    "orchestrator, user"),
     row("DELETE", "/api/v1/epic_dependencies/{id}",            EpicDep,  Fresh,        "",                                                                                       ["nf",  "s",   "s",   "s",   "s",   "f",   "f",   "ok"],   "user"),
     row("PUT",    "/api/v1/orchestrator/state/{project_id}",   Project,  Fresh,        r#"{"state_data":{"step":1}}"#,                                                           ["nf",  "s",   "s",   "s",   "s",   "f",   "ok",  "ok"],   "orchestrator, user"),
+    // webhooks
+    row("POST",   "/api/v1/webhooks",                          NoId,     Fresh,        r#"{"url":"https://93.184.216.34/hook-@U","events":["verified"]}"#,                       ["own", "s",   "s",   "s",   "s",   "f",   "f",   "ok"],   "user (where the tenant's events go)"),
+    row("DELETE", "/api/v1/webhooks/{id}",                     Webhook,  Fresh,        "",                                                                                       ["nf",  "s",   "s",   "s",   "s",   "f",   "f",   "ok"],   "user"),
     // skills
     row("POST",   "/api/v1/skills",                            NoId,     Fresh,        r#"{"name":"team:x-@U","prompt_text":"do it"}"#,                                          ["own", "s",   "s",   "s",   "s",   "f",   "f",   "ok"],   "user"),
     row("POST",   "/api/v1/skills/{name}/versions",            Skill,    Fresh,        r#"{"prompt_text":"v2"}"#,                                                                ["own", "s",   "s",   "s",   "s",   "f",   "f",   "ok"],   "user"),
@@ -256,6 +261,10 @@ async fn fixture(server: &Server, a: &Tenant, row: &Row, prep: Prep) -> Fixture 
             crate::support::s(&resp.ok(200)["data"][0]["id"])
         }
         Skill => "loopctl:review".into(),
+        Webhook => {
+            let resp = server.post(&a.user, "/api/v1/webhooks", json!({"url": "https://93.184.216.34/hook"})).await;
+            crate::support::s(&resp.ok(201)["webhook"]["id"])
+        }
     };
     let key = &imp_s.key;
     let step = |verb: &'static str, body: Value| {

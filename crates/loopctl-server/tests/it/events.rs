@@ -182,3 +182,141 @@ async fn pg_a_transition_through_one_server_reaches_the_other_servers_stream_wit
     assert!(median < Duration::from_millis(100), "median {median:?}: {latencies:?}");
     second.abort();
 }
+
+/// Follows `project`'s stream on the server at `addr` from `start` (as `Last-Event-ID`),
+/// collecting every event's cursor; after `reconnect_after` events it drops the connection and
+/// resumes with the last id it saw, as a client whose connection broke does. Stops once it has
+/// seen `until` (set when the burst is over).
+async fn follow_with_a_reconnect(
+    addr: std::net::SocketAddr,
+    key: String,
+    project: String,
+    start: i64,
+    reconnect_after: usize,
+    until: std::sync::Arc<std::sync::atomic::AtomicI64>,
+) -> (Vec<i64>, usize) {
+    let client = reqwest::Client::new();
+    let mut seen: Vec<i64> = Vec::new();
+    let mut connections = 0;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    'connections: loop {
+        let last = seen.last().copied().unwrap_or(start);
+        let mut response = client
+            .get(format!("http://{addr}/api/v1/events?project_id={project}"))
+            .bearer_auth(&key)
+            .header("Last-Event-ID", last.to_string())
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .expect("open the stream");
+        assert_eq!(response.status(), 200);
+        connections += 1;
+        let mut partial = String::new();
+        loop {
+            let target = until.load(std::sync::atomic::Ordering::SeqCst);
+            if target > 0 && seen.last().is_some_and(|c| *c >= target) {
+                return (seen, connections);
+            }
+            assert!(Instant::now() < deadline, "the stream did not reach {target}; saw {} events", seen.len());
+            let chunk = match tokio::time::timeout(Duration::from_secs(2), response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(other) => panic!("the stream stopped: {other:?}"),
+                Err(_) => continue,
+            };
+            partial.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = partial.find('\n') {
+                let line: String = partial.drain(..=end).collect();
+                if let Some(id) = line.strip_prefix("id: ").and_then(|id| id.trim().parse::<i64>().ok()) {
+                    seen.push(id);
+                    if connections == 1 && seen.len() == reconnect_after {
+                        continue 'connections;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two servers on one PostgreSQL database, a stream on each; 1,008 transitions through both
+/// servers while each stream is cut once and resumed: both streams see every event of the
+/// burst once, in cursor order, with none missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_a_burst_of_transitions_reaches_both_servers_streams_exactly_once_across_a_reconnect() {
+    let first = Server::postgres().await;
+    let (second, addr_b) = second_server(&first).await;
+    let addr_a: std::net::SocketAddr =
+        first.base.trim_start_matches("http://").parse().expect("first server's address");
+    let t = first.tenant("Burst").await;
+    let stories: Vec<serde_json::Value> = (1..=4)
+        .map(|n| json!({"number": format!("1.{n}"), "title": format!("Story {n}"), "acceptance_criteria": [{"id": format!("AC-{n}"), "description": "x"}]}))
+        .collect();
+    let doc = json!({"epics": [{"number": 1, "title": "Independent", "stories": stories}]});
+    let seeded = loopctl_test_support::fixtures::seed_with(&first, &t.orch, "Burst", &doc).await;
+    let project = seeded.project.clone();
+    let ready = ready_numbers(&first, &t.orch, &project).await;
+    assert_eq!(ready.len(), 4, "{ready:?}");
+    first.patch(&t.user, "/api/v1/tenants/me", json!({"settings": {"max_concurrent_agents": 10}})).await.ok(200);
+    let start =
+        all_changes(&first, &t.orch, Some(&project)).await.last().and_then(|e| e["cursor"].as_i64()).unwrap_or(0);
+    let until = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let on_a =
+        tokio::spawn(follow_with_a_reconnect(addr_a, t.orch.clone(), project.clone(), start, 300, until.clone()));
+    let on_b =
+        tokio::spawn(follow_with_a_reconnect(addr_b, t.orch.clone(), project.clone(), start, 500, until.clone()));
+
+    // Per ready story, one writer cycling contract → claim → unclaim, alternating servers.
+    let stories: Vec<String> = ready.iter().take(4).map(|n| seeded.story(n).to_string()).collect();
+    let cycles = 1008 / (3 * stories.len());
+    let second_base = format!("http://{addr_b}");
+    let mut writers = Vec::new();
+    for (i, id) in stories.iter().enumerate() {
+        let (id, key, bases) = (id.clone(), t.agent.clone(), [first.base.clone(), second_base.clone()]);
+        let http = first.http.clone();
+        writers.push(tokio::spawn(async move {
+            let st: serde_json::Value = http
+                .get(format!("{}/api/v1/stories/{id}", bases[0]))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("story")
+                .json()
+                .await
+                .expect("story JSON");
+            let terms = json!({"story_title": st["story"]["title"], "ac_count": st["story"]["ac_count"]});
+            for cycle in 0..cycles {
+                for (step, path) in ["contract", "claim", "unclaim"].iter().enumerate() {
+                    let base = &bases[(i + cycle + step) % 2];
+                    loop {
+                        let mut request = http.post(format!("{base}/api/v1/stories/{id}/{path}")).bearer_auth(&key);
+                        request = if *path == "contract" { request.json(&terms) } else { request };
+                        let answer = request.send().await.expect("a transition");
+                        // A busy database answers 503 with Retry-After, as the client retries.
+                        if answer.status() == 503 {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        assert!(answer.status().is_success(), "{path}: {}", answer.text().await.unwrap_or_default());
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("a writer");
+    }
+    let burst: Vec<i64> = all_changes(&first, &t.orch, Some(&project))
+        .await
+        .iter()
+        .filter_map(|e| e["cursor"].as_i64())
+        .filter(|c| *c > start)
+        .collect();
+    assert_eq!(burst.len(), cycles * 3 * stories.len(), "one event per transition");
+    until.store(*burst.last().expect("events"), std::sync::atomic::Ordering::SeqCst);
+    for (name, follower) in [("A", on_a), ("B", on_b)] {
+        let (seen, connections) = follower.await.expect("a follower");
+        assert_eq!(connections, 2, "stream {name} was cut and resumed once");
+        assert_eq!(seen, burst, "stream {name}: every event once, in order, across the reconnect");
+    }
+    second.abort();
+}

@@ -194,6 +194,21 @@ impl Store for TestStore {
     fn audit_links(&self, tenant_id: Uuid, after_cursor: Option<i64>, limit: i64) -> StoreResult<'_, Vec<AuditLink>> {
         self.store.audit_links(tenant_id, after_cursor, limit)
     }
+    fn webhooks(&self, tenant_id: Uuid) -> StoreResult<'_, Vec<WebhookRecord>> {
+        self.store.webhooks(tenant_id)
+    }
+    fn webhook(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<WebhookRecord>> {
+        self.store.webhook(tenant_id, id)
+    }
+    fn deliveries(&self, tenant_id: Uuid, webhook_id: Uuid, limit: i64) -> StoreResult<'_, Vec<DeliveryRecord>> {
+        self.store.deliveries(tenant_id, webhook_id, limit)
+    }
+    fn due_deliveries(&self, now: chrono::DateTime<chrono::Utc>, limit: i64) -> StoreResult<'_, Vec<DeliveryRecord>> {
+        self.store.due_deliveries(now, limit)
+    }
+    fn event_at(&self, tenant_id: Uuid, cursor: i64) -> StoreResult<'_, Option<EventRecord>> {
+        self.store.event_at(tenant_id, cursor)
+    }
     fn audit_tip(&self, tenant_id: Uuid) -> StoreResult<'_, Option<AuditLink>> {
         self.store.audit_tip(tenant_id)
     }

@@ -23,3 +23,4 @@ mod runner;
 mod trust;
 mod up;
 mod verify_artifacts;
+mod webhooks;

@@ -196,8 +196,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(env: &Env, db: &Path) -> Server {
+        Server::start_with(env, db, &[])
+    }
+
+    /// [`Server::start`] with more `serve` flags.
+    pub fn start_with(env: &Env, db: &Path, flags: &[&str]) -> Server {
         let mut cmd = env.std_cmd();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"]).arg(db);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"]).arg(db).args(flags);
         let mut proc = Proc::spawn(cmd, "loopctl serve");
         let line = proc.wait_for("`listening on` line", |l| l.contains(" listening on http://"));
         let url = url_after(&line, "listening on ").expect("URL in the listening line");
