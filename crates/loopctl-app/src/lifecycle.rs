@@ -473,7 +473,10 @@ impl App {
             }
             let pick = if losses == 0 { 0 } else { spread(available.len().min(losses.saturating_mul(2).min(16))) };
             match self.contract_and_claim(who, &available[pick]).await {
-                Ok(story) => return Ok(self.outcome(who, &story)),
+                Ok(story) => {
+                    metrics::counter!("loopctl_transitions_total", "action" => "claim_next").increment(1);
+                    return Ok(self.outcome(who, &story));
+                }
                 Err(ClaimNextError::Lost) => losses += 1,
                 Err(ClaimNextError::Refused(err)) => return Err(err),
             }

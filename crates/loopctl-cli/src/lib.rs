@@ -35,6 +35,10 @@ pub enum Command {
     ///
     /// Examples: loopctl status --project web; loopctl status 2.1
     Status(cmd::read::StatusArgs),
+    /// The project overview, drawn again as the project changes (the live stream; Ctrl-C stops).
+    ///
+    /// Example: loopctl watch --project web
+    Watch,
     /// Ready stories, the suggested batch marked; --claim picks and claims one.
     ///
     /// Example: loopctl next --project web --claim
@@ -195,6 +199,7 @@ async fn run_with(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Auth(_) | Command::Config(_) | Command::Init(_) => Ok(()),
         Command::Status(args) => cmd::read::status(ctx, args).await,
+        Command::Watch => cmd::read::watch(ctx).await,
         Command::Next(args) => cmd::read::next(ctx, args).await,
         Command::Blocked(args) => cmd::read::blocked(ctx, args).await,
         Command::Pending => cmd::read::pending(ctx).await,

@@ -9,6 +9,7 @@
 //! request is safe to repeat.
 
 mod batches;
+mod live;
 mod ops;
 mod resolve;
 mod transport;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use batches::{DEFAULT_IMPORT_BATCH, import_batches};
+pub use live::LiveEvents;
 use loopctl_api::{ErrorBody, ErrorCode, ExitClass};
 pub use reqwest::Method;
 use serde::Serialize;
@@ -24,7 +26,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
 pub use transport::{
-    BoxFuture, HttpTransport, Incoming, Outgoing, Transport, Unanswered, encode_component, path_with_query,
+    BodyStream, BoxFuture, HttpTransport, Incoming, Outgoing, Streamed, Transport, Unanswered, encode_component,
+    path_with_query,
 };
 
 /// What went wrong talking to the server.

@@ -37,12 +37,47 @@ pub struct Unanswered {
     pub may_have_arrived: bool,
 }
 
+/// An answer whose body arrives in parts (a live stream of server-sent events).
+pub trait BodyStream: Send {
+    /// The next part of the body; `None` once the server ended it.
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, Unanswered>>;
+}
+
+/// A streamed answer: its status, and its body as it comes.
+pub struct Streamed {
+    pub status: u16,
+    pub body: Box<dyn BodyStream>,
+}
+
 /// Sends a request and returns the server's answer, whatever its status.
 pub trait Transport: Send + Sync {
     /// Where requests go, for messages (`http://127.0.0.1:4000`, `in-process`).
     fn server(&self) -> &str;
     fn send(&self, request: Outgoing) -> BoxFuture<'_, Result<Incoming, Unanswered>>;
+    /// Sends a request whose answer is read as it arrives, without a time limit on the whole
+    /// answer. Transports that cannot stream say so.
+    fn open_stream(&self, request: Outgoing) -> BoxFuture<'_, Result<Streamed, Unanswered>> {
+        let _ = request;
+        Box::pin(async { Err(Unanswered { reason: "this transport cannot stream".into(), may_have_arrived: false }) })
+    }
 }
+
+/// reqwest's body, read a chunk at a time.
+struct HttpBody(reqwest::Response);
+
+impl BodyStream for HttpBody {
+    fn next_chunk(&mut self) -> BoxFuture<'_, Result<Option<Vec<u8>>, Unanswered>> {
+        Box::pin(async move {
+            match self.0.chunk().await {
+                Ok(chunk) => Ok(chunk.map(|c| c.to_vec())),
+                Err(err) => Err(Unanswered { reason: short_reason(&err), may_have_arrived: true }),
+            }
+        })
+    }
+}
+
+/// A live stream stays open for as long as the reader wants it (a day at most per request).
+const STREAM_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// reqwest over HTTP(S).
 pub struct HttpTransport {
@@ -75,12 +110,21 @@ impl Transport for HttpTransport {
         &self.base
     }
 
+    fn open_stream(&self, request: Outgoing) -> BoxFuture<'_, Result<Streamed, Unanswered>> {
+        Box::pin(async move {
+            let response = self
+                .builder(&request)
+                .timeout(STREAM_LIMIT)
+                .send()
+                .await
+                .map_err(|err| Unanswered { reason: short_reason(&err), may_have_arrived: !err.is_connect() })?;
+            Ok(Streamed { status: response.status().as_u16(), body: Box::new(HttpBody(response)) })
+        })
+    }
+
     fn send(&self, request: Outgoing) -> BoxFuture<'_, Result<Incoming, Unanswered>> {
         Box::pin(async move {
-            let mut builder = self.http.request(request.method, format!("{}{}", self.base, request.path));
-            for (name, value) in &request.headers {
-                builder = builder.header(name.as_str(), value.as_str());
-            }
+            let mut builder = self.builder(&request);
             if let Some(body) = request.body {
                 builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
             }
@@ -102,6 +146,16 @@ impl Transport for HttpTransport {
                 .to_vec();
             Ok(Incoming { status, retry_after, body })
         })
+    }
+}
+
+impl HttpTransport {
+    fn builder(&self, request: &Outgoing) -> reqwest::RequestBuilder {
+        let mut builder = self.http.request(request.method.clone(), format!("{}{}", self.base, request.path));
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
     }
 }
 

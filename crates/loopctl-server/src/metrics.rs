@@ -1,8 +1,9 @@
 //! `/metrics` (Prometheus text format) and `/ready`. The recorder is the process's one
 //! `metrics` recorder, installed by the first server of the process: requests by route,
 //! method and status with a latency histogram (this module's middleware), transitions by
-//! action (the service layer), refusals by code (every `ApiError` answered), and the live
-//! streams open (`routes::events`). Labels carry routes, never ids or tenants, so the
+//! action (the service layer), refusals by code (every `ApiError` answered), the live
+//! streams open (`routes::events`), webhook deliveries by outcome, and at each scrape the
+//! store's connections, its writer queue and the claims in flight and stale. Labels carry routes, never ids or tenants, so the
 //! endpoint tells an operator how the server runs and nobody what a tenant does.
 
 use std::sync::OnceLock;
@@ -60,8 +61,24 @@ pub(crate) async fn count(request: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`.
-pub(crate) async fn render() -> Response {
+/// `GET /metrics`. The store's gauges are read as the scrape asks: its connections, the
+/// writer's queue, and the claims in flight with how many are stale (every tenant's, from the
+/// claim-lease index).
+pub(crate) async fn render(State(state): State<AppState>) -> Response {
+    let store = state.app.store();
+    let pressure = store.pressure();
+    metrics::gauge!("loopctl_store_pool_connections").set(f64::from(pressure.pool_size));
+    metrics::gauge!("loopctl_store_pool_idle").set(f64::from(pressure.pool_idle));
+    if let Some(queue) = pressure.writer_queue {
+        metrics::gauge!("loopctl_store_writer_queue").set(queue as f64);
+    }
+    match store.claims_in_flight(state.app.now()).await {
+        Ok((in_flight, stale)) => {
+            metrics::gauge!("loopctl_claims_in_flight").set(in_flight as f64);
+            metrics::gauge!("loopctl_claims_stale").set(stale as f64);
+        }
+        Err(err) => tracing::warn!(%err, "counting the claims in flight for /metrics failed"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle().render()).into_response()
 }
 

@@ -49,8 +49,29 @@ impl Store for PgStore {
 
     fn ping(&self) -> StoreResult<'_, ()> {
         Box::pin(async move {
-            sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+            sqlx::query("SELECT 1 FROM tenants LIMIT 1").execute(&self.pool).await.map_err(map_err)?;
             Ok(())
+        })
+    }
+
+    fn pressure(&self) -> StorePressure {
+        StorePressure {
+            pool_size: self.pool.size(),
+            pool_idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            writer_queue: None,
+        }
+    }
+
+    fn claims_in_flight(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<'_, (i64, i64)> {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT count(*), COALESCE(SUM(CASE WHEN lease_expires_at <= $1 THEN 1 ELSE 0 END), 0)::bigint \
+                 FROM stories WHERE agent_status IN ('assigned', 'implementing')",
+            )
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
         })
     }
 

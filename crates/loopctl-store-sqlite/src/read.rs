@@ -26,8 +26,31 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> StoreResult<'_, ()> {
         Box::pin(async move {
-            sqlx::query("SELECT 1").execute(&self.readers).await.map_err(map_err)?;
+            sqlx::query("SELECT 1 FROM tenants LIMIT 1").execute(&self.readers).await.map_err(map_err)?;
+            // An empty batch through the writer: its task is alive and it can take the lock.
+            self.submit(Vec::new()).await?;
             Ok(())
+        })
+    }
+
+    fn pressure(&self) -> StorePressure {
+        StorePressure {
+            pool_size: self.readers.size(),
+            pool_idle: u32::try_from(self.readers.num_idle()).unwrap_or(u32::MAX),
+            writer_queue: Some(self.writer.max_capacity() - self.writer.capacity()),
+        }
+    }
+
+    fn claims_in_flight(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<'_, (i64, i64)> {
+        Box::pin(async move {
+            sqlx::query_as(
+                "SELECT count(*), COALESCE(SUM(CASE WHEN lease_expires_at <= ?1 THEN 1 ELSE 0 END), 0) \
+                 FROM stories INDEXED BY stories_claim_lease WHERE agent_status IN ('assigned', 'implementing')",
+            )
+            .bind(row::micros(now))
+            .fetch_one(&self.readers)
+            .await
+            .map_err(map_err)
         })
     }
 

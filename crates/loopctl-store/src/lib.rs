@@ -46,8 +46,15 @@ pub trait Store: Send + Sync {
         None
     }
 
-    /// Checks the database answers.
+    /// Checks the database answers a real query, and (SQLite) that the writer commits.
     fn ping(&self) -> StoreResult<'_, ()>;
+
+    /// How busy the store's connections are right now (for `/metrics`; no IO).
+    fn pressure(&self) -> StorePressure;
+
+    /// Of every tenant, the stories in flight (assigned or implementing) and how many of them
+    /// have a lease that ended at or before `now`: two counts from the claim-lease index.
+    fn claims_in_flight(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<'_, (i64, i64)>;
 
     fn tenant(&self, id: Uuid) -> StoreResult<'_, Option<TenantRecord>>;
     fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<'_, Option<ApiKeyRecord>>;

@@ -270,6 +270,16 @@ pub struct ActorStamp {
     pub label: String,
 }
 
+/// The store's connections at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StorePressure {
+    /// Connections open in the read pool (PostgreSQL: the one pool) and how many are idle.
+    pub pool_size: u32,
+    pub pool_idle: u32,
+    /// Batches waiting for SQLite's one writer (none on PostgreSQL).
+    pub writer_queue: Option<usize>,
+}
+
 /// A webhook subscription: where a tenant's events (of one project, or all; of some actions,
 /// or all) are posted.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,5 @@
 //! `changes`, `history`, `audit`, `state`.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 use loopctl_api::{AuditParams, ChangesParams, EventView, SaveState, StateParams};
 
@@ -16,7 +14,8 @@ pub struct ChangesArgs {
     /// 3d); default: the start.
     #[arg(long)]
     since: Option<String>,
-    /// Keep polling for new events (Ctrl-C stops); resumes from the last cursor.
+    /// Keep printing events as they are committed (the live stream; Ctrl-C stops), resuming
+    /// from the last cursor when the connection breaks.
     #[arg(long)]
     follow: bool,
     /// Only events of this action (status_changed, verified, rejected, …).
@@ -146,7 +145,26 @@ pub async fn changes(ctx: &Ctx, args: ChangesArgs) -> anyhow::Result<()> {
         }
         since = next;
         if !page.has_more {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            break;
+        }
+    }
+    // Caught up: the rest comes from the live stream, resumed from the last cursor across any
+    // broken connection, so nothing is printed twice or skipped.
+    let mut live = ctx.client.live_events(Some(project), since.parse().unwrap_or(0));
+    loop {
+        let event = live.next().await?;
+        if args.action.as_ref().is_some_and(|action| *action != event.action) {
+            continue;
+        }
+        if ctx.format == Format::Json {
+            crate::outln!("{}", serde_json::to_value(&event)?);
+        } else {
+            let table = event_table(std::slice::from_ref(&event), ctx.format, ctx.color());
+            let skip = usize::from(!first);
+            first = false;
+            for line in table.lines().skip(skip) {
+                crate::outln!("{line}");
+            }
         }
     }
 }

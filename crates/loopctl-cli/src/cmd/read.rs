@@ -43,8 +43,16 @@ pub async fn status(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
-    let project = ctx.project().await?;
+/// What the project overview shows: the counts and the bounded lists beside them.
+struct Board {
+    project: ProjectView,
+    progress: Progress,
+    in_flight: Vec<StoryView>,
+    awaiting: Vec<StoryView>,
+    escalated: Vec<StoryView>,
+}
+
+async fn board(ctx: &Ctx, project: ProjectView) -> anyhow::Result<Board> {
     let id = project.id;
     // Every count comes from the server's aggregate; the lists below are bounded pages.
     let progress = ctx.client.project_progress(id).await?.progress;
@@ -69,87 +77,127 @@ async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let value = ProjectStatus {
-        awaiting_verification: &awaiting,
-        epics: &progress.epics,
-        escalated: &escalated,
-        in_flight: &in_flight,
-        progress: &progress,
-        project: &project,
-    };
-    emit(ctx.format, &value, || {
-        let mut table = Table::new(&["epic", "title", "progress", "verified", "stories"]);
-        for epic in &progress.epics {
-            let total = count(epic.total_stories);
-            let verified = count(epic.verified);
+    Ok(Board { project, progress, in_flight, awaiting, escalated })
+}
+
+/// The overview for people (and its epics as CSV).
+fn board_text(ctx: &Ctx, board: &Board) -> String {
+    let Board { project, progress, in_flight, awaiting, escalated } = board;
+    let mut table = Table::new(&["epic", "title", "progress", "verified", "stories"]);
+    for epic in &progress.epics {
+        let total = count(epic.total_stories);
+        let verified = count(epic.verified);
+        table.row(vec![
+            epic.number.to_string(),
+            epic.title.clone(),
+            bar(verified, total),
+            format!("{verified}/{total}"),
+            stages(&epic.stages),
+        ]);
+    }
+    // CSV is one table: the epics (the JSON has everything).
+    if ctx.format == Format::Csv {
+        return table.render(ctx.format, false);
+    }
+    let mut out = format!(
+        "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n",
+        project.name,
+        project.slug,
+        progress.stages.verified,
+        progress.total_stories,
+        json_number(progress.verification_percentage),
+        progress.epics_completed,
+        progress.total_epics,
+    );
+    if progress.complete {
+        out.push_str(
+            "Every story is verified: the project is complete. Add work with `loopctl import FILE --merge`.\n",
+        );
+    } else {
+        out.push_str(&format!("Now: {}\n", stages(&progress.stages)));
+    }
+    if progress.token_usage.reports > 0 || progress.budget.is_some() {
+        out.push_str(&format!("Spent: {}\n", usage_words(&progress.token_usage)));
+    }
+    if let Some(budget) = &progress.budget {
+        out.push_str(&budget_line(budget));
+    }
+    out.push('\n');
+    out.push_str(&table.render(ctx.format, ctx.color()));
+    let listing = |title: &str, rows: &[StoryView], out: &mut String| {
+        if rows.is_empty() {
+            return;
+        }
+        out.push_str(&format!("\n{title}:\n"));
+        let mut table = Table::new(&["story", "status", "assignee", "lease", "title"]);
+        for s in rows {
             table.row(vec![
-                epic.number.to_string(),
-                epic.title.clone(),
-                bar(verified, total),
-                format!("{verified}/{total}"),
-                stages(&epic.stages),
+                s.number.clone(),
+                status_word(&s.agent_status, s.stale),
+                short_uuid(s.assigned_agent_id),
+                shown(s.lease_expires_at),
+                s.title.clone(),
             ]);
         }
-        // CSV is one table: the epics (the JSON has everything).
-        if ctx.format == Format::Csv {
-            return table.render(ctx.format, false);
-        }
-        let mut out = format!(
-            "{} ({}): {} of {} stories verified ({}%), {} of {} epics complete\n",
-            project.name,
-            project.slug,
-            progress.stages.verified,
-            progress.total_stories,
-            json_number(progress.verification_percentage),
-            progress.epics_completed,
-            progress.total_epics,
-        );
-        if progress.complete {
-            out.push_str(
-                "Every story is verified: the project is complete. Add work with `loopctl import FILE --merge`.\n",
-            );
-        } else {
-            out.push_str(&format!("Now: {}\n", stages(&progress.stages)));
-        }
-        if progress.token_usage.reports > 0 || progress.budget.is_some() {
-            out.push_str(&format!("Spent: {}\n", usage_words(&progress.token_usage)));
-        }
-        if let Some(budget) = &progress.budget {
-            out.push_str(&budget_line(budget));
-        }
-        out.push('\n');
         out.push_str(&table.render(ctx.format, ctx.color()));
-        let listing = |title: &str, rows: &[StoryView], out: &mut String| {
-            if rows.is_empty() {
-                return;
-            }
-            out.push_str(&format!("\n{title}:\n"));
-            let mut table = Table::new(&["story", "status", "assignee", "lease", "title"]);
-            for s in rows {
-                table.row(vec![
-                    s.number.clone(),
-                    status_word(&s.agent_status, s.stale),
-                    short_uuid(s.assigned_agent_id),
-                    shown(s.lease_expires_at),
-                    s.title.clone(),
-                ]);
-            }
-            out.push_str(&table.render(ctx.format, ctx.color()));
-        };
-        listing("In flight", &in_flight, &mut out);
-        listing("Reported, awaiting verification", &awaiting, &mut out);
-        if !escalated.is_empty() {
-            out.push_str("\nEscalated (needs a human):\n");
-            let mut table = Table::new(&["story", "iterations", "locked", "title"]);
-            for s in &escalated {
-                let locked = if s.escalation_locked { "LOCKED" } else { "no" };
-                table.row(vec![s.number.clone(), s.iteration_count.to_string(), locked.into(), s.title.clone()]);
-            }
-            out.push_str(&table.render(ctx.format, ctx.color()));
+    };
+    listing("In flight", in_flight, &mut out);
+    listing("Reported, awaiting verification", awaiting, &mut out);
+    if !escalated.is_empty() {
+        out.push_str("\nEscalated (needs a human):\n");
+        let mut table = Table::new(&["story", "iterations", "locked", "title"]);
+        for s in escalated {
+            let locked = if s.escalation_locked { "LOCKED" } else { "no" };
+            table.row(vec![s.number.clone(), s.iteration_count.to_string(), locked.into(), s.title.clone()]);
         }
-        out
-    });
+        out.push_str(&table.render(ctx.format, ctx.color()));
+    }
+    out
+}
+
+async fn project_status(ctx: &Ctx) -> anyhow::Result<()> {
+    let board = board(ctx, ctx.project().await?).await?;
+    let value = ProjectStatus {
+        awaiting_verification: &board.awaiting,
+        epics: &board.progress.epics,
+        escalated: &board.escalated,
+        in_flight: &board.in_flight,
+        progress: &board.progress,
+        project: &board.project,
+    };
+    emit(ctx.format, &value, || board_text(ctx, &board));
     Ok(())
+}
+
+/// `loopctl watch`: the overview, drawn again whenever the project's change stream moves
+/// (at most four times a second, and every 30 s for the lease clocks).
+pub async fn watch(ctx: &Ctx) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let project = ctx.project().await?;
+    let tty = std::io::stdout().is_terminal();
+    // Nothing is newer than the end of time, so the answer is only where the feed stands.
+    let now = loopctl_api::ChangesParams {
+        project_id: Some(project.id),
+        since: Some("9999-12-31T00:00:00Z".into()),
+        ..Default::default()
+    };
+    let head = ctx.client.changes(&now).await?.next_cursor;
+    let mut live = ctx.client.live_events(Some(project.id), head);
+    loop {
+        let board = board(ctx, project.clone()).await?;
+        let text = board_text(ctx, &board);
+        if tty {
+            // Home, clear, then the board: one redraw, no scrolling.
+            crate::out!("\x1b[H\x1b[2J{text}\nwatching {} (Ctrl-C stops)\n", project.slug);
+        } else {
+            crate::outln!("{text}");
+        }
+        let changed = tokio::time::timeout(std::time::Duration::from_secs(30), live.next()).await;
+        if let Ok(Err(err)) = changed {
+            return Err(err.into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// What `status --format json` prints for a project (fields in name order, as it always has).

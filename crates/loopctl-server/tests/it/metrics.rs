@@ -60,6 +60,12 @@ async fn the_metrics_parse_and_count_requests_transitions_and_refusals_without_n
         after.iter().any(|s| s.metric == "loopctl_http_request_duration_seconds_count"),
         "a latency histogram per route"
     );
+    // The store's gauges, read at the scrape: the claim is in flight, not stale; the pool and
+    // SQLite's writer queue are there.
+    assert!(counter(&after, "loopctl_claims_in_flight", &[]) >= 1.0, "the claim is in flight");
+    assert!(after.iter().any(|s| s.metric == "loopctl_claims_stale"), "stale claims counted");
+    assert!(counter(&after, "loopctl_store_pool_connections", &[]) >= 1.0, "the read pool");
+    assert!(after.iter().any(|s| s.metric == "loopctl_store_writer_queue"), "SQLite's writer queue");
     // Routes are templates: no story id, key or tenant in any label.
     let story = seeded.story("1.1");
     for sample in &after {

@@ -38,6 +38,12 @@ impl Store for TestStore {
     fn ping(&self) -> StoreResult<'_, ()> {
         self.store.ping()
     }
+    fn pressure(&self) -> StorePressure {
+        self.store.pressure()
+    }
+    fn claims_in_flight(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<'_, (i64, i64)> {
+        self.store.claims_in_flight(now)
+    }
     fn tenant(&self, id: Uuid) -> StoreResult<'_, Option<TenantRecord>> {
         self.store.tenant(id)
     }

@@ -1,6 +1,8 @@
 //! `changes --since`: a cursor, an RFC 3339 time, a date or a time ago; and the `next:` hint
 //! it prints is a value that works when passed back.
 
+use serde_json::Value;
+
 use crate::support::{Lab, Out};
 
 /// The value after `next: --since ` in a human `changes` answer.
@@ -60,4 +62,134 @@ fn a_bad_since_is_a_usage_error_naming_the_accepted_forms() {
             .stderr_has("10m");
     }
     lab.run(&orch, &["changes", "--project", "web", "--since", "soon", "--format", "json"]).fails_json(2, "usage");
+}
+
+/// A command left running that prints as it reads: its stdout, line by line, as it comes.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(lab: &Lab, args: &[&str]) -> Running {
+        use std::io::BufRead;
+        let mut cmd = lab.env.std_cmd();
+        cmd.env("LOOPCTL_SERVER", lab.url())
+            .env("LOOPCTL_API_KEY", &lab.orch().key)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().expect("start the command");
+        let stdout = child.stdout.take().expect("its stdout");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// Lines until one contains `needle` (fails after `within`).
+    fn until(&self, needle: &str, within: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?} within {within:?}; saw:\n{}", seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `changes --follow` prints the backlog, then each event as it is committed, from the live
+/// stream: well under the second a poll would take, and each event once.
+#[test]
+fn changes_follow_prints_each_event_as_it_is_committed_once() {
+    let lab = Lab::start();
+    lab.project("Web", "web");
+    let follow = Running::start(&lab, &["changes", "--project", "web", "--follow", "--format", "json"]);
+    let backlog = follow.until("\"imported\"", std::time::Duration::from_secs(10));
+    let mut cursors: Vec<i64> = backlog
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["cursor"].as_i64())
+        .collect();
+    for verb in ["contract", "claim", "unclaim"] {
+        lab.run(&lab.agent(), &[verb, "1.1", "--project", "web"]).ok();
+        let started = std::time::Instant::now();
+        let lines = follow.until("\"status_changed\"", std::time::Duration::from_secs(5));
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(900),
+            "{verb} took {:?} to arrive",
+            started.elapsed()
+        );
+        cursors.extend(
+            lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter_map(|e| e["cursor"].as_i64()),
+        );
+    }
+    let mut sorted = cursors.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(cursors, sorted, "each event once, in order");
+}
+
+/// The server restarts under a running `changes --follow`: the follower reconnects by itself
+/// and resumes after the last event it printed, so what happened while it was away comes
+/// once, and nothing it printed comes again.
+#[test]
+fn changes_follow_resumes_across_a_server_restart_without_repeating_or_losing_an_event() {
+    let mut lab = Lab::start();
+    lab.project("Web", "web");
+    let follow = Running::start(&lab, &["changes", "--project", "web", "--follow", "--format", "json"]);
+    let cursors_in = |lines: &[String]| -> Vec<i64> {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|e| e["cursor"].as_i64())
+            .collect()
+    };
+    let mut seen = cursors_in(&follow.until("\"imported\"", std::time::Duration::from_secs(10)));
+    let listen = lab.url().trim_start_matches("http://").to_owned();
+    lab.server.proc.kill();
+    lab.server = crate::support::Server::start_at(&lab.env, &lab.env.db(), &listen, &[]);
+    lab.run(&lab.agent(), &["contract", "1.1", "--project", "web"]).ok();
+    lab.run(&lab.agent(), &["claim", "1.1", "--project", "web"]).ok();
+    let lines = follow.until("\"assigned\"", std::time::Duration::from_secs(15));
+    seen.extend(cursors_in(&lines));
+    let mut once = seen.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(seen, once, "each event once, in order, across the restart: {seen:?}");
+}
+
+/// `loopctl watch` draws the overview and draws it again when the project changes.
+#[test]
+fn watch_redraws_the_overview_when_a_story_is_claimed() {
+    let lab = Lab::start();
+    lab.project("Web", "web");
+    let watch = Running::start(&lab, &["watch", "--project", "web"]);
+    watch.until("stories verified", std::time::Duration::from_secs(10));
+    lab.run(&lab.agent(), &["contract", "1.1", "--project", "web"]).ok();
+    lab.run(&lab.agent(), &["claim", "1.1", "--project", "web"]).ok();
+    watch.until("In flight", std::time::Duration::from_secs(5));
+    let listed = watch.until("Sign-up endpoint", std::time::Duration::from_secs(2));
+    assert!(listed.last().is_some_and(|l| l.starts_with("1.1")), "the claimed story is listed: {listed:?}");
 }

@@ -201,8 +201,13 @@ impl Server {
 
     /// [`Server::start`] with more `serve` flags.
     pub fn start_with(env: &Env, db: &Path, flags: &[&str]) -> Server {
+        Server::start_at(env, db, "127.0.0.1:0", flags)
+    }
+
+    /// [`Server::start_with`] on the address `listen` (a restart where the last one listened).
+    pub fn start_at(env: &Env, db: &Path, listen: &str, flags: &[&str]) -> Server {
         let mut cmd = env.std_cmd();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"]).arg(db).args(flags);
+        cmd.args(["serve", "--listen", listen, "--database-url"]).arg(db).args(flags);
         let mut proc = Proc::spawn(cmd, "loopctl serve");
         let line = proc.wait_for("`listening on` line", |l| l.contains(" listening on http://"));
         let url = url_after(&line, "listening on ").expect("URL in the listening line");
