@@ -8,6 +8,7 @@
 //!   binary, and a child whose stderr is read line by line.
 //! - [`fixtures`]: work through the API more than one suite does (a project's ids by number, …).
 //! - [`key_trap`]: a server an attacker controls, counting the keys sent to it.
+//! - [`receiver`]: a webhook receiver on loopback that fails when told to.
 //! - [`tamper`]: SQL run on a server's database around the server.
 //! - [`Tenant`]: the keys of a bootstrapped tenant; [`snapshot`]: checked-in expected output.
 //!
@@ -21,6 +22,8 @@ pub mod http;
 pub mod key_trap;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "server")]
+pub mod receiver;
 pub mod sandbox;
 #[cfg(feature = "server")]
 pub mod server;

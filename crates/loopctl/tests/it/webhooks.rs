@@ -3,96 +3,12 @@
 //! first answers, and across a server restart with deliveries still waiting. Without the
 //! flag, private, loopback and link-local targets are refused.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
-use hmac::{Hmac, KeyInit, Mac};
-use serde_json::Value;
-use sha2::Sha256;
+use loopctl_test_support::receiver::{Receiver, signature_holds};
 
 use crate::support::{Env, Lab, Server};
-
-/// What the receiver was sent: the headers it checks and the body.
-struct Got {
-    signature: String,
-    delivery: String,
-    body: Vec<u8>,
-    answered: u16,
-}
-
-/// An HTTP receiver on 127.0.0.1 that fails its first `fail_first` requests with a 500, and
-/// every request while `down`.
-struct Receiver {
-    url: String,
-    got: Arc<Mutex<Vec<Got>>>,
-    down: Arc<AtomicBool>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
-        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
-        let down = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(AtomicUsize::new(0));
-        let (got2, down2) = (got.clone(), down.clone());
-        let hook = move |headers: HeaderMap, body: axum::body::Bytes| {
-            let (got, down, seen) = (got2.clone(), down2.clone(), seen.clone());
-            async move {
-                let n = seen.fetch_add(1, Ordering::SeqCst);
-                let status = if n < fail_first || down.load(Ordering::SeqCst) {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
-                };
-                let header =
-                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-                got.lock().unwrap().push(Got {
-                    signature: header("loopctl-signature"),
-                    delivery: header("loopctl-delivery"),
-                    body: body.to_vec(),
-                    answered: status.as_u16(),
-                });
-                status
-            }
-        };
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind the receiver");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-        let app = axum::Router::new().route("/hook", axum::routing::post(hook));
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, got, down, _runtime: runtime }
-    }
-
-    /// The cursors of the events answered with a 200, in the order they arrived.
-    fn delivered_cursors(&self) -> Vec<i64> {
-        let got = self.got.lock().unwrap();
-        got.iter()
-            .filter(|g| g.answered == 200)
-            .map(|g| serde_json::from_slice::<Value>(&g.body).unwrap()["event"]["cursor"].as_i64().unwrap())
-            .collect()
-    }
-}
-
-/// The README's recipe: HMAC-SHA256 keyed with the secret over `<t>.<body>`, hex, against `v1`.
-fn signature_holds(secret: &str, header: &str, body: &[u8]) -> bool {
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = Some(value.to_owned()),
-            Some(("v1", value)) => v1 = Some(value.to_owned()),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else { return false };
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    expected == v1
-}
 
 /// The cursors of the tenant's events after `after`, oldest first, from the audit log.
 fn feed_cursors(lab: &Lab, after: i64) -> Vec<i64> {

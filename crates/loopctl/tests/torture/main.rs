@@ -10,4 +10,5 @@ mod support;
 mod claimers;
 mod cut;
 mod import_fuzz;
+mod instances;
 mod kill9;

@@ -51,8 +51,13 @@ pub struct Served {
 /// Starts the binary's server on `db` (a SQLite path or a `postgres://` URL) and waits for
 /// its `listening on` line. Servers started in one sandbox share its signing keys.
 pub fn serve(sandbox: &Sandbox, db: &str) -> Served {
+    serve_with(sandbox, db, &[])
+}
+
+/// [`serve`] with more `serve` flags.
+pub fn serve_with(sandbox: &Sandbox, db: &str, flags: &[&str]) -> Served {
     let mut cmd = sandbox.command(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", db]).env("LOOPCTL_LOG", "warn");
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", db]).args(flags).env("LOOPCTL_LOG", "warn");
     let mut proc = Proc::spawn(cmd, "loopctl serve");
     let line = proc.wait_for("`listening on` line", |l| l.contains(" listening on http://"));
     let url = url_after(&line, "listening on ").expect("a URL in the listening line");
