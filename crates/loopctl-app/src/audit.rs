@@ -23,6 +23,7 @@ use loopctl_store::{AuditLink, AuditSeal, EventFilter, EventRecord, StoreError, 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::signing::{hex, unhex};
 use crate::{App, AppResult, HUMANS, Principal, require};
 
 /// Links written, and entries read back, per store call.
@@ -116,17 +117,9 @@ impl SignedHeads {
     }
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
-}
-
 /// The exact text a chain head's signature covers.
 fn seal_payload(tenant_id: Uuid, cursor: i64, hash: &[u8]) -> String {
     format!("loopctl audit head v1\ntenant {tenant_id}\ncursor {cursor}\nhash {}\n", hex(hash))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl App {

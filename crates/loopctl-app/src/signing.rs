@@ -152,9 +152,22 @@ impl SigningKeys {
     }
 }
 
+/// Bytes as lowercase hex digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex digits as bytes; `None` for anything else.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 /// A key's id: the first 16 hex digits of the SHA-256 of its public key.
 fn key_id(key: &VerifyingKey) -> String {
-    Sha256::digest(key.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(key.as_bytes())[..8])
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

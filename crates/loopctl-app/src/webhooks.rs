@@ -21,6 +21,7 @@ use loopctl_store::{DeliveryAttempt, DeliveryRecord, StoreError, WebhookRecord, 
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::signing::{hex, unhex};
 use crate::view::FromRecord;
 use crate::{App, AppError, AppResult, HUMANS, Principal, require};
 
@@ -93,14 +94,8 @@ fn load_or_create_secret(path: &Path) -> std::io::Result<[u8; 32]> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex32(text: &str) -> Option<[u8; 32]> {
-    let bytes: Option<Vec<u8>> =
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect();
-    bytes?.try_into().ok()
+    unhex(text)?.try_into().ok()
 }
 
 /// The `loopctl-signature` header of a body sent at `at`: `t=<unix seconds>,v1=<hex of

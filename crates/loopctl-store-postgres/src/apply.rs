@@ -424,7 +424,7 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
         }
         WriteOp::InsertWebhook(w) => {
             sqlx::query("INSERT INTO webhooks (id, tenant_id, project_id, url, actions, enabled, disabled_reason, consecutive_failures, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-                .bind(w.id).bind(w.tenant_id).bind(w.project_id).bind(&w.url).bind(actions_column(&w.actions))
+                .bind(w.id).bind(w.tenant_id).bind(w.project_id).bind(&w.url).bind(w.actions_column())
                 .bind(w.enabled).bind(&w.disabled_reason).bind(w.consecutive_failures).bind(&w.created_by).bind(w.created_at)
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
@@ -662,9 +662,4 @@ async fn update_story(
         .await
         .map_err(map_err)?;
     Ok(res.rows_affected() == 1)
-}
-
-/// A webhook's action filter as stored: `*` for every action, else each between commas.
-fn actions_column(actions: &[String]) -> String {
-    if actions.is_empty() { "*".to_owned() } else { format!(",{},", actions.join(",")) }
 }

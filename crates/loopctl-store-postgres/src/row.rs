@@ -348,11 +348,7 @@ pub(crate) fn artifact(row: &PgRow) -> Result<ArtifactRecord, StoreError> {
 
 pub(crate) fn webhook(row: &PgRow) -> Result<WebhookRecord, StoreError> {
     let actions: String = get(row, "actions")?;
-    let actions = if actions == "*" {
-        Vec::new()
-    } else {
-        actions.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect()
-    };
+    let actions = WebhookRecord::actions_from_column(&actions);
     Ok(WebhookRecord {
         id: get(row, "id")?,
         tenant_id: get(row, "tenant_id")?,

@@ -379,7 +379,7 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
         }
         WriteOp::InsertWebhook(w) => {
             sqlx::query("INSERT INTO webhooks (id, tenant_id, project_id, url, actions, enabled, disabled_reason, consecutive_failures, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(w.id).bind(w.tenant_id).bind(w.project_id).bind(&w.url).bind(actions_column(&w.actions))
+                .bind(w.id).bind(w.tenant_id).bind(w.project_id).bind(&w.url).bind(w.actions_column())
                 .bind(w.enabled).bind(&w.disabled_reason).bind(w.consecutive_failures).bind(&w.created_by).bind(micros(w.created_at))
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
@@ -519,9 +519,4 @@ async fn transition(
         }
         _ => Err(StoreError::VersionConflict { what: "story".into() }),
     }
-}
-
-/// A webhook's action filter as stored: `*` for every action, else each between commas.
-fn actions_column(actions: &[String]) -> String {
-    if actions.is_empty() { "*".to_owned() } else { format!(",{},", actions.join(",")) }
 }

@@ -430,11 +430,7 @@ pub(crate) fn event(row: &SqliteRow) -> Result<EventRecord, StoreError> {
 
 pub(crate) fn webhook(row: &SqliteRow) -> Result<WebhookRecord, StoreError> {
     let actions: String = get(row, "actions")?;
-    let actions = if actions == "*" {
-        Vec::new()
-    } else {
-        actions.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect()
-    };
+    let actions = WebhookRecord::actions_from_column(&actions);
     Ok(WebhookRecord {
         id: get(row, "id")?,
         tenant_id: get(row, "tenant_id")?,

@@ -298,6 +298,21 @@ pub struct WebhookRecord {
     pub created_at: DateTime<Utc>,
 }
 
+impl WebhookRecord {
+    /// The action filter as the stores keep it: `*` for every action, else each action
+    /// between commas (`,verified,rejected,`), which a trigger matches with one `instr`.
+    #[must_use]
+    pub fn actions_column(&self) -> String {
+        if self.actions.is_empty() { "*".to_owned() } else { format!(",{},", self.actions.join(",")) }
+    }
+
+    /// The action filter read back from [`WebhookRecord::actions_column`].
+    #[must_use]
+    pub fn actions_from_column(column: &str) -> Vec<String> {
+        column.split(',').filter(|a| !a.is_empty() && *a != "*").map(str::to_owned).collect()
+    }
+}
+
 /// What happened to a delivery so far: a row of the outbox and of the delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
