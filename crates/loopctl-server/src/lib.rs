@@ -97,6 +97,9 @@ const LEASE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// How often events are chained into the audit chain (and its head signed): what is newer
 /// is not yet tamper-evident.
 const AUDIT_CHAIN_EVERY: Duration = Duration::from_secs(2);
+/// How long a stopping server waits for its open connections (live streams stay open until
+/// their clients leave).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The whole router: `/health`, `/api/v1/*`, the OpenAPI document, the dashboard, and `/mcp` (loopback
 /// `Host` names only; `serve` accepts any when it listens elsewhere).
@@ -217,9 +220,27 @@ pub async fn serve_with(store: Arc<dyn Store>, listener: TcpListener, options: S
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
     });
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // On ctrl-c / SIGTERM: stop accepting, let requests in flight finish, but do not wait
+    // longer than `SHUTDOWN_GRACE` for clients that hold a live stream open (every `watch`).
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let graceful = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    };
+    let serving = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(graceful)
+        .into_future();
+    let grace = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = grace => {
+            tracing::info!("live streams still open after {}s; closing them", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    };
     sweeper.abort();
     chainer.abort();
     webhooks.abort();

@@ -180,6 +180,22 @@ fn changes_follow_resumes_across_a_server_restart_without_repeating_or_losing_an
     assert_eq!(seen, once, "each event once, in order, across the restart: {seen:?}");
 }
 
+/// SIGTERM stops a server within seconds even while a follower holds a live stream open
+/// (a stream never ends by itself; the server gives open connections a short grace).
+#[test]
+fn a_server_stops_promptly_on_sigterm_while_a_follower_is_connected() {
+    let mut lab = Lab::start();
+    lab.project("Web", "web");
+    let follow = Running::start(&lab, &["changes", "--project", "web", "--follow", "--format", "json"]);
+    follow.until("\"imported\"", std::time::Duration::from_secs(10));
+    let pid = lab.server.proc.id().to_string();
+    let signalled = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(signalled.success());
+    let status = lab.server.proc.exited_within(std::time::Duration::from_secs(10));
+    let status = status.expect("the server exits within 10 s of SIGTERM with a stream open");
+    assert!(status.success(), "a clean stop: {status:?}");
+}
+
 /// `loopctl watch` draws the overview and draws it again when the project changes.
 #[test]
 fn watch_redraws_the_overview_when_a_story_is_claimed() {
