@@ -160,6 +160,9 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub delivery: DeliveryRecord,
+    /// The webhook as read when the delivery was leased: while the lease lasts no other
+    /// attempt of this webhook is recorded, so its failure count is still current.
+    pub webhook: WebhookRecord,
     pub target: Target,
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
@@ -387,7 +390,7 @@ impl App {
             ("loopctl-delivery", delivery.id.to_string()),
             ("loopctl-event", event.event.action.clone()),
         ];
-        Ok(Some(Outgoing { delivery, target, body, headers }))
+        Ok(Some(Outgoing { delivery, webhook, target, body, headers }))
     }
 
     /// Records how a sent delivery ended.
@@ -395,11 +398,7 @@ impl App {
     /// # Errors
     /// When the store fails.
     pub async fn finish_delivery(&self, outgoing: &Outgoing, result: &SendResult) -> AppResult<()> {
-        let delivery = &outgoing.delivery;
-        let Some(webhook) = self.store.webhook(delivery.tenant_id, delivery.webhook_id).await? else {
-            return Ok(());
-        };
-        self.record_attempt(&webhook, delivery, result).await
+        self.record_attempt(&outgoing.webhook, &outgoing.delivery, result).await
     }
 
     async fn record_attempt(
