@@ -24,6 +24,7 @@ mod import;
 mod lifecycle;
 pub mod once;
 mod queries;
+mod remembered;
 mod settings;
 mod skills;
 mod state;
@@ -74,6 +75,7 @@ pub struct App {
     signing: signing::SigningKeys,
     clock: Arc<dyn Clock>,
     keys_seen: Arc<auth::KeyCache>,
+    remembered: Arc<remembered::RememberedStories>,
     signed_heads: Arc<audit::SignedHeads>,
     webhook_keys: Arc<webhooks::WebhookKeys>,
 }
@@ -133,6 +135,7 @@ impl App {
             signing,
             clock: Arc::new(SystemClock),
             keys_seen: Arc::default(),
+            remembered: Arc::default(),
             signed_heads,
             webhook_keys,
         }

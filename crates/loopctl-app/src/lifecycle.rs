@@ -35,11 +35,17 @@ impl App {
         F: Fn(&StoryRecord, &StoryState) -> AppResult<Vec<WriteOp>>,
     {
         who.check_story_scope(story_id)?;
+        let waits_matter = matches!(action, Action::Claim | Action::Contract { .. });
+        // The first attempt may start from the row this process last wrote (`remembered`);
+        // every later one, and every refusal, reads the story.
+        let mut remembered = self.remembered.take(who.tenant_id, story_id);
         for _ in 0..MAX_ATTEMPTS {
-            let story = self.story_of(who, story_id).await?;
-            let dependencies_met = match action {
-                Action::Claim | Action::Contract { .. } => self.dependencies_met(who, &story).await?,
-                _ => true,
+            let from_memory = remembered.is_some();
+            let (story, dependencies_met) = match remembered.take() {
+                // Whether it waits is checked by the compare-and-set (`only_if_unblocked`).
+                Some(story) => (story, true),
+                None if waits_matter => self.story_and_whether_free(who, story_id).await?,
+                None => (self.story_of(who, story_id).await?, true),
             };
             let at = self.now();
             let ctx = Context {
@@ -50,15 +56,22 @@ impl App {
                 dependencies_met,
                 claim_epoch,
             };
-            let next = match apply(&story.state, &action, &who.actor(), &ctx) {
-                Ok(next) => next,
+            let decided = apply(&story.state, &action, &who.actor(), &ctx)
+                .map_err(AppError::from)
+                .and_then(|next| Ok((evidence(&story, &next)?, next)));
+            let (mut batch, next) = match decided {
+                Ok(decided) => decided,
+                Err(_) if from_memory => continue,
                 Err(refusal) => {
-                    let refusal = AppError::from(refusal);
                     self.audit_refusal(who, &story, &action, refusal.code).await;
                     return Err(refusal);
                 }
             };
-            let mut batch = evidence(&story, &next)?;
+            // A content edit of the story in the same batch (a backfill's note) moves its
+            // version too, so it is written after the compare-and-set, and the row it leaves
+            // is not remembered.
+            let (edits, mut batch): (Vec<_>, Vec<_>) =
+                batch.drain(..).partition(|op| matches!(op, WriteOp::UpdateStoryContent(_)));
             let guard = claim_guard(who, &story, &next);
             batch.push(WriteOp::TransitionStory {
                 tenant_id: who.tenant_id,
@@ -67,13 +80,19 @@ impl App {
                 state: next.clone(),
                 updated_at: at,
                 guard,
+                only_if_unblocked: waits_matter && dependencies_met,
             });
             let updated =
                 StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
+            let remember = edits.is_empty();
+            batch.extend(edits);
             batch.extend(transition_events(who, &story, &updated, &action, note));
             match self.commit(batch).await {
                 Ok(_) => {
                     metrics::counter!("loopctl_transitions_total", "action" => action.name()).increment(1);
+                    if remember {
+                        self.remembered.put(&updated);
+                    }
                     return Ok(updated);
                 }
                 Err(err) if err.code == ErrorCode::VersionConflict => continue,
@@ -109,8 +128,11 @@ impl App {
         }
     }
 
-    async fn dependencies_met(&self, who: &Principal, story: &StoryRecord) -> AppResult<bool> {
-        Ok(self.store.unverified_blockers(who.tenant_id, story.id).await? == 0)
+    /// The story, and whether everything it depends on is verified.
+    async fn story_and_whether_free(&self, who: &Principal, id: Uuid) -> AppResult<(StoryRecord, bool)> {
+        let (story, waits) =
+            self.store.story_and_wait(who.tenant_id, id).await?.ok_or_else(|| AppError::not_found("story"))?;
+        Ok((story, !waits))
     }
 
     fn outcome(&self, who: &Principal, story: &StoryRecord) -> TransitionOutcome {
@@ -520,10 +542,15 @@ impl App {
             state: claimed,
             updated_at: at,
             guard,
+            // Read from the frontier a moment ago; a dependency added since must stop it.
+            only_if_unblocked: true,
         }];
         batch.extend(transition_events(who, story, &updated, &Action::Claim, None));
         match self.commit(batch).await {
-            Ok(_) => Ok(updated),
+            Ok(_) => {
+                self.remembered.put(&updated);
+                Ok(updated)
+            }
             Err(err) if err.code == ErrorCode::VersionConflict => Err(ClaimNextError::Lost),
             Err(err) => Err(ClaimNextError::Refused(err)),
         }

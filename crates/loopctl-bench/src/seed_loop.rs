@@ -163,6 +163,7 @@ async fn run_raw_store(store: Arc<dyn Store>, fx: &Fixture) -> anyhow::Result<Ou
                             state: StoryState::default(),
                             updated_at: chrono::Utc::now(),
                             guard: None,
+                            only_if_unblocked: false,
                         },
                         WriteOp::AppendEvent(raw_event(tenant_id, id)),
                     ];

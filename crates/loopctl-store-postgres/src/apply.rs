@@ -5,10 +5,12 @@
 //! Two rules need more than a single statement to hold under that isolation level; each
 //! takes a transaction-scoped advisory lock (released at COMMIT or ROLLBACK, after the
 //! transaction's rows are visible):
-//! - a claim under an in-flight limit holds its project's lock (shared with one of a few
-//!   slots far below the limit, exclusive near it) before counting (see `transition`);
+//! - a claim under an in-flight limit holds its project's lock (class 0x6c630002, shared
+//!   with one of a few slots of class 0x6c630004 far below the limit, exclusive near it)
+//!   before counting: its compare-and-set's condition, `loopctl_in_flight_room` (migration
+//!   15), takes them;
 //! - the first event a batch appends for a tenant takes that tenant's change feed lock in
-//!   shared mode (see `LOCK_FEED_THEN`): writers never wait for each other on it; a feed reader
+//!   shared mode (see `statements::push_event`): writers never wait for each other on it; a feed reader
 //!   takes it exclusively for a moment to learn how far the feed is settled.
 //!
 //! The service puts a batch's events after its transition, so batches take these locks in
@@ -16,21 +18,13 @@
 //! appends before a guarded transition could; PostgreSQL detects the deadlock, and the
 //! store reports it as `Retryable`.
 
-use chrono::{DateTime, Utc};
-use loopctl_core::StoryState;
 use loopctl_store::*;
 use sqlx::postgres::PgQueryResult;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::row::{json, map_err};
-
-/// Advisory-lock class of in-flight claims, keyed by project.
-const LOCK_CLASS_IN_FLIGHT: i32 = 0x6c63_0002;
-/// Advisory-lock class of the in-flight claim slots, keyed by project and slot.
-const LOCK_CLASS_IN_FLIGHT_SLOT: i32 = 0x6c63_0004;
-/// Advisory-lock class of change-feed appends, keyed by tenant.
-const LOCK_CLASS_EVENTS: i32 = 0x6c63_0003;
+use crate::statements::{self, Cas, FeedLock, LOCK_CLASS_EVENTS, Sql, Target, WAITS, lock_key};
 
 pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
     let mut cursors = Vec::new();
@@ -39,14 +33,6 @@ pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Ve
         cursors.extend(one(conn, op, &mut feeds_locked).await?);
     }
     Ok(cursors)
-}
-
-/// Folds an id into the 32-bit key of the two-key advisory lock functions. Two ids that
-/// share a key only wait for each other more than they must.
-fn lock_key(id: Uuid) -> i32 {
-    let v = id.as_u128();
-    let folded = (v ^ (v >> 32) ^ (v >> 64) ^ (v >> 96)) as u32;
-    i32::from_ne_bytes(folded.to_ne_bytes())
 }
 
 async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Result<(), StoreError> {
@@ -58,31 +44,6 @@ async fn advisory_xact_lock(conn: &mut PgConnection, class: i32, id: Uuid) -> Re
         .map_err(map_err)?;
     Ok(())
 }
-
-/// Whether an event's insert must first take its tenant's feed lock ([`LOCK_FEED_THEN`]).
-#[derive(Clone, Copy)]
-enum FeedLock {
-    /// The batch's first event of the tenant: the insert takes the lock itself.
-    Take,
-    /// An earlier insert of this batch holds it.
-    Held,
-}
-
-/// Cursors come from a sequence: they are handed out in insertion order, but transactions
-/// commit in any order. A reader polling `events(after_cursor = N)` could see N+2 committed
-/// while N+1 is still to come, move its cursor past N+1, and never see it.
-///
-/// So every event-writing transaction holds its tenant's feed lock in shared mode from
-/// before its first cursor is drawn until COMMIT, and a reader reads only up to the feed's
-/// settled cursor ([`settled_cursor`]): the newest cursor at a moment when it held the lock
-/// exclusively, so no writer was between drawing a cursor and committing, and every later
-/// writer draws a larger one. Writers of one tenant commit side by side (an exclusive lock
-/// per tenant made them take turns, fsync by fsync); a reader waits for the writers already
-/// running, and new writers wait for that reader's one statement.
-///
-/// The lock is taken by the event's own INSERT (a materialized CTE, which the insert reads
-/// before it draws the cursor), which saves a round trip per write.
-const LOCK_FEED_THEN: &str = "WITH feed AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($16, $17)) ";
 
 /// The newest cursor of the tenant's feed that no running transaction can still precede;
 /// `None` when the tenant has no events.
@@ -96,37 +57,6 @@ pub(crate) async fn settled_cursor(conn: &mut PgConnection, tenant_id: Uuid) -> 
         .fetch_one(conn)
         .await
         .map_err(map_err)
-}
-
-async fn append_event(conn: &mut PgConnection, e: &NewEvent, feed: FeedLock) -> Result<i64, StoreError> {
-    const COLUMNS: &str = "INSERT INTO events (id, tenant_id, project_id, entity_type, entity_id, action, actor_type, \
-         actor_key_id, actor_agent_id, actor_role, actor_label, old_state, new_state, metadata, inserted_at) ";
-    const VALUES: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15";
-    let sql = match feed {
-        FeedLock::Take => format!("{LOCK_FEED_THEN}{COLUMNS} SELECT {VALUES} FROM feed RETURNING cursor"),
-        FeedLock::Held => format!("{COLUMNS} VALUES ({VALUES}) RETURNING cursor"),
-    };
-    let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(e.id)
-        .bind(e.tenant_id)
-        .bind(e.project_id)
-        .bind(&e.entity_type)
-        .bind(e.entity_id)
-        .bind(&e.action)
-        .bind(&e.actor.actor_type)
-        .bind(e.actor.key_id)
-        .bind(e.actor.agent_id)
-        .bind(e.actor.role.map(|r| r.as_str()))
-        .bind(&e.actor.label)
-        .bind(json(&e.old_state))
-        .bind(json(&e.new_state))
-        .bind(json(&e.metadata))
-        .bind(e.inserted_at);
-    let query = match feed {
-        FeedLock::Take => query.bind(LOCK_CLASS_EVENTS).bind(lock_key(e.tenant_id)),
-        FeedLock::Held => query,
-    };
-    query.fetch_one(conn).await.map_err(map_err)
 }
 
 fn expect_row(result: PgQueryResult, what: &str) -> Result<(), StoreError> {
@@ -234,7 +164,7 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::UpdateStoryContent(s) => {
-            let res = sqlx::query("UPDATE stories SET epic_id = $1, title = $2, description = $3, acceptance_criteria = $4, estimated_hours = $5, metadata = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9")
+            let res = sqlx::query("UPDATE stories SET epic_id = $1, title = $2, description = $3, acceptance_criteria = $4, estimated_hours = $5, metadata = $6, updated_at = $7, lock_version = lock_version + 1 WHERE tenant_id = $8 AND id = $9")
                 .bind(s.epic_id).bind(&s.title).bind(&s.description).bind(json(&s.acceptance_criteria))
                 .bind(s.estimated_hours).bind(json(&s.metadata)).bind(s.updated_at).bind(s.tenant_id).bind(s.id)
                 .execute(conn).await.map_err(map_err)?;
@@ -249,9 +179,10 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .map_err(map_err)?;
             expect_row(res, "story")?;
         }
-        WriteOp::TransitionStory { tenant_id, story_id, expected_version, state, updated_at, guard } => {
-            let target = Target { tenant_id: *tenant_id, story_id: *story_id, expected_version: *expected_version };
-            transition(conn, target, state, *updated_at, *guard).await?;
+        WriteOp::TransitionStory { .. } => {
+            if let Some(cas) = Cas::of(op) {
+                transition(conn, cas).await?;
+            }
         }
         WriteOp::InsertStoryDependency(d) => {
             sqlx::query("INSERT INTO story_dependencies (id, tenant_id, project_id, story_id, depends_on_story_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -281,31 +212,6 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .map_err(map_err)?;
             expect_row(res, "epic dependency")?;
         }
-        WriteOp::InsertArtifact(a) => {
-            sqlx::query("INSERT INTO artifacts (id, tenant_id, story_id, reported_by, reporter_agent_id, artifact_type, path, \"exists\", details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-                .bind(a.id).bind(a.tenant_id).bind(a.story_id).bind(&a.reported_by).bind(a.reporter_agent_id)
-                .bind(&a.artifact_type).bind(&a.path).bind(a.exists).bind(json(&a.details)).bind(a.created_at)
-                .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertTokenUsage(t) => {
-            sqlx::query("INSERT INTO token_usage (id, tenant_id, project_id, story_id, agent_id, phase, input_tokens, output_tokens, cost_millicents, model_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
-                .bind(t.id).bind(t.tenant_id).bind(t.project_id).bind(t.story_id).bind(t.agent_id).bind(&t.phase)
-                .bind(t.input_tokens).bind(t.output_tokens).bind(t.cost_millicents).bind(&t.model_name).bind(t.created_at)
-                .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertReview(r) => {
-            sqlx::query("INSERT INTO reviews (id, tenant_id, story_id, reviewer_agent_id, review_type, findings_count, fixes_count, disproved_count, summary, findings, completed_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-                .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.reviewer_agent_id).bind(&r.review_type)
-                .bind(r.findings_count).bind(r.fixes_count).bind(r.disproved_count).bind(&r.summary).bind(json(&r.findings))
-                .bind(r.completed_at).bind(r.created_at)
-                .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertVerification(v) => {
-            sqlx::query("INSERT INTO verifications (id, tenant_id, story_id, verifier_agent_id, result, summary, findings, review_type, iteration, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-                .bind(v.id).bind(v.tenant_id).bind(v.story_id).bind(v.verifier_agent_id).bind(&v.result).bind(&v.summary)
-                .bind(json(&v.findings)).bind(&v.review_type).bind(v.iteration).bind(v.created_at)
-                .execute(conn).await.map_err(map_err)?;
-        }
         WriteOp::SaveOrchestratorState { record: r, expected_version } => {
             if *expected_version == 0 {
                 sqlx::query("INSERT INTO orchestrator_states (id, tenant_id, project_id, state_key, state_data, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
@@ -333,7 +239,9 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 feeds_locked.push(e.tenant_id);
                 FeedLock::Take
             };
-            return append_event(conn, e, feed).await.map(Some);
+            let mut q = Sql::default();
+            statements::push_event(&mut q, e, feed);
+            return q.build_query_scalar().fetch_one(&mut *conn).await.map_err(map_err).map(Some);
         }
         WriteOp::InsertDispatch(d) => {
             sqlx::query("INSERT INTO dispatches (id, tenant_id, parent_dispatch_id, dispatched_by_key_id, dispatched_by_agent_id, agent_id, api_key_id, story_id, role, lineage_path, expires_at, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
@@ -365,12 +273,6 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
             .await
             .map_err(map_err)?;
         }
-        WriteOp::InsertCriterionRecord(c) => {
-            sqlx::query("INSERT INTO criterion_records (id, tenant_id, story_id, ac_id, kind, round, verdict, detail, actor_agent_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-                .bind(c.id).bind(c.tenant_id).bind(c.story_id).bind(&c.ac_id).bind(&c.kind).bind(c.round).bind(&c.verdict)
-                .bind(json(&c.detail)).bind(c.actor_agent_id).bind(c.created_at)
-                .execute(&mut *conn).await.map_err(map_err)?;
-        }
         WriteOp::InsertVerificationRun(r) => {
             sqlx::query("INSERT INTO verification_runs (id, tenant_id, story_id, round, result, commit_sha, checks, recorded_by_agent_id, signature, created_at, signed_payload, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
                 .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.round).bind(&r.result).bind(&r.commit_sha)
@@ -390,18 +292,10 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .bind(json(&r.metrics)).bind(r.created_at)
                 .execute(&mut *conn).await.map_err(map_err)?;
         }
-        WriteOp::BeginIdempotentRequest { marker: m, stale_before } => {
-            // One statement: it takes a free pair or a stale marker's, and touches nothing
-            // else; a pair held by a kept answer or a live marker is the `Duplicate` that
-            // tells the caller to wait for that request's answer. A concurrent insert of the
-            // same pair waits for this transaction, then finds the pair taken.
-            let res = sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, created_at = excluded.created_at \
-                         WHERE idempotent_responses.status = $8 AND idempotent_responses.created_at < $9")
-                .bind(&m.scope).bind(&m.key).bind(&m.method).bind(&m.path).bind(i32::from(m.status)).bind(&m.body)
-                .bind(m.created_at).bind(i32::from(IdempotentResponse::IN_FLIGHT)).bind(*stale_before)
-                .execute(&mut *conn).await.map_err(map_err)?;
-            if res.rows_affected() == 0 {
+        WriteOp::BeginIdempotentRequest { marker, stale_before } => {
+            let mut q = Sql::default();
+            statements::push_marker(&mut q, marker, *stale_before);
+            if q.build().execute(&mut *conn).await.map_err(map_err)?.rows_affected() == 0 {
                 return Err(StoreError::Duplicate { what: "idempotency key".into() });
             }
         }
@@ -485,181 +379,62 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .await
                 .map_err(map_err)?;
         }
+        WriteOp::InsertArtifact(_)
+        | WriteOp::InsertTokenUsage(_)
+        | WriteOp::InsertReview(_)
+        | WriteOp::InsertVerification(_)
+        | WriteOp::InsertCriterionRecord(_) => {
+            let mut q = Sql::default();
+            statements::push_evidence(&mut q, op);
+            q.build().execute(&mut *conn).await.map_err(map_err)?;
+        }
     }
     Ok(None)
 }
 
-/// The story a transition applies to, and the version it was read at.
-#[derive(Clone, Copy)]
-struct Target {
-    tenant_id: Uuid,
-    story_id: Uuid,
-    expected_version: i64,
-}
-
-/// Claims that race for a project's in-flight capacity without waiting for each other's
-/// COMMIT: up to this many at once, each holding one slot (see [`transition`]).
-const IN_FLIGHT_SLOTS: u32 = 8;
-
-async fn transition(
-    conn: &mut PgConnection,
-    target: Target,
-    st: &StoryState,
-    updated_at: DateTime<Utc>,
-    guard: Option<InFlightGuard>,
-) -> Result<(), StoreError> {
-    // Under READ COMMITTED two claims of different stories would each count the other's
-    // story as not yet in flight and both pass, so a claim counts only once it knows which
-    // claims may still be running unseen; the UPDATE is a new statement with a new snapshot,
-    // which counts every claim committed before its locks were granted.
-    //
-    // Far below the limit, a claim holds the project's in-flight lock shared and one of
-    // K = min(limit, IN_FLIGHT_SLOTS) slots: at most K - 1 other claims run unseen, so it
-    // passes when the others committed in flight are at most limit - K. Claims so commit
-    // side by side (with the lock exclusive they took turns, one fsync each, and the
-    // project's claims were the seed loop's ceiling). Near the limit that check fails; the
-    // claim gives its locks back (ROLLBACK TO SAVEPOINT releases them), takes the lock
-    // exclusively, which waits out every slot holder, and counts exactly. Locks are taken
-    // lock first, then slot, so the waits never form a cycle.
-    let updated = match guard {
-        None => update_story(conn, target, st, updated_at, None).await?,
-        Some(guard) => {
-            let slots = guard.limit.min(IN_FLIGHT_SLOTS);
-            let mut updated = false;
-            if slots > 1 {
-                savepoint(conn, "SAVEPOINT in_flight").await?;
-                take_in_flight_slot(conn, guard.project_id, slots).await?;
-                let below = Some((guard.project_id, guard.limit - slots + 1));
-                updated = update_story(conn, target, st, updated_at, below).await?;
-                if !updated {
-                    savepoint(conn, "ROLLBACK TO SAVEPOINT in_flight").await?;
-                }
-            }
-            if !updated {
-                advisory_xact_lock(conn, LOCK_CLASS_IN_FLIGHT, guard.project_id).await?;
-                updated = update_story(conn, target, st, updated_at, Some((guard.project_id, guard.limit))).await?;
-            }
-            updated
-        }
-    };
-    if updated {
+/// A transition's compare-and-set; under an in-flight guard its condition counts the
+/// project's claims (`statements::push_story_update`).
+async fn transition(conn: &mut PgConnection, cas: Cas<'_>) -> Result<(), StoreError> {
+    let mut q = Sql::default();
+    cas.push(&mut q);
+    if q.build().execute(&mut *conn).await.map_err(map_err)?.rows_affected() == 1 {
         return Ok(());
     }
-    let version: Option<i64> = sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = $1 AND id = $2")
+    Err(not_updated(conn, cas.target, cas.guard).await)
+}
+
+/// Why a compare-and-set touched no row: the story is gone, moved on, or (still at the version
+/// read) waits for something after all, or its project is at the in-flight limit.
+pub(crate) async fn not_updated(conn: &mut PgConnection, target: Target, guard: Option<InFlightGuard>) -> StoreError {
+    let sql = format!("SELECT lock_version, {WAITS} FROM stories WHERE tenant_id = $1 AND id = $2");
+    let row: Option<(i64, Option<bool>)> = match sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(target.tenant_id)
         .bind(target.story_id)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(map_err)?;
-    match (version, guard) {
-        (None, _) => Err(StoreError::NotFound { what: "story".into() }),
-        (Some(v), Some(guard)) if v == target.expected_version => {
-            let in_flight: Vec<String> = sqlx::query_scalar(
+    {
+        Ok(row) => row,
+        Err(err) => return map_err(err),
+    };
+    let unchanged = |v: i64| v == target.expected_version;
+    match (row, guard) {
+        (None, _) => StoreError::NotFound { what: "story".into() },
+        (Some((v, Some(true))), _) if unchanged(v) && target.only_if_unblocked => {
+            StoreError::VersionConflict { what: "story".into() }
+        }
+        (Some((v, _)), Some(guard)) if unchanged(v) => {
+            let in_flight = sqlx::query_scalar(
                 "SELECT number FROM stories WHERE project_id = $1 AND agent_status IN ('assigned', 'implementing') \
                  ORDER BY sort_key",
             )
             .bind(guard.project_id)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Err(StoreError::ConcurrencyLimit { limit: guard.limit, in_flight })
+            .await;
+            match in_flight {
+                Ok(in_flight) => StoreError::ConcurrencyLimit { limit: guard.limit, in_flight },
+                Err(err) => map_err(err),
+            }
         }
-        _ => Err(StoreError::VersionConflict { what: "story".into() }),
+        _ => StoreError::VersionConflict { what: "story".into() },
     }
-}
-
-async fn savepoint(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
-    sqlx::raw_sql(sql).execute(conn).await.map_err(map_err)?;
-    Ok(())
-}
-
-/// Takes the project's in-flight lock shared, then one of its `slots` slot locks: a free one
-/// when there is one, else waits for a random one. The slot is looked for per row of the
-/// subquery that takes the lock (a correlated subquery), so never before the lock is held.
-async fn take_in_flight_slot(conn: &mut PgConnection, project_id: Uuid, slots: u32) -> Result<(), StoreError> {
-    let key = lock_key(project_id);
-    let slots = i32::try_from(slots).unwrap_or(i32::MAX);
-    let slot: Option<i32> = sqlx::query_scalar(
-        "SELECT (SELECT s FROM generate_series(0, $3 - 1) s \
-                  WHERE shared.held AND pg_try_advisory_xact_lock($4, $2 # s) LIMIT 1) \
-           FROM (SELECT true AS held, pg_advisory_xact_lock_shared($1, $2) OFFSET 0) AS shared",
-    )
-    .bind(LOCK_CLASS_IN_FLIGHT)
-    .bind(key)
-    .bind(slots)
-    .bind(LOCK_CLASS_IN_FLIGHT_SLOT)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    if slot.is_none() {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2 # (random() * ($3 - 1))::int)")
-            .bind(LOCK_CLASS_IN_FLIGHT_SLOT)
-            .bind(key)
-            .bind(slots)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    Ok(())
-}
-
-/// The compare-and-set of a transition. `in_flight_below`: the project, and the number the
-/// other stories in flight there must stay below. Answers whether the row was updated.
-async fn update_story(
-    conn: &mut PgConnection,
-    target: Target,
-    st: &StoryState,
-    updated_at: DateTime<Utc>,
-    in_flight_below: Option<(Uuid, u32)>,
-) -> Result<bool, StoreError> {
-    let check = in_flight_below;
-    let in_flight_below_limit = if check.is_some() {
-        "(SELECT COUNT(*) FROM stories o WHERE o.project_id = $23 AND o.id <> $21 \
-          AND o.agent_status IN ('assigned', 'implementing')) < $24"
-    } else {
-        "$23::uuid IS NULL AND $24::bigint IS NULL"
-    };
-    let sql = format!(
-        "UPDATE stories SET agent_status = $1, verified_status = $2, assigned_agent_id = $3, assigned_at = $4, \
-         reported_done_at = $5, reported_by_agent_id = $6, verified_at = $7, rejected_at = $8, rejection_reason = $9, \
-         claim_epoch = $10, lease_expires_at = $11, iteration_count = $12, rejections_since_clear = $13, escalated = $14, \
-         escalated_at = $15, escalation_locked = $16, review_requested_at = $17, last_review_at = $18, verified_by_agent_id = $25, \
-         contracted_by_agent_id = $26, contracted_at = $27, stale_since = $28, previous_assignee_agent_id = $29, \
-         lock_version = lock_version + 1, updated_at = $19 \
-         WHERE tenant_id = $20 AND id = $21 AND lock_version = $22 AND {in_flight_below_limit}"
-    );
-    let res = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(st.agent_status.as_str())
-        .bind(st.verified_status.as_str())
-        .bind(st.assigned_agent_id)
-        .bind(st.assigned_at)
-        .bind(st.reported_done_at)
-        .bind(st.reported_by_agent_id)
-        .bind(st.verified_at)
-        .bind(st.rejected_at)
-        .bind(&st.rejection_reason)
-        .bind(st.claim_epoch)
-        .bind(st.lease_expires_at)
-        .bind(st.iteration_count)
-        .bind(st.rejections_since_clear)
-        .bind(st.escalated)
-        .bind(st.escalated_at)
-        .bind(st.escalation_locked)
-        .bind(st.review_requested_at)
-        .bind(st.last_review_at)
-        .bind(updated_at)
-        .bind(target.tenant_id)
-        .bind(target.story_id)
-        .bind(target.expected_version)
-        .bind(check.map(|(project_id, _)| project_id))
-        .bind(check.map(|(_, below)| i64::from(below)))
-        .bind(st.verified_by_agent_id)
-        .bind(st.contracted_by_agent_id)
-        .bind(st.contracted_at)
-        .bind(st.stale_since)
-        .bind(st.previous_assignee_agent_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    Ok(res.rows_affected() == 1)
 }

@@ -16,9 +16,11 @@
 mod answers;
 mod apply;
 mod migrate;
+mod one_trip;
 mod read;
 mod row;
 mod signals;
+mod statements;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -147,6 +149,10 @@ impl PgStore {
             // A single statement is its own transaction: one round trip instead of three.
             let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
             return apply::batch(&mut conn, &batch).await;
+        }
+        if one_trip::fits(&batch) {
+            let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
+            return one_trip::commit(&mut conn, &batch).await;
         }
         let mut tx = self.pool.begin().await.map_err(row::map_err)?;
         match apply::batch(&mut tx, &batch).await {

@@ -2,11 +2,12 @@
 
 use loopctl_store::*;
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::PgStore;
 use crate::row::{self, map_err, stage_count_columns, story_columns};
+use crate::statements::WAITS;
 
 fn all<T>(rows: Vec<PgRow>, decode: fn(&PgRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     rows.iter().map(decode).collect()
@@ -524,6 +525,24 @@ impl Store for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)
+        })
+    }
+
+    fn story_and_wait(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<(StoryRecord, bool)>> {
+        Box::pin(async move {
+            let sql =
+                format!("SELECT {}, {WAITS} AS waits FROM stories WHERE tenant_id = $1 AND id = $2", story_columns!());
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let waits: Option<bool> = row.try_get("waits").map_err(map_err)?;
+            Ok(Some((row::story(&row)?, waits.unwrap_or(false))))
         })
     }
 

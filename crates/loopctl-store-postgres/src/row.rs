@@ -64,6 +64,9 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
                 // RAISE EXCEPTION in our triggers (raise_exception); the message says which.
                 Some("P0001") => trigger_refusal(message),
                 Some("40001" | "40P01") => StoreError::Retryable(message),
+                // `loopctl_batch_applied` (migration 15) undoing a one-trip batch.
+                Some("LC001") => StoreError::Duplicate { what: "idempotency key".into() },
+                Some("LC002") => StoreError::VersionConflict { what: "story".into() },
                 // The server is going away or cannot take the session: class 08 (connection
                 // exception), 57P01–57P03 (shutdown, crash, not accepting connections), 53300
                 // (too many connections).

@@ -203,7 +203,7 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::UpdateStoryContent(s) => {
-            let res = sqlx::query("UPDATE stories SET epic_id = ?, title = ?, description = ?, acceptance_criteria = ?, estimated_hours = ?, metadata = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+            let res = sqlx::query("UPDATE stories SET epic_id = ?, title = ?, description = ?, acceptance_criteria = ?, estimated_hours = ?, metadata = ?, updated_at = ?, lock_version = lock_version + 1 WHERE tenant_id = ? AND id = ?")
                 .bind(s.epic_id).bind(&s.title).bind(&s.description).bind(json(&s.acceptance_criteria))
                 .bind(s.estimated_hours).bind(json(&s.metadata)).bind(micros(s.updated_at)).bind(s.tenant_id).bind(s.id)
                 .execute(conn).await.map_err(map_err)?;
@@ -218,8 +218,23 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .map_err(map_err)?;
             expect_row(res, "story")?;
         }
-        WriteOp::TransitionStory { tenant_id, story_id, expected_version, state, updated_at, guard } => {
-            transition(conn, *tenant_id, *story_id, *expected_version, state, *updated_at, *guard).await?;
+        WriteOp::TransitionStory {
+            tenant_id,
+            story_id,
+            expected_version,
+            state,
+            updated_at,
+            guard,
+            only_if_unblocked,
+        } => {
+            let cas = Cas {
+                tenant_id: *tenant_id,
+                story_id: *story_id,
+                expected_version: *expected_version,
+                guard: *guard,
+                only_if_unblocked: *only_if_unblocked,
+            };
+            transition(conn, cas, state, *updated_at).await?;
         }
         WriteOp::InsertStoryDependency(d) => {
             sqlx::query("INSERT INTO story_dependencies (id, tenant_id, project_id, story_id, depends_on_story_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
@@ -444,26 +459,40 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
     Ok(None)
 }
 
-async fn transition(
-    conn: &mut SqliteConnection,
+/// Whether the story waits for anything unverified, by the maintained counts (migration 9):
+/// its unverified direct dependencies, and on its epic the epics it depends on that still
+/// have unverified stories. An expression over a row of `stories`.
+const WAITS: &str =
+    "(stories.waiting_on > 0 OR COALESCE((SELECT e.waiting_on > 0 FROM epics e WHERE e.id = stories.epic_id), 0))";
+
+/// Which story a transition compare-and-sets, and on what conditions (`WriteOp::TransitionStory`).
+#[derive(Clone, Copy)]
+struct Cas {
     tenant_id: uuid::Uuid,
     story_id: uuid::Uuid,
     expected_version: i64,
+    guard: Option<InFlightGuard>,
+    only_if_unblocked: bool,
+}
+
+async fn transition(
+    conn: &mut SqliteConnection,
+    cas: Cas,
     st: &loopctl_core::StoryState,
     updated_at: chrono::DateTime<chrono::Utc>,
-    guard: Option<InFlightGuard>,
 ) -> Result<(), StoreError> {
-    let res = sqlx::query(
+    let Cas { tenant_id, story_id, expected_version, guard, only_if_unblocked } = cas;
+    let res = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE stories SET agent_status = ?1, verified_status = ?2, assigned_agent_id = ?3, assigned_at = ?4, \
          reported_done_at = ?5, reported_by_agent_id = ?6, verified_at = ?7, rejected_at = ?8, rejection_reason = ?9, \
          claim_epoch = ?10, lease_expires_at = ?11, iteration_count = ?12, rejections_since_clear = ?13, escalated = ?14, \
          escalated_at = ?15, escalation_locked = ?16, review_requested_at = ?17, last_review_at = ?18, verified_by_agent_id = ?25, \
          contracted_by_agent_id = ?26, contracted_at = ?27, stale_since = ?28, previous_assignee_agent_id = ?29, \
          lock_version = lock_version + 1, updated_at = ?19 \
-         WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 \
+         WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 AND NOT (?30 AND {WAITS}) \
          AND (?23 IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = ?23 AND o.id <> ?21 \
-              AND o.agent_status IN ('assigned', 'implementing')) < ?24)",
-    )
+              AND o.agent_status IN ('assigned', 'implementing')) < ?24)"
+    )))
     .bind(st.agent_status.as_str())
     .bind(st.verified_status.as_str())
     .bind(st.assigned_agent_id)
@@ -493,21 +522,28 @@ async fn transition(
     .bind(opt_micros(st.contracted_at))
     .bind(opt_micros(st.stale_since))
     .bind(st.previous_assignee_agent_id)
+    .bind(only_if_unblocked)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
     if res.rows_affected() == 1 {
         return Ok(());
     }
-    let version: Option<i64> = sqlx::query_scalar("SELECT lock_version FROM stories WHERE tenant_id = ? AND id = ?")
-        .bind(tenant_id)
-        .bind(story_id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-    match (version, guard) {
+    let row: Option<(i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT lock_version, {WAITS} FROM stories WHERE tenant_id = ? AND id = ?"
+    )))
+    .bind(tenant_id)
+    .bind(story_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    match (row, guard) {
         (None, _) => Err(StoreError::NotFound { what: "story".into() }),
-        (Some(v), Some(guard)) if v == expected_version => {
+        // Still at the version read, but something it depends on is unverified after all.
+        (Some((v, true)), _) if v == expected_version && only_if_unblocked => {
+            Err(StoreError::VersionConflict { what: "story".into() })
+        }
+        (Some((v, _)), Some(guard)) if v == expected_version => {
             let in_flight: Vec<String> = sqlx::query_scalar(
                 "SELECT number FROM stories WHERE project_id = ? AND agent_status IN ('assigned', 'implementing') ORDER BY sort_key",
             )

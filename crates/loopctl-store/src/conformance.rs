@@ -47,6 +47,10 @@ macro_rules! conformance_tests {
             dispatches_round_trip_and_revoke_their_token,
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
+            a_transition_batch_with_its_marker_applies_whole_or_not_at_all,
+            edits_of_tenants_agents_projects_epics_and_stories_round_trip,
+            a_content_edit_moves_the_version_a_transition_was_decided_on,
+            a_transition_decided_unblocked_misses_once_a_dependency_appears,
             ready_stories_agree_with_the_dependency_graph,
             the_maintained_frontier_equals_the_graph_after_random_edits,
             stage_counts_are_disjoint_per_epic_and_scoped,
@@ -200,6 +204,7 @@ pub fn transition(current: &StoryRecord, state: StoryState, guard: Option<InFlig
         state,
         updated_at: t0(),
         guard,
+        only_if_unblocked: false,
     }
 }
 
@@ -297,6 +302,7 @@ pub async fn reads_never_cross_tenants(store: Arc<dyn Store>) {
         state: claimed_by(other.agents[0], &story.state),
         updated_at: t0(),
         guard: None,
+        only_if_unblocked: false,
     };
     assert!(matches!(store.commit(vec![steal]).await, Err(StoreError::NotFound { .. })));
 }
@@ -1124,16 +1130,207 @@ pub async fn unverified_blockers_count_story_and_epic_dependencies(store: Arc<dy
     // 2.1 waits for 1.1 directly and for all of epic 1 (1.1 again, and 1.2): two stories.
     assert_eq!(store.unverified_blockers(fx.tenant, c.id).await.unwrap(), 2);
     assert_eq!(store.unverified_blockers(fx.tenant, a.id).await.unwrap(), 0);
+    let waits = |id: Uuid| {
+        let store = store.clone();
+        async move { store.story_and_wait(fx.tenant, id).await.unwrap().map(|(story, waits)| (story.id, waits)) }
+    };
+    assert_eq!(waits(c.id).await, Some((c.id, true)), "the one read a claim makes agrees");
+    assert_eq!(waits(a.id).await, Some((a.id, false)));
+    assert_eq!(waits(Uuid::now_v7()).await, None);
     let verified = StoryState {
         agent_status: AgentStatus::ReportedDone,
         verified_status: VerifiedStatus::Verified,
         ..StoryState::default()
     };
-    fx.force_state(b.id, verified).await;
+    fx.force_state(b.id, verified.clone()).await;
     assert_eq!(store.unverified_blockers(fx.tenant, c.id).await.unwrap(), 1);
+    assert_eq!(waits(c.id).await, Some((c.id, true)));
+    fx.force_state(a.id, verified).await;
+    assert_eq!(store.unverified_blockers(fx.tenant, c.id).await.unwrap(), 0);
+    assert_eq!(waits(c.id).await, Some((c.id, false)), "free once both epics' stories and its own are verified");
     // Another tenant learns nothing.
     let other = Fixture::new(store.clone()).await;
     assert_eq!(store.unverified_blockers(other.tenant, c.id).await.unwrap(), 0);
+}
+
+/// A transition's batch as the HTTP face sends it (its Idempotency-Key marker, evidence, the
+/// compare-and-set, its event) applies whole, or, when the marker's pair is taken or the
+/// compare-and-set lost, not at all: no event, no evidence, and no marker left to hold up
+/// the retry.
+pub async fn a_transition_batch_with_its_marker_applies_whole_or_not_at_all(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let scope = Uuid::now_v7().as_bytes().to_vec();
+    let now = t0() + Duration::days(1);
+    let marker = |key: &str| WriteOp::BeginIdempotentRequest {
+        marker: IdempotentResponse {
+            scope: scope.clone(),
+            key: key.into(),
+            method: "POST".into(),
+            path: format!("/api/v1/stories/{}/claim", story.id),
+            status: IdempotentResponse::IN_FLIGHT,
+            body: String::new(),
+            created_at: now,
+        },
+        stale_before: now - Duration::minutes(2),
+    };
+    let artifact = || {
+        WriteOp::InsertArtifact(ArtifactRecord {
+            id: Uuid::now_v7(),
+            tenant_id: fx.tenant,
+            story_id: story.id,
+            reported_by: "agent".into(),
+            reporter_agent_id: Some(fx.agents[0]),
+            artifact_type: "commit_diff".into(),
+            path: None,
+            exists: true,
+            details: json!({}),
+            created_at: now,
+        })
+    };
+    let batch = |key: &str, from: &StoryRecord, agent: Uuid| {
+        vec![
+            marker(key),
+            artifact(),
+            transition(from, claimed_by(agent, &from.state), None),
+            WriteOp::AppendEvent(event(fx.tenant, Some(fx.project), story.id, "status_changed", now)),
+        ]
+    };
+    let story_events = || {
+        let store = store.clone();
+        async move {
+            let filter = EventFilter { entity_id: Some(story.id), limit: -1, ..EventFilter::default() };
+            store.events(fx.tenant, filter).await.unwrap().len()
+        }
+    };
+    let artifacts = || {
+        let store = store.clone();
+        async move { store.artifacts(fx.tenant, story.id).await.unwrap().len() }
+    };
+
+    let cursors = store.commit(batch("first", &story, fx.agents[0])).await.expect("a batch on a free pair applies");
+    assert_eq!(cursors.len(), 1, "the event's cursor");
+    let claimed = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!((claimed.lock_version, claimed.state.assigned_agent_id), (story.lock_version + 1, Some(fx.agents[0])));
+    assert!(store.idempotent_response(&scope, "first").await.unwrap().is_some(), "the marker is in");
+    assert_eq!((story_events().await, artifacts().await), (1, 1));
+
+    // The same pair again, on the current version: refused whole.
+    let held = store.commit(batch("first", &claimed, fx.agents[1])).await;
+    assert!(matches!(held, Err(StoreError::Duplicate { .. })), "{held:?}");
+    // A free pair on the old version: refused whole, and the pair stays free.
+    let stale = store.commit(batch("second", &story, fx.agents[1])).await;
+    assert!(matches!(stale, Err(StoreError::VersionConflict { .. })), "{stale:?}");
+    assert!(store.idempotent_response(&scope, "second").await.unwrap().is_none(), "no marker outlives its batch");
+    let gone = StoryRecord { id: Uuid::now_v7(), ..story.clone() };
+    let mut missing = batch("third", &gone, fx.agents[1]);
+    missing.remove(1);
+    let missing = store.commit(missing).await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    assert!(store.idempotent_response(&scope, "third").await.unwrap().is_none());
+    let after = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(after, claimed, "no refused batch touched the story");
+    assert_eq!((story_events().await, artifacts().await), (1, 1), "nor left an event or evidence");
+
+    // The retry with the free pair, on the version it reads now, applies.
+    store.commit(batch("second", &claimed, fx.agents[1])).await.expect("the retry applies");
+    assert_eq!((story_events().await, artifacts().await), (2, 2));
+}
+
+/// Every edit op writes what it says and nothing else, and reads back as written.
+pub async fn edits_of_tenants_agents_projects_epics_and_stories_round_trip(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let later = t0() + Duration::hours(1);
+    let tenant = store.tenant(fx.tenant).await.unwrap().unwrap();
+    let tenant = TenantRecord { name: "Acme, renamed".into(), settings: json!({"x": 1}), updated_at: later, ..tenant };
+    let agent = store.agent(fx.tenant, fx.agents[0]).await.unwrap().unwrap();
+    let agent = AgentRecord { name: "renamed".into(), metadata: json!({"m": true}), updated_at: later, ..agent };
+    let project = store.project(fx.tenant, fx.project).await.unwrap().unwrap();
+    let project = ProjectRecord { description: Some("now described".into()), updated_at: later, ..project };
+    let epic = store.epic(fx.tenant, fx.epic).await.unwrap().unwrap();
+    let epic = EpicRecord { title: "Retitled".into(), metadata: json!({"e": 2}), updated_at: later, ..epic };
+    let story = fx.story("1.1").await;
+    let edited = StoryRecord { description: Some("described".into()), updated_at: later, ..story.clone() };
+    store
+        .commit(vec![
+            WriteOp::UpdateTenant(tenant.clone()),
+            WriteOp::UpdateAgent(agent.clone()),
+            WriteOp::UpdateProject(project.clone()),
+            WriteOp::UpdateEpic(epic.clone()),
+            WriteOp::UpdateStoryContent(edited.clone()),
+        ])
+        .await
+        .expect("every edit applies");
+    assert_eq!(store.tenant(fx.tenant).await.unwrap(), Some(tenant));
+    assert_eq!(store.agent(fx.tenant, fx.agents[0]).await.unwrap(), Some(agent));
+    assert_eq!(store.project(fx.tenant, fx.project).await.unwrap(), Some(project));
+    assert_eq!(store.epic(fx.tenant, fx.epic).await.unwrap(), Some(epic));
+    let read = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!(read, StoryRecord { lock_version: story.lock_version + 1, ..edited }, "the version moved with it");
+}
+
+/// An edit of a story's content moves its version, so a transition decided on the old
+/// content (a contract naming the old title, a verify of the old criteria) misses and is
+/// decided again.
+pub async fn a_content_edit_moves_the_version_a_transition_was_decided_on(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let story = fx.story("1.1").await;
+    let edited = StoryRecord { title: "A new title".into(), ..story.clone() };
+    store.commit(vec![WriteOp::UpdateStoryContent(edited)]).await.unwrap();
+    let after = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+    assert_eq!((after.title.as_str(), after.lock_version), ("A new title", story.lock_version + 1));
+    let decided_on_old = store.commit(vec![transition(&story, claimed_by(fx.agents[0], &story.state), None)]).await;
+    assert!(matches!(decided_on_old, Err(StoreError::VersionConflict { .. })), "{decided_on_old:?}");
+    store.commit(vec![transition(&after, claimed_by(fx.agents[0], &after.state), None)]).await.unwrap();
+}
+
+/// A claim decided while everything its story depends on was verified applies only while that
+/// holds: a dependency added (or reopened) since leaves the version as it was, and the
+/// compare-and-set itself looks, on story and epic edges alike.
+pub async fn a_transition_decided_unblocked_misses_once_a_dependency_appears(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let first = fx.story("1.1").await;
+    let second = fx.story("1.2").await;
+    let later_epic = Uuid::now_v7();
+    store.commit(vec![WriteOp::InsertEpic(epic_record(fx.tenant, fx.project, later_epic, 2))]).await.unwrap();
+    let later = story_record(fx.tenant, fx.project, later_epic, "2.1");
+    store.commit(vec![WriteOp::InsertStory(later.clone())]).await.unwrap();
+    let later = store.story(fx.tenant, later.id).await.unwrap().unwrap();
+    let edge = |from: Uuid, to: Uuid| DependencyRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        project_id: fx.project,
+        from_id: from,
+        to_id: to,
+        created_at: t0(),
+    };
+    let unblocked_claim = |of: &StoryRecord| WriteOp::TransitionStory {
+        tenant_id: fx.tenant,
+        story_id: of.id,
+        expected_version: of.lock_version,
+        state: claimed_by(fx.agents[0], &of.state),
+        updated_at: t0(),
+        guard: None,
+        only_if_unblocked: true,
+    };
+    // Decided free; then 1.1 comes to wait for 1.2, and 2.1's epic for epic 1.
+    store
+        .commit(vec![
+            WriteOp::InsertStoryDependency(edge(first.id, second.id)),
+            WriteOp::InsertEpicDependency(edge(later_epic, fx.epic)),
+        ])
+        .await
+        .unwrap();
+    for decided in [&first, &later] {
+        let late = store.commit(vec![unblocked_claim(decided)]).await;
+        assert!(matches!(late, Err(StoreError::VersionConflict { .. })), "{late:?}");
+        let unchanged = store.story(fx.tenant, decided.id).await.unwrap().unwrap();
+        assert_eq!(unchanged, *decided, "the waiting story was not claimed");
+    }
+    // 1.2 waits for nothing: its claim applies; without the flag (a start, a report) the
+    // edges do not matter.
+    store.commit(vec![unblocked_claim(&second)]).await.expect("a free story's claim applies");
+    store.commit(vec![transition(&first, claimed_by(fx.agents[0], &first.state), None)]).await.unwrap();
 }
 
 pub async fn ready_stories_agree_with_the_dependency_graph(store: Arc<dyn Store>) {

@@ -117,6 +117,19 @@ pub trait Store: Send + Sync {
     /// the claim path asks this instead of loading the project.
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64>;
 
+    /// The story, and whether it waits for anything unverified (`unverified_blockers` > 0):
+    /// what a contract or claim reads before it decides. A store that keeps the counts beside
+    /// the row answers both in one read; by default, the story and then its blockers.
+    fn story_and_wait(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<(StoryRecord, bool)>> {
+        Box::pin(async move {
+            let Some(story) = self.story(tenant_id, id).await? else {
+                return Ok(None);
+            };
+            let waits = self.unverified_blockers(tenant_id, id).await? > 0;
+            Ok(Some((story, waits)))
+        })
+    }
+
     /// The stories of a project with these numbers (any order; unknown numbers are absent).
     fn stories_by_number(
         &self,

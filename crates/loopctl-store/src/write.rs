@@ -45,6 +45,7 @@ pub enum WriteOp {
     },
     InsertStory(StoryRecord),
     /// Content fields only (title, description, criteria, hours, metadata); never status.
+    /// Raises `lock_version` by one: a transition decided on the old content misses.
     UpdateStoryContent(StoryRecord),
     DeleteStory {
         tenant_id: Uuid,
@@ -52,6 +53,9 @@ pub enum WriteOp {
     },
     /// Compare-and-set of a story's lifecycle state: applies only if `lock_version` still
     /// equals `expected_version` (and the guard holds), and raises `lock_version` by one.
+    /// With `only_if_unblocked`, also only while nothing the story or its epic depends on is
+    /// unverified (a dependency added or reopened since the decision leaves the version as it
+    /// was): otherwise a `VersionConflict`, so the caller reads the story again.
     TransitionStory {
         tenant_id: Uuid,
         story_id: Uuid,
@@ -59,6 +63,7 @@ pub enum WriteOp {
         state: StoryState,
         updated_at: DateTime<Utc>,
         guard: Option<InFlightGuard>,
+        only_if_unblocked: bool,
     },
     InsertStoryDependency(DependencyRecord),
     InsertEpicDependency(DependencyRecord),

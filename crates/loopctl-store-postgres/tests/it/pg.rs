@@ -328,6 +328,7 @@ async fn pg_refusals_map_to_store_errors() {
         state: StoryState::default(),
         updated_at: t0(),
         guard: Some(InFlightGuard { project_id: fx.project, limit: 1 }),
+        only_if_unblocked: false,
     };
     assert_eq!(store.commit(vec![missing]).await, Err(StoreError::NotFound { what: "story".into() }));
 }

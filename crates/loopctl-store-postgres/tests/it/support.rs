@@ -182,6 +182,9 @@ impl Store for TestStore {
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64> {
         self.store.unverified_blockers(tenant_id, story_id)
     }
+    fn story_and_wait(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<(StoryRecord, bool)>> {
+        self.store.story_and_wait(tenant_id, id)
+    }
     fn dispatch(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<DispatchRecord>> {
         self.store.dispatch(tenant_id, id)
     }
