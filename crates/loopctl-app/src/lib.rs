@@ -168,7 +168,17 @@ impl App {
 
     /// Commits a batch and publishes its events after the commit, never before. Its events
     /// are stamped with this app's clock here, at the one place every event passes.
-    async fn commit(&self, mut batch: Vec<WriteOp>) -> AppResult<Vec<i64>> {
+    async fn commit(&self, batch: Vec<WriteOp>) -> AppResult<Vec<i64>> {
+        self.commit_answering(batch, None).await
+    }
+
+    /// Commits `batch`; `answer` is the transition's outcome this request answers with, which
+    /// an HTTP request's marker can then carry complete (see `once`).
+    async fn commit_answering(
+        &self,
+        mut batch: Vec<WriteOp>,
+        answer: Option<&loopctl_api::TransitionOutcome>,
+    ) -> AppResult<Vec<i64>> {
         let at = self.now();
         let mut events: Vec<NewEvent> = Vec::new();
         for op in &mut batch {
@@ -178,7 +188,7 @@ impl App {
             }
         }
         let changes_auth = auth::KeyCache::changed_by(&batch);
-        let cursors = self.commit_with_marker(batch).await?;
+        let cursors = self.commit_with_marker(batch, answer).await?;
         if changes_auth {
             self.keys_seen.forget();
         }

@@ -21,7 +21,8 @@ use crate::{App, AppError, AppResult, Principal, event, object, story_status};
 const MAX_ATTEMPTS: usize = 8;
 
 impl App {
-    /// Runs one lifecycle action with the evidence rows it writes.
+    /// Runs one lifecycle action with the evidence rows it writes, for a use case that answers
+    /// with something else than the transition's outcome; answers the story as written.
     async fn transition<F>(
         &self,
         who: &Principal,
@@ -31,6 +32,40 @@ impl App {
         note: Option<&str>,
         evidence: F,
     ) -> AppResult<StoryRecord>
+    where
+        F: Fn(&StoryRecord, &StoryState) -> AppResult<Vec<WriteOp>>,
+    {
+        Ok(self.run_transition::<false, F>(who, story_id, action, claim_epoch, note, evidence).await?.0)
+    }
+
+    /// Runs one lifecycle action for a use case that answers with its outcome: an HTTP
+    /// request's Idempotency-Key marker then goes in with that answer (see `once`).
+    async fn transition_answered<F>(
+        &self,
+        who: &Principal,
+        story_id: Uuid,
+        action: Action,
+        claim_epoch: Option<i64>,
+        note: Option<&str>,
+        evidence: F,
+    ) -> AppResult<TransitionOutcome>
+    where
+        F: Fn(&StoryRecord, &StoryState) -> AppResult<Vec<WriteOp>>,
+    {
+        Ok(self.run_transition::<true, F>(who, story_id, action, claim_epoch, note, evidence).await?.1)
+    }
+
+    /// The two above: the story as written and the outcome, which is the request's answer
+    /// when `ANSWERS`.
+    async fn run_transition<const ANSWERS: bool, F>(
+        &self,
+        who: &Principal,
+        story_id: Uuid,
+        action: Action,
+        claim_epoch: Option<i64>,
+        note: Option<&str>,
+        evidence: F,
+    ) -> AppResult<(StoryRecord, TransitionOutcome)>
     where
         F: Fn(&StoryRecord, &StoryState) -> AppResult<Vec<WriteOp>>,
     {
@@ -69,7 +104,7 @@ impl App {
             };
             // A content edit of the story in the same batch (a backfill's note) moves its
             // version too, so it is written after the compare-and-set, and the row it leaves
-            // is not remembered.
+            // is not remembered (though it is the row answered).
             let (edits, mut batch): (Vec<_>, Vec<_>) =
                 batch.drain(..).partition(|op| matches!(op, WriteOp::UpdateStoryContent(_)));
             let guard = claim_guard(who, &story, &next);
@@ -82,18 +117,26 @@ impl App {
                 guard,
                 only_if_unblocked: waits_matter && dependencies_met,
             });
-            let updated =
-                StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() };
+            // The edit is written last, so its row (and time) is the story's.
+            let updated = match edits.last() {
+                Some(WriteOp::UpdateStoryContent(edited)) => StoryRecord {
+                    state: next,
+                    lock_version: story.lock_version + 1 + edits.len() as i64,
+                    ..edited.clone()
+                },
+                _ => StoryRecord { state: next, lock_version: story.lock_version + 1, updated_at: at, ..story.clone() },
+            };
             let remember = edits.is_empty();
             batch.extend(edits);
             batch.extend(transition_events(who, &story, &updated, &action, note));
-            match self.commit(batch).await {
+            let outcome = self.outcome(who, &updated);
+            match self.commit_answering(batch, ANSWERS.then_some(&outcome)).await {
                 Ok(_) => {
                     metrics::counter!("loopctl_transitions_total", "action" => action.name()).increment(1);
                     if remember {
                         self.remembered.put(&updated);
                     }
-                    return Ok(updated);
+                    return Ok((updated, outcome));
                 }
                 Err(err) if err.code == ErrorCode::VersionConflict => continue,
                 Err(err) => return Err(err),
@@ -161,28 +204,23 @@ impl App {
             Some(_) => return Err(AppError::field("ac_count", "must be a whole number")),
         };
         let action = Action::Contract { story_title: request.story_title, ac_count };
-        let story = self.transition(who, id, action, None, None, |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, action, None, None, |_, _| Ok(Vec::new())).await
     }
 
     pub async fn claim_story(&self, who: &Principal, id: Uuid) -> AppResult<TransitionOutcome> {
-        let story = self.transition(who, id, Action::Claim, None, None, |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Claim, None, None, |_, _| Ok(Vec::new())).await
     }
 
     pub async fn start_story(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
-        let story = self.transition(who, id, Action::Start, epoch, None, |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Start, epoch, None, |_, _| Ok(Vec::new())).await
     }
 
     pub async fn heartbeat_story(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
-        let story = self.transition(who, id, Action::Heartbeat, epoch, None, |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Heartbeat, epoch, None, |_, _| Ok(Vec::new())).await
     }
 
     pub async fn request_review(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
-        let story = self.transition(who, id, Action::RequestReview, epoch, None, |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::RequestReview, epoch, None, |_, _| Ok(Vec::new())).await
     }
 
     pub async fn report_story(
@@ -201,25 +239,22 @@ impl App {
         let summary = request.summary;
         let evidence = request.acceptance_evidence.unwrap_or_default();
         let usage = request.token_usage;
-        let story = self
-            .transition(who, id, Action::Report, epoch, None, |story, _| {
-                let mut ops: Vec<WriteOp> = inputs
-                    .iter()
-                    .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref(), self.now()))
-                    .collect::<AppResult<_>>()?;
-                ops.extend(crate::evidence::evidence_ops(who, story, &evidence, self.now())?);
-                if let Some(usage) = &usage {
-                    ops.push(crate::usage::usage_op(who, story, "implementing", usage, self.now())?);
-                }
-                Ok(ops)
-            })
-            .await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Report, epoch, None, |story, _| {
+            let mut ops: Vec<WriteOp> = inputs
+                .iter()
+                .map(|input| artifact_op(who, story.id, reported_by, input, summary.as_deref(), self.now()))
+                .collect::<AppResult<_>>()?;
+            ops.extend(crate::evidence::evidence_ops(who, story, &evidence, self.now())?);
+            if let Some(usage) = &usage {
+                ops.push(crate::usage::usage_op(who, story, "implementing", usage, self.now())?);
+            }
+            Ok(ops)
+        })
+        .await
     }
 
     pub async fn unclaim_story(&self, who: &Principal, id: Uuid, epoch: Option<i64>) -> AppResult<TransitionOutcome> {
-        let story = self.transition(who, id, Action::Unclaim, epoch, None, |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Unclaim, epoch, None, |_, _| Ok(Vec::new())).await
     }
 
     pub async fn force_unclaim_story(
@@ -232,9 +267,7 @@ impl App {
         if reason.trim().is_empty() {
             return Err(AppError::field("reason", "say why the story is taken back; it goes to the audit log"));
         }
-        let story =
-            self.transition(who, id, Action::ForceUnclaim, None, Some(reason.trim()), |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::ForceUnclaim, None, Some(reason.trim()), |_, _| Ok(Vec::new())).await
     }
 
     pub async fn review_complete(
@@ -313,16 +346,13 @@ impl App {
         }
         let facts = self.verify_facts(who, id).await?;
         let given = request.criteria.clone();
-        let story = self
-            .transition(who, id, Action::Verify, None, None, |story, _| {
-                let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts, self.now())?;
-                let verdict =
-                    Verdict { result, summary: request.summary.clone(), findings: findings.clone(), iteration };
-                ops.push(verification_op(who, story, verdict, request.review_type.clone(), self.now()));
-                Ok(ops)
-            })
-            .await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Verify, None, None, |story, _| {
+            let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts, self.now())?;
+            let verdict = Verdict { result, summary: request.summary.clone(), findings: findings.clone(), iteration };
+            ops.push(verification_op(who, story, verdict, request.review_type.clone(), self.now()));
+            Ok(ops)
+        })
+        .await
     }
 
     pub async fn reject_story(
@@ -334,18 +364,16 @@ impl App {
         let reason = request.reason.unwrap_or_default();
         let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
         let findings = object("findings", request.findings)?;
-        let story = self
-            .transition(who, id, Action::Reject { reason: reason.clone() }, None, None, |story, next| {
-                let verdict = Verdict {
-                    result: "fail",
-                    summary: next.rejection_reason.clone(),
-                    findings: findings.clone(),
-                    iteration,
-                };
-                Ok(vec![verification_op(who, story, verdict, request.review_type.clone(), self.now())])
-            })
-            .await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::Reject { reason: reason.clone() }, None, None, |story, next| {
+            let verdict = Verdict {
+                result: "fail",
+                summary: next.rejection_reason.clone(),
+                findings: findings.clone(),
+                iteration,
+            };
+            Ok(vec![verification_op(who, story, verdict, request.review_type.clone(), self.now())])
+        })
+        .await
     }
 
     pub async fn backfill_story(
@@ -365,27 +393,24 @@ impl App {
             Some(value) => Some(crate::work::epic_number("pr_number", value)?),
         };
         let at = self.now();
-        let story = self
-            .transition(who, id, Action::Backfill { reason: reason.clone() }, None, None, |story, _| {
-                let mut content = story.clone();
-                let mut metadata = story.metadata.clone();
-                if !metadata.is_object() {
-                    metadata = json!({});
-                }
-                metadata["backfill"] = json!({
-                    "reason": reason.trim(),
-                    "evidence_url": request.evidence_url,
-                    "pr_number": pr_number,
-                    "backfilled_at": at,
-                });
-                content.metadata = metadata;
-                content.updated_at = at;
-                Ok(vec![WriteOp::UpdateStoryContent(content)])
-            })
-            .await?;
-        let mut story = story;
-        story.metadata["backfill"] = json!({"reason": reason.trim(), "evidence_url": request.evidence_url, "pr_number": pr_number, "backfilled_at": at});
-        Ok(self.outcome(who, &story))
+        // The note goes in with the transition, and the story answered carries it.
+        self.transition_answered(who, id, Action::Backfill { reason: reason.clone() }, None, None, |story, _| {
+            let mut content = story.clone();
+            let mut metadata = story.metadata.clone();
+            if !metadata.is_object() {
+                metadata = json!({});
+            }
+            metadata["backfill"] = json!({
+                "reason": reason.trim(),
+                "evidence_url": request.evidence_url,
+                "pr_number": pr_number,
+                "backfilled_at": at,
+            });
+            content.metadata = metadata;
+            content.updated_at = at;
+            Ok(vec![WriteOp::UpdateStoryContent(content)])
+        })
+        .await
     }
 
     pub async fn clear_escalation(
@@ -398,9 +423,7 @@ impl App {
         if note.trim().is_empty() {
             return Err(AppError::field("note", "say why the escalation is cleared"));
         }
-        let story =
-            self.transition(who, id, Action::ClearEscalation, None, Some(note.trim()), |_, _| Ok(Vec::new())).await?;
-        Ok(self.outcome(who, &story))
+        self.transition_answered(who, id, Action::ClearEscalation, None, Some(note.trim()), |_, _| Ok(Vec::new())).await
     }
 
     /// Returns the project's stories whose lease expired to the queue (an orchestrator's

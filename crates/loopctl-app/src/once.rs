@@ -10,10 +10,15 @@
 //! When the marker's pair is already taken (a concurrent retry committed first), the batch
 //! fails as a whole, the slot says [`MarkerState::Lost`], and the face replays the other
 //! request's answer instead of this one's.
+//!
+//! A transition knows its answer before it commits: the outcome it returns. When the route
+//! says how it answers one ([`answer_with`]), the marker goes in complete, with the answer
+//! in it, and nothing is left to write after the response ([`MarkerState::Answered`]);
+//! otherwise the face completes the marker afterwards.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use loopctl_api::ErrorCode;
+use loopctl_api::{ErrorCode, TransitionOutcome};
 use loopctl_store::{StoreError, WriteOp};
 
 use crate::{App, AppError};
@@ -29,26 +34,48 @@ pub enum MarkerState {
     Pending(Box<WriteOp>),
     /// Written, in the same transaction as the request's first batch.
     Committed,
+    /// Written complete, with the request's answer, in the same transaction as its writes.
+    Answered,
     /// Another request holds the pair; this request's batch was not applied.
     Lost,
 }
 
+/// How a route answers a transition: the status and body it sends for this outcome, or
+/// `None` when that answer is not to be kept as it is.
+pub type RenderAnswer = fn(&TransitionOutcome) -> Option<(u16, String)>;
+
 /// The marker of one request, shared between the face and the service layer.
 #[derive(Debug)]
-pub struct MarkerSlot(Mutex<MarkerState>);
+pub struct MarkerSlot {
+    state: Mutex<MarkerState>,
+    render: Mutex<Option<RenderAnswer>>,
+}
+
+/// Says how the current request answers the transition it runs, so that its marker goes in
+/// with that answer. A route whose response is its transition's outcome (rendered by
+/// `render`, with nothing else of the request in it) calls this before the use case; any
+/// other leaves the marker to be completed after the response. Outside a request with a
+/// marker, this does nothing.
+pub fn answer_with(render: RenderAnswer) {
+    let _ = SLOT.try_with(|slot| *slot.render.lock().unwrap_or_else(PoisonError::into_inner) = Some(render));
+}
 
 impl MarkerSlot {
     /// A slot holding `marker`, a `WriteOp::BeginIdempotentRequest`.
     pub fn pending(marker: WriteOp) -> Arc<MarkerSlot> {
-        Arc::new(MarkerSlot(Mutex::new(MarkerState::Pending(Box::new(marker)))))
+        Arc::new(MarkerSlot { state: Mutex::new(MarkerState::Pending(Box::new(marker))), render: Mutex::new(None) })
+    }
+
+    fn render(&self) -> Option<RenderAnswer> {
+        *self.render.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn state(&self) -> MarkerState {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn set(&self, state: MarkerState) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = state;
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
     }
 
     /// Runs `work` with this slot visible to every `App::commit` it makes (on this task).
@@ -58,23 +85,38 @@ impl MarkerSlot {
 }
 
 impl App {
-    /// Commits `batch` with the current request's pending marker in front of it, if any.
-    pub(crate) async fn commit_with_marker(&self, batch: Vec<WriteOp>) -> Result<Vec<i64>, AppError> {
+    /// Commits `batch` with the current request's pending marker in front of it, if any; with
+    /// the request's answer in the marker when `answer` is it and the face renders it.
+    pub(crate) async fn commit_with_marker(
+        &self,
+        batch: Vec<WriteOp>,
+        answer: Option<&TransitionOutcome>,
+    ) -> Result<Vec<i64>, AppError> {
         let Ok(slot) = SLOT.try_with(Arc::clone) else {
             return Ok(self.store.commit(batch).await?);
         };
         let marker = match slot.state() {
             MarkerState::Pending(marker) => *marker,
-            MarkerState::Committed => return Ok(self.store.commit(batch).await?),
+            MarkerState::Committed | MarkerState::Answered => return Ok(self.store.commit(batch).await?),
             // However the use case goes on after losing, it writes nothing more.
             MarkerState::Lost => return Err(lost()),
+        };
+        let rendered = answer.zip(slot.render()).and_then(|(outcome, render)| render(outcome));
+        let answered = rendered.is_some();
+        let marker = match (marker, rendered) {
+            (WriteOp::BeginIdempotentRequest { mut marker, stale_before }, Some((status, body))) => {
+                marker.status = status;
+                marker.body = body;
+                WriteOp::BeginIdempotentRequest { marker, stale_before }
+            }
+            (marker, _) => marker,
         };
         let mut with_marker = Vec::with_capacity(batch.len() + 1);
         with_marker.push(marker.clone());
         with_marker.extend(batch);
         match self.store.commit(with_marker).await {
             Ok(cursors) => {
-                slot.set(MarkerState::Committed);
+                slot.set(if answered { MarkerState::Answered } else { MarkerState::Committed });
                 Ok(cursors)
             }
             Err(StoreError::Duplicate { what }) => {

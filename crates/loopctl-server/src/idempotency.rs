@@ -177,6 +177,8 @@ fn in_progress() -> Response {
 async fn keep(store: Arc<dyn Store>, pair: &Pair, marker: MarkerState, response: Response) -> Response {
     let committed = match marker {
         MarkerState::Lost => return lost_to_another(store.as_ref(), pair).await,
+        // The marker went in complete, with the writes: the answer is kept already.
+        MarkerState::Answered => return response,
         MarkerState::Committed => true,
         MarkerState::Pending(_) => false,
     };
@@ -231,6 +233,14 @@ async fn keep(store: Arc<dyn Store>, pair: &Pair, marker: MarkerState, response:
         }
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A route's answer as it will be kept for replay, when it can go in with the request's
+/// writes (`loopctl_app::once::answer_with`): the same bytes `Json` sends, and only when
+/// they would be kept as they are (small, no secret).
+pub(crate) fn kept_as_is<T: serde::Serialize>(status: StatusCode, answer: &T) -> Option<(u16, String)> {
+    let body = serde_json::to_string(answer).ok()?;
+    (body.len() <= MAX_STORED_BODY && without_secrets(&body).is_none()).then_some((status.as_u16(), body))
 }
 
 /// The answer for a request whose key another request holds.

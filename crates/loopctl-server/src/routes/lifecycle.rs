@@ -7,11 +7,13 @@ use loopctl_api::{
     BackfillRequest, ClaimNextRequest, ContractRequest, HeartbeatAnswer, ReasonRequest, RejectRequest, ReportRequest,
     ReviewAnswer, ReviewRequest, TransitionOutcome, VerifyAnswer, VerifyRequest,
 };
+use loopctl_app::once::answer_with;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::{ApiResult, Body, Caller, ClaimEpochHeader, OptionalBody, Path, claim_epoch, id};
+use crate::idempotency::kept_as_is;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,6 +41,30 @@ fn outcome(o: TransitionOutcome) -> Json<TransitionOutcome> {
     Json(o)
 }
 
+// A route answering with its transition's outcome says how (`answer_with`) before it runs
+// the use case, so an Idempotency-Key's marker goes in with the answer and the writes.
+
+fn render_outcome(o: &TransitionOutcome) -> Option<(u16, String)> {
+    kept_as_is(StatusCode::OK, o)
+}
+
+fn heartbeat_answer(o: TransitionOutcome) -> HeartbeatAnswer {
+    let lease_expires_at = o.story.lease_expires_at;
+    HeartbeatAnswer { story: o.story, next_actions: o.next_actions, lease_expires_at }
+}
+
+fn render_heartbeat(o: &TransitionOutcome) -> Option<(u16, String)> {
+    kept_as_is(StatusCode::OK, &heartbeat_answer(o.clone()))
+}
+
+fn verify_answer(o: TransitionOutcome) -> VerifyAnswer {
+    VerifyAnswer { status: "verified".into(), run_id: None, story: o.story, next_actions: o.next_actions }
+}
+
+fn render_verify(o: &TransitionOutcome) -> Option<(u16, String)> {
+    kept_as_is(StatusCode::ACCEPTED, &verify_answer(o.clone()))
+}
+
 /// Acknowledges the story: `{story_title, ac_count}` must match it.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/contract", tag = "lifecycle", request_body = ContractRequest, responses((status = 200, body = TransitionOutcome)))]
 async fn contract_story(
@@ -47,12 +73,14 @@ async fn contract_story(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<ContractRequest>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.contract_story(&who, id(&story, "story")?, body).await?))
 }
 
 /// Claims a contracted story; answers its `claim_epoch` and `lease_expires_at`.
 #[utoipa::path(post, path = "/api/v1/stories/{id}/claim", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)))]
 async fn claim_story(State(s): State<AppState>, Caller(who): Caller, Path(story): Path<String>) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.claim_story(&who, id(&story, "story")?).await?))
 }
 
@@ -69,6 +97,7 @@ async fn start_story(
     headers: HeaderMap,
     Path(story): Path<String>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.start_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
@@ -86,9 +115,9 @@ async fn heartbeat_story(
     headers: HeaderMap,
     Path(story): Path<String>,
 ) -> ApiResult<Json<HeartbeatAnswer>> {
+    answer_with(render_heartbeat);
     let o = s.app.heartbeat_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?;
-    let lease_expires_at = o.story.lease_expires_at;
-    Ok(Json(HeartbeatAnswer { story: o.story, next_actions: o.next_actions, lease_expires_at }))
+    Ok(Json(heartbeat_answer(o)))
 }
 
 #[utoipa::path(post, path = "/api/v1/stories/{id}/request-review", tag = "lifecycle", responses((status = 200, body = TransitionOutcome)), params(ClaimEpochHeader))]
@@ -98,6 +127,7 @@ async fn request_review(
     headers: HeaderMap,
     Path(story): Path<String>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.request_review(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
@@ -110,6 +140,7 @@ async fn report_story(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<ReportRequest>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.report_story(&who, id(&story, "story")?, body, claim_epoch(&headers)?).await?))
 }
 
@@ -132,6 +163,7 @@ async fn unclaim_story(
     headers: HeaderMap,
     Path(story): Path<String>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.unclaim_story(&who, id(&story, "story")?, claim_epoch(&headers)?).await?))
 }
 
@@ -144,6 +176,7 @@ async fn force_unclaim_story(
     OptionalBody(body): OptionalBody<ReasonRequest>,
 ) -> Outcome {
     // No default reason: taking work away from an agent is audited with the caller's words.
+    answer_with(render_outcome);
     Ok(outcome(s.app.force_unclaim_story(&who, id(&story, "story")?, body).await?))
 }
 
@@ -167,9 +200,9 @@ async fn verify_story(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<VerifyRequest>,
 ) -> ApiResult<(StatusCode, Json<VerifyAnswer>)> {
+    answer_with(render_verify);
     let o = s.app.verify_story(&who, id(&story, "story")?, body).await?;
-    let answer = VerifyAnswer { status: "verified".into(), run_id: None, story: o.story, next_actions: o.next_actions };
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok((StatusCode::ACCEPTED, Json(verify_answer(o))))
 }
 
 /// Rejects with a reason: the story goes back to pending and its iteration count rises.
@@ -180,6 +213,7 @@ async fn reject_story(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<RejectRequest>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.reject_story(&who, id(&story, "story")?, body).await?))
 }
 
@@ -191,6 +225,7 @@ async fn backfill_story(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<BackfillRequest>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.backfill_story(&who, id(&story, "story")?, body).await?))
 }
 
@@ -202,5 +237,6 @@ async fn clear_escalation(
     Path(story): Path<String>,
     OptionalBody(body): OptionalBody<ReasonRequest>,
 ) -> Outcome {
+    answer_with(render_outcome);
     Ok(outcome(s.app.clear_escalation(&who, id(&story, "story")?, body).await?))
 }

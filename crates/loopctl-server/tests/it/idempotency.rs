@@ -20,6 +20,10 @@ both!(
     ten_concurrent_requests_with_one_idempotency_key_run_once_postgres
 );
 both!(
+    a_lifecycle_answer_is_kept_with_its_writes => a_lifecycle_answer_is_kept_with_its_writes_sqlite,
+    a_lifecycle_answer_is_kept_with_its_writes_postgres
+);
+both!(
     copies_of_one_claim_all_get_the_claim_not_a_story_taken_error => copies_of_one_claim_all_get_the_claim_sqlite,
     copies_of_one_claim_all_get_the_claim_postgres
 );
@@ -184,4 +188,34 @@ async fn copies_of_one_claim_all_get_the_claim_not_a_story_taken_error(server: S
     assert_eq!(late.ok(200), &claimed[0].body);
     let detail = story(&server, &t.orch, &s11).await;
     assert_eq!(detail["claim_epoch"], json!(1), "claimed once: {detail}");
+}
+
+/// A lifecycle call under an Idempotency-Key writes its answer in the transaction of its
+/// writes: the moment the claim, the heartbeat (its own answer shape) and the verify (202)
+/// answer, the table holds exactly that status and body, and a retry replays it.
+async fn a_lifecycle_answer_is_kept_with_its_writes(server: Server) {
+    let t = server.tenant("Answers kept").await;
+    let ids = seed(&server, &t, "Shop").await;
+    let s11 = ids.story("1.1").to_string();
+    contract(&server, &t.agent, &s11).await;
+    let calls = [
+        (&t.agent, format!("/api/v1/stories/{s11}/claim"), "claim-1", 200),
+        (&t.agent, format!("/api/v1/stories/{s11}/start"), "start-1", 200),
+        (&t.agent, format!("/api/v1/stories/{s11}/heartbeat"), "beat-1", 200),
+        (&t.agent, format!("/api/v1/stories/{s11}/report"), "report-1", 200),
+        (&t.orch, format!("/api/v1/stories/{s11}/verify"), "verify-1", 202),
+    ];
+    for (key, path, idem, status) in calls {
+        let answer = with_key(&server, Method::POST, &path, key, idem, &json!({})).send().await;
+        let body = answer.ok(status).clone();
+        let table = idempotency_table(&server).await;
+        let row = table.iter().find(|row| row.key == idem).expect("the answer's row");
+        assert_eq!(row.status, i32::from(status), "{path}: kept as answered, not in flight: {row:?}");
+        let kept: Value = serde_json::from_str(&row.body).expect("a JSON answer");
+        assert_eq!(kept, body, "{path}: the row holds the very answer sent");
+        let again = with_key(&server, Method::POST, &path, key, idem, &json!({})).send().await;
+        assert_eq!(again.ok(status), &body, "{path}: the retry replays it");
+    }
+    let detail = story(&server, &t.orch, &s11).await;
+    assert_eq!(detail["verified_status"], json!("verified"), "each call ran once: {detail}");
 }

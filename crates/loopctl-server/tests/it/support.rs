@@ -16,10 +16,30 @@ use sqlx::Connection;
 /// store does on reading can hide what is on disk): each row's text columns and its scope
 /// as one string.
 pub async fn idempotency_rows(server: &Server) -> Vec<String> {
-    const SQL: &str = "SELECT key, method, path, body, scope FROM idempotent_responses";
-    /// key, method, path, body, scope
-    type Row = (String, String, String, String, Vec<u8>);
-    let rows: Result<Vec<Row>, sqlx::Error> = match server.sqlite_path() {
+    idempotency_table(server)
+        .await
+        .into_iter()
+        .map(|row| {
+            format!("{} {} {} {} {}", row.key, row.method, row.path, row.body, String::from_utf8_lossy(&row.scope))
+        })
+        .collect()
+}
+
+/// One row of `idempotent_responses`, read around the server.
+#[derive(Debug, sqlx::FromRow)]
+pub struct IdempotencyRow {
+    pub key: String,
+    pub status: i32,
+    pub method: String,
+    pub path: String,
+    pub body: String,
+    pub scope: Vec<u8>,
+}
+
+/// Every row of `idempotent_responses`, read from the database itself.
+pub async fn idempotency_table(server: &Server) -> Vec<IdempotencyRow> {
+    const SQL: &str = "SELECT key, status, method, path, body, scope FROM idempotent_responses";
+    let rows: Result<Vec<IdempotencyRow>, sqlx::Error> = match server.sqlite_path() {
         Some(path) => {
             let url = format!("sqlite://{}?mode=ro", path.display());
             let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the SQLite file read-only");
@@ -31,12 +51,7 @@ pub async fn idempotency_rows(server: &Server) -> Vec<String> {
             sqlx::query_as(SQL).fetch_all(&mut conn).await
         }
     };
-    let rows = rows.expect("read idempotent_responses");
-    rows.into_iter()
-        .map(|(key, method, path, body, scope)| {
-            format!("{key} {method} {path} {body} {}", String::from_utf8_lossy(&scope))
-        })
-        .collect()
+    rows.expect("read idempotent_responses")
 }
 
 /// The example of reference/api.md §9: epics 1 and 2; stories 1.1 (two criteria), 1.2,
