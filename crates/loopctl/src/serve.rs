@@ -88,6 +88,10 @@ pub struct InitArgs {
 pub struct UpArgs {
     #[arg(long, env = "LOOPCTL_LISTEN", default_value = "127.0.0.1:4000")]
     listen: String,
+    /// Let webhooks reach private, loopback and link-local addresses (a receiver on this
+    /// machine, as a local setup has). Off by default, as with `serve`.
+    #[arg(long, env = "LOOPCTL_ALLOW_PRIVATE_WEBHOOKS")]
+    allow_private_webhooks: bool,
 }
 
 /// `serve` logs every request (`tower_http` at info); `up` is a terminal a person watches
@@ -281,6 +285,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let options = loopctl_server::ServeOptions {
         rate_limits: false,
         signing_keys: Some(loopctl_app::signing::SigningKeys::load_or_create(&dir.join("signing-keys"))?),
+        allow_private_webhooks: args.allow_private_webhooks,
         ..Default::default()
     };
     loopctl_server::serve_with(store, listener, options).await.context("server failed")

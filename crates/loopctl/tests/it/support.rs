@@ -230,8 +230,13 @@ pub fn start_up(env: &Env) -> (Proc, String, Vec<String>) {
 
 /// `start_up` with its data in `data_dir` (another quickstart for the same user).
 pub fn start_up_in(env: &Env, data_dir: &Path) -> (Proc, String, Vec<String>) {
+    start_up_with(env, data_dir, &[])
+}
+
+/// `start_up_in` with more arguments to `up`.
+pub fn start_up_with(env: &Env, data_dir: &Path, args: &[&str]) -> (Proc, String, Vec<String>) {
     let mut cmd = env.std_cmd();
-    cmd.env("LOOPCTL_DATA_DIR", data_dir).args(["up", "--listen", "127.0.0.1:0"]);
+    cmd.env("LOOPCTL_DATA_DIR", data_dir).args(["up", "--listen", "127.0.0.1:0"]).args(args);
     let mut proc = Proc::spawn(cmd, "loopctl up");
     let up_line = proc.wait_for("`is up on` line", |l| l.contains(" is up on http://"));
     let url = url_after(&up_line, "is up on ").unwrap_or_else(|| panic!("no parseable URL in {up_line:?}"));

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Env, Tenant, numbers, start_up, start_up_in};
+use loopctl_test_support::receiver::Receiver;
+
+use crate::support::{Env, Tenant, numbers, start_up, start_up_in, start_up_with};
 
 fn config_show(env: &Env) -> Value {
     let out = env.run(&["config", "show"]);
@@ -181,4 +183,16 @@ fn up_runs_the_verifier_for_projects_a_user_configured() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     proc.kill();
+}
+
+/// A local setup's receiver runs on the same machine: `up` takes the operator's flag as
+/// `serve` does, and then a webhook to a loopback address is accepted.
+#[test]
+fn up_with_allow_private_webhooks_lets_a_receiver_on_this_machine_subscribe() {
+    let env = Env::new();
+    let receiver = Receiver::start(0);
+    let (_proc, _url, _lines) = start_up_with(&env, &env.data_dir(), &["--allow-private-webhooks"]);
+    let created = env.run(&["--profile", "local-user", "webhook", "create", &receiver.url, "--format", "json"]);
+    let created = created.ok().json();
+    assert!(created["secret"].is_string(), "{created}");
 }
