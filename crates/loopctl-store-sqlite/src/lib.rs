@@ -91,11 +91,11 @@ impl SqliteStore {
     }
 }
 
-/// The database holds every tenant's data, the hashes of their keys and the server's signing
-/// key, so it and its `-wal` and `-shm` files are readable and writable by their owner only
-/// (0600), whatever the umask. `create` makes the database file that way before SQLite does
-/// (SQLite then gives its side files the same mode); files that exist are tightened. An
-/// in-memory database has no files.
+/// The database holds every tenant's data and the hashes of their keys (the signing keys
+/// live in their own directory), so it and its `-wal` and `-shm` files are readable and
+/// writable by their owner only (0600), whatever the umask. `create` makes the database file
+/// that way before SQLite does (SQLite then gives its side files the same mode); files that
+/// exist are tightened. An in-memory database has no files.
 fn private_files(database: &Path, create: bool) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
