@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use loopctl_api::*;
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
 use loopctl_store::{
-    ArtifactRecord, ExpiredClaims, FrontierQuery, InFlightGuard, ReviewRecord, StoryRecord, VerificationRecord, WriteOp,
+    ArtifactRecord, ExpiredClaims, FrontierQuery, InFlightGuard, NewVerification, ReviewRecord, StoryRecord, WriteOp,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -338,7 +338,6 @@ impl App {
                 ));
             }
         };
-        let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
         let findings = object("findings", request.findings)?;
         let mut findings = findings;
         if let Some(sha) = request.commit_sha {
@@ -348,7 +347,7 @@ impl App {
         let given = request.criteria.clone();
         self.transition_answered(who, id, Action::Verify, None, None, |story, _| {
             let mut ops = crate::evidence::verify_ops(who, story, given.as_deref(), &facts, self.now())?;
-            let verdict = Verdict { result, summary: request.summary.clone(), findings: findings.clone(), iteration };
+            let verdict = Verdict { result, summary: request.summary.clone(), findings: findings.clone() };
             ops.push(verification_op(who, story, verdict, request.review_type.clone(), self.now()));
             Ok(ops)
         })
@@ -362,15 +361,10 @@ impl App {
         request: RejectRequest,
     ) -> AppResult<TransitionOutcome> {
         let reason = request.reason.unwrap_or_default();
-        let iteration = self.store.verifications(who.tenant_id, id).await?.len() as i64 + 1;
         let findings = object("findings", request.findings)?;
         self.transition_answered(who, id, Action::Reject { reason: reason.clone() }, None, None, |story, next| {
-            let verdict = Verdict {
-                result: "fail",
-                summary: next.rejection_reason.clone(),
-                findings: findings.clone(),
-                iteration,
-            };
+            let verdict =
+                Verdict { result: "fail", summary: next.rejection_reason.clone(), findings: findings.clone() };
             Ok(vec![verification_op(who, story, verdict, request.review_type.clone(), self.now())])
         })
         .await
@@ -601,12 +595,11 @@ enum ClaimNextError {
     Refused(AppError),
 }
 
-/// The verdict a verify or reject records.
+/// The verdict a verify or reject records (the store numbers it).
 struct Verdict {
     result: &'static str,
     summary: Option<String>,
     findings: Value,
-    iteration: i64,
 }
 
 fn verification_op(
@@ -616,7 +609,7 @@ fn verification_op(
     review_type: Option<String>,
     at: DateTime<Utc>,
 ) -> WriteOp {
-    WriteOp::InsertVerification(VerificationRecord {
+    WriteOp::InsertVerification(NewVerification {
         id: Uuid::now_v7(),
         tenant_id: who.tenant_id,
         story_id: story.id,
@@ -625,7 +618,6 @@ fn verification_op(
         summary: verdict.summary,
         findings: verdict.findings,
         review_type,
-        iteration: verdict.iteration,
         created_at: at,
     })
 }

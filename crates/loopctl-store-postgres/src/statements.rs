@@ -82,7 +82,12 @@ pub(crate) fn push_evidence(q: &mut Sql, op: &WriteOp) {
             |row| {
                 row.push_bind(v.id).push_bind(v.tenant_id).push_bind(v.story_id).push_bind(v.verifier_agent_id);
                 row.push_bind(&v.result).push_bind(&v.summary).push_bind(json(&v.findings));
-                row.push_bind(&v.review_type).push_bind(v.iteration).push_bind(v.created_at);
+                row.push_bind(&v.review_type);
+                // Numbered by the store: one more than the story's verdicts so far.
+                row.push("(SELECT count(*) + 1 FROM verifications p WHERE p.tenant_id = ");
+                row.push_bind_unseparated(v.tenant_id).push_unseparated(" AND p.story_id = ");
+                row.push_bind_unseparated(v.story_id).push_unseparated(")");
+                row.push_bind(v.created_at);
             },
         ),
         WriteOp::InsertCriterionRecord(c) => insert(

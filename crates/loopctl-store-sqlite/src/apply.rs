@@ -284,9 +284,10 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::InsertVerification(v) => {
-            sqlx::query("INSERT INTO verifications (id, tenant_id, story_id, verifier_agent_id, result, summary, findings, review_type, iteration, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            // Numbered by the store: one more than the story's verdicts so far.
+            sqlx::query("INSERT INTO verifications (id, tenant_id, story_id, verifier_agent_id, result, summary, findings, review_type, iteration, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT count(*) + 1 FROM verifications p WHERE p.tenant_id = ?2 AND p.story_id = ?3), ?9)")
                 .bind(v.id).bind(v.tenant_id).bind(v.story_id).bind(v.verifier_agent_id).bind(&v.result).bind(&v.summary)
-                .bind(json(&v.findings)).bind(&v.review_type).bind(v.iteration).bind(micros(v.created_at))
+                .bind(json(&v.findings)).bind(&v.review_type).bind(micros(v.created_at))
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::SaveOrchestratorState { record: r, expected_version } => {

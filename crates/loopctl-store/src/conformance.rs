@@ -494,7 +494,7 @@ pub async fn evidence_rows_round_trip(store: Arc<dyn Store>) {
         completed_at: t0(),
         created_at: t0(),
     };
-    let verification = VerificationRecord {
+    let verification = NewVerification {
         id: Uuid::now_v7(),
         tenant_id: fx.tenant,
         story_id: story.id,
@@ -503,9 +503,9 @@ pub async fn evidence_rows_round_trip(store: Arc<dyn Store>) {
         summary: Some("all good".into()),
         findings: json!({}),
         review_type: Some("standard".into()),
-        iteration: 1,
         created_at: t0(),
     };
+    let second = NewVerification { id: Uuid::now_v7(), result: "fail".into(), ..verification.clone() };
     store
         .commit(vec![
             WriteOp::InsertArtifact(artifact.clone()),
@@ -514,9 +514,12 @@ pub async fn evidence_rows_round_trip(store: Arc<dyn Store>) {
         ])
         .await
         .unwrap();
+    store.commit(vec![WriteOp::InsertVerification(second.clone())]).await.unwrap();
     assert_eq!(store.artifacts(fx.tenant, story.id).await.unwrap(), vec![artifact]);
     assert_eq!(store.reviews(fx.tenant, story.id).await.unwrap(), vec![review]);
-    assert_eq!(store.verifications(fx.tenant, story.id).await.unwrap(), vec![verification]);
+    // The store numbers a story's verdicts as they are written.
+    let numbered = vec![verification.numbered(1), second.numbered(2)];
+    assert_eq!(store.verifications(fx.tenant, story.id).await.unwrap(), numbered);
     let other = Fixture::new(store.clone()).await;
     assert!(store.artifacts(other.tenant, story.id).await.unwrap().is_empty());
 }
@@ -691,7 +694,7 @@ pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn S
     };
     let refused = store.commit(vec![WriteOp::InsertReview(self_review)]).await;
     assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfReview)));
-    let self_verify = VerificationRecord {
+    let self_verify = NewVerification {
         id: Uuid::now_v7(),
         tenant_id: fx.tenant,
         story_id: story.id,
@@ -700,7 +703,6 @@ pub async fn database_refuses_self_review_and_self_verification(store: Arc<dyn S
         summary: None,
         findings: json!({}),
         review_type: None,
-        iteration: 1,
         created_at: t0(),
     };
     let refused = store.commit(vec![WriteOp::InsertVerification(self_verify)]).await;

@@ -230,6 +230,41 @@ pub struct VerificationRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A verdict to record. The store numbers it: its `iteration` is one more than the story's
+/// verdicts before it, counted in the write itself (a verdict's compare-and-set on the story
+/// keeps two of them from counting the same).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVerification {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    pub verifier_agent_id: Option<Uuid>,
+    /// `pass`, `fail` or `partial`.
+    pub result: String,
+    pub summary: Option<String>,
+    pub findings: Value,
+    pub review_type: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl NewVerification {
+    /// The row it becomes as the story's `iteration`-th verdict.
+    pub fn numbered(self, iteration: i64) -> VerificationRecord {
+        VerificationRecord {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            story_id: self.story_id,
+            verifier_agent_id: self.verifier_agent_id,
+            result: self.result,
+            summary: self.summary,
+            findings: self.findings,
+            review_type: self.review_type,
+            iteration,
+            created_at: self.created_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrchestratorStateRecord {
     pub id: Uuid,

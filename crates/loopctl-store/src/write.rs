@@ -78,7 +78,7 @@ pub enum WriteOp {
     InsertArtifact(ArtifactRecord),
     InsertTokenUsage(TokenUsageRecord),
     InsertReview(ReviewRecord),
-    InsertVerification(VerificationRecord),
+    InsertVerification(NewVerification),
     /// Compare-and-set of a checkpoint: `expected_version` 0 inserts (no row may exist yet),
     /// n updates the row at version n to `record.version`.
     SaveOrchestratorState {

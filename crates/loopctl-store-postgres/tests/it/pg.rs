@@ -290,7 +290,7 @@ async fn pg_refusals_map_to_store_errors() {
     };
     let refused = store.commit(vec![WriteOp::InsertReview(review)]).await;
     assert_eq!(refused, Err(StoreError::Custody(CustodyRefusal::SelfReview)), "self review is refused");
-    let verification = VerificationRecord {
+    let verification = NewVerification {
         id: Uuid::now_v7(),
         tenant_id: fx.tenant,
         story_id: story.id,
@@ -299,7 +299,6 @@ async fn pg_refusals_map_to_store_errors() {
         summary: None,
         findings: json!({}),
         review_type: None,
-        iteration: 1,
         created_at: t0(),
     };
     let refused = store.commit(vec![WriteOp::InsertVerification(verification)]).await;
