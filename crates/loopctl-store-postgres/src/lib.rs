@@ -1,8 +1,9 @@
 //! The PostgreSQL store: for deployments where several `loopctl serve` processes share one
 //! database.
 //!
-//! Every write batch runs in its own READ COMMITTED transaction taken from the pool; there
-//! is no single-writer task as on SQLite. What SQLite gets from having one writer, this
+//! Every write batch runs in its own READ COMMITTED transaction taken from the pool (a
+//! transition's batch as one statement, see `one_trip`); there is no single-writer task as
+//! on SQLite. What SQLite gets from having one writer, this
 //! backend gets from the database itself: story transitions are compare-and-set on
 //! `lock_version`, claims under an in-flight limit count under the project's locks, and a
 //! change-feed reader reads only up to the cursor no running writer can precede, so it never

@@ -113,8 +113,8 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<'_, Vec<EpicCounts>>;
 
     /// How many stories keep this one from being claimed: unverified direct dependencies and
-    /// unverified stories of the epics its epic depends on (counted once each). Index-backed:
-    /// the claim path asks this instead of loading the project.
+    /// unverified stories of the epics its epic depends on (counted once each). Index-backed,
+    /// never loading the project (the default `story_and_wait` asks it).
     fn unverified_blockers(&self, tenant_id: Uuid, story_id: Uuid) -> StoreResult<'_, i64>;
 
     /// The story, and whether it waits for anything unverified (`unverified_blockers` > 0):
