@@ -24,7 +24,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::row::{json, map_err};
-use crate::statements::{self, Cas, FeedLock, LOCK_CLASS_EVENTS, Sql, Target, WAITS, lock_key};
+use crate::statements::{self, Cas, FeedLock, LOCK_CLASS_EVENTS, Sql, Target, lock_key, waits};
 
 pub(crate) async fn batch(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
     let mut cursors = Vec::new();
@@ -406,16 +406,12 @@ async fn transition(conn: &mut PgConnection, cas: Cas<'_>) -> Result<(), StoreEr
 /// Why a compare-and-set touched no row: the story is gone, moved on, or (still at the version
 /// read) waits for something after all, or its project is at the in-flight limit.
 pub(crate) async fn not_updated(conn: &mut PgConnection, target: Target, guard: Option<InFlightGuard>) -> StoreError {
-    let sql = format!("SELECT lock_version, {WAITS} FROM stories WHERE tenant_id = $1 AND id = $2");
-    let row: Option<(i64, Option<bool>)> = match sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(target.tenant_id)
-        .bind(target.story_id)
-        .fetch_optional(&mut *conn)
-        .await
-    {
-        Ok(row) => row,
-        Err(err) => return map_err(err),
-    };
+    let sql = concat!("SELECT lock_version, ", waits!(), " FROM stories WHERE tenant_id = $1 AND id = $2");
+    let row: Option<(i64, Option<bool>)> =
+        match sqlx::query_as(sql).bind(target.tenant_id).bind(target.story_id).fetch_optional(&mut *conn).await {
+            Ok(row) => row,
+            Err(err) => return map_err(err),
+        };
     let unchanged = |v: i64| v == target.expected_version;
     match (row, guard) {
         (None, _) => StoreError::NotFound { what: "story".into() },

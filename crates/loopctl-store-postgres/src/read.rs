@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::PgStore;
 use crate::row::{self, map_err, stage_count_columns, story_columns};
-use crate::statements::WAITS;
+use crate::statements::waits;
 
 fn all<T>(rows: Vec<PgRow>, decode: fn(&PgRow) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
     rows.iter().map(decode).collect()
@@ -530,14 +530,18 @@ impl Store for PgStore {
 
     fn story_and_wait(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<'_, Option<(StoryRecord, bool)>> {
         Box::pin(async move {
-            let sql =
-                format!("SELECT {}, {WAITS} AS waits FROM stories WHERE tenant_id = $1 AND id = $2", story_columns!());
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_err)?;
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                story_columns!(),
+                ", ",
+                waits!(),
+                " AS waits FROM stories WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
             let Some(row) = row else {
                 return Ok(None);
             };

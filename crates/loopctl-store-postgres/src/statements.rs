@@ -171,8 +171,13 @@ impl<'a> Cas<'a> {
 /// Whether the story waits for anything unverified, by the maintained counts (migration 9):
 /// its unverified direct dependencies, and on its epic the epics it depends on that still
 /// have unverified stories. An expression over a row of `stories`.
-pub(crate) const WAITS: &str =
-    "(stories.waiting_on > 0 OR (SELECT e.waiting_on > 0 FROM epics e WHERE e.id = stories.epic_id))";
+/// (A macro so the statements that use it stay `&'static str`, with `concat!`.)
+macro_rules! waits {
+    () => {
+        "(stories.waiting_on > 0 OR (SELECT e.waiting_on > 0 FROM epics e WHERE e.id = stories.epic_id))"
+    };
+}
+pub(crate) use waits;
 
 /// The compare-and-set of a transition: every state column, where the story is still at the
 /// version it was read at; under an in-flight guard, and where the claim leaves its project
@@ -216,7 +221,7 @@ fn push_story_update(
     q.push(" AND id = ").push_bind(target.story_id);
     q.push(" AND lock_version = ").push_bind(target.expected_version);
     if target.only_if_unblocked {
-        q.push(" AND NOT ").push(WAITS);
+        q.push(concat!(" AND NOT ", waits!()));
     }
     if let Some(guard) = guard {
         // After the version test: a condition is evaluated cheapest first, so a claim that

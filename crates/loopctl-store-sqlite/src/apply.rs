@@ -463,8 +463,12 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
 /// Whether the story waits for anything unverified, by the maintained counts (migration 9):
 /// its unverified direct dependencies, and on its epic the epics it depends on that still
 /// have unverified stories. An expression over a row of `stories`.
-const WAITS: &str =
-    "(stories.waiting_on > 0 OR COALESCE((SELECT e.waiting_on > 0 FROM epics e WHERE e.id = stories.epic_id), 0))";
+/// A macro so the statements that use it stay `&'static str` (`concat!`), built once.
+macro_rules! waits {
+    () => {
+        "(stories.waiting_on > 0 OR COALESCE((SELECT e.waiting_on > 0 FROM epics e WHERE e.id = stories.epic_id), 0))"
+    };
+}
 
 /// Which story a transition compare-and-sets, and on what conditions (`WriteOp::TransitionStory`).
 #[derive(Clone, Copy)]
@@ -483,17 +487,18 @@ async fn transition(
     updated_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     let Cas { tenant_id, story_id, expected_version, guard, only_if_unblocked } = cas;
-    let res = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let res = sqlx::query(concat!(
         "UPDATE stories SET agent_status = ?1, verified_status = ?2, assigned_agent_id = ?3, assigned_at = ?4, \
          reported_done_at = ?5, reported_by_agent_id = ?6, verified_at = ?7, rejected_at = ?8, rejection_reason = ?9, \
          claim_epoch = ?10, lease_expires_at = ?11, iteration_count = ?12, rejections_since_clear = ?13, escalated = ?14, \
          escalated_at = ?15, escalation_locked = ?16, review_requested_at = ?17, last_review_at = ?18, verified_by_agent_id = ?25, \
          contracted_by_agent_id = ?26, contracted_at = ?27, stale_since = ?28, previous_assignee_agent_id = ?29, \
          lock_version = lock_version + 1, updated_at = ?19 \
-         WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 AND NOT (?30 AND {WAITS}) \
-         AND (?23 IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = ?23 AND o.id <> ?21 \
+         WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 AND NOT (?30 AND ",
+        waits!(),
+        ") AND (?23 IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = ?23 AND o.id <> ?21 \
               AND o.agent_status IN ('assigned', 'implementing')) < ?24)"
-    )))
+    ))
     .bind(st.agent_status.as_str())
     .bind(st.verified_status.as_str())
     .bind(st.assigned_agent_id)
@@ -530,14 +535,13 @@ async fn transition(
     if res.rows_affected() == 1 {
         return Ok(());
     }
-    let row: Option<(i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT lock_version, {WAITS} FROM stories WHERE tenant_id = ? AND id = ?"
-    )))
-    .bind(tenant_id)
-    .bind(story_id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    let row: Option<(i64, bool)> =
+        sqlx::query_as(concat!("SELECT lock_version, ", waits!(), " FROM stories WHERE tenant_id = ? AND id = ?"))
+            .bind(tenant_id)
+            .bind(story_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
     match (row, guard) {
         (None, _) => Err(StoreError::NotFound { what: "story".into() }),
         // Still at the version read, but something it depends on is unverified after all.
