@@ -17,7 +17,7 @@ use loopctl_store::{ActorStamp, NewEvent, Store, StoryFilter, WriteOp};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::stats::{Outcome, Rss};
+use crate::stats::{CpuClock, Outcome, Rss};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoopArgs {
@@ -130,9 +130,22 @@ where
     Ok(value)
 }
 
+/// When a phase started, by the wall clock and the CPU clocks.
+#[derive(Clone, Copy)]
+struct Started {
+    at: Instant,
+    cpu: CpuClock,
+}
+
+impl Started {
+    fn now() -> Started {
+        Started { at: Instant::now(), cpu: CpuClock::now() }
+    }
+}
+
 async fn gather(
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<Outcome>>>,
-    started: Instant,
+    started: Started,
 ) -> anyhow::Result<Outcome> {
     let mut all = Outcome::default();
     for task in tasks {
@@ -140,14 +153,15 @@ async fn gather(
         all.latencies.extend(part.latencies);
         all.errors += part.errors;
     }
-    all.wall = started.elapsed();
+    all.wall = started.at.elapsed();
+    all.cpu = started.cpu.spent();
     Ok(all)
 }
 
 /// The floor under every transition: five compare-and-sets of a story, each with its
 /// change-feed event, straight into the store.
 async fn run_raw_store(store: Arc<dyn Store>, fx: &Fixture) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
+    let started = Started::now();
     let mut tasks = Vec::new();
     for stories in &fx.stories {
         let (store, stories, tenant_id) = (store.clone(), stories.clone(), fx.tenant_id);
@@ -200,7 +214,7 @@ fn raw_event(tenant_id: Uuid, story: Uuid) -> NewEvent {
 
 async fn run_service(fx: &Fixture) -> anyhow::Result<Outcome> {
     let orch = fx.app.authenticate(&fx.orchestrator).await.map_err(app_err)?;
-    let started = Instant::now();
+    let started = Started::now();
     let mut tasks = Vec::new();
     for (agent_key, stories) in fx.agents.iter().zip(&fx.stories) {
         let app = fx.app.clone();
@@ -228,7 +242,7 @@ async fn run_service(fx: &Fixture) -> anyhow::Result<Outcome> {
 /// connection pool) per key, an `Idempotency-Key` on every write; agent i talks to server
 /// i mod N.
 async fn run_http(fx: &Fixture, bases: &[String]) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
+    let started = Started::now();
     let mut tasks = Vec::new();
     for (i, (agent_key, stories)) in fx.agents.iter().zip(&fx.stories).enumerate() {
         let base = &bases[i % bases.len()];
@@ -254,7 +268,7 @@ async fn run_http(fx: &Fixture, bases: &[String]) -> anyhow::Result<Outcome> {
 /// The transport's ceiling: `GET /api/v1` (a constant answer, no database) as often as the
 /// loop makes calls, from as many clients.
 async fn run_constant(bases: &[String], workers: usize, calls_each: usize) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
+    let started = Started::now();
     let mut tasks = Vec::new();
     for i in 0..workers {
         let client = Client::new(&bases[i % bases.len()], None)?;

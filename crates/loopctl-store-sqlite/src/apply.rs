@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteQueryResult;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::row::{json, map_err, micros, opt_micros};
+use crate::statements::{self, Cas, Statements, Transition, waits};
 
 pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
     // Events first: a story turns verified only when the event naming its verifier is
@@ -22,46 +23,33 @@ pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Resul
     Ok(cursors)
 }
 
-/// Takes a request's idempotency pair with its in-flight marker, in one statement: a free
-/// pair or a stale marker's, touching nothing else. A pair held by a kept answer or a live
-/// marker is the `Duplicate` that tells the caller to wait for that request's answer.
-macro_rules! take_marker_sql {
-    () => {
-        "INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, status = excluded.status, \
-         body = excluded.body, created_at = excluded.created_at \
-         WHERE idempotent_responses.status = ? AND idempotent_responses.created_at < ? RETURNING 1"
-    };
-}
-pub(crate) use take_marker_sql;
-
-const TAKE_MARKER: &str = take_marker_sql!();
-
-/// Runs `sql`, which ends in [`take_marker_sql`] (and may begin with savepoint bookkeeping
-/// that binds nothing), for `marker`.
+/// Takes a request's idempotency pair with its in-flight marker (`statements::marker`), after
+/// `prefix` (savepoint bookkeeping that binds nothing), in one trip. A pair held by a kept
+/// answer or a live marker is the `Duplicate` that tells the caller to wait for that
+/// request's answer.
 pub(crate) async fn take_marker(
     conn: &mut SqliteConnection,
-    sql: &'static str,
+    prefix: &str,
     marker: &IdempotentResponse,
     stale_before: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let taken = sqlx::query(sql)
-        .bind(&marker.scope)
-        .bind(&marker.key)
-        .bind(&marker.method)
-        .bind(&marker.path)
-        .bind(i64::from(marker.status))
-        .bind(&marker.body)
-        .bind(micros(marker.created_at))
-        .bind(i64::from(IdempotentResponse::IN_FLIGHT))
-        .bind(micros(stale_before))
-        .fetch_optional(conn)
-        .await
-        .map_err(map_err)?;
-    match taken {
+    let mut s = Statements::default();
+    statements::marker(s.text(prefix), marker, stale_before);
+    s.text(" RETURNING 1");
+    match s.query()?.fetch_optional(conn).await.map_err(map_err)? {
         Some(_) => Ok(()),
         None => Err(StoreError::Duplicate { what: "idempotency key".into() }),
     }
+}
+
+/// Runs the one statement `push` writes; answers its result.
+async fn single(
+    conn: &mut SqliteConnection,
+    push: impl FnOnce(&mut Statements),
+) -> Result<SqliteQueryResult, StoreError> {
+    let mut s = Statements::default();
+    push(&mut s);
+    s.query()?.execute(conn).await.map_err(map_err)
 }
 
 /// Most answers [`save_answers`] writes in one statement. A power of two, as every chunk is,
@@ -218,23 +206,20 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .map_err(map_err)?;
             expect_row(res, "story")?;
         }
-        WriteOp::TransitionStory {
-            tenant_id,
-            story_id,
-            expected_version,
-            state,
-            updated_at,
-            guard,
-            only_if_unblocked,
-        } => {
-            let cas = Cas {
-                tenant_id: *tenant_id,
-                story_id: *story_id,
-                expected_version: *expected_version,
-                guard: *guard,
-                only_if_unblocked: *only_if_unblocked,
-            };
-            transition(conn, cas, state, *updated_at).await?;
+        WriteOp::TransitionStory { .. } => {
+            if let Some(t) = Transition::of(op) {
+                transition(conn, &t).await?;
+            }
+        }
+        evidence @ (WriteOp::InsertArtifact(_)
+        | WriteOp::InsertTokenUsage(_)
+        | WriteOp::InsertReview(_)
+        | WriteOp::InsertVerification(_)
+        | WriteOp::InsertCriterionRecord(_)) => {
+            single(conn, |s| {
+                statements::evidence(s, evidence);
+            })
+            .await?;
         }
         WriteOp::InsertStoryDependency(d) => {
             sqlx::query("INSERT INTO story_dependencies (id, tenant_id, project_id, story_id, depends_on_story_id, created_at) VALUES (?, ?, ?, ?, ?, ?)")
@@ -264,32 +249,6 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .map_err(map_err)?;
             expect_row(res, "epic dependency")?;
         }
-        WriteOp::InsertArtifact(a) => {
-            sqlx::query("INSERT INTO artifacts (id, tenant_id, story_id, reported_by, reporter_agent_id, artifact_type, path, \"exists\", details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(a.id).bind(a.tenant_id).bind(a.story_id).bind(&a.reported_by).bind(a.reporter_agent_id)
-                .bind(&a.artifact_type).bind(&a.path).bind(a.exists).bind(json(&a.details)).bind(micros(a.created_at))
-                .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertTokenUsage(t) => {
-            sqlx::query("INSERT INTO token_usage (id, tenant_id, project_id, story_id, agent_id, phase, input_tokens, output_tokens, cost_millicents, model_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(t.id).bind(t.tenant_id).bind(t.project_id).bind(t.story_id).bind(t.agent_id).bind(&t.phase)
-                .bind(t.input_tokens).bind(t.output_tokens).bind(t.cost_millicents).bind(&t.model_name).bind(micros(t.created_at))
-                .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertReview(r) => {
-            sqlx::query("INSERT INTO reviews (id, tenant_id, story_id, reviewer_agent_id, review_type, findings_count, fixes_count, disproved_count, summary, findings, completed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.reviewer_agent_id).bind(&r.review_type)
-                .bind(r.findings_count).bind(r.fixes_count).bind(r.disproved_count).bind(&r.summary).bind(json(&r.findings))
-                .bind(micros(r.completed_at)).bind(micros(r.created_at))
-                .execute(conn).await.map_err(map_err)?;
-        }
-        WriteOp::InsertVerification(v) => {
-            // Numbered by the store: one more than the story's verdicts so far.
-            sqlx::query("INSERT INTO verifications (id, tenant_id, story_id, verifier_agent_id, result, summary, findings, review_type, iteration, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT count(*) + 1 FROM verifications p WHERE p.tenant_id = ?2 AND p.story_id = ?3), ?9)")
-                .bind(v.id).bind(v.tenant_id).bind(v.story_id).bind(v.verifier_agent_id).bind(&v.result).bind(&v.summary)
-                .bind(json(&v.findings)).bind(&v.review_type).bind(micros(v.created_at))
-                .execute(conn).await.map_err(map_err)?;
-        }
         WriteOp::SaveOrchestratorState { record: r, expected_version } => {
             if *expected_version == 0 {
                 sqlx::query("INSERT INTO orchestrator_states (id, tenant_id, project_id, state_key, state_data, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -311,12 +270,7 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
             }
         }
         WriteOp::AppendEvent(e) => {
-            let res = sqlx::query("INSERT INTO events (id, tenant_id, project_id, entity_type, entity_id, action, actor_type, actor_key_id, actor_agent_id, actor_role, actor_label, old_state, new_state, metadata, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(e.id).bind(e.tenant_id).bind(e.project_id).bind(&e.entity_type).bind(e.entity_id).bind(&e.action)
-                .bind(&e.actor.actor_type).bind(e.actor.key_id).bind(e.actor.agent_id).bind(e.actor.role.map(|r| r.as_str()))
-                .bind(&e.actor.label).bind(json(&e.old_state)).bind(json(&e.new_state)).bind(json(&e.metadata))
-                .bind(micros(e.inserted_at))
-                .execute(conn).await.map_err(map_err)?;
+            let res = single(conn, |s| statements::event(s, e)).await?;
             return Ok(Some(res.last_insert_rowid()));
         }
         WriteOp::InsertDispatch(d) => {
@@ -348,12 +302,6 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
             .await
             .map_err(map_err)?;
         }
-        WriteOp::InsertCriterionRecord(c) => {
-            sqlx::query("INSERT INTO criterion_records (id, tenant_id, story_id, ac_id, kind, round, verdict, detail, actor_agent_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(c.id).bind(c.tenant_id).bind(c.story_id).bind(&c.ac_id).bind(&c.kind).bind(c.round).bind(&c.verdict)
-                .bind(json(&c.detail)).bind(c.actor_agent_id).bind(micros(c.created_at))
-                .execute(conn).await.map_err(map_err)?;
-        }
         WriteOp::InsertVerificationRun(r) => {
             sqlx::query("INSERT INTO verification_runs (id, tenant_id, story_id, round, result, commit_sha, checks, recorded_by_agent_id, signature, created_at, signed_payload, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(r.id).bind(r.tenant_id).bind(r.story_id).bind(r.round).bind(&r.result).bind(&r.commit_sha)
@@ -374,7 +322,7 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .execute(conn).await.map_err(map_err)?;
         }
         WriteOp::BeginIdempotentRequest { marker, stale_before } => {
-            take_marker(conn, TAKE_MARKER, marker, *stale_before).await?;
+            take_marker(conn, "", marker, *stale_before).await?;
         }
         WriteOp::SaveIdempotentResponse(r) => {
             sqlx::query("INSERT INTO idempotent_responses (scope, key, method, path, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
@@ -460,104 +408,43 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
     Ok(None)
 }
 
-/// Whether the story waits for anything unverified, by the maintained counts (migration 9):
-/// its unverified direct dependencies, and on its epic the epics it depends on that still
-/// have unverified stories. An expression over a row of `stories`.
-/// A macro so the statements that use it stay `&'static str` (`concat!`), built once.
-macro_rules! waits {
-    () => {
-        "(stories.waiting_on > 0 OR COALESCE((SELECT e.waiting_on > 0 FROM epics e WHERE e.id = stories.epic_id), 0))"
-    };
-}
-
-/// Which story a transition compare-and-sets, and on what conditions (`WriteOp::TransitionStory`).
-#[derive(Clone, Copy)]
-struct Cas {
-    tenant_id: uuid::Uuid,
-    story_id: uuid::Uuid,
-    expected_version: i64,
-    guard: Option<InFlightGuard>,
-    only_if_unblocked: bool,
-}
-
-async fn transition(
-    conn: &mut SqliteConnection,
-    cas: Cas,
-    st: &loopctl_core::StoryState,
-    updated_at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), StoreError> {
-    let Cas { tenant_id, story_id, expected_version, guard, only_if_unblocked } = cas;
-    let res = sqlx::query(concat!(
-        "UPDATE stories SET agent_status = ?1, verified_status = ?2, assigned_agent_id = ?3, assigned_at = ?4, \
-         reported_done_at = ?5, reported_by_agent_id = ?6, verified_at = ?7, rejected_at = ?8, rejection_reason = ?9, \
-         claim_epoch = ?10, lease_expires_at = ?11, iteration_count = ?12, rejections_since_clear = ?13, escalated = ?14, \
-         escalated_at = ?15, escalation_locked = ?16, review_requested_at = ?17, last_review_at = ?18, verified_by_agent_id = ?25, \
-         contracted_by_agent_id = ?26, contracted_at = ?27, stale_since = ?28, previous_assignee_agent_id = ?29, \
-         lock_version = lock_version + 1, updated_at = ?19 \
-         WHERE tenant_id = ?20 AND id = ?21 AND lock_version = ?22 AND NOT (?30 AND ",
-        waits!(),
-        ") AND (?23 IS NULL OR (SELECT COUNT(*) FROM stories o WHERE o.project_id = ?23 AND o.id <> ?21 \
-              AND o.agent_status IN ('assigned', 'implementing')) < ?24)"
-    ))
-    .bind(st.agent_status.as_str())
-    .bind(st.verified_status.as_str())
-    .bind(st.assigned_agent_id)
-    .bind(opt_micros(st.assigned_at))
-    .bind(opt_micros(st.reported_done_at))
-    .bind(st.reported_by_agent_id)
-    .bind(opt_micros(st.verified_at))
-    .bind(opt_micros(st.rejected_at))
-    .bind(&st.rejection_reason)
-    .bind(st.claim_epoch)
-    .bind(opt_micros(st.lease_expires_at))
-    .bind(st.iteration_count)
-    .bind(st.rejections_since_clear)
-    .bind(st.escalated)
-    .bind(opt_micros(st.escalated_at))
-    .bind(st.escalation_locked)
-    .bind(opt_micros(st.review_requested_at))
-    .bind(opt_micros(st.last_review_at))
-    .bind(micros(updated_at))
-    .bind(tenant_id)
-    .bind(story_id)
-    .bind(expected_version)
-    .bind(guard.map(|g| g.project_id))
-    .bind(guard.map(|g| i64::from(g.limit)))
-    .bind(st.verified_by_agent_id)
-    .bind(st.contracted_by_agent_id)
-    .bind(opt_micros(st.contracted_at))
-    .bind(opt_micros(st.stale_since))
-    .bind(st.previous_assignee_agent_id)
-    .bind(only_if_unblocked)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+async fn transition(conn: &mut SqliteConnection, t: &Transition<'_>) -> Result<(), StoreError> {
+    let res = single(conn, |s| t.push(s)).await?;
     if res.rows_affected() == 1 {
         return Ok(());
     }
-    let row: Option<(i64, bool)> =
+    Err(missed(conn, t.cas).await)
+}
+
+/// Why a compare-and-set touched no row: the story is gone, moved on, waits after all for a
+/// dependency, or its project is at its in-flight limit.
+pub(crate) async fn missed(conn: &mut SqliteConnection, cas: Cas) -> StoreError {
+    let Cas { tenant_id, story_id, expected_version, guard, only_if_unblocked } = cas;
+    let row: Result<Option<(i64, bool)>, _> =
         sqlx::query_as(concat!("SELECT lock_version, ", waits!(), " FROM stories WHERE tenant_id = ? AND id = ?"))
             .bind(tenant_id)
             .bind(story_id)
             .fetch_optional(&mut *conn)
-            .await
-            .map_err(map_err)?;
+            .await;
     match (row, guard) {
-        (None, _) => Err(StoreError::NotFound { what: "story".into() }),
+        (Err(err), _) => map_err(err),
+        (Ok(None), _) => StoreError::NotFound { what: "story".into() },
         // Still at the version read, but something it depends on is unverified after all.
-        (Some((v, true)), _) if v == expected_version && only_if_unblocked => {
-            Err(StoreError::VersionConflict { what: "story".into() })
+        (Ok(Some((v, true))), _) if v == expected_version && only_if_unblocked => {
+            StoreError::VersionConflict { what: "story".into() }
         }
-        (Some((v, _)), Some(guard)) if v == expected_version => {
-            let in_flight: Vec<String> = sqlx::query_scalar(
+        (Ok(Some((v, _))), Some(guard)) if v == expected_version => {
+            let in_flight = sqlx::query_scalar(
                 "SELECT number FROM stories WHERE project_id = ? AND agent_status IN ('assigned', 'implementing') ORDER BY sort_key",
             )
             .bind(guard.project_id)
             .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            Err(StoreError::ConcurrencyLimit { limit: guard.limit, in_flight })
+            .await;
+            match in_flight {
+                Ok(in_flight) => StoreError::ConcurrencyLimit { limit: guard.limit, in_flight },
+                Err(err) => map_err(err),
+            }
         }
-        _ => Err(StoreError::VersionConflict { what: "story".into() }),
+        _ => StoreError::VersionConflict { what: "story".into() },
     }
 }

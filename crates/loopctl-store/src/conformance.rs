@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             database_refuses_a_self_verified_story_row,
             unverified_blockers_count_story_and_epic_dependencies,
             a_transition_batch_with_its_marker_applies_whole_or_not_at_all,
+            racing_transition_batches_leave_each_winner_whole_and_each_loser_without_a_trace,
             edits_of_tenants_agents_projects_epics_and_stories_round_trip,
             a_content_edit_moves_the_version_a_transition_was_decided_on,
             a_transition_decided_unblocked_misses_once_a_dependency_appears,
@@ -1237,6 +1238,86 @@ pub async fn a_transition_batch_with_its_marker_applies_whole_or_not_at_all(stor
     // The retry with the free pair, on the version it reads now, applies.
     store.commit(batch("second", &claimed, fx.agents[1])).await.expect("the retry applies");
     assert_eq!((story_events().await, artifacts().await), (2, 2));
+}
+
+/// Transition batches committed at once (so a store that commits in groups takes them
+/// together): eight race for one story and one each for eight others, every batch with its
+/// marker, evidence row and event. One of the eight racers wins; the others leave no marker,
+/// evidence or event, and none of them undoes a neighbour's batch.
+pub async fn racing_transition_batches_leave_each_winner_whole_and_each_loser_without_a_trace(store: Arc<dyn Store>) {
+    let fx = Fixture::new(store.clone()).await;
+    let hot = fx.story("1.1").await;
+    let mut calm = Vec::new();
+    for i in 2..10 {
+        calm.push(fx.story(&format!("1.{i}")).await);
+    }
+    let scope = Uuid::now_v7().as_bytes().to_vec();
+    let now = t0() + Duration::days(1);
+    let batch = |key: String, story: &StoryRecord| {
+        let marker = IdempotentResponse {
+            scope: scope.clone(),
+            key,
+            method: "POST".into(),
+            path: format!("/api/v1/stories/{}/claim", story.id),
+            status: IdempotentResponse::IN_FLIGHT,
+            body: String::new(),
+            created_at: now,
+        };
+        let artifact = ArtifactRecord {
+            id: Uuid::now_v7(),
+            tenant_id: fx.tenant,
+            story_id: story.id,
+            reported_by: "agent".into(),
+            reporter_agent_id: Some(fx.agents[0]),
+            artifact_type: "commit_diff".into(),
+            path: None,
+            exists: true,
+            details: json!({}),
+            created_at: now,
+        };
+        vec![
+            WriteOp::BeginIdempotentRequest { marker, stale_before: now - Duration::minutes(2) },
+            WriteOp::InsertArtifact(artifact),
+            transition(story, claimed_by(fx.agents[0], &story.state), None),
+            WriteOp::AppendEvent(event(fx.tenant, Some(fx.project), story.id, "status_changed", now)),
+        ]
+    };
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let (store, ops) = (store.clone(), batch(format!("hot-{i}"), &hot));
+        racers.push(tokio::spawn(async move { store.commit(ops).await }));
+    }
+    let mut neighbours = Vec::new();
+    for (i, story) in calm.iter().enumerate() {
+        let (store, ops) = (store.clone(), batch(format!("calm-{i}"), story));
+        neighbours.push(tokio::spawn(async move { store.commit(ops).await }));
+    }
+    let mut winners = Vec::new();
+    for (i, racer) in racers.into_iter().enumerate() {
+        match racer.await.unwrap() {
+            Ok(cursors) => winners.push((i, cursors)),
+            Err(StoreError::VersionConflict { .. }) => {}
+            Err(other) => panic!("a racer that lost is told VersionConflict, not {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "one of eight racers for a story wins: {winners:?}");
+    let (winner, cursors) = &winners[0];
+    assert_eq!(cursors.len(), 1, "the winner is answered its event's cursor");
+    for neighbour in neighbours {
+        assert_eq!(neighbour.await.unwrap().expect("a batch on a story of its own applies").len(), 1);
+    }
+
+    for (i, story) in std::iter::once(&hot).chain(&calm).enumerate() {
+        let now_at = store.story(fx.tenant, story.id).await.unwrap().unwrap();
+        assert_eq!(now_at.lock_version, story.lock_version + 1, "story {i} moved once");
+        let filter = EventFilter { entity_id: Some(story.id), limit: -1, ..EventFilter::default() };
+        assert_eq!(store.events(fx.tenant, filter).await.unwrap().len(), 1, "story {i} has one event");
+        assert_eq!(store.artifacts(fx.tenant, story.id).await.unwrap().len(), 1, "story {i} has one artifact");
+    }
+    for i in 0..8 {
+        let kept = store.idempotent_response(&scope, &format!("hot-{i}")).await.unwrap();
+        assert_eq!(kept.is_some(), i == *winner, "only the winner's marker stays (racer {i})");
+    }
 }
 
 /// Every edit op writes what it says and nothing else, and reads back as written.
