@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use loopctl_api::*;
 use loopctl_core::{Action, AgentStatus, Context, Role, StoryState, VerifiedStatus, apply};
 use loopctl_store::{
-    ArtifactRecord, ExpiredClaims, FrontierQuery, InFlightGuard, NewVerification, ReviewRecord, StoryRecord, WriteOp,
+    ArtifactRecord, ExpiredClaims, FrontierQuery, InFlightGuard, NewVerification, ReviewRecord, StoryRecord,
+    StoryTransition, WriteOp,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -108,7 +109,7 @@ impl App {
             let (edits, mut batch): (Vec<_>, Vec<_>) =
                 batch.drain(..).partition(|op| matches!(op, WriteOp::UpdateStoryContent(_)));
             let guard = claim_guard(who, &story, &next);
-            batch.push(WriteOp::TransitionStory {
+            batch.push(WriteOp::TransitionStory(StoryTransition {
                 tenant_id: who.tenant_id,
                 story_id,
                 expected_version: story.lock_version,
@@ -116,7 +117,7 @@ impl App {
                 updated_at: at,
                 guard,
                 only_if_unblocked: waits_matter && dependencies_met,
-            });
+            }));
             // The edit is written last, so its row (and time) is the story's.
             let updated = match edits.last() {
                 Some(WriteOp::UpdateStoryContent(edited)) => StoryRecord {
@@ -552,7 +553,7 @@ impl App {
             updated_at: at,
             ..story.clone()
         };
-        let mut batch = vec![WriteOp::TransitionStory {
+        let mut batch = vec![WriteOp::TransitionStory(StoryTransition {
             tenant_id: who.tenant_id,
             story_id: story.id,
             expected_version: story.lock_version,
@@ -561,7 +562,7 @@ impl App {
             guard,
             // Read from the frontier a moment ago; a dependency added since must stop it.
             only_if_unblocked: true,
-        }];
+        })];
         batch.extend(transition_events(who, story, &updated, &Action::Claim, None));
         match self.commit(batch).await {
             Ok(_) => {

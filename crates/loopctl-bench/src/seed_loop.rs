@@ -13,7 +13,7 @@ use loopctl_api::{ContractRequest, CreateProject, ReportRequest, VerifyRequest};
 use loopctl_app::{App, BootstrapRequest, Principal};
 use loopctl_client::{Client, Method};
 use loopctl_core::StoryState;
-use loopctl_store::{ActorStamp, NewEvent, Store, StoryFilter, WriteOp};
+use loopctl_store::{ActorStamp, NewEvent, Store, StoryFilter, StoryTransition, WriteOp};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -170,7 +170,7 @@ async fn run_raw_store(store: Arc<dyn Store>, fx: &Fixture) -> anyhow::Result<Ou
             for (id, _) in stories {
                 for version in 0..5 {
                     let batch = vec![
-                        WriteOp::TransitionStory {
+                        WriteOp::TransitionStory(StoryTransition {
                             tenant_id,
                             story_id: id,
                             expected_version: version,
@@ -178,7 +178,7 @@ async fn run_raw_store(store: Arc<dyn Store>, fx: &Fixture) -> anyhow::Result<Ou
                             updated_at: chrono::Utc::now(),
                             guard: None,
                             only_if_unblocked: false,
-                        },
+                        }),
                         WriteOp::AppendEvent(raw_event(tenant_id, id)),
                     ];
                     timed(&mut outcome, async { Ok(store.commit(batch).await?) }).await?;

@@ -179,7 +179,7 @@ async fn one(conn: &mut PgConnection, op: &WriteOp, feeds_locked: &mut Vec<Uuid>
                 .map_err(map_err)?;
             expect_row(res, "story")?;
         }
-        WriteOp::TransitionStory { .. } => {
+        WriteOp::TransitionStory(_) => {
             if let Some(cas) = Cas::of(op) {
                 transition(conn, cas).await?;
             }

@@ -29,7 +29,7 @@ pub(crate) fn fits(ops: &[WriteOp]) -> bool {
         [WriteOp::BeginIdempotentRequest { .. }, rest @ ..] => rest,
         all => all,
     };
-    let [evidence @ .., WriteOp::TransitionStory { .. }, WriteOp::AppendEvent(_)] = ops else {
+    let [evidence @ .., WriteOp::TransitionStory(_), WriteOp::AppendEvent(_)] = ops else {
         return false;
     };
     evidence.iter().all(statements::is_evidence)

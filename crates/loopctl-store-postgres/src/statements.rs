@@ -141,25 +141,16 @@ pub(crate) struct Cas<'a> {
 impl<'a> Cas<'a> {
     /// The compare-and-set `op` is, if it is one.
     pub(crate) fn of(op: &'a WriteOp) -> Option<Cas<'a>> {
-        let WriteOp::TransitionStory {
-            tenant_id,
-            story_id,
-            expected_version,
-            state,
-            updated_at,
-            guard,
-            only_if_unblocked,
-        } = op
-        else {
+        let WriteOp::TransitionStory(t) = op else {
             return None;
         };
         let target = Target {
-            tenant_id: *tenant_id,
-            story_id: *story_id,
-            expected_version: *expected_version,
-            only_if_unblocked: *only_if_unblocked,
+            tenant_id: t.tenant_id,
+            story_id: t.story_id,
+            expected_version: t.expected_version,
+            only_if_unblocked: t.only_if_unblocked,
         };
-        Some(Cas { target, guard: *guard, state, updated_at: *updated_at })
+        Some(Cas { target, guard: t.guard, state: &t.state, updated_at: t.updated_at })
     }
 
     /// Its UPDATE ([`push_story_update`]).

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteQueryResult;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::row::{json, map_err, micros, opt_micros};
-use crate::statements::{self, Cas, Statements, Transition, waits};
+use crate::statements::{self, Statements, waits};
 
 pub(crate) async fn batch(conn: &mut SqliteConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
     // Events first: a story turns verified only when the event naming its verifier is
@@ -206,11 +206,7 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
                 .map_err(map_err)?;
             expect_row(res, "story")?;
         }
-        WriteOp::TransitionStory { .. } => {
-            if let Some(t) = Transition::of(op) {
-                transition(conn, &t).await?;
-            }
-        }
+        WriteOp::TransitionStory(t) => transition(conn, t).await?,
         evidence @ (WriteOp::InsertArtifact(_)
         | WriteOp::InsertTokenUsage(_)
         | WriteOp::InsertReview(_)
@@ -408,18 +404,18 @@ async fn one(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Option<i64>, S
     Ok(None)
 }
 
-async fn transition(conn: &mut SqliteConnection, t: &Transition<'_>) -> Result<(), StoreError> {
-    let res = single(conn, |s| t.push(s)).await?;
+async fn transition(conn: &mut SqliteConnection, t: &StoryTransition) -> Result<(), StoreError> {
+    let res = single(conn, |s| statements::transition(s, t)).await?;
     if res.rows_affected() == 1 {
         return Ok(());
     }
-    Err(missed(conn, t.cas).await)
+    Err(missed(conn, t).await)
 }
 
 /// Why a compare-and-set touched no row: the story is gone, moved on, waits after all for a
 /// dependency, or its project is at its in-flight limit.
-pub(crate) async fn missed(conn: &mut SqliteConnection, cas: Cas) -> StoreError {
-    let Cas { tenant_id, story_id, expected_version, guard, only_if_unblocked } = cas;
+pub(crate) async fn missed(conn: &mut SqliteConnection, t: &StoryTransition) -> StoreError {
+    let StoryTransition { tenant_id, story_id, expected_version, guard, only_if_unblocked, .. } = *t;
     let row: Result<Option<(i64, bool)>, _> =
         sqlx::query_as(concat!("SELECT lock_version, ", waits!(), " FROM stories WHERE tenant_id = ? AND id = ?"))
             .bind(tenant_id)

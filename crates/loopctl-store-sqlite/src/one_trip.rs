@@ -15,12 +15,12 @@
 //! commit rolls its savepoint back, undoing whatever ran after it.
 
 use futures_util::StreamExt;
-use loopctl_store::{StoreError, WriteOp};
+use loopctl_store::{StoreError, StoryTransition, WriteOp};
 use sqlx::{Either, Executor, SqliteConnection};
 
 use crate::apply;
 use crate::row::map_err;
-use crate::statements::{self, Cas, Statements, Transition};
+use crate::statements::{self, Statements};
 
 /// Whether `ops` has the shape of a transition's batch: an optional marker first, evidence
 /// rows, one compare-and-set, and last its one event.
@@ -29,19 +29,19 @@ pub(crate) fn fits(ops: &[WriteOp]) -> bool {
         [WriteOp::BeginIdempotentRequest { .. }, rest @ ..] => rest,
         all => all,
     };
-    let [evidence @ .., WriteOp::TransitionStory { .. }, WriteOp::AppendEvent(_)] = ops else {
+    let [evidence @ .., WriteOp::TransitionStory(_), WriteOp::AppendEvent(_)] = ops else {
         return false;
     };
     evidence.iter().all(statements::is_evidence)
 }
 
 /// What a statement of the query is, to read its count of changed rows by.
-enum Part {
+enum Part<'a> {
     Savepoint,
     Marker,
     Event,
     Evidence,
-    Story(Cas),
+    Story(&'a StoryTransition),
 }
 
 /// Enters the batch's savepoint (leaving the previous batch's, when `after_another`) and
@@ -76,14 +76,12 @@ pub(crate) async fn apply(
                 statements::event(&mut s, e);
                 Part::Event
             }
-            other => match Transition::of(other) {
-                Some(t) => {
-                    t.push(&mut s);
-                    Part::Story(t.cas)
-                }
-                None if statements::evidence(&mut s, other) => Part::Evidence,
-                None => return Err(StoreError::Invariant("a one-trip batch holds only what `fits` admits".into())),
-            },
+            WriteOp::TransitionStory(t) => {
+                statements::transition(&mut s, t);
+                Part::Story(t)
+            }
+            other if statements::evidence(&mut s, other) => Part::Evidence,
+            _ => return Err(StoreError::Invariant("a one-trip batch holds only what `fits` admits".into())),
         };
         s.end();
         parts.push(part);
@@ -93,7 +91,7 @@ pub(crate) async fn apply(
     let mut results = conn.fetch_many(query);
     let mut parts = parts.into_iter();
     let mut cursors = Vec::new();
-    let mut failed: Option<Result<Cas, StoreError>> = None;
+    let mut failed: Option<Result<&StoryTransition, StoreError>> = None;
     while let Some(step) = results.next().await {
         let done = match step {
             Ok(Either::Left(done)) => done,
@@ -109,8 +107,8 @@ pub(crate) async fn apply(
             Some(Part::Marker) if untouched => {
                 failed.get_or_insert(Err(StoreError::Duplicate { what: "idempotency key".into() }));
             }
-            Some(Part::Story(cas)) if untouched => {
-                failed.get_or_insert(Ok(cas));
+            Some(Part::Story(t)) if untouched => {
+                failed.get_or_insert(Ok(t));
             }
             _ => {}
         }
@@ -118,7 +116,7 @@ pub(crate) async fn apply(
     drop(results);
     match failed {
         None => Ok(cursors),
-        Some(Ok(cas)) => Err(apply::missed(conn, cas).await),
+        Some(Ok(t)) => Err(apply::missed(conn, t).await),
         Some(Err(err)) => Err(err),
     }
 }

@@ -7,12 +7,10 @@
 //! value, not its statement's.
 
 use chrono::{DateTime, Utc};
-use loopctl_core::StoryState;
-use loopctl_store::{IdempotentResponse, InFlightGuard, NewEvent, StoreError, WriteOp};
+use loopctl_store::{IdempotentResponse, NewEvent, StoreError, StoryTransition, WriteOp};
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments, AssertSqlSafe, Encode, Sqlite, Type};
-use uuid::Uuid;
 
 use crate::row::{json, micros, opt_micros};
 
@@ -228,115 +226,74 @@ macro_rules! waits {
 }
 pub(crate) use waits;
 
-/// Which story a transition compare-and-sets, and on what conditions (`WriteOp::TransitionStory`).
-#[derive(Clone, Copy)]
-pub(crate) struct Cas {
-    pub tenant_id: Uuid,
-    pub story_id: Uuid,
-    pub expected_version: i64,
-    pub guard: Option<InFlightGuard>,
-    pub only_if_unblocked: bool,
-}
-
-/// A story's compare-and-set: its new state, at the version it was decided on.
-pub(crate) struct Transition<'a> {
-    pub cas: Cas,
-    pub state: &'a StoryState,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl<'a> Transition<'a> {
-    pub(crate) fn of(op: &'a WriteOp) -> Option<Transition<'a>> {
-        let WriteOp::TransitionStory {
-            tenant_id,
-            story_id,
-            expected_version,
-            state,
-            updated_at,
-            guard,
-            only_if_unblocked,
-        } = op
-        else {
-            return None;
-        };
-        let cas = Cas {
-            tenant_id: *tenant_id,
-            story_id: *story_id,
-            expected_version: *expected_version,
-            guard: *guard,
-            only_if_unblocked: *only_if_unblocked,
-        };
-        Some(Transition { cas, state, updated_at: *updated_at })
+/// A story's compare-and-set ([`StoryTransition`]): 1 row when the story is still at the
+/// version, free of what it waits for (when decided unblocked) and, under an in-flight
+/// limit, below it; else 0.
+pub(crate) fn transition(s: &mut Statements, t: &StoryTransition) {
+    let st = &t.state;
+    s.text("UPDATE stories SET agent_status = ")
+        .bind(st.agent_status.as_str())
+        .text(", verified_status = ")
+        .bind(st.verified_status.as_str())
+        .text(", assigned_agent_id = ")
+        .bind(st.assigned_agent_id)
+        .text(", assigned_at = ")
+        .bind(opt_micros(st.assigned_at))
+        .text(", reported_done_at = ")
+        .bind(opt_micros(st.reported_done_at))
+        .text(", reported_by_agent_id = ")
+        .bind(st.reported_by_agent_id)
+        .text(", verified_at = ")
+        .bind(opt_micros(st.verified_at))
+        .text(", rejected_at = ")
+        .bind(opt_micros(st.rejected_at))
+        .text(", rejection_reason = ")
+        .bind(st.rejection_reason.as_deref())
+        .text(", claim_epoch = ")
+        .bind(st.claim_epoch)
+        .text(", lease_expires_at = ")
+        .bind(opt_micros(st.lease_expires_at))
+        .text(", iteration_count = ")
+        .bind(st.iteration_count)
+        .text(", rejections_since_clear = ")
+        .bind(st.rejections_since_clear)
+        .text(", escalated = ")
+        .bind(st.escalated)
+        .text(", escalated_at = ")
+        .bind(opt_micros(st.escalated_at))
+        .text(", escalation_locked = ")
+        .bind(st.escalation_locked)
+        .text(", review_requested_at = ")
+        .bind(opt_micros(st.review_requested_at))
+        .text(", last_review_at = ")
+        .bind(opt_micros(st.last_review_at))
+        .text(", verified_by_agent_id = ")
+        .bind(st.verified_by_agent_id)
+        .text(", contracted_by_agent_id = ")
+        .bind(st.contracted_by_agent_id)
+        .text(", contracted_at = ")
+        .bind(opt_micros(st.contracted_at))
+        .text(", stale_since = ")
+        .bind(opt_micros(st.stale_since))
+        .text(", previous_assignee_agent_id = ")
+        .bind(st.previous_assignee_agent_id)
+        .text(", lock_version = lock_version + 1, updated_at = ")
+        .bind(micros(t.updated_at))
+        .text(" WHERE tenant_id = ")
+        .bind(t.tenant_id)
+        .text(" AND id = ")
+        .bind(t.story_id)
+        .text(" AND lock_version = ")
+        .bind(t.expected_version);
+    if t.only_if_unblocked {
+        s.text(concat!(" AND NOT ", waits!()));
     }
-
-    /// The UPDATE: 1 row when the story is still at the version, free of what it waits for
-    /// (when decided unblocked) and, under an in-flight limit, below it; else 0.
-    pub(crate) fn push(&self, s: &mut Statements) {
-        let (st, cas) = (self.state, self.cas);
-        s.text("UPDATE stories SET agent_status = ")
-            .bind(st.agent_status.as_str())
-            .text(", verified_status = ")
-            .bind(st.verified_status.as_str())
-            .text(", assigned_agent_id = ")
-            .bind(st.assigned_agent_id)
-            .text(", assigned_at = ")
-            .bind(opt_micros(st.assigned_at))
-            .text(", reported_done_at = ")
-            .bind(opt_micros(st.reported_done_at))
-            .text(", reported_by_agent_id = ")
-            .bind(st.reported_by_agent_id)
-            .text(", verified_at = ")
-            .bind(opt_micros(st.verified_at))
-            .text(", rejected_at = ")
-            .bind(opt_micros(st.rejected_at))
-            .text(", rejection_reason = ")
-            .bind(st.rejection_reason.as_deref())
-            .text(", claim_epoch = ")
-            .bind(st.claim_epoch)
-            .text(", lease_expires_at = ")
-            .bind(opt_micros(st.lease_expires_at))
-            .text(", iteration_count = ")
-            .bind(st.iteration_count)
-            .text(", rejections_since_clear = ")
-            .bind(st.rejections_since_clear)
-            .text(", escalated = ")
-            .bind(st.escalated)
-            .text(", escalated_at = ")
-            .bind(opt_micros(st.escalated_at))
-            .text(", escalation_locked = ")
-            .bind(st.escalation_locked)
-            .text(", review_requested_at = ")
-            .bind(opt_micros(st.review_requested_at))
-            .text(", last_review_at = ")
-            .bind(opt_micros(st.last_review_at))
-            .text(", verified_by_agent_id = ")
-            .bind(st.verified_by_agent_id)
-            .text(", contracted_by_agent_id = ")
-            .bind(st.contracted_by_agent_id)
-            .text(", contracted_at = ")
-            .bind(opt_micros(st.contracted_at))
-            .text(", stale_since = ")
-            .bind(opt_micros(st.stale_since))
-            .text(", previous_assignee_agent_id = ")
-            .bind(st.previous_assignee_agent_id)
-            .text(", lock_version = lock_version + 1, updated_at = ")
-            .bind(micros(self.updated_at))
-            .text(" WHERE tenant_id = ")
-            .bind(cas.tenant_id)
-            .text(" AND id = ")
-            .bind(cas.story_id)
-            .text(" AND lock_version = ")
-            .bind(cas.expected_version);
-        if cas.only_if_unblocked {
-            s.text(concat!(" AND NOT ", waits!()));
-        }
-        if let Some(guard) = cas.guard {
-            s.text(" AND (SELECT COUNT(*) FROM stories o WHERE o.project_id = ")
-                .bind(guard.project_id)
-                .text(" AND o.id <> ")
-                .bind(cas.story_id)
-                .text(" AND o.agent_status IN ('assigned', 'implementing')) < ")
-                .bind(i64::from(guard.limit));
-        }
+    if let Some(guard) = t.guard {
+        s.text(" AND (SELECT COUNT(*) FROM stories o WHERE o.project_id = ")
+            .bind(guard.project_id)
+            .text(" AND o.id <> ")
+            .bind(t.story_id)
+            .text(" AND o.agent_status IN ('assigned', 'implementing')) < ")
+            .bind(i64::from(guard.limit));
     }
 }

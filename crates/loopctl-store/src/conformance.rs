@@ -198,7 +198,7 @@ pub fn story_record(tenant: Uuid, project: Uuid, epic: Uuid, number: &str) -> St
 }
 
 pub fn transition(current: &StoryRecord, state: StoryState, guard: Option<InFlightGuard>) -> WriteOp {
-    WriteOp::TransitionStory {
+    WriteOp::TransitionStory(StoryTransition {
         tenant_id: current.tenant_id,
         story_id: current.id,
         expected_version: current.lock_version,
@@ -206,7 +206,7 @@ pub fn transition(current: &StoryRecord, state: StoryState, guard: Option<InFlig
         updated_at: t0(),
         guard,
         only_if_unblocked: false,
-    }
+    })
 }
 
 /// The event a verify writes: a key (not the system) verified `story`.
@@ -296,7 +296,7 @@ pub async fn reads_never_cross_tenants(store: Arc<dyn Store>) {
     let mine = store.story(fx.tenant, story.id).await.unwrap().unwrap();
     assert_eq!(mine, story);
     // A write addressed to another tenant's row finds nothing.
-    let steal = WriteOp::TransitionStory {
+    let steal = WriteOp::TransitionStory(StoryTransition {
         tenant_id: other.tenant,
         story_id: story.id,
         expected_version: 0,
@@ -304,7 +304,7 @@ pub async fn reads_never_cross_tenants(store: Arc<dyn Store>) {
         updated_at: t0(),
         guard: None,
         only_if_unblocked: false,
-    };
+    });
     assert!(matches!(store.commit(vec![steal]).await, Err(StoreError::NotFound { .. })));
 }
 
@@ -1387,14 +1387,16 @@ pub async fn a_transition_decided_unblocked_misses_once_a_dependency_appears(sto
         to_id: to,
         created_at: t0(),
     };
-    let unblocked_claim = |of: &StoryRecord| WriteOp::TransitionStory {
-        tenant_id: fx.tenant,
-        story_id: of.id,
-        expected_version: of.lock_version,
-        state: claimed_by(fx.agents[0], &of.state),
-        updated_at: t0(),
-        guard: None,
-        only_if_unblocked: true,
+    let unblocked_claim = |of: &StoryRecord| {
+        WriteOp::TransitionStory(StoryTransition {
+            tenant_id: fx.tenant,
+            story_id: of.id,
+            expected_version: of.lock_version,
+            state: claimed_by(fx.agents[0], &of.state),
+            updated_at: t0(),
+            guard: None,
+            only_if_unblocked: true,
+        })
     };
     // Decided free; then 1.1 comes to wait for 1.2, and 2.1's epic for epic 1.
     store

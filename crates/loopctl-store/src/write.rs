@@ -16,6 +16,22 @@ pub struct InFlightGuard {
     pub limit: u32,
 }
 
+/// Compare-and-set of a story's lifecycle state: applies only if `lock_version` still equals
+/// `expected_version` (and the guard holds), and raises `lock_version` by one. With
+/// `only_if_unblocked`, also only while nothing the story or its epic depends on is
+/// unverified (a dependency added or reopened since the decision leaves the version as it
+/// was): otherwise a `VersionConflict`, so the caller reads the story again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryTransition {
+    pub tenant_id: Uuid,
+    pub story_id: Uuid,
+    pub expected_version: i64,
+    pub state: StoryState,
+    pub updated_at: DateTime<Utc>,
+    pub guard: Option<InFlightGuard>,
+    pub only_if_unblocked: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     InsertTenant(TenantRecord),
@@ -51,20 +67,8 @@ pub enum WriteOp {
         tenant_id: Uuid,
         id: Uuid,
     },
-    /// Compare-and-set of a story's lifecycle state: applies only if `lock_version` still
-    /// equals `expected_version` (and the guard holds), and raises `lock_version` by one.
-    /// With `only_if_unblocked`, also only while nothing the story or its epic depends on is
-    /// unverified (a dependency added or reopened since the decision leaves the version as it
-    /// was): otherwise a `VersionConflict`, so the caller reads the story again.
-    TransitionStory {
-        tenant_id: Uuid,
-        story_id: Uuid,
-        expected_version: i64,
-        state: StoryState,
-        updated_at: DateTime<Utc>,
-        guard: Option<InFlightGuard>,
-        only_if_unblocked: bool,
-    },
+    /// Compare-and-set of a story's lifecycle state ([`StoryTransition`]).
+    TransitionStory(StoryTransition),
     InsertStoryDependency(DependencyRecord),
     InsertEpicDependency(DependencyRecord),
     DeleteStoryDependency {

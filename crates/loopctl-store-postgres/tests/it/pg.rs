@@ -320,7 +320,7 @@ async fn pg_refusals_map_to_store_errors() {
     };
     store.commit(vec![WriteOp::InsertReview(other_review)]).await.expect("review by another agent");
 
-    let missing = WriteOp::TransitionStory {
+    let missing = WriteOp::TransitionStory(StoryTransition {
         tenant_id: fx.tenant,
         story_id: Uuid::now_v7(),
         expected_version: 0,
@@ -328,7 +328,7 @@ async fn pg_refusals_map_to_store_errors() {
         updated_at: t0(),
         guard: Some(InFlightGuard { project_id: fx.project, limit: 1 }),
         only_if_unblocked: false,
-    };
+    });
     assert_eq!(store.commit(vec![missing]).await, Err(StoreError::NotFound { what: "story".into() }));
 }
 
