@@ -151,7 +151,7 @@ impl PgStore {
             let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
             return apply::batch(&mut conn, &batch).await;
         }
-        if one_trip::fits(&batch) {
+        if loopctl_store::is_transition_batch(&batch) {
             let mut conn = self.pool.acquire().await.map_err(row::map_err)?;
             return one_trip::commit(&mut conn, &batch).await;
         }

@@ -22,20 +22,7 @@ use sqlx::PgConnection;
 use crate::row::map_err;
 use crate::statements::{self, Cas, FeedLock, Sql};
 
-/// Whether `ops` has the shape of a transition's batch: an optional marker first, evidence
-/// rows, one compare-and-set, and last its one event.
-pub(crate) fn fits(ops: &[WriteOp]) -> bool {
-    let ops = match ops {
-        [WriteOp::BeginIdempotentRequest { .. }, rest @ ..] => rest,
-        all => all,
-    };
-    let [evidence @ .., WriteOp::TransitionStory(_), WriteOp::AppendEvent(_)] = ops else {
-        return false;
-    };
-    evidence.iter().all(statements::is_evidence)
-}
-
-/// Commits a batch that [`fits`] as one statement; answers the event's cursor.
+/// Commits a batch of the shape [`loopctl_store::is_transition_batch`] admits as one statement; answers the event's cursor.
 pub(crate) async fn commit(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<Vec<i64>, StoreError> {
     let mut q = Sql::new("WITH ");
     let (mut marker, mut story) = (None, None);
@@ -72,7 +59,7 @@ pub(crate) async fn commit(conn: &mut PgConnection, ops: &[WriteOp]) -> Result<V
         Some(i) => q.push(format_args!("(SELECT count(*) FROM op{i})")),
         None => q.push("1"),
     };
-    // The event is the op after the compare-and-set (`fits`).
+    // The event is the op after the compare-and-set (`is_transition_batch`).
     q.push(format_args!(", (SELECT count(*) FROM op{at})), (SELECT cursor FROM op{})", at + 1));
     let applied: Result<(bool, i64), _> = q.build_query_as().fetch_one(&mut *conn).await;
     match applied.map_err(map_err) {

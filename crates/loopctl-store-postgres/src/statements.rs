@@ -32,20 +32,7 @@ fn insert(q: &mut Sql, into: &str, values: impl FnOnce(&mut Separated<'_, Postgr
     q.push(")");
 }
 
-/// Whether `op` is an evidence row a transition writes beside its compare-and-set
-/// (artifacts, token usage, reviews, verdicts, criterion records): one INSERT each.
-pub(crate) fn is_evidence(op: &WriteOp) -> bool {
-    matches!(
-        op,
-        WriteOp::InsertArtifact(_)
-            | WriteOp::InsertTokenUsage(_)
-            | WriteOp::InsertReview(_)
-            | WriteOp::InsertVerification(_)
-            | WriteOp::InsertCriterionRecord(_)
-    )
-}
-
-/// The INSERT of an evidence row ([`is_evidence`]); pushes nothing for any other op.
+/// The INSERT of an evidence row ([`WriteOp::is_evidence`]); pushes nothing for any other op.
 pub(crate) fn push_evidence(q: &mut Sql, op: &WriteOp) {
     match op {
         WriteOp::InsertArtifact(a) => insert(

@@ -241,7 +241,7 @@ async fn in_savepoint_of_its_own(
     after_another: bool,
     ops: &[WriteOp],
 ) -> Result<Vec<i64>, StoreError> {
-    if one_trip::fits(ops) {
+    if loopctl_store::is_transition_batch(ops) {
         return one_trip::apply(conn, after_another, ops).await;
     }
     let rest = enter(conn, after_another, ops).await?;

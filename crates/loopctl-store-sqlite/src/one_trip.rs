@@ -22,19 +22,6 @@ use crate::apply;
 use crate::row::map_err;
 use crate::statements::{self, Statements};
 
-/// Whether `ops` has the shape of a transition's batch: an optional marker first, evidence
-/// rows, one compare-and-set, and last its one event.
-pub(crate) fn fits(ops: &[WriteOp]) -> bool {
-    let ops = match ops {
-        [WriteOp::BeginIdempotentRequest { .. }, rest @ ..] => rest,
-        all => all,
-    };
-    let [evidence @ .., WriteOp::TransitionStory(_), WriteOp::AppendEvent(_)] = ops else {
-        return false;
-    };
-    evidence.iter().all(statements::is_evidence)
-}
-
 /// What a statement of the query is, to read its count of changed rows by.
 enum Part<'a> {
     Savepoint,
@@ -45,7 +32,7 @@ enum Part<'a> {
 }
 
 /// Enters the batch's savepoint (leaving the previous batch's, when `after_another`) and
-/// applies a batch that [`fits`], in one trip; answers the event's cursor. On an error the
+/// applies a batch of the shape [`loopctl_store::is_transition_batch`] admits, in one trip; answers the event's cursor. On an error the
 /// caller rolls the savepoint back.
 pub(crate) async fn apply(
     conn: &mut SqliteConnection,
@@ -81,7 +68,11 @@ pub(crate) async fn apply(
                 Part::Story(t)
             }
             other if statements::evidence(&mut s, other) => Part::Evidence,
-            _ => return Err(StoreError::Invariant("a one-trip batch holds only what `fits` admits".into())),
+            _ => {
+                return Err(StoreError::Invariant(
+                    "a one-trip batch holds only what `is_transition_batch` admits".into(),
+                ));
+            }
         };
         s.end();
         parts.push(part);

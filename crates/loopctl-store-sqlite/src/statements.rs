@@ -102,18 +102,6 @@ pub(crate) fn event(s: &mut Statements, e: &NewEvent) {
     .text(")");
 }
 
-/// Whether `op` is a row of evidence a transition's batch may carry ([`evidence`]).
-pub(crate) fn is_evidence(op: &WriteOp) -> bool {
-    matches!(
-        op,
-        WriteOp::InsertArtifact(_)
-            | WriteOp::InsertTokenUsage(_)
-            | WriteOp::InsertReview(_)
-            | WriteOp::InsertVerification(_)
-            | WriteOp::InsertCriterionRecord(_)
-    )
-}
-
 /// The INSERT of a row of evidence; `false` (nothing pushed) for any other op.
 pub(crate) fn evidence(s: &mut Statements, op: &WriteOp) -> bool {
     match op {

@@ -1165,36 +1165,10 @@ pub async fn a_transition_batch_with_its_marker_applies_whole_or_not_at_all(stor
     let story = fx.story("1.1").await;
     let scope = Uuid::now_v7().as_bytes().to_vec();
     let now = t0() + Duration::days(1);
-    let marker = |key: &str| WriteOp::BeginIdempotentRequest {
-        marker: IdempotentResponse {
-            scope: scope.clone(),
-            key: key.into(),
-            method: "POST".into(),
-            path: format!("/api/v1/stories/{}/claim", story.id),
-            status: IdempotentResponse::IN_FLIGHT,
-            body: String::new(),
-            created_at: now,
-        },
-        stale_before: now - Duration::minutes(2),
-    };
-    let artifact = || {
-        WriteOp::InsertArtifact(ArtifactRecord {
-            id: Uuid::now_v7(),
-            tenant_id: fx.tenant,
-            story_id: story.id,
-            reported_by: "agent".into(),
-            reporter_agent_id: Some(fx.agents[0]),
-            artifact_type: "commit_diff".into(),
-            path: None,
-            exists: true,
-            details: json!({}),
-            created_at: now,
-        })
-    };
     let batch = |key: &str, from: &StoryRecord, agent: Uuid| {
         vec![
-            marker(key),
-            artifact(),
+            claim_marker(&scope, key, &story, now),
+            an_artifact(&fx, &story, now),
             transition(from, claimed_by(agent, &from.state), None),
             WriteOp::AppendEvent(event(fx.tenant, Some(fx.project), story.id, "status_changed", now)),
         ]
@@ -1240,6 +1214,38 @@ pub async fn a_transition_batch_with_its_marker_applies_whole_or_not_at_all(stor
     assert_eq!((story_events().await, artifacts().await), (2, 2));
 }
 
+/// The in-flight marker of a claim of `story` under (`scope`, `key`), as the HTTP face writes it.
+fn claim_marker(scope: &[u8], key: &str, story: &StoryRecord, now: DateTime<Utc>) -> WriteOp {
+    WriteOp::BeginIdempotentRequest {
+        marker: IdempotentResponse {
+            scope: scope.to_vec(),
+            key: key.into(),
+            method: "POST".into(),
+            path: format!("/api/v1/stories/{}/claim", story.id),
+            status: IdempotentResponse::IN_FLIGHT,
+            body: String::new(),
+            created_at: now,
+        },
+        stale_before: now - Duration::minutes(2),
+    }
+}
+
+/// A row of evidence for `story`: a commit diff the first agent reported.
+fn an_artifact(fx: &Fixture, story: &StoryRecord, now: DateTime<Utc>) -> WriteOp {
+    WriteOp::InsertArtifact(ArtifactRecord {
+        id: Uuid::now_v7(),
+        tenant_id: fx.tenant,
+        story_id: story.id,
+        reported_by: "agent".into(),
+        reporter_agent_id: Some(fx.agents[0]),
+        artifact_type: "commit_diff".into(),
+        path: None,
+        exists: true,
+        details: json!({}),
+        created_at: now,
+    })
+}
+
 /// Transition batches committed at once (so a store that commits in groups takes them
 /// together): eight race for one story and one each for eight others, every batch with its
 /// marker, evidence row and event. One of the eight racers wins; the others leave no marker,
@@ -1254,30 +1260,9 @@ pub async fn racing_transition_batches_leave_each_winner_whole_and_each_loser_wi
     let scope = Uuid::now_v7().as_bytes().to_vec();
     let now = t0() + Duration::days(1);
     let batch = |key: String, story: &StoryRecord| {
-        let marker = IdempotentResponse {
-            scope: scope.clone(),
-            key,
-            method: "POST".into(),
-            path: format!("/api/v1/stories/{}/claim", story.id),
-            status: IdempotentResponse::IN_FLIGHT,
-            body: String::new(),
-            created_at: now,
-        };
-        let artifact = ArtifactRecord {
-            id: Uuid::now_v7(),
-            tenant_id: fx.tenant,
-            story_id: story.id,
-            reported_by: "agent".into(),
-            reporter_agent_id: Some(fx.agents[0]),
-            artifact_type: "commit_diff".into(),
-            path: None,
-            exists: true,
-            details: json!({}),
-            created_at: now,
-        };
         vec![
-            WriteOp::BeginIdempotentRequest { marker, stale_before: now - Duration::minutes(2) },
-            WriteOp::InsertArtifact(artifact),
+            claim_marker(&scope, &key, story, now),
+            an_artifact(&fx, story, now),
             transition(story, claimed_by(fx.agents[0], &story.state), None),
             WriteOp::AppendEvent(event(fx.tenant, Some(fx.project), story.id, "status_changed", now)),
         ]

@@ -19,7 +19,7 @@ use std::pin::Pin;
 
 pub use error::{CustodyRefusal, StoreError};
 pub use record::*;
-pub use write::{InFlightGuard, StoryTransition, WriteBatch, WriteOp, is_single_row_write};
+pub use write::{InFlightGuard, StoryTransition, WriteBatch, WriteOp, is_single_row_write, is_transition_batch};
 
 use uuid::Uuid;
 

@@ -158,3 +158,33 @@ pub fn is_single_row_write(ops: &[WriteOp]) -> bool {
             | WriteOp::TouchApiKey { .. }]
     )
 }
+
+impl WriteOp {
+    /// Whether this op is a row of evidence a transition's batch may carry: an artifact,
+    /// token usage, a review, a verdict or a criterion record.
+    pub fn is_evidence(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::InsertArtifact(_)
+                | WriteOp::InsertTokenUsage(_)
+                | WriteOp::InsertReview(_)
+                | WriteOp::InsertVerification(_)
+                | WriteOp::InsertCriterionRecord(_)
+        )
+    }
+}
+
+/// Whether `ops` has the shape of a transition's batch: an optional idempotency marker
+/// first, rows of evidence, one compare-and-set of a story, and last its one event. The
+/// shape the service layer writes for every lifecycle step, which a store may send in one
+/// trip.
+pub fn is_transition_batch(ops: &[WriteOp]) -> bool {
+    let ops = match ops {
+        [WriteOp::BeginIdempotentRequest { .. }, rest @ ..] => rest,
+        all => all,
+    };
+    let [evidence @ .., WriteOp::TransitionStory(_), WriteOp::AppendEvent(_)] = ops else {
+        return false;
+    };
+    evidence.iter().all(WriteOp::is_evidence)
+}

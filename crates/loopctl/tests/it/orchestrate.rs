@@ -205,7 +205,7 @@ fn six_honest_stories_with_dependencies_end_verified_merged_in_order_and_the_bas
     let checked: Vec<&Value> = events.iter().filter(|e| e["event"] == "checked").collect();
     assert!(checked.iter().all(|e| e["success"] == true), "{checked:?}");
     // Each agent had a token of its own, and none outlives its agent.
-    assert_eq!(count(&events, "dispatched"), 12);
+    assert_eq!(count(&events, "dispatched"), 12, "{}", out.stdout);
     let active = lab.run(&lab.orch(), &["dispatch", "list", "--active", "--project", "web", "--format", "json"]).json();
     assert_eq!(active["data"].as_array().map(Vec::len), Some(0), "{active}");
     // The implementer never reviewed or verified its own work: three identities per story.
