@@ -140,10 +140,9 @@ fn private_files(database: &Path, create: bool) -> Result<(), StoreError> {
 
 /// Runs the write loop on a thread of its own, with a runtime of its own. A group commit is
 /// several trips to the connection's worker thread, and after each the loop must run again
-/// before the next statement goes: on the server's runtime it waited in line behind every
-/// request being parsed and answered (the loop over HTTP left the cores 40 % idle while
-/// batches queued), here it runs the moment its answer comes. It ends when the store, the
-/// queue's last sender, is dropped.
+/// before the next statement goes: on the server's runtime it waited in line behind the
+/// requests being parsed and answered, while every write waited for it; here it runs the
+/// moment its answer comes. It ends when the store, the queue's last sender, is dropped.
 fn spawn_writer(writer: SqliteConnection, queue: mpsc::Receiver<Job>) -> Result<(), StoreError> {
     let failed = |err: std::io::Error| StoreError::Backend(format!("cannot start the SQLite writer: {err}"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;

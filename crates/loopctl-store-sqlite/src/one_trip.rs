@@ -3,10 +3,10 @@
 //! Every statement sent is a trip: the write loop hands it to the connection's thread, waits,
 //! and runs again when the answer comes. A transition over HTTP (its savepoint and
 //! Idempotency-Key marker, its event, the compare-and-set) was three trips, a verify five,
-//! and while the server's threads were busy answering requests each wait grew: the writer,
-//! which every write queues for, spent more time between statements than in them. The
-//! batches transitions are made of go instead as one query of several statements, which the
-//! connection's thread runs one after another without coming back.
+//! and while the server's threads were busy answering requests each wait grew: in the seed
+//! loop over HTTP the writer, which every write queues for, spent a third of its time between
+//! statements. The batches transitions are made of go instead as one query of several
+//! statements, which the connection's thread runs one after another without coming back.
 //!
 //! SQLite runs the statements of such a query to the first error, so a failing one stops
 //! the rest. The two outcomes that touch no row without failing (a marker whose pair another
@@ -32,8 +32,8 @@ enum Part<'a> {
 }
 
 /// Enters the batch's savepoint (leaving the previous batch's, when `after_another`) and
-/// applies a batch of the shape [`loopctl_store::is_transition_batch`] admits, in one trip; answers the event's cursor. On an error the
-/// caller rolls the savepoint back.
+/// applies a batch of the shape [`loopctl_store::is_transition_batch`] admits, in one trip;
+/// answers the event's cursor. On an error the caller rolls the savepoint back.
 pub(crate) async fn apply(
     conn: &mut SqliteConnection,
     after_another: bool,
