@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context as _, bail};
 
@@ -18,6 +19,11 @@ const MERGER: [(&str, &str); 4] = [
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    /// Held around every change to the repository's worktrees. Rounds run side by side, and
+    /// git does not lock its worktree list: a `worktree prune` (every removal ends with one)
+    /// deletes the entry another round's `worktree add` has made but not yet filled in, and
+    /// that add fails ("could not open '.git/worktrees/…/gitdir' for writing").
+    worktrees: Arc<Mutex<()>>,
 }
 
 impl Repo {
@@ -26,7 +32,7 @@ impl Repo {
         let dir = path.canonicalize().with_context(|| format!("--repo {} does not exist", path.display()))?;
         let top = git_in(&dir, &["rev-parse", "--show-toplevel"])
             .with_context(|| format!("--repo {} is not in a git repository with a work tree", path.display()))?;
-        Ok(Repo { root: PathBuf::from(top) })
+        Ok(Repo { root: PathBuf::from(top), worktrees: Arc::default() })
     }
 
     /// The repository's own git directory (shared by all its worktrees): where the
@@ -63,20 +69,33 @@ impl Repo {
 
     /// A new worktree at `dir` on a new branch `branch` (replaced if it exists) from `start`.
     pub fn add_branch_worktree(&self, dir: &Path, branch: &str, start: &str) -> anyhow::Result<()> {
-        self.remove_worktree(dir);
+        let _changing = self.changing_worktrees();
+        self.remove_worktree_locked(dir);
         self.git(&["worktree", "add", "--force", "-B", branch, &dir.to_string_lossy(), start])?;
         Ok(())
     }
 
     /// A new worktree at `dir` with `commit` checked out (no branch).
     pub fn add_detached_worktree(&self, dir: &Path, commit: &str) -> anyhow::Result<()> {
-        self.remove_worktree(dir);
+        let _changing = self.changing_worktrees();
+        self.remove_worktree_locked(dir);
         self.git(&["worktree", "add", "--force", "--detach", &dir.to_string_lossy(), commit])?;
         Ok(())
     }
 
     /// Removes a worktree and what was in it; nothing to do when it is gone.
     pub fn remove_worktree(&self, dir: &Path) {
+        let _changing = self.changing_worktrees();
+        self.remove_worktree_locked(dir);
+    }
+
+    /// The lock on the worktree list ([`Repo::worktrees`]); a round that panicked holding it
+    /// left no worktree half made that the next change cannot handle.
+    fn changing_worktrees(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.worktrees.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remove_worktree_locked(&self, dir: &Path) {
         let _ = self.git(&["worktree", "remove", "--force", &dir.to_string_lossy()]);
         let _ = std::fs::remove_dir_all(dir);
         let _ = self.git(&["worktree", "prune"]);
@@ -135,4 +154,39 @@ fn tail(stdout: &[u8], stderr: &[u8]) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(stdout), String::from_utf8_lossy(stderr));
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(5)..].join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four rounds side by side, each adding and removing its worktrees over and over on one
+    /// repository, as `--parallel` runs them: no add is undone by another round's prune.
+    #[test]
+    fn rounds_side_by_side_never_lose_a_worktree_to_each_others_prune() {
+        let root = std::env::temp_dir().join(format!("loopctl-worktrees-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&root).unwrap();
+        let git = |args: &[&str]| git_in(&root, args).unwrap();
+        git(&["init", "-q", "-b", "main"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "base"]);
+        let repo = Repo::open(&root).unwrap();
+        let head = repo.commit_of("main").unwrap();
+        let rounds: Vec<_> = (0..4)
+            .map(|round| {
+                let (repo, head, root) = (repo.clone(), head.clone(), root.clone());
+                std::thread::spawn(move || {
+                    for i in 0..12 {
+                        let dir = root.join(".git").join(format!("wt-{round}-{i}"));
+                        repo.add_detached_worktree(&dir, &head).expect("the worktree is added");
+                        assert!(dir.join(".git").exists(), "round {round}: worktree {i} is there");
+                        repo.remove_worktree(&dir);
+                    }
+                })
+            })
+            .collect();
+        for round in rounds {
+            round.join().expect("a round of adds and removes ends without a failed add");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
