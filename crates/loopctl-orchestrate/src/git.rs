@@ -165,12 +165,12 @@ mod tests {
     #[test]
     fn rounds_side_by_side_never_lose_a_worktree_to_each_others_prune() {
         let root = std::env::temp_dir().join(format!("loopctl-worktrees-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&root).unwrap();
-        let git = |args: &[&str]| git_in(&root, args).unwrap();
+        std::fs::create_dir_all(&root).expect("a folder for the repository");
+        let git = |args: &[&str]| git_in(&root, args).expect("git runs");
         git(&["init", "-q", "-b", "main"]);
         git(&["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "--allow-empty", "-m", "base"]);
-        let repo = Repo::open(&root).unwrap();
-        let head = repo.commit_of("main").unwrap();
+        let repo = Repo::open(&root).expect("the repository opens");
+        let head = repo.commit_of("main").expect("main has a commit");
         let rounds: Vec<_> = (0..4)
             .map(|round| {
                 let (repo, head, root) = (repo.clone(), head.clone(), root.clone());
